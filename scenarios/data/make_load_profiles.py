@@ -1,0 +1,89 @@
+"""Regenerate ``load_profiles.csv`` from the SimBench standard load profiles.
+
+Reads ``LoadProfile.csv`` of the SimBench data set shipped in the installed ``simbench`` package
+(``simbench/networks/1-complete_data-mixed-all-0-sw/LoadProfile.csv``, 15 min resolution, year 2016),
+keeps the active-power columns of a few standard profiles, takes hourly means (each hour is the mean
+of its four quarter-hours starting at HH:00), drops 29 February (2016 is a leap year) so that the year
+has 8760 rows, and scales every column so its annual hourly peak is 1.0. The scale factors (the
+hourly-mean peak in the units of the SimBench file, whose 15 min peak is 1.0) are printed and written
+to ``load_profiles.md``.
+
+Run from the repository root with simbench installed (``pip install .[data]``)::
+
+    python scenarios/data/make_load_profiles.py
+
+Only this script needs simbench; the runtime reads the CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+#: SimBench profile name -> short description (kept in the provenance file).
+PROFILES: dict[str, str] = {
+    "H0-A": "household (BDEW H0 type, variant A)",
+    "H0-B": "household (variant B)",
+    "G0-A": "commercial, general",
+    "G1-A": "commercial, weekdays 8-18 h",
+    "G4-A": "commercial, shops / hairdressers",
+    "L0-A": "agricultural, general",
+}
+SOURCE_DIR = "1-complete_data-mixed-all-0-sw"
+SOURCE_FILE = "LoadProfile.csv"
+SOURCE_YEAR = 2016
+DECIMALS = 5
+HERE = Path(__file__).resolve().parent
+
+
+def source_path() -> Path:
+    """Path of SimBench's LoadProfile.csv inside the installed simbench package."""
+    import simbench  # only the regeneration script needs simbench
+
+    return Path(simbench.__file__).resolve().parent / "networks" / SOURCE_DIR / SOURCE_FILE
+
+
+def build_profiles(path: Path) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Return (hourly profiles normalised to peak 1.0, normalisation factor per column).
+
+    The factor is the annual peak of the hourly means before normalisation (value = raw / factor).
+    """
+    columns = [f"{name}_pload" for name in PROFILES]
+    raw = pd.read_csv(path, sep=";", usecols=["time", *columns])
+    raw.index = pd.to_datetime(raw.pop("time"), format="%d.%m.%Y %H:%M")
+    if raw.index[0] != pd.Timestamp(SOURCE_YEAR, 1, 1) or len(raw) != 366 * 96:
+        raise ValueError(f"unexpected time axis in {path}: starts {raw.index[0]}, {len(raw)} rows")
+    hourly = raw.resample("1h").mean()
+    hourly = hourly[~((hourly.index.month == 2) & (hourly.index.day == 29))]
+    if len(hourly) != 8760:
+        raise ValueError(f"expected 8760 hourly rows after dropping 29 Feb, got {len(hourly)}")
+    hourly.columns = list(PROFILES)
+    factors = {name: float(hourly[name].max()) for name in PROFILES}
+    normalised = hourly / pd.Series(factors)
+    normalised.index.name = "time"
+    return normalised.round(DECIMALS), factors
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE / "load_profiles.csv")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    path = source_path()
+    profiles, factors = build_profiles(path)
+    profiles.to_csv(args.out, date_format="%Y-%m-%d %H:%M", float_format=f"%.{DECIMALS}f")
+    version = importlib.metadata.version("simbench")
+    logger.info("simbench %s, %s -> %s (%d rows)", version, path, args.out, len(profiles))
+    for name, factor in factors.items():
+        logger.info("  %s: hourly peak before normalisation %.6f, annual sum %.3f h",
+                    name, factor, profiles[name].sum())
+
+
+if __name__ == "__main__":
+    main()
