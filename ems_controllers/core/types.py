@@ -1,0 +1,128 @@
+"""Typed unit and microgrid data shared by every EMS strategy.
+
+Frozen dataclasses with units in field names. Signs: generation positive, battery power positive when
+charging (pandapower's storage convention), exchange positive when the MG imports from the network.
+These types carry no mosaik and no solver; adapters build them from JSON-able dicts with ``from_dict``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Self
+
+
+def _from_dict[T](cls: type[T], data: dict[str, Any]) -> T:
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class DieselUnit:
+    """Dispatchable diesel generator; cost per hour = a2*P^2 + a1*P + a0 while on."""
+
+    p_max_mw: float
+    p_min_mw: float = 0.0
+    a2_per_mw2h: float = 0.0
+    a1_per_mwh: float = 0.0
+    a0_per_h: float = 0.0
+    startup_cost: float = 0.0
+    ramp_up_mw_per_h: float = math.inf
+    ramp_down_mw_per_h: float = math.inf
+
+    def cost_per_h(self, p_mw: float) -> float:
+        """Running cost rate at output ``p_mw`` (zero when off)."""
+        if p_mw <= 1e-9:
+            return 0.0
+        return self.a2_per_mw2h * p_mw**2 + self.a1_per_mwh * p_mw + self.a0_per_h
+
+    def marginal_cost_per_mwh(self, p_mw: float) -> float:
+        return 2.0 * self.a2_per_mw2h * p_mw + self.a1_per_mwh
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class Battery:
+    """Battery energy storage: SoC_{t+1} = SoC_t + (eta_ch*P_ch - P_dis/eta_dis)*dt_h."""
+
+    e_max_mwh: float
+    e_init_mwh: float
+    p_ch_max_mw: float
+    p_dis_max_mw: float
+    eta_ch: float = 1.0
+    eta_dis: float = 1.0
+    e_min_mwh: float = 0.0
+    e_final_mwh: float | None = None
+
+    def max_charge_mw(self, e_mwh: float, dt_h: float) -> float:
+        """Largest charging power that keeps SoC <= e_max over ``dt_h``."""
+        room = max(self.e_max_mwh - e_mwh, 0.0)
+        return min(self.p_ch_max_mw, room / (self.eta_ch * dt_h))
+
+    def max_discharge_mw(self, e_mwh: float, dt_h: float) -> float:
+        """Largest discharging power that keeps SoC >= e_min over ``dt_h``."""
+        avail = max(e_mwh - self.e_min_mwh, 0.0)
+        return min(self.p_dis_max_mw, avail * self.eta_dis / dt_h)
+
+    def next_e_mwh(self, e_mwh: float, p_mw: float, dt_h: float) -> float:
+        """SoC after applying ``p_mw`` (+ charge) for ``dt_h``."""
+        if p_mw >= 0:
+            return e_mwh + self.eta_ch * p_mw * dt_h
+        return e_mwh + p_mw / self.eta_dis * dt_h
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """Prices for energy bought from and sold to the level above, one value per step of a day."""
+
+    buy_price_per_mwh: tuple[float, ...]
+    sell_price_per_mwh: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.buy_price_per_mwh) != len(self.sell_price_per_mwh):
+            raise ValueError("Tariff: buy and sell price series differ in length")
+
+    def at(self, step_of_day: int) -> tuple[float, float]:
+        n = len(self.buy_price_per_mwh)
+        return self.buy_price_per_mwh[step_of_day % n], self.sell_price_per_mwh[step_of_day % n]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(tuple(data["buy_price_per_mwh"]), tuple(data["sell_price_per_mwh"]))
+
+
+@dataclass(frozen=True)
+class Microgrid:
+    """One microgrid (or the network operator's own units) as an EMS sees it."""
+
+    name: str
+    diesel: DieselUnit | None = None
+    battery: Battery | None = None
+    pcc_max_mw: float = math.inf
+    res_curtailment_price_per_mwh: float = 0.0
+    load_shed_price_per_mwh: float = 1000.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        data = dict(data)
+        diesel = data.pop("diesel", None)
+        battery = data.pop("battery", None)
+        return cls(
+            diesel=DieselUnit.from_dict(diesel) if diesel else None,
+            battery=Battery.from_dict(battery) if battery else None,
+            **data,
+        )

@@ -1,0 +1,332 @@
+"""Scenario configuration: typed, strict, validated before any simulator starts.
+
+A config is a TOML file. ``load_config(path, overrides)`` parses it, applies ``--set key=value``
+overrides (dotted keys; ``mgs.MG1.battery.e_max_mwh`` addresses an MG by name), validates the schema
+(pydantic, unknown keys rejected) and the cross-field rules (horizons, data files), and raises
+``ConfigError`` whose message names the bad field. Checks that need the grid (bus numbers) run in
+``validate_against_net``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+class ConfigError(ValueError):
+    """A scenario config or its data is invalid; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+NonNeg = Field(ge=0)
+
+
+class DieselCfg(_Strict):
+    p_max_mw: float = Field(gt=0)
+    p_min_mw: float = Field(default=0.0, ge=0)
+    a2_per_mw2h: float = Field(default=0.0, ge=0)
+    a1_per_mwh: float = Field(default=0.0, ge=0)
+    a0_per_h: float = Field(default=0.0, ge=0)
+    startup_cost: float = Field(default=0.0, ge=0)
+    ramp_up_mw_per_h: float = Field(default=math.inf, gt=0)
+    ramp_down_mw_per_h: float = Field(default=math.inf, gt=0)
+
+    @model_validator(mode="after")
+    def _limits(self) -> DieselCfg:
+        if self.p_min_mw > self.p_max_mw:
+            raise ValueError("p_min_mw exceeds p_max_mw")
+        return self
+
+
+class BatteryCfg(_Strict):
+    e_max_mwh: float = Field(gt=0)
+    e_init_mwh: float = Field(ge=0)
+    e_final_mwh: float | None = Field(default=None, ge=0)
+    e_min_mwh: float = Field(default=0.0, ge=0)
+    p_ch_max_mw: float = Field(gt=0)
+    p_dis_max_mw: float = Field(gt=0)
+    eta_ch: float = Field(default=1.0, gt=0, le=1)
+    eta_dis: float = Field(default=1.0, gt=0, le=1)
+    grid_forming: bool = True
+
+    @model_validator(mode="after")
+    def _energy(self) -> BatteryCfg:
+        for name in ("e_init_mwh", "e_final_mwh", "e_min_mwh"):
+            v = getattr(self, name)
+            if v is not None and v > self.e_max_mwh:
+                raise ValueError(f"{name} ({v}) exceeds e_max_mwh ({self.e_max_mwh})")
+        if self.e_init_mwh < self.e_min_mwh:
+            raise ValueError("e_init_mwh is below e_min_mwh")
+        return self
+
+
+class LoadCfg(_Strict):
+    p_peak_mw: float = Field(ge=0)
+    profile: str = "H0-A"
+    cos_phi: float = Field(default=0.95, gt=0, le=1)
+
+
+class PvCfg(_Strict):
+    p_peak_mw: float = Field(ge=0)
+    tilt_deg: float = Field(default=30.0, ge=0, le=90)
+    azimuth_deg: float = Field(default=180.0, ge=0, lt=360)
+
+
+class WindCfg(_Strict):
+    p_rated_mw: float = Field(ge=0)
+    turbine_type: str = "E-82/2350"
+    hub_height_m: float = Field(default=98.0, gt=0)
+
+
+class UnitsCfg(_Strict):
+    """What an MG or the network operator owns at one bus."""
+
+    bus: int = Field(ge=0, description="pandapower bus index (0-based) of the feeder bus it hangs on")
+    load: LoadCfg | None = None
+    pv: PvCfg | None = None
+    wind: WindCfg | None = None
+    diesel: DieselCfg | None = None
+    battery: BatteryCfg | None = None
+
+
+class MgCfg(UnitsCfg):
+    name: str = Field(min_length=1)
+    pcc_max_mw: float = Field(default=5.0, gt=0)
+    pcc_line_length_km: float = Field(default=0.1, gt=0)
+
+
+class GridCfg(_Strict):
+    net: str = "case33bw"
+    vm_min_pu: float = Field(default=0.95, gt=0)
+    vm_max_pu: float = Field(default=1.05, gt=0)
+    ext_grid_vm_pu: float = Field(default=1.0, gt=0)
+    trunk_lines: list[int] = Field(default_factory=list)
+    trunk_max_i_ka: float = Field(default=0.4, gt=0)
+    line_max_i_ka: float = Field(default=0.25, gt=0)
+    tie_lines: list[int] = Field(default_factory=list)
+    tie_switches_closed: bool = False
+    feeder_load_profile: str = "G0-A"
+    feeder_load_scale: float = Field(default=1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _band(self) -> GridCfg:
+        if self.vm_min_pu >= self.vm_max_pu:
+            raise ValueError("vm_min_pu must be below vm_max_pu")
+        return self
+
+
+class TariffCfg(_Strict):
+    buy_price_per_mwh: list[float]
+    sell_price_per_mwh: list[float]
+
+    @field_validator("buy_price_per_mwh", "sell_price_per_mwh")
+    @classmethod
+    def _finite(cls, v: list[float]) -> list[float]:
+        if not all(math.isfinite(x) for x in v):
+            raise ValueError("holds a non-finite price")
+        return v
+
+
+class ForecastCfg(_Strict):
+    error_std: float = Field(default=0.0, ge=0, description="fraction of rated power")
+    every_s: int = Field(default=86400, gt=0)
+    horizon_steps: int = Field(default=24, gt=0)
+
+
+class EmsCfg(_Strict):
+    mip_rel_gap: float = Field(default=1e-3, gt=0, lt=1)
+    time_limit_s: float = Field(default=60.0, gt=0)
+    rolling: bool = False
+
+
+class PenaltyCfg(_Strict):
+    res_curtailment_price_per_mwh: float = Field(default=20.0, ge=0)
+    load_shed_price_per_mwh: float = Field(default=1000.0, ge=0)
+
+
+class RunCfg(_Strict):
+    separate_processes: list[Literal["grid", "profiles", "ems", "recorder"]] = Field(default_factory=list)
+    recorder_buffer_steps: int = Field(default=24, gt=0)
+
+
+class ScenarioCfg(_Strict):
+    name: str
+    start: str = "2019-06-15 00:00:00"
+    step_s: int = Field(default=3600, gt=0)
+    days: int = Field(default=1, gt=0)
+    seed: int = 0
+    load_profiles_file: str = "load_profiles.csv"
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: str) -> str:
+        try:
+            pd.Timestamp(v)
+        except ValueError as exc:
+            raise ValueError(f"not a timestamp: {v!r}") from exc
+        return v
+
+
+class Config(_Strict):
+    scenario: ScenarioCfg
+    grid: GridCfg = GridCfg()
+    tariff: TariffCfg
+    forecast: ForecastCfg = ForecastCfg()
+    ems: EmsCfg = EmsCfg()
+    penalties: PenaltyCfg = PenaltyCfg()
+    run: RunCfg = RunCfg()
+    dn: UnitsCfg | None = None
+    mgs: list[MgCfg] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _cross(self) -> Config:
+        if 86400 % self.scenario.step_s:
+            raise ValueError("scenario.step_s must divide a day (86400 s)")
+        steps_per_day = 86400 // self.scenario.step_s
+        for key in ("buy_price_per_mwh", "sell_price_per_mwh"):
+            n = len(getattr(self.tariff, key))
+            if n != steps_per_day:
+                raise ValueError(f"tariff.{key} has {n} values, a day has {steps_per_day} steps "
+                                 f"of scenario.step_s={self.scenario.step_s}")
+        if any(s > b for s, b in zip(self.tariff.sell_price_per_mwh, self.tariff.buy_price_per_mwh)):
+            raise ValueError("tariff.sell_price_per_mwh exceeds buy_price_per_mwh in some step")
+        if self.forecast.every_s % self.scenario.step_s:
+            raise ValueError("forecast.every_s must be a multiple of scenario.step_s")
+        if self.forecast.horizon_steps * self.scenario.step_s < self.forecast.every_s:
+            raise ValueError("forecast.horizon_steps does not reach the next planning time "
+                             "(forecast.every_s)")
+        names = [m.name for m in self.mgs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"mgs: duplicate MG names {names}")
+        if "DN" in names:
+            raise ValueError("mgs: 'DN' is reserved for the network operator")
+        return self
+
+    @property
+    def dt_h(self) -> float:
+        return self.scenario.step_s / 3600.0
+
+    @property
+    def n_steps(self) -> int:
+        return self.scenario.days * 86400 // self.scenario.step_s
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+
+def _format_validation_error(exc: ValidationError, raw: dict[str, Any]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        parts: list[str] = []
+        for i, p in enumerate(loc):
+            if isinstance(p, int) and i > 0 and loc[i - 1] == "mgs":
+                try:
+                    parts[-1] = f"mgs[{p}] ({raw['mgs'][p].get('name', '?')})"
+                    continue
+                except (KeyError, IndexError, AttributeError, TypeError):
+                    pass
+            parts.append(str(p))
+        field = ".".join(parts) or "<root>"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{field}: {msg}")
+    return "; ".join(lines)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` overrides (dotted keys, TOML literals; MGs addressed by name or index)."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        node: Any = raw
+        for i, p in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                match = [m for m in node if isinstance(m, dict) and m.get("name") == p]
+                if match:
+                    node = match[0]
+                elif p.isdigit() and int(p) < len(node):
+                    node = node[int(p)]
+                else:
+                    raise ConfigError(f"--set {key}: no entry {p!r} in {'.'.join(parts[:i]) or 'config'}")
+            else:
+                node = node.setdefault(p, {})
+        if isinstance(node, list):
+            raise ConfigError(f"--set {key}: cannot set a list element this way")
+        node[parts[-1]] = _parse_value(text.strip())
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[Config, Path]:
+    """Read, override and validate a scenario config; returns it and the folder of its data files."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_format_validation_error(exc, raw)}") from None
+    validate_data(cfg, path.parent)
+    return cfg, path.parent
+
+
+def load_profiles_path(cfg: Config, data_dir: Path) -> Path:
+    p = Path(cfg.scenario.load_profiles_file)
+    return p if p.is_absolute() else data_dir / p
+
+
+def validate_data(cfg: Config, data_dir: Path) -> None:
+    """Data files exist, hold no NaN, name the profiles the config uses and cover a year of hours."""
+    path = load_profiles_path(cfg, data_dir)
+    field = "scenario.load_profiles_file"
+    if not path.is_file():
+        raise ConfigError(f"{field}: file not found: {path}")
+    try:
+        df = pd.read_csv(path, comment="#")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise ConfigError(f"{field}: cannot read {path}: {exc}") from None
+    wanted: dict[str, str] = {"grid.feeder_load_profile": cfg.grid.feeder_load_profile}
+    for i, mg in enumerate(cfg.mgs):
+        if mg.load is not None:
+            wanted[f"mgs[{i}] ({mg.name}).load.profile"] = mg.load.profile
+    if cfg.dn is not None and cfg.dn.load is not None:
+        wanted["dn.load.profile"] = cfg.dn.load.profile
+    for where, name in wanted.items():
+        if name not in df.columns:
+            cols = [c for c in df.columns if c.lower() not in ("hour", "time")]
+            raise ConfigError(f"{where}: profile {name!r} not in {path.name} (has {cols})")
+        col = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
+        if np.isnan(col).any():
+            bad = int(np.flatnonzero(np.isnan(col))[0])
+            raise ConfigError(f"{where}: profile {name!r} in {path.name} holds NaN or non-numbers "
+                              f"(first at row {bad})")
+        if len(col) < 8760:
+            raise ConfigError(f"{where}: profile {name!r} in {path.name} has {len(col)} hourly values, "
+                              "a year needs 8760")
