@@ -1,8 +1,8 @@
 """Regenerate ``load_profiles.csv`` from the SimBench standard load profiles.
 
 Reads ``LoadProfile.csv`` of the SimBench data set shipped in the installed ``simbench`` package
-(``simbench/networks/1-complete_data-mixed-all-0-sw/LoadProfile.csv``, 15 min resolution, year 2016),
-keeps the active-power columns of a few standard profiles, takes hourly means (each hour is the mean
+(``simbench/networks/1-complete_data-mixed-all-0-sw/LoadProfile.csv``, 15 min resolution, year 2016,
+German wall-clock time with daylight saving), re-stamps the rows on CET (UTC+1) standard time, keeps the active-power columns of a few standard profiles, takes hourly means (each hour is the mean
 of its four quarter-hours starting at HH:00), drops 29 February (2016 is a leap year) so that the year
 has 8760 rows, and scales every column so its annual hourly peak is 1.0. The scale factors (the
 hourly-mean peak in the units of the SimBench file, whose 15 min peak is 1.0) are printed and written
@@ -38,6 +38,8 @@ PROFILES: dict[str, str] = {
 SOURCE_DIR = "1-complete_data-mixed-all-0-sw"
 SOURCE_FILE = "LoadProfile.csv"
 SOURCE_YEAR = 2016
+SOURCE_TZ = "Europe/Berlin"
+STANDARD_TZ = "Etc/GMT-1"  # CET all year (POSIX sign)
 DECIMALS = 5
 HERE = Path(__file__).resolve().parent
 
@@ -56,9 +58,16 @@ def build_profiles(path: Path) -> tuple[pd.DataFrame, dict[str, float]]:
     """
     columns = [f"{name}_pload" for name in PROFILES]
     raw = pd.read_csv(path, sep=";", usecols=["time", *columns])
-    raw.index = pd.to_datetime(raw.pop("time"), format="%d.%m.%Y %H:%M")
-    if raw.index[0] != pd.Timestamp(SOURCE_YEAR, 1, 1) or len(raw) != 366 * 96:
-        raise ValueError(f"unexpected time axis in {path}: starts {raw.index[0]}, {len(raw)} rows")
+    wall = pd.DatetimeIndex(pd.to_datetime(raw.pop("time"), format="%d.%m.%Y %H:%M"))
+    # SimBench stamps are German wall-clock time with daylight saving (27 March 02:00-02:45 missing,
+    # 30 October 02:00-02:45 twice). Re-stamp the rows in order on a fixed UTC+1 (CET) clock and
+    # check that this is the same instant as the wall-clock stamps.
+    raw.index = pd.date_range(f"{SOURCE_YEAR}-01-01", periods=len(raw), freq="15min")
+    if len(raw) != 366 * 96 or wall[0] != raw.index[0]:
+        raise ValueError(f"unexpected time axis in {path}: starts {wall[0]}, {len(raw)} rows")
+    instants = wall.tz_localize(SOURCE_TZ, ambiguous="infer").tz_convert(STANDARD_TZ)
+    if not (instants.tz_localize(None) == raw.index).all():
+        raise ValueError(f"{path}: time stamps are not consecutive quarter-hours of {SOURCE_TZ}")
     hourly = raw.resample("1h").mean()
     hourly = hourly[~((hourly.index.month == 2) & (hourly.index.day == 29))]
     if len(hourly) != 8760:
