@@ -1,0 +1,604 @@
+"""PV, wind and load profiles: actual power each step and day-ahead forecasts at planning times.
+
+The module has two halves:
+
+* **Math** (pure functions, no mosaik): one year of hourly power (8760 values) per unit,
+  :func:`pv_profile_p_mw`, :func:`wind_profile_p_mw`, :func:`load_profile_p_mw`; sampling of that
+  periodic hourly series at arbitrary steps, :func:`step_means_p_mw`; the forecast error model,
+  :func:`forecast_p_mw`.
+* **Adapter** :class:`ProfileSim` (a ``mosaik_api_v3.Simulator``) that only translates.
+
+Time axis
+---------
+Every profile is a 365-day year of 8760 hourly values; value *i* is the mean power over
+hour-of-year *i* (``[i, i+1)`` h after 1 January 00:00). A run's time 0 is the hour-of-year of the
+sim param ``start``, counted in a 365-day calendar: in a leap year 29 February is skipped (a start on
+29 February is treated as 28 February). Runs longer than a year wrap around to 1 January.
+A step at time *t* outputs the mean of the hourly series over ``[t, t + step)``: with the default
+``step_size=3600`` that is exactly one hourly value; shorter steps hold the hour's value (the energy
+is preserved, there is no intra-hour variability); longer or unaligned steps give the time-weighted
+mean of the hours they cover.
+
+Weather (PV, wind)
+------------------
+pvlib's shipped TMY3 file ``723170TYA.CSV`` (Greensboro NC, 36.1 N, 79.95 W, 273 m), read with
+``pvlib.iotools.read_tmy3(map_variables=True)``. TMY3 rows are hour-ending in local standard time
+(UTC-5, no daylight saving), ``01:00`` .. ``24:00``, with the months taken from different years. We
+ignore the file's dates and use the rows in file order: row *i* (ending at hour *i+1*) describes
+hour-of-year *i*, re-dated to the scenario year (from ``start``, 29 February skipped) in the fixed
+UTC-5 zone. So the local standard time of the weather site is the scenario clock; no time-zone
+shift is applied. The load profiles are likewise in local standard time (SimBench's CET, daylight
+saving removed, see ``scenarios/data/load_profiles.md``): every profile is "local standard time,
+hour-of-year", and the scenario clock has no daylight saving. Solar position is taken at
+the middle of each hour. The file's albedo column is empty (0); a constant 0.2 is used instead.
+
+PV model (PVWatts)
+------------------
+Hay-Davies transposition to a fixed plane (``tilt_deg``, ``azimuth_deg``: 180 = south), physical IAM
+on the beam component, SAPM cell temperature (open rack, glass/polymer) from air temperature and
+10 m wind speed, ``pvwatts_dc`` with ``gamma_pdc = -0.4 %/K``, PVWatts default system losses
+(14.08 %), ``pvwatts`` inverter with nominal efficiency 0.96 and DC/AC ratio 1.0. ``p_peak_mw`` is
+the DC nameplate; AC output never exceeds ``0.96 * p_peak_mw``.
+
+Wind model (windpowerlib)
+-------------------------
+``windpowerlib.ModelChain`` with a named turbine from windpowerlib's shipped turbine library (its
+power curve), the TMY wind speed measured at 10 m, logarithmic height correction with roughness
+length 0.15 m, barometric density, linear temperature gradient, no density correction of the power
+curve. The power is scaled so the turbine's nominal power maps to ``p_rated_mw``.
+
+Load model
+----------
+``p_mw = p_peak_mw * profile`` with the SimBench standard profiles of
+``scenarios/data/load_profiles.csv`` (each normalised to an annual peak of 1.0, see
+``load_profiles.md``); ``q_mvar = p_mw * tan(acos(cos_phi))`` (inductive, consuming, for
+``0 < cos_phi <= 1``).
+
+Forecast error model
+--------------------
+At a planning time the forecast for the next ``H = forecast_horizon_steps`` steps is
+``f_k = a_k + e_k`` with ``e_k = sum_{j<=k} z_j * sigma / sqrt(H)``, ``z_j ~ N(0, 1)`` i.i.d.,
+``k = 0 .. H-1``: a Gaussian random walk whose standard deviation grows with lead time as
+``sigma * sqrt((k+1)/H)`` and reaches ``sigma`` at the end of the horizon, errors being correlated
+in time as real forecast errors are. ``sigma = forecast_error_std * rating`` (``p_peak_mw`` or
+``p_rated_mw``). The result is clipped to ``[0, rating]`` for PV and wind and to ``>= 0`` for loads;
+a PV forecast is 0 wherever the actual value is 0 (night). ``forecast_error_std = 0`` returns the
+actual values exactly. The random numbers come from
+``numpy.random.default_rng([seed, crc32(eid), planning_time_s])``: the same seed gives the same
+forecasts regardless of which other entities exist or in which order they are created.
+
+mosaik specifics
+----------------
+The simulator is ``hybrid``: ``p_mw`` and ``q_mvar`` are persistent outputs, ``forecast_p_mw`` is
+*non-persistent*: between planning times it is omitted from ``get_data``, so mosaik forwards nothing
+(mosaik 3.7 skips missing non-persistent outputs silently, whereas a missing *persistent* output makes
+it warn and pass ``None``). A consumer should connect ``forecast_p_mw`` to a ``trigger`` input of an
+event-based or hybrid simulator; mosaik warns (UserWarning) when a non-persistent output is
+connected to a non-trigger input (e.g. of a time-based simulator).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import logging
+import math
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mosaik_api_v3
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+HOURS_PER_YEAR = 8760
+S_PER_H = 3600
+TMY_FILE = "723170TYA.CSV"
+DEFAULT_TURBINE_TYPE = "E-82/2350"
+DEFAULT_HUB_HEIGHT_M = 108.0
+WIND_MEASUREMENT_HEIGHT_M = 10.0
+ROUGHNESS_LENGTH_M = 0.15
+PV_ALBEDO = 0.2
+PV_GAMMA_PDC_PER_K = -0.004
+PV_INVERTER_ETA = 0.96
+
+
+# --------------------------------------------------------------------------------------------------
+# Calendar
+# --------------------------------------------------------------------------------------------------
+def year_index(year: int) -> pd.DatetimeIndex:
+    """The 8760 hour-beginning time stamps of ``year`` in a 365-day calendar (29 February dropped)."""
+    idx = pd.date_range(f"{year}-01-01", f"{year + 1}-01-01", freq="h", inclusive="left")
+    idx = idx[~((idx.month == 2) & (idx.day == 29))]
+    if len(idx) != HOURS_PER_YEAR:  # pragma: no cover - pandas guarantees this
+        raise RuntimeError(f"calendar of {year} has {len(idx)} hours")
+    return idx
+
+
+def start_offset_s(start: str | pd.Timestamp) -> float:
+    """Seconds since 1 January 00:00 of ``start``'s year, in a 365-day calendar.
+
+    In a leap year the days after 29 February move back by one; 29 February itself counts as
+    28 February.
+    """
+    ts = pd.Timestamp(start)
+    day = ts.dayofyear - 1
+    if ts.is_leap_year and ts.month > 2:
+        day -= 1
+    elif ts.is_leap_year and ts.month == 2 and ts.day == 29:
+        day -= 1
+    return float(day * 86400 + ts.hour * 3600 + ts.minute * 60 + ts.second)
+
+
+# --------------------------------------------------------------------------------------------------
+# Input data
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Weather:
+    """One year of hourly weather at a site; row i = hour-of-year i (hour-beginning index).
+
+    ``frame`` columns: ghi, dni, dhi (W/m2), temp_air (degC), wind_speed (m/s, at 10 m),
+    pressure (Pa). Hashing is by identity (cached per year by :func:`tmy_weather`).
+    """
+
+    frame: pd.DataFrame
+    latitude: float
+    longitude: float
+    altitude_m: float
+
+
+def tmy_path() -> Path:
+    import pvlib
+
+    return Path(pvlib.__file__).resolve().parent / "data" / TMY_FILE
+
+
+@functools.lru_cache(maxsize=8)
+def tmy_weather(year: int) -> Weather:
+    """pvlib's Greensboro TMY3 file re-dated to ``year`` (see the module docstring)."""
+    import pvlib
+
+    raw, meta = pvlib.iotools.read_tmy3(str(tmy_path()), map_variables=True)
+    if len(raw) != HOURS_PER_YEAR:
+        raise ValueError(f"{TMY_FILE}: expected {HOURS_PER_YEAR} rows, got {len(raw)}")
+    tz = f"Etc/GMT{-int(meta['TZ']):+d}"  # POSIX sign: UTC-5 is Etc/GMT+5
+    index = year_index(year).tz_localize(tz)
+    frame = pd.DataFrame(
+        {
+            "ghi": raw["ghi"].to_numpy(dtype=float),
+            "dni": raw["dni"].to_numpy(dtype=float),
+            "dhi": raw["dhi"].to_numpy(dtype=float),
+            "temp_air": raw["temp_air"].to_numpy(dtype=float),
+            "wind_speed": raw["wind_speed"].to_numpy(dtype=float),
+            "pressure": raw["pressure"].to_numpy(dtype=float) * 100.0,  # mbar -> Pa
+        },
+        index=index,
+    )
+    return Weather(frame, float(meta["latitude"]), float(meta["longitude"]), float(meta["altitude"]))
+
+
+@functools.lru_cache(maxsize=1)
+def load_profiles() -> pd.DataFrame:
+    """The normalised hourly load profiles (8760 rows, one column per profile, peak 1.0)."""
+    source = importlib.resources.files("scenarios") / "data" / "load_profiles.csv"
+    with importlib.resources.as_file(source) as path:
+        frame = pd.read_csv(path, index_col="time")
+    if len(frame) != HOURS_PER_YEAR:
+        raise ValueError(f"{source}: expected {HOURS_PER_YEAR} rows, got {len(frame)}")
+    return frame
+
+
+def load_profile_names() -> list[str]:
+    return list(load_profiles().columns)
+
+
+@functools.lru_cache(maxsize=1)
+def turbine_types() -> tuple[str, ...]:
+    """Turbine types of windpowerlib's shipped library that have a power curve."""
+    import windpowerlib
+
+    path = Path(windpowerlib.__file__).resolve().parent / "oedb" / "turbine_data.csv"
+    data = pd.read_csv(path, usecols=["turbine_type", "has_power_curve"])
+    has_curve = data["has_power_curve"].astype(str).str.lower() == "true"
+    return tuple(sorted(data.loc[has_curve, "turbine_type"]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------------
+def _check_positive(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def _check_profile(profile: str) -> str:
+    names = load_profile_names()
+    if profile not in names:
+        raise ValueError(f"profile: unknown load profile {profile!r}; valid: {', '.join(names)}")
+    return profile
+
+
+def _check_turbine(turbine_type: str) -> str:
+    valid = turbine_types()
+    if turbine_type not in valid:
+        raise ValueError(
+            f"turbine_type: unknown turbine {turbine_type!r}; valid (windpowerlib library): "
+            f"{', '.join(valid)}"
+        )
+    return turbine_type
+
+
+# --------------------------------------------------------------------------------------------------
+# Annual hourly profiles
+# --------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _pv_per_unit(tilt_deg: float, azimuth_deg: float, weather: Weather) -> np.ndarray:
+    """AC power per unit DC nameplate, 8760 hourly values (see module docstring)."""
+    import pvlib
+
+    w = weather.frame
+    mid = w.index + pd.Timedelta(minutes=30)
+    sun = pvlib.solarposition.get_solarposition(
+        mid, weather.latitude, weather.longitude, altitude=weather.altitude_m,
+        pressure=w["pressure"].to_numpy(), temperature=w["temp_air"].to_numpy(),
+    )
+    dni_extra = pvlib.irradiance.get_extra_radiation(mid)
+    airmass = pvlib.atmosphere.get_relative_airmass(sun["apparent_zenith"])
+    poa = pvlib.irradiance.get_total_irradiance(
+        tilt_deg, azimuth_deg, sun["apparent_zenith"], sun["azimuth"],
+        w["dni"].to_numpy(), w["ghi"].to_numpy(), w["dhi"].to_numpy(),
+        dni_extra=dni_extra.to_numpy(), airmass=airmass.to_numpy(), albedo=PV_ALBEDO,
+        model="haydavies",
+    )
+    aoi = pvlib.irradiance.aoi(tilt_deg, azimuth_deg, sun["apparent_zenith"], sun["azimuth"])
+    iam = np.nan_to_num(np.asarray(pvlib.iam.physical(aoi), dtype=float), nan=0.0)
+    poa_direct = np.nan_to_num(np.asarray(poa["poa_direct"], dtype=float), nan=0.0)
+    poa_diffuse = np.nan_to_num(np.asarray(poa["poa_diffuse"], dtype=float), nan=0.0)
+    effective = np.clip(poa_direct * iam + poa_diffuse, 0.0, None)
+    params = pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]["open_rack_glass_polymer"]
+    temp_cell = pvlib.temperature.sapm_cell(
+        poa_direct + poa_diffuse, w["temp_air"].to_numpy(), w["wind_speed"].to_numpy(), **params
+    )
+    pdc = pvlib.pvsystem.pvwatts_dc(effective, temp_cell, 1.0, PV_GAMMA_PDC_PER_K)
+    pdc = np.asarray(pdc, dtype=float) * (1.0 - pvlib.pvsystem.pvwatts_losses() / 100.0)
+    pac = pvlib.inverter.pvwatts(pdc, 1.0, eta_inv_nom=PV_INVERTER_ETA)
+    out = np.clip(np.nan_to_num(np.asarray(pac, dtype=float), nan=0.0), 0.0, 1.0)
+    out[w["ghi"].to_numpy() <= 0.0] = 0.0
+    out.setflags(write=False)
+    return out
+
+
+def pv_profile_p_mw(
+    p_peak_mw: float, tilt_deg: float, azimuth_deg: float, weather: Weather
+) -> np.ndarray:
+    """Hourly AC power (MW) of a PV system of DC nameplate ``p_peak_mw`` over one year (8760)."""
+    p_peak_mw = _check_positive("p_peak_mw", p_peak_mw)
+    if not 0.0 <= float(tilt_deg) <= 90.0:
+        raise ValueError(f"tilt_deg must be in [0, 90], got {tilt_deg!r}")
+    if not 0.0 <= float(azimuth_deg) <= 360.0:
+        raise ValueError(f"azimuth_deg must be in [0, 360], got {azimuth_deg!r}")
+    return p_peak_mw * _pv_per_unit(float(tilt_deg), float(azimuth_deg), weather)
+
+
+@functools.lru_cache(maxsize=64)
+def _wind_per_unit(turbine_type: str, hub_height_m: float, weather: Weather) -> np.ndarray:
+    """Power per unit of the turbine's nominal power, 8760 hourly values."""
+    from windpowerlib import ModelChain, WindTurbine
+
+    try:
+        turbine = WindTurbine(hub_height=hub_height_m, turbine_type=turbine_type)
+    except ValueError as exc:  # windpowerlib: hub height below half the rotor diameter
+        raise ValueError(f"hub_height_m: {hub_height_m} m invalid for {turbine_type}: {exc}") from exc
+    w = weather.frame
+    frame = pd.DataFrame(
+        {
+            ("wind_speed", WIND_MEASUREMENT_HEIGHT_M): w["wind_speed"].to_numpy(),
+            ("temperature", 2.0): w["temp_air"].to_numpy() + 273.15,
+            ("pressure", 0.0): w["pressure"].to_numpy(),
+            ("roughness_length", 0.0): ROUGHNESS_LENGTH_M,
+        },
+        index=w.index,
+    )
+    frame.columns.names = ["variable_name", "height"]
+    chain = ModelChain(turbine, wind_speed_model="logarithmic").run_model(frame)
+    out = np.asarray(chain.power_output, dtype=float) / float(turbine.nominal_power)
+    out = np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0)
+    out.setflags(write=False)
+    return out
+
+
+def wind_profile_p_mw(
+    p_rated_mw: float, turbine_type: str, hub_height_m: float, weather: Weather
+) -> np.ndarray:
+    """Hourly power (MW) of a wind unit of rating ``p_rated_mw`` over one year (8760 values)."""
+    p_rated_mw = _check_positive("p_rated_mw", p_rated_mw)
+    _check_turbine(turbine_type)
+    hub_height_m = float(hub_height_m)
+    if not math.isfinite(hub_height_m) or hub_height_m <= WIND_MEASUREMENT_HEIGHT_M:
+        raise ValueError(f"hub_height_m must be > {WIND_MEASUREMENT_HEIGHT_M} m, got {hub_height_m!r}")
+    return p_rated_mw * _wind_per_unit(turbine_type, hub_height_m, weather)
+
+
+def load_profile_p_mw(profile: str, p_peak_mw: float) -> np.ndarray:
+    """Hourly active power (MW) of a load of annual peak ``p_peak_mw`` (8760 values)."""
+    p_peak_mw = _check_positive("p_peak_mw", p_peak_mw)
+    _check_profile(profile)
+    return p_peak_mw * load_profiles()[profile].to_numpy(dtype=float)
+
+
+def q_from_cos_phi_mvar(p_mw: np.ndarray | float, cos_phi: float) -> np.ndarray:
+    """Reactive power (MVAr, inductive = positive) for active power ``p_mw`` at ``cos_phi``."""
+    return np.asarray(p_mw, dtype=float) * math.tan(math.acos(cos_phi))
+
+
+# --------------------------------------------------------------------------------------------------
+# Sampling the periodic hourly series at steps
+# --------------------------------------------------------------------------------------------------
+def step_means_p_mw(hourly_p_mw: np.ndarray, start_s: float, step_s: float, n: int) -> np.ndarray:
+    """Mean power over ``[start_s + k*step_s, start_s + (k+1)*step_s)`` for ``k = 0 .. n-1``.
+
+    ``hourly_p_mw`` is one year of hourly means (piecewise constant, periodic: a run past the end of
+    the year wraps to its start). ``start_s`` is in seconds since hour-of-year 0.
+    """
+    if step_s <= 0:
+        raise ValueError(f"step must be > 0 s, got {step_s!r}")
+    hours = len(hourly_p_mw)
+    if start_s % S_PER_H == 0 and step_s == S_PER_H:
+        idx = (int(start_s // S_PER_H) + np.arange(n)) % hours
+        return np.asarray(hourly_p_mw[idx], dtype=float)
+    cum = np.concatenate(([0.0], np.cumsum(hourly_p_mw, dtype=float)))  # energy (MWh) to hour i
+    year_s = hours * S_PER_H
+
+    def energy_mwh(t_s: np.ndarray) -> np.ndarray:
+        years, rest_s = np.divmod(t_s, year_s)
+        hour = np.minimum((rest_s // S_PER_H).astype(int), hours - 1)
+        frac_h = (rest_s - hour * S_PER_H) / S_PER_H
+        return years * cum[-1] + cum[hour] + frac_h * hourly_p_mw[hour]
+
+    edges = start_s + step_s * np.arange(n + 1, dtype=float)
+    return np.diff(energy_mwh(edges)) / (step_s / S_PER_H)
+
+
+# --------------------------------------------------------------------------------------------------
+# Forecasts
+# --------------------------------------------------------------------------------------------------
+def forecast_p_mw(
+    actual_p_mw: np.ndarray,
+    error_std_mw: float,
+    rng: np.random.Generator,
+    upper_mw: float | None = None,
+    zero_where_actual_zero: bool = False,
+) -> np.ndarray:
+    """Forecast of ``actual_p_mw`` (the true values over the horizon, lead 1 .. H).
+
+    Random-walk error ``e_k = sum_{j<=k} z_j * error_std_mw / sqrt(H)`` (std at lead k+1 is
+    ``error_std_mw * sqrt((k+1)/H)``), result clipped to ``[0, upper_mw]`` (``upper_mw=None``: no
+    upper bound), and set to 0 where the actual is 0 if ``zero_where_actual_zero``.
+    ``error_std_mw == 0`` returns the actual values unchanged (no random numbers drawn).
+    """
+    actual = np.asarray(actual_p_mw, dtype=float)
+    error_std_mw = _check_positive("forecast error std (MW)", error_std_mw)
+    if error_std_mw == 0.0 or actual.size == 0:
+        return actual.copy()
+    steps = rng.standard_normal(actual.size) * (error_std_mw / math.sqrt(actual.size))
+    fc = np.clip(actual + np.cumsum(steps), 0.0, upper_mw)
+    if zero_where_actual_zero:
+        fc[actual == 0.0] = 0.0
+    return fc
+
+
+def entity_rng(seed: int, eid: str, planning_time_s: int) -> np.random.Generator:
+    """Generator for one entity's forecast at one planning time (stable across processes)."""
+    return np.random.default_rng([seed, zlib.crc32(eid.encode("utf-8")), planning_time_s])
+
+
+# --------------------------------------------------------------------------------------------------
+# mosaik adapter
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _ModelSpec:
+    params: tuple[str, ...]
+    persistent: tuple[str, ...]
+
+
+_MODELS: dict[str, _ModelSpec] = {
+    "PV": _ModelSpec(("p_peak_mw", "tilt_deg", "azimuth_deg", "forecast_error_std"), ("p_mw",)),
+    "Wind": _ModelSpec(
+        ("p_rated_mw", "turbine_type", "hub_height_m", "forecast_error_std"), ("p_mw",)
+    ),
+    "Load": _ModelSpec(
+        ("p_peak_mw", "profile", "cos_phi", "forecast_error_std"), ("p_mw", "q_mvar")
+    ),
+}
+_FORECAST_ATTR = "forecast_p_mw"
+
+META: dict[str, Any] = {
+    "api_version": "3.0",
+    "type": "hybrid",
+    "models": {
+        name: {
+            "public": True,
+            "params": list(spec.params),
+            "attrs": [*spec.persistent, _FORECAST_ATTR],
+            "persistent": list(spec.persistent),
+            "non-persistent": [_FORECAST_ATTR],
+        }
+        for name, spec in _MODELS.items()
+    },
+}
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """What the adapter keeps per entity: the annual series and how to forecast it."""
+
+    hourly_p_mw: np.ndarray
+    error_std_mw: float
+    upper_mw: float | None
+    zero_where_actual_zero: bool
+    cos_phi: float | None
+
+
+class ProfileSim(mosaik_api_v3.Simulator):
+    """mosaik adapter for PV, wind and load profiles (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__(META)
+        self._sid = ""
+        self._time_resolution = 1.0
+        self._step_size = S_PER_H
+        self._start = ""
+        self._offset_s = 0.0
+        self._forecast_every_s = 86400.0
+        self._horizon = 24
+        self._seed = 0
+        self._weather: Weather | None = None
+        self._units: dict[str, _Unit] = {}
+        self._counters: dict[str, int] = {name: 0 for name in _MODELS}
+        self._time = 0
+        self._out: dict[str, dict[str, Any]] = {}
+
+    def init(
+        self,
+        sid: str,
+        time_resolution: float = 1.0,
+        step_size: int = S_PER_H,
+        start: str = "2016-01-01 00:00:00",
+        forecast_every_s: float = 86400,
+        forecast_horizon_steps: int = 24,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        if not (isinstance(step_size, int) and step_size > 0):
+            raise ValueError(f"step_size must be a positive integer (time units), got {step_size!r}")
+        if not (float(time_resolution) > 0):
+            raise ValueError(f"time_resolution must be > 0, got {time_resolution!r}")
+        if not float(forecast_every_s) > 0:
+            raise ValueError(f"forecast_every_s must be > 0, got {forecast_every_s!r}")
+        if not (isinstance(forecast_horizon_steps, int) and forecast_horizon_steps > 0):
+            raise ValueError(
+                f"forecast_horizon_steps must be a positive integer, got {forecast_horizon_steps!r}"
+            )
+        if not (isinstance(seed, int) and seed >= 0):
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        try:
+            ts = pd.Timestamp(start)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"start: cannot parse {start!r} as a time stamp") from exc
+        self._sid = sid
+        self._time_resolution = float(time_resolution)
+        self._step_size = step_size
+        self._start = str(start)
+        self._offset_s = start_offset_s(ts)
+        self._year = int(ts.year)
+        self._forecast_every_s = float(forecast_every_s)
+        self._horizon = forecast_horizon_steps
+        self._seed = seed
+        logger.debug(
+            "%s: start %s (hour-of-year %.2f), step %s s, forecasts every %s s for %d steps",
+            sid, start, self._offset_s / S_PER_H, self.step_s, forecast_every_s,
+            forecast_horizon_steps,
+        )
+        return self.meta
+
+    @property
+    def step_s(self) -> float:
+        return self._step_size * self._time_resolution
+
+    def _weather_for_run(self) -> Weather:
+        if self._weather is None:
+            self._weather = tmy_weather(self._year)
+        return self._weather
+
+    def _make_unit(self, model: str, params: dict[str, Any]) -> _Unit:
+        unknown = set(params) - set(_MODELS[model].params)
+        if unknown:
+            raise ValueError(
+                f"{model}: unknown params {sorted(unknown)}; valid: {list(_MODELS[model].params)}"
+            )
+        error_frac = _check_positive("forecast_error_std", params.get("forecast_error_std", 0.0))
+        if model == "PV":
+            if "p_peak_mw" not in params:
+                raise ValueError("PV: p_peak_mw is required")
+            rating = _check_positive("p_peak_mw", params["p_peak_mw"])
+            series = pv_profile_p_mw(
+                rating, params.get("tilt_deg", 30.0), params.get("azimuth_deg", 180.0),
+                self._weather_for_run(),
+            )
+            return _Unit(series, error_frac * rating, rating, True, None)
+        if model == "Wind":
+            if "p_rated_mw" not in params:
+                raise ValueError("Wind: p_rated_mw is required")
+            rating = _check_positive("p_rated_mw", params["p_rated_mw"])
+            series = wind_profile_p_mw(
+                rating, params.get("turbine_type", DEFAULT_TURBINE_TYPE),
+                params.get("hub_height_m", DEFAULT_HUB_HEIGHT_M), self._weather_for_run(),
+            )
+            return _Unit(series, error_frac * rating, rating, False, None)
+        if "p_peak_mw" not in params or "profile" not in params:
+            raise ValueError("Load: p_peak_mw and profile are required")
+        rating = _check_positive("p_peak_mw", params["p_peak_mw"])
+        cos_phi = float(params.get("cos_phi", 0.95))
+        if not 0.0 < cos_phi <= 1.0:
+            raise ValueError(f"cos_phi must be in (0, 1], got {cos_phi!r}")
+        series = load_profile_p_mw(params["profile"], rating)
+        return _Unit(series, error_frac * rating, None, False, cos_phi)
+
+    def create(self, num: int, model: str, **model_params: Any) -> list[dict[str, Any]]:
+        if model not in _MODELS:
+            raise ValueError(f"model: unknown model {model!r}; valid: {list(_MODELS)}")
+        unit = self._make_unit(model, model_params)
+        entities = []
+        for _ in range(num):
+            eid = f"{model}-{self._counters[model]}"
+            self._counters[model] += 1
+            self._units[eid] = unit
+            entities.append({"eid": eid, "type": model})
+        return entities
+
+    def _is_planning_time(self, t_s: float) -> bool:
+        return math.isclose(math.remainder(t_s, self._forecast_every_s), 0.0, abs_tol=1e-6)
+
+    def step(self, time: int, inputs: dict[str, Any], max_advance: int) -> int:
+        self._time = time
+        t_s = time * self._time_resolution
+        run_s = self._offset_s + t_s
+        planning = self._is_planning_time(t_s)
+        out: dict[str, dict[str, Any]] = {}
+        for eid, unit in self._units.items():
+            n = self._horizon if planning else 1
+            window = step_means_p_mw(unit.hourly_p_mw, run_s, self.step_s, n)
+            p_mw = float(window[0])
+            data: dict[str, Any] = {"p_mw": p_mw}
+            if unit.cos_phi is not None:
+                data["q_mvar"] = float(q_from_cos_phi_mvar(p_mw, unit.cos_phi))
+            if planning:
+                rng = entity_rng(self._seed, eid, int(round(t_s)))
+                fc = forecast_p_mw(
+                    window, unit.error_std_mw, rng, unit.upper_mw, unit.zero_where_actual_zero
+                )
+                data[_FORECAST_ATTR] = [float(v) for v in fc]
+            out[eid] = data
+        self._out = out
+        return time + self._step_size
+
+    def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for eid, attrs in outputs.items():
+            if eid not in self._out:
+                raise ValueError(f"unknown entity {eid!r}")
+            values = self._out[eid]
+            data[eid] = {attr: values[attr] for attr in attrs if attr in values}
+        return data
+
+
+def main() -> None:
+    mosaik_api_v3.start_simulation(ProfileSim(), "mmg-cosim profile simulator (PV, wind, load)")
+
+
+if __name__ == "__main__":
+    main()
