@@ -27,6 +27,7 @@ SETPOINT_ATTRS = ["diesel_p_mw", "battery_p_mw", "pv_p_mw", "wind_p_mw", "pcc_cl
 STATUS_ATTRS = ["planned_import_mw", "planned_cost", "unserved_mw", "ems_status"]
 PLAN_ATTRS = ["plan_diesel_p_mw", "plan_battery_p_mw", "plan_import_mw", "plan_soc_mwh"]
 INPUT_ATTRS = ["load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw", "soc_mwh"]
+OUTPUT_ATTRS = SETPOINT_ATTRS + STATUS_ATTRS + PLAN_ATTRS + ["messages"]
 
 META = {
     "api_version": "3.0",
@@ -35,7 +36,7 @@ META = {
         "MG": {
             "public": True,
             "params": ["mg", "pv_rated_mw", "wind_rated_mw"],
-            "attrs": INPUT_ATTRS + SETPOINT_ATTRS + STATUS_ATTRS + PLAN_ATTRS + ["messages"],
+            "attrs": INPUT_ATTRS + OUTPUT_ATTRS,
         },
     },
 }
@@ -170,8 +171,8 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
             for attr in attrs:
                 if attr == "messages":
                     data[eid][attr] = []
-                elif attr in ent.out:
-                    data[eid][attr] = ent.out[attr]
+                else:  # plans exist only at planning times: None in between (mosaik passes it on)
+                    data[eid][attr] = ent.out.get(attr)
         return data
 
 

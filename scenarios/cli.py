@@ -1,0 +1,155 @@
+"""``mmg-cosim``: list, run and report co-simulations of multi-microgrid EMS strategies.
+
+Exit codes: 0 success, 2 bad input (config, data, unknown names, unreadable files), 1 a run that failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from ems_controllers.registry import STRATEGIES
+from scenarios.config import ConfigError, load_config
+from scenarios.registry import DEFAULT_SCENARIO, DEFAULT_STRATEGY, SCENARIOS, get_scenario
+
+logger = logging.getLogger("mmg_cosim")
+RESULTS_DIR = Path("results")
+
+
+def _bad_input(msg: str) -> int:
+    print(f"mmg-cosim: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print("scenarios:")
+    for e in SCENARIOS.values():
+        print(f"  {e.name:<14} {e.description}  (config: {e.default_config.name})")
+    print("strategies:")
+    for s in STRATEGIES.values():
+        print(f"  {s.name:<14} {s.description}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ems_controllers.registry import get_strategy
+
+    try:
+        entry = get_scenario(args.scenario)
+        get_strategy(args.strategy)
+        overrides = list(args.set or [])
+        if args.days is not None:
+            overrides.append(f"scenario.days={args.days}")
+        cfg, data_dir = load_config(args.config or entry.default_config, overrides)
+        if cfg.scenario.name != entry.name:
+            raise ConfigError(f"scenario.name: config is for {cfg.scenario.name!r}, not {entry.name!r}")
+        # Checks that need the grid, before any simulator starts.
+        entry.load().build_net(cfg)
+    except (ConfigError, ValueError) as exc:
+        return _bad_input(str(exc))
+    out = Path(args.out) if args.out else RESULTS_DIR / f"{entry.name}-{args.strategy}.h5"
+    from scenarios.runner import run_scenario
+
+    try:
+        result = run_scenario(cfg, data_dir, args.strategy, out, progress=not args.quiet)
+    except Exception as exc:  # noqa: BLE001 - reported with the file that keeps the completed steps
+        logger.exception("run failed")
+        print(f"mmg-cosim: run failed: {type(exc).__name__}: {exc}; completed steps are in {out}",
+              file=sys.stderr)
+        return 1
+    print(f"wrote {result.path} ({cfg.n_steps} steps of {cfg.scenario.step_s} s, "
+          f"{result.wall_time_s:.1f} s wall)")
+    _print_kpis(result.kpis)
+    return 0
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:,.3f}"
+    return str(v)
+
+
+def _print_kpis(k: dict[str, Any]) -> None:
+    keys = ["scenario", "strategy", "n_steps", "total_cost", "energy_bought_mwh", "energy_sold_mwh",
+            "unserved_mwh", "losses_mwh", "n_voltage_violations", "min_vm_pu", "max_vm_pu",
+            "n_line_overloads", "max_loading_percent", "pf_failures", "wall_time_s"]
+    for key in keys:
+        if key in k:
+            print(f"  {key:<22} {_fmt(k[key])}")
+    print("  cost_by_mg:")
+    for name, c in k.get("cost_by_mg", {}).items():
+        print(f"    {name:<20} {_fmt(c)}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import h5py
+
+    from scenarios.kpis import compute_kpis
+
+    path = Path(args.run)
+    if not path.is_file():
+        return _bad_input(f"no such run file: {path}")
+    try:
+        kpis = compute_kpis(path)
+    except (OSError, KeyError, ValueError) as exc:
+        return _bad_input(f"{path} is not a readable mmg-cosim run: {type(exc).__name__}: {exc}")
+    with h5py.File(path, "r") as f:
+        err = f.attrs.get("run_error")
+    if err is not None:
+        kpis["run_error"] = err.decode() if isinstance(err, bytes) else str(err)
+    if args.json:
+        print(json.dumps(kpis, indent=2, default=float))
+    else:
+        _print_kpis(kpis)
+    if args.plots:
+        from scenarios.plots import plot_run
+
+        for p in plot_run(path, Path(args.plots)):
+            if not args.json:
+                print(f"  plot: {p}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmg-cosim", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("list", help="list scenarios and strategies").set_defaults(func=cmd_list)
+    r = sub.add_parser("run", help="run a scenario with one strategy")
+    r.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO)
+    r.add_argument("--strategy", default=DEFAULT_STRATEGY)
+    r.add_argument("--days", type=int, default=None, help="days to simulate (overrides scenario.days)")
+    r.add_argument("--out", help="HDF5 file (default results/<scenario>-<strategy>.h5)")
+    r.add_argument("--config", help="a TOML config of the scenario's schema (default: the embedded one)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one config field, e.g. --set forecast.error_std=0.1 (repeatable)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+    rp = sub.add_parser("report", help="KPIs and plots of a run file")
+    rp.add_argument("run", help="an HDF5 file written by `mmg-cosim run`")
+    rp.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")
+    rp.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR")
+    rp.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "-v", "--verbose"):
+        argv = ["run", *argv]
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["run"])
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

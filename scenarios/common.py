@@ -1,0 +1,70 @@
+"""What every scenario shares: the mosaik sim_config, starting the profile simulator, recording outputs."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from ems_controllers.registry import get_strategy
+from scenarios.config import Config, load_profiles_path
+
+SIM_TARGETS = {
+    "grid": ("Grid", "sims.grid:GridSim"),
+    "profiles": ("Profiles", "sims.profiles:ProfileSim"),
+    "recorder": ("Recorder", "sims.recorder:RecorderSim"),
+}
+
+# What the recorder keeps of each grid model (the Grid entity: everything it outputs).
+GRID_RECORD = {
+    "Bus": ["vm_pu"],
+    "Line": ["loading_percent", "i_ka", "p_from_mw", "p_to_mw", "pl_mw"],
+    "Switch": ["closed"],
+    "Load": ["p_mw", "q_mvar"],
+    "StaticGen": ["p_mw", "p_avail_mw", "curtailed_mw"],
+    "Storage": ["p_mw", "soc_mwh", "clipped_mw"],
+    "ExtGrid": ["p_mw", "q_mvar"],
+    "Grid": ["pf_converged", "losses_mw", "min_vm_pu", "max_vm_pu", "max_loading_percent",
+             "n_voltage_violations", "n_overloads", "unsupplied_mw"],
+}
+PROFILE_RECORD = {"Load": ["p_mw", "q_mvar", "forecast_p_mw"], "PV": ["p_mw", "forecast_p_mw"],
+                  "Wind": ["p_mw", "forecast_p_mw"]}
+
+
+def sim_config(cfg: Config, strategy: str) -> dict[str, dict[str, str]]:
+    """mosaik sim_config: in-process by default, ``cmd`` (a separate process) for the sims named in
+    ``run.separate_processes``."""
+    targets = dict(SIM_TARGETS)
+    targets["ems"] = ("EMS", get_strategy(strategy).target)
+    out: dict[str, dict[str, str]] = {}
+    for key, (name, target) in targets.items():
+        if key in cfg.run.separate_processes:
+            module = target.split(":", 1)[0]
+            out[name] = {"cmd": f"{sys.executable} -m {module} %(addr)s"}
+        else:
+            out[name] = {"python": target}
+    return out
+
+
+def start_profiles(world: Any, cfg: Config, data_dir: Path) -> Any:
+    return world.start(
+        "Profiles",
+        step_size=cfg.scenario.step_s,
+        start=cfg.scenario.start,
+        forecast_every_s=cfg.forecast.every_s,
+        forecast_horizon_steps=cfg.forecast.horizon_steps,
+        seed=cfg.scenario.seed,
+        # load_profiles_file: see ProfileSim
+    )
+
+
+def ems_output_attrs(strategy: str) -> list[str]:
+    return list(importlib.import_module(get_strategy(strategy).module).OUTPUT_ATTRS)
+
+
+def record_attrs(entity: Any, kind: str) -> list[str]:
+    """The outputs of interest of a grid or profile entity."""
+    if kind == "profile":
+        return PROFILE_RECORD[entity.type]
+    return GRID_RECORD.get(entity.type, [])

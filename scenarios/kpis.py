@@ -1,0 +1,140 @@
+"""KPIs of a run, computed from what happened (the HDF5 ``Series/``), the same way for every strategy.
+
+Cost definitions (DESIGN.md): ``total_cost`` is the system's cost: diesel running (exact quadratic on the
+measured output) and start-up costs, renewable curtailment and unserved-load penalties, and the tariff on
+the energy exchanged at the substation (external grid). ``cost_by_mg`` is each party's own bill: its units'
+costs and penalties plus what it pays for its exchange at its point of common coupling (PCC) at the tariff;
+the network operator ``DN`` pays for the substation exchange, receives the MGs' payments and carries the
+unserved-load penalty. Payments between parties cancel, so ``sum(cost_by_mg) == total_cost``.
+A step whose power flow failed has NaN measurements; it counts in ``pf_failures`` and adds nothing to
+energies and costs measured by the grid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ems_controllers.core.types import DieselUnit
+from scenarios.config import Config
+from sims.recorder import read_attrs, read_series
+
+
+def _nz(a: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(np.asarray(a, dtype=float), nan=0.0)
+
+
+class _Run:
+    def __init__(self, path: Path) -> None:
+        self.attrs = read_attrs(path)
+        self.series = read_series(path)
+        self.cfg = Config.model_validate(self.attrs["config"])
+        self.emap: dict[str, Any] = self.attrs["entity_map"]
+        self.dt_h = float(self.attrs.get("step_s", self.cfg.scenario.step_s)) / 3600.0
+        grid_conv = self.series.get((self.emap["grid"], "pf_converged"))
+        self.n = len(grid_conv) if grid_conv is not None else 0
+        if "n_steps_completed" in self.attrs:
+            self.n = min(self.n, int(self.attrs["n_steps_completed"]))
+        spd = len(self.cfg.tariff.buy_price_per_mwh)
+        idx = np.arange(self.n) % spd
+        self.buy = np.asarray(self.cfg.tariff.buy_price_per_mwh, dtype=float)[idx]
+        self.sell = np.asarray(self.cfg.tariff.sell_price_per_mwh, dtype=float)[idx]
+
+    def s(self, fid: str, attr: str) -> np.ndarray:
+        a = self.series.get((fid, attr))
+        if a is None:
+            return np.full(self.n, np.nan)
+        a = np.asarray(a, dtype=float)[: self.n]
+        if len(a) < self.n:
+            a = np.concatenate([a, np.full(self.n - len(a), np.nan)])
+        return a
+
+    def exchange_cost(self, import_mw: np.ndarray) -> np.ndarray:
+        imp = _nz(import_mw)
+        return (self.buy * np.maximum(imp, 0.0) - self.sell * np.maximum(-imp, 0.0)) * self.dt_h
+
+
+def diesel_cost(unit: DieselUnit, p_mw: np.ndarray, dt_h: float) -> tuple[float, int]:
+    """Running plus start-up cost of a measured diesel output series, and the number of starts."""
+    p = _nz(p_mw)
+    running = float(sum(unit.cost_per_h(x) for x in p) * dt_h)
+    on = p > 1e-9
+    starts = int(np.sum(on & ~np.concatenate([[False], on[:-1]])))
+    return running + starts * unit.startup_cost, starts
+
+
+def compute_kpis(path: str | Path) -> dict[str, Any]:
+    r = _Run(Path(path))
+    cfg, emap, dt = r.cfg, r.emap, r.dt_h
+    pen = cfg.penalties
+    ext = sum((_nz(r.s(fid, "p_mw")) for fid in emap["ext_grid"]), np.zeros(r.n))
+    cost_by_mg: dict[str, float] = {}
+    per_party: dict[str, dict[str, float]] = {}
+    mg_payments = 0.0
+    unit_costs_total = 0.0
+    for name, pm in emap["parties"].items():
+        units = cfg.dn if name == "DN" else next(m for m in cfg.mgs if m.name == name)
+        detail: dict[str, float] = {}
+        cost = 0.0
+        if pm.get("diesel") and units is not None and units.diesel is not None:
+            unit = DieselUnit(**units.diesel.model_dump())
+            p = r.s(pm["diesel"], "p_mw")
+            c, starts = diesel_cost(unit, p, dt)
+            detail.update(diesel_cost=c, diesel_starts=starts, diesel_mwh=float(np.sum(_nz(p)) * dt))
+            cost += c
+        curtailed = sum((_nz(r.s(fid, "curtailed_mw")) for fid in pm["pv"] + pm["wind"]), np.zeros(r.n))
+        detail["res_curtailed_mwh"] = float(np.sum(curtailed) * dt)
+        c_curt = detail["res_curtailed_mwh"] * pen.res_curtailment_price_per_mwh
+        detail["curtailment_cost"] = c_curt
+        cost += c_curt
+        unit_costs_total += cost
+        if pm.get("pcc_line"):
+            imp = -r.s(pm["pcc_line"], "p_to_mw")  # flow out of the line's MG-side end = into the MG
+            pay = float(np.sum(r.exchange_cost(imp)))
+            detail.update(exchange_cost=pay, import_mwh=float(np.sum(np.maximum(_nz(imp), 0)) * dt),
+                          export_mwh=float(np.sum(np.maximum(-_nz(imp), 0)) * dt))
+            cost += pay
+            mg_payments += pay
+        if pm.get("storage"):
+            soc = r.s(pm["storage"], "soc_mwh")
+            detail["soc_final_mwh"] = float(soc[-1]) if r.n else float("nan")
+        per_party[name] = detail
+        cost_by_mg[name] = cost
+    unserved = _nz(r.s(emap["grid"], "unsupplied_mw"))
+    unserved_cost = float(np.sum(unserved) * dt * pen.load_shed_price_per_mwh)
+    ext_cost = float(np.sum(r.exchange_cost(ext)))
+    if "DN" in cost_by_mg:
+        cost_by_mg["DN"] += ext_cost - mg_payments + unserved_cost
+        per_party["DN"]["exchange_cost"] = ext_cost
+        per_party["DN"]["mg_payments_received"] = mg_payments
+        per_party["DN"]["unserved_cost"] = unserved_cost
+    total = unit_costs_total + ext_cost + unserved_cost
+    g = emap["grid"]
+    conv = r.s(g, "pf_converged")
+    vmin, vmax, load = r.s(g, "min_vm_pu"), r.s(g, "max_vm_pu"), r.s(g, "max_loading_percent")
+
+    def _nanstat(fn: Any, a: np.ndarray) -> float:
+        return float(fn(a)) if np.isfinite(a).any() else float("nan")
+
+    return {
+        "scenario": r.attrs.get("scenario"),
+        "strategy": r.attrs.get("strategy"),
+        "n_steps": r.n,
+        "step_s": cfg.scenario.step_s,
+        "total_cost": total,
+        "cost_by_mg": cost_by_mg,
+        "energy_bought_mwh": float(np.sum(np.maximum(ext, 0)) * dt),
+        "energy_sold_mwh": float(np.sum(np.maximum(-ext, 0)) * dt),
+        "unserved_mwh": float(np.sum(unserved) * dt),
+        "n_voltage_violations": int(np.nansum(r.s(g, "n_voltage_violations"))),
+        "min_vm_pu": _nanstat(np.nanmin, vmin),
+        "max_vm_pu": _nanstat(np.nanmax, vmax),
+        "n_line_overloads": int(np.nansum(r.s(g, "n_overloads"))),
+        "max_loading_percent": _nanstat(np.nanmax, load),
+        "losses_mwh": float(np.nansum(r.s(g, "losses_mw")) * dt),
+        "pf_failures": int(np.sum(conv == 0) + np.sum(np.isnan(conv))),
+        "wall_time_s": float(r.attrs.get("wall_time_s", float("nan"))),
+        "parties": per_party,
+    }
