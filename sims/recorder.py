@@ -1,0 +1,691 @@
+"""HDF5 recorder for mmg-cosim runs (h5py), in the layout of mosaik-hdf5.
+
+File layout (see DESIGN.md, "HDF5 record")::
+
+    /                         root attributes: scenario, strategy, start, step_s, n_steps (planned),
+                              n_steps_completed, package_version, created_utc, config JSON, ...
+    Series/<sid.eid>/<attr>   one dataset per recorded attribute of a SOURCE entity, row = time // step_s
+    Plans/<sid.eid>/<attr>    attributes whose name starts with ``plan_`` (same rows)
+    Messages/<column>         appended 1-D columns: time_s, sender, receiver, kind, n_values,
+                              ciphertext_bytes, values_json
+    Relations/edges           (n, 2) strings from mosaik's entity graph (when mosaik provides it)
+    KPIs/                     written after the run by :func:`write_kpis`
+
+Value kinds, decided at the first non-missing value of a series:
+
+* numbers and bools -> float64 1-D (bools and ints are stored as float64 too; missing = NaN);
+* lists / tuples / arrays -> float64 2-D (step x element), width fixed at first sight; a shorter list is
+  padded with NaN, a longer one is an error;
+* strings (and dicts, stored as JSON strings) -> variable-length UTF-8 strings (missing = "").
+
+Row k is step k (time // step_size); a series that starts late or skips steps reads as NaN / "" in the
+gaps. After ``finalize`` every dataset has exactly ``n_steps_completed`` rows (the root attribute). While a
+run is going (or after it was killed) datasets grow a chunk window at a time, so they may hold NaN / ""
+rows past ``n_steps_completed``; the read helpers cut them off.
+
+Crash safety: rows are buffered ``buffer_steps`` at a time, written as one block per dataset and the file is
+flushed after every block; between blocks the recorder makes no HDF5 calls. The file uses HDF5's default
+(earliest) format without SWMR: a file written with ``libver="latest"`` or in SWMR mode and killed keeps its
+"open for write" consistency flag, so a plain ``h5py.File(path, "r")`` refuses it until ``h5clear`` is run.
+After SIGKILL, the file opens normally and holds every step up to the last flushed block.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import logging
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import mosaik_api_v3
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+META = {
+    "api_version": "3.0",
+    "type": "time-based",
+    "models": {
+        "Recorder": {
+            "public": True,
+            "params": [],
+            "attrs": [],
+            "any_inputs": True,
+        },
+    },
+}
+
+MESSAGES_ATTR = "messages"
+PLAN_PREFIX = "plan_"
+_STR_DTYPE = h5py.string_dtype("utf-8")
+_MESSAGE_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("time_s", np.float64),
+    ("sender", _STR_DTYPE),
+    ("receiver", _STR_DTYPE),
+    ("kind", _STR_DTYPE),
+    ("n_values", np.int64),
+    ("ciphertext_bytes", np.int64),
+    ("values_json", _STR_DTYPE),
+)
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("mmg-cosim")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_json_default, sort_keys=True)
+
+
+def _escape(name: str) -> str:
+    """An HDF5 link name for a mosaik id or attribute ('/' is a path separator in HDF5)."""
+    return name.replace("%", "%25").replace("/", "%2F")
+
+
+def _unescape(name: str) -> str:
+    return name.replace("%2F", "/").replace("%25", "%")
+
+
+def _set_attr(obj: h5py.Group | h5py.Dataset, key: str, value: Any) -> bool:
+    """Store one attribute; dicts/lists become JSON strings. Returns True if JSON-encoded."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (dict, list, tuple)):
+        obj.attrs[key] = _dumps(value)
+        return True
+    if isinstance(value, (str, bool, int, float)):
+        obj.attrs[key] = value
+        return False
+    obj.attrs[key] = _dumps(value)
+    return True
+
+
+# --------------------------------------------------------------------------------------------------------
+# Buffered columns
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Column:
+    """One recorded series: its dataset plus a buffer holding the rows of the current chunk window."""
+
+    group: str  # "Series/<sid.eid>" or "Plans/<sid.eid>" (escaped)
+    name: str  # escaped attribute name
+    kind: str  # "float", "list" or "str"
+    width: int
+    buf: np.ndarray
+    dataset: h5py.Dataset | None = None
+    touched: bool = False  # a value arrived in the current window
+    extent: int = -1  # rows the dataset has in the file
+
+    @property
+    def label(self) -> str:
+        return f"{self.group}/{self.name}"
+
+
+class _Writer:
+    """Owns the open HDF5 file, the column buffers and the message buffer.
+
+    Rows are grouped in windows of ``chunk_rows`` rows, aligned with the datasets' chunks. A column's
+    buffer holds its current window; a block write sets each dataset's extent to the rows completed so
+    far and writes the whole window chunk at once (``write_direct_chunk`` for numbers: one cheap call per
+    dataset and block, no partial-chunk read-back), then flushes the file.
+    """
+
+    def __init__(self, path: Path, buffer_steps: int) -> None:
+        if buffer_steps < 1:
+            raise ValueError(f"buffer_steps must be >= 1, got {buffer_steps}")
+        self.path = path
+        self.buffer_steps = buffer_steps
+        self.chunk_rows = buffer_steps * max(1, -(-256 // buffer_steps))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Default (earliest) libver and no SWMR on purpose: see the module docstring.
+        self.file = h5py.File(path, "w")
+        for grp in ("Series", "Plans", "Messages", "Relations"):
+            self.file.create_group(grp)
+        self.columns: dict[tuple[str, str, str], _Column] = {}
+        self.by_attr: dict[tuple[str, str], dict[str, _Column]] = {}  # (top, attr) -> src -> column
+        self.win_start = 0  # first row of the current window (a multiple of chunk_rows)
+        self.flushed = 0  # rows written to the file
+        self.n_rows = 0  # rows seen (flushed + buffered)
+        self.messages: list[tuple[Any, ...]] = []
+        self.n_messages = 0
+        self._create_message_datasets()
+
+    # ---- columns ----------------------------------------------------------------------------------
+
+    def column(self, top: str, src: str, attr: str, value: Any) -> _Column | None:
+        key = (top, src, attr)
+        col = self.columns.get(key)
+        if col is not None:
+            return col
+        kind, width = _kind_of(value)
+        if kind is None:
+            return None  # a missing value before the kind is known: nothing to record yet
+        n = self.chunk_rows
+        if kind == "float":
+            buf = np.full(n, np.nan)
+        elif kind == "list":
+            buf = np.full((n, width), np.nan)
+        else:
+            buf = np.full(n, "", dtype=object)
+        col = _Column(f"{top}/{_escape(src)}", _escape(attr), kind, width, buf)
+        self.columns[key] = col
+        return col
+
+    def put(self, col: _Column, row: int, value: Any) -> None:
+        i = row - self.win_start
+        if i < 0:
+            self._put_late(col, row, value)
+            return
+        col.touched = True
+        kind = col.kind
+        if kind == "float":
+            col.buf[i] = _to_float(value, col)
+        elif kind == "list":
+            col.buf[i] = _to_row(value, col)
+        else:
+            col.buf[i] = _to_str(value, col)
+
+    def _put_late(self, col: _Column, row: int, value: Any) -> None:
+        """A value for a row before the current window (time went back): write it directly."""
+        logger.warning("recorder: %s got a value for step %d, already written; writing it directly",
+                       col.label, row)
+        ds = self._dataset(col)
+        if col.kind == "float":
+            ds[row] = _to_float(value, col)
+        elif col.kind == "list":
+            ds[row] = _to_row(value, col)
+        else:
+            ds[row] = _to_str(value, col)
+        self.file.flush()
+
+    def _dataset(self, col: _Column) -> h5py.Dataset:
+        if col.dataset is not None:
+            return col.dataset
+        grp = self.file.require_group(col.group)
+        rows = self.flushed
+        c = self.chunk_rows
+        if col.kind == "float":
+            ds = grp.create_dataset(col.name, shape=(rows,), maxshape=(None,), dtype=np.float64,
+                                    chunks=(c,), fillvalue=np.nan)
+        elif col.kind == "list":
+            ds = grp.create_dataset(col.name, shape=(rows, col.width), maxshape=(None, col.width),
+                                    dtype=np.float64, chunks=(c, col.width), fillvalue=np.nan)
+        else:
+            ds = grp.create_dataset(col.name, shape=(rows,), maxshape=(None,), dtype=_STR_DTYPE,
+                                    chunks=(c,))
+        col.dataset = ds
+        col.extent = rows
+        return ds
+
+    # ---- messages -------------------------------------------------------------------------------
+
+    def _create_message_datasets(self) -> None:
+        grp = self.file["Messages"]
+        for name, dtype in _MESSAGE_COLUMNS:
+            grp.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
+
+    def add_messages(self, src: str, value: Any, time_s: float) -> None:
+        if value is None:
+            return
+        if isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, Mapping):
+            value = [value]
+        for msg in value:
+            if not isinstance(msg, Mapping):
+                raise TypeError(f"recorder: a message from {src} is not a dict: {msg!r}")
+            values = msg.get("values")
+            cbytes = msg.get("ciphertext_bytes")
+            t = msg.get("t", time_s)
+            self.messages.append((
+                float(t),
+                str(msg.get("sender", src)),
+                str(msg.get("receiver", "")),
+                str(msg.get("kind", "")),
+                -1 if values is None else len(values),
+                -1 if cbytes is None else int(cbytes),
+                "" if values is None else _dumps([float(v) for v in values]),
+            ))
+
+    def _write_messages(self) -> None:
+        if not self.messages:
+            return
+        grp = self.file["Messages"]
+        start, n = self.n_messages, len(self.messages)
+        cols = list(zip(*self.messages, strict=True))
+        for (name, dtype), data in zip(_MESSAGE_COLUMNS, cols, strict=True):
+            ds = grp[name]
+            ds.resize((start + n,))
+            ds[start:start + n] = np.array(data, dtype=object if dtype is _STR_DTYPE else dtype)
+        self.n_messages += n
+        self.messages.clear()
+
+    # ---- blocks ---------------------------------------------------------------------------------
+
+    def advance(self, row: int) -> None:
+        """Make ``row`` fit the window: write the buffered rows and move on when it falls past it."""
+        if row >= self.win_start + self.chunk_rows:
+            self.write_block(upto=row)
+            self._new_window(row)
+
+    def step_done(self, row: int) -> None:
+        self.n_rows = max(self.n_rows, row + 1)
+        if self.n_rows - self.flushed >= self.buffer_steps or self.n_rows >= self.win_start + self.chunk_rows:
+            self.write_block(upto=self.n_rows)
+            if self.n_rows >= self.win_start + self.chunk_rows:
+                self._new_window(self.n_rows)
+
+    def _new_window(self, row: int) -> None:
+        self.win_start = (row // self.chunk_rows) * self.chunk_rows
+        for col in self.columns.values():
+            if col.touched:
+                col.buf[:] = "" if col.kind == "str" else np.nan
+                col.touched = False
+
+    def write_block(self, upto: int | None = None, exact: bool = False) -> None:
+        """Write rows [flushed, upto) of every column (the current window's chunk), then flush the file.
+
+        Datasets grow a window at a time (one extent change per window instead of per block): until
+        ``exact`` (at close), rows from ``n_steps_completed`` to the window's end read as NaN / "".
+        """
+        upto = max(self.n_rows, self.flushed) if upto is None else upto
+        if upto > self.flushed or exact:
+            extent = upto if exact else max(upto, min(self.win_start + self.chunk_rows, upto + self.chunk_rows))
+            for col in self.columns.values():
+                ds = self._dataset(col)
+                if col.extent != extent:
+                    ds.id.set_extent((extent, col.width) if col.kind == "list" else (extent,))
+                    col.extent = extent
+                if not col.touched:
+                    continue
+                if col.kind == "float":
+                    ds.id.write_direct_chunk((self.win_start,), col.buf.tobytes())
+                elif col.kind == "list":
+                    ds.id.write_direct_chunk((self.win_start, 0), col.buf.tobytes())
+                else:
+                    lo = max(self.flushed, self.win_start)
+                    hi = min(upto, self.win_start + self.chunk_rows)
+                    if hi > lo:
+                        ds[lo:hi] = col.buf[lo - self.win_start:hi - self.win_start]
+            self.flushed = max(self.flushed, upto)
+            self.n_rows = max(self.n_rows, upto)
+        self._write_messages()
+        self.file.attrs["n_steps_completed"] = self.flushed
+        self.file.flush()
+
+    def close(self) -> None:
+        if not self.file.id.valid:
+            return
+        self.write_block(exact=True)
+        self.file.close()
+
+
+def _kind_of(value: Any) -> tuple[str | None, int]:
+    if value is None:
+        return None, 0
+    if isinstance(value, (str, Mapping)):
+        return "str", 0
+    if isinstance(value, (list, tuple, np.ndarray)):
+        arr = np.asarray(value)
+        if arr.ndim == 0:
+            return "float", 0
+        if arr.size == 0:
+            return None, 0
+        return "list", int(arr.size)
+    return "float", 0
+
+
+def _to_float(value: Any, col: _Column) -> float:
+    t = type(value)
+    if t is float or t is int or t is bool:  # the hot path: plain Python numbers
+        return value
+    if value is None:
+        return math.nan
+    if isinstance(value, (str, bytes, Mapping, list, tuple)) or np.ndim(value) != 0:
+        raise TypeError(f"recorder: {col.label} holds numbers but got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _to_row(value: Any, col: _Column) -> np.ndarray:
+    row = np.full(col.width, np.nan)
+    if value is None:
+        return row
+    if isinstance(value, (str, Mapping)) or np.ndim(value) == 0:
+        raise TypeError(f"recorder: {col.label} holds lists but got {type(value).__name__} {value!r}")
+    arr = np.array([math.nan if v is None else v for v in np.ravel(np.asarray(value, dtype=object))],
+                   dtype=np.float64)
+    if arr.size > col.width:
+        raise ValueError(
+            f"recorder: {col.label} was first seen with {col.width} elements, now got {arr.size}; "
+            "the width of a list-valued series is fixed at its first value")
+    row[:arr.size] = arr
+    return row
+
+
+def _to_str(value: Any, col: _Column) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return _dumps(value)
+    raise TypeError(f"recorder: {col.label} holds strings but got {type(value).__name__} {value!r}")
+
+
+# --------------------------------------------------------------------------------------------------------
+# mosaik adapter
+# --------------------------------------------------------------------------------------------------------
+
+
+class RecorderSim(mosaik_api_v3.Simulator):
+    """mosaik simulator writing every input it gets to one HDF5 file (one ``Recorder`` entity)."""
+
+    def __init__(self) -> None:
+        super().__init__(META)
+        self.sid = ""
+        self.eid: str | None = None
+        self.step_size = 3600
+        self.writer: _Writer | None = None
+        self.path: Path | None = None
+
+    def init(self, sid: str, time_resolution: float = 1.0, step_size: int = 3600,
+             path: str = "results/run.h5", attrs: Mapping[str, Any] | None = None,
+             buffer_steps: int = 24, n_steps: int | None = None) -> dict:
+        if step_size <= 0:
+            raise ValueError(f"step_size must be > 0, got {step_size}")
+        self.sid = sid
+        self.time_resolution = time_resolution
+        self.step_size = int(step_size)
+        self.path = Path(path)
+        self.writer = _Writer(self.path, int(buffer_steps))
+        f = self.writer.file
+        json_keys = []
+        for key, value in (attrs or {}).items():
+            if value is None:
+                continue
+            if _set_attr(f, str(key), value):
+                json_keys.append(str(key))
+        f.attrs["json_keys"] = _dumps(json_keys)
+        step_s = self.step_size * time_resolution
+        f.attrs["step_s"] = step_s
+        f.attrs["time_resolution"] = time_resolution
+        f.attrs["package_version"] = _package_version()
+        f.attrs["created_utc"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        if n_steps is not None:
+            f.attrs["n_steps"] = int(n_steps)
+        f.attrs["n_steps_completed"] = 0
+        f["Series"].attrs["step_s"] = step_s
+        f["Plans"].attrs["step_s"] = step_s
+        f.flush()
+        logger.info("recorder %s writes %s (buffer %d steps)", sid, self.path, buffer_steps)
+        return self.meta
+
+    def create(self, num: int, model: str, **model_params: Any) -> list[dict]:
+        if model != "Recorder":
+            raise ValueError(f"unknown model {model!r}; RecorderSim has only 'Recorder'")
+        if self.eid is not None or num != 1:
+            raise ValueError("RecorderSim holds exactly one Recorder entity per simulator instance")
+        self.eid = "Recorder"
+        return [{"eid": self.eid, "type": model}]
+
+    def setup_done(self) -> Iterator[Any]:
+        """Store mosaik's entity graph in ``Relations/`` (a generator: mosaik awaits what it yields)."""
+        mosaik = getattr(self, "mosaik", None)
+        if mosaik is None or self.writer is None:
+            return
+        try:
+            graph = yield mosaik.get_related_entities()
+        except Exception:  # noqa: BLE001 - the graph is optional; the run goes on without it
+            logger.warning("recorder: mosaik gave no entity graph; Relations/ stays empty", exc_info=True)
+            return
+        self._write_relations(graph)
+
+    def _write_relations(self, graph: Any) -> None:
+        assert self.writer is not None
+        grp = self.writer.file["Relations"]
+        try:
+            nodes = graph.get("nodes", {}) if isinstance(graph, Mapping) else {}
+            edges = [(str(e[0]), str(e[1])) for e in graph.get("edges", [])]
+        except (AttributeError, TypeError, IndexError):
+            logger.warning("recorder: unexpected entity graph %r; Relations/ stays empty", graph)
+            return
+        grp.create_dataset("edges", data=np.array(edges, dtype=object).reshape(-1, 2), dtype=_STR_DTYPE)
+        ids = sorted(nodes)
+        grp.create_dataset("nodes", data=np.array(ids, dtype=object), dtype=_STR_DTYPE)
+        types = [str(nodes[i].get("type", "")) if isinstance(nodes[i], Mapping) else "" for i in ids]
+        grp.create_dataset("node_types", data=np.array(types, dtype=object), dtype=_STR_DTYPE)
+        self.writer.file.flush()
+
+    def step(self, time: int, inputs: dict, max_advance: int = 0) -> int:
+        w = self.writer
+        if w is None:
+            raise RuntimeError("RecorderSim.step called before init")
+        row = int(time) // self.step_size
+        w.advance(row)
+        time_s = time * self.time_resolution
+        i = row - w.win_start
+        for attrs in inputs.values():
+            for attr, by_src in attrs.items():
+                if attr == MESSAGES_ATTR:
+                    for src, value in by_src.items():
+                        w.add_messages(src, value, time_s)
+                    continue
+                top = "Plans" if attr.startswith(PLAN_PREFIX) else "Series"
+                cols = w.by_attr.setdefault((top, attr), {})
+                for src, value in by_src.items():
+                    col = cols.get(src)
+                    if col is None:
+                        col = w.column(top, src, attr, value)
+                        if col is None:
+                            continue
+                        cols[src] = col
+                    if type(value) is float and col.kind == "float" and i >= 0:
+                        col.buf[i] = value  # the hot path, spelled out
+                        col.touched = True
+                    else:
+                        w.put(col, row, value)
+        w.step_done(row)
+        return time + self.step_size
+
+    def get_data(self, outputs: dict) -> dict:
+        return {}
+
+    def finalize(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            logger.info("recorder %s closed %s after %d steps", self.sid, self.path, self.writer.flushed)
+
+
+# --------------------------------------------------------------------------------------------------------
+# KPIs and read helpers
+# --------------------------------------------------------------------------------------------------------
+
+
+def _write_kpi_group(grp: h5py.Group, kpis: Mapping[str, Any]) -> None:
+    for key, value in kpis.items():
+        name = _escape(str(key))
+        if isinstance(value, Mapping):
+            _write_kpi_group(grp.create_group(name), value)
+        elif value is None:
+            grp.attrs[name] = math.nan
+        elif isinstance(value, (list, tuple, np.ndarray)):
+            arr = np.asarray(value)
+            if arr.dtype.kind in "biuf":
+                grp.create_dataset(name, data=arr.astype(np.float64))
+            else:
+                grp.attrs[name] = _dumps(value)
+        else:
+            _set_attr(grp, name, value)
+
+
+def write_kpis(path: str | Path, kpis: Mapping[str, Any]) -> None:
+    """Write ``KPIs/`` into a finished run file (replacing an earlier one).
+
+    Scalars become attributes of ``KPIs`` (None -> NaN), nested dicts subgroups, numeric lists datasets;
+    the whole dict is also stored as the JSON string attribute ``KPIs.attrs["json"]``.
+    """
+    with h5py.File(path, "a") as f:
+        if "KPIs" in f:
+            del f["KPIs"]
+        grp = f.create_group("KPIs")
+        _write_kpi_group(grp, kpis)
+        grp.attrs["json"] = _dumps(dict(kpis))
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    """Root attributes; those stored as JSON (dicts/lists given to ``init``) are decoded."""
+    with h5py.File(path, "r") as f:
+        return _root_attrs(f)
+
+
+def _root_attrs(f: h5py.File) -> dict[str, Any]:
+    out = {k: _decode(v) for k, v in f.attrs.items()}
+    for key in json.loads(out.pop("json_keys", "[]")):
+        if key in out:
+            out[key] = json.loads(out[key])
+    return out
+
+
+def _read_tree(f: h5py.File, top: str) -> dict[tuple[str, str], np.ndarray]:
+    out: dict[tuple[str, str], np.ndarray] = {}
+    if top not in f:
+        return out
+    n = int(f.attrs.get("n_steps_completed", 0))
+    for src, grp in f[top].items():
+        for attr, ds in grp.items():
+            rows = min(n, ds.shape[0])  # a killed run leaves up to a window of unwritten rows
+            if h5py.check_string_dtype(ds.dtype) is not None:
+                data = ds.asstr()[:rows]
+            else:
+                data = ds[:rows]
+            out[(_unescape(src), _unescape(attr))] = data
+    return out
+
+
+def read_series(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
+    """``{(src_full_id, attr): array}`` with ``n_steps_completed`` rows each.
+
+    Arrays are float64 (steps,), float64 (steps, width) for list-valued attributes, or str objects (steps,).
+    """
+    with h5py.File(path, "r") as f:
+        return _read_tree(f, "Series")
+
+
+def read_plans(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
+    """Like :func:`read_series`, for ``Plans/``."""
+    with h5py.File(path, "r") as f:
+        return _read_tree(f, "Plans")
+
+
+def _read_messages(f: h5py.File) -> list[dict[str, Any]]:
+    if "Messages" not in f or "time_s" not in f["Messages"]:
+        return []
+    grp = f["Messages"]
+    cols = {}
+    for name, dtype in _MESSAGE_COLUMNS:
+        cols[name] = grp[name].asstr()[...] if dtype is _STR_DTYPE else grp[name][...]
+    out = []
+    for i in range(len(cols["time_s"])):
+        n_values = int(cols["n_values"][i])
+        cbytes = int(cols["ciphertext_bytes"][i])
+        msg: dict[str, Any] = {
+            "t": float(cols["time_s"][i]),
+            "sender": str(cols["sender"][i]),
+            "receiver": str(cols["receiver"][i]),
+            "kind": str(cols["kind"][i]),
+        }
+        if n_values >= 0:
+            msg["values"] = json.loads(cols["values_json"][i])
+        if cbytes >= 0:
+            msg["ciphertext_bytes"] = cbytes
+        out.append(msg)
+    return out
+
+
+def read_messages(path: str | Path) -> list[dict[str, Any]]:
+    """Messages as dicts ``{t, sender, receiver, kind, values? , ciphertext_bytes?}`` in write order."""
+    with h5py.File(path, "r") as f:
+        return _read_messages(f)
+
+
+def read_kpis(path: str | Path) -> dict[str, Any]:
+    """The KPI dict given to :func:`write_kpis` (from its JSON copy); ``{}`` if none was written."""
+    with h5py.File(path, "r") as f:
+        if "KPIs" not in f:
+            return {}
+        return json.loads(_decode(f["KPIs"].attrs["json"]))
+
+
+def read_relations(path: str | Path) -> list[tuple[str, str]]:
+    """Edges of mosaik's entity graph as ``(full_id, full_id)`` pairs; ``[]`` if none were stored."""
+    with h5py.File(path, "r") as f:
+        return _read_relations(f)
+
+
+def _read_relations(f: h5py.File) -> list[tuple[str, str]]:
+    if "Relations" not in f or "edges" not in f["Relations"]:
+        return []
+    return [(str(a), str(b)) for a, b in f["Relations/edges"].asstr()[...]]
+
+
+@dataclass
+class Run:
+    """Everything a report needs from one run file, in memory."""
+
+    attrs: dict[str, Any]
+    series: dict[tuple[str, str], np.ndarray]
+    plans: dict[tuple[str, str], np.ndarray]
+    messages: list[dict[str, Any]]
+    kpis: dict[str, Any]
+    relations: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.attrs.get("n_steps_completed", 0))
+
+    @property
+    def step_s(self) -> float:
+        return float(self.attrs["step_s"])
+
+
+def open_run(path: str | Path) -> Run:
+    """Read a whole run file (also one left by a killed run) into a :class:`Run`."""
+    with h5py.File(path, "r") as f:
+        kpis = json.loads(_decode(f["KPIs"].attrs["json"])) if "KPIs" in f else {}
+        return Run(attrs=_root_attrs(f), series=_read_tree(f, "Series"), plans=_read_tree(f, "Plans"),
+                   messages=_read_messages(f), kpis=kpis, relations=_read_relations(f))
+
+
+def main() -> None:
+    mosaik_api_v3.start_simulation(RecorderSim(), "mmg-cosim HDF5 recorder")
+
+
+if __name__ == "__main__":
+    main()
