@@ -342,26 +342,26 @@ def q_from_cos_phi_mvar(p_mw: np.ndarray | float, cos_phi: float) -> np.ndarray:
 def step_means_p_mw(hourly_p_mw: np.ndarray, start_s: float, step_s: float, n: int) -> np.ndarray:
     """Mean power over ``[start_s + k*step_s, start_s + (k+1)*step_s)`` for ``k = 0 .. n-1``.
 
-    ``hourly_p_mw`` is one year of hourly means (piecewise constant, periodic: a run past the end of
-    the year wraps to its start). ``start_s`` is in seconds since hour-of-year 0.
+    ``hourly_p_mw`` is one year of hourly means along its last axis (piecewise constant, periodic:
+    a run past the end of the year wraps to its start); a 2-D array holds one unit per row and
+    gives an ``(units, n)`` result. ``start_s`` is in seconds since hour-of-year 0.
     """
     if step_s <= 0:
         raise ValueError(f"step must be > 0 s, got {step_s!r}")
-    hours = len(hourly_p_mw)
+    hourly = np.asarray(hourly_p_mw, dtype=float)
+    hours = hourly.shape[-1]
     if start_s % S_PER_H == 0 and step_s == S_PER_H:
         idx = (int(start_s // S_PER_H) + np.arange(n)) % hours
-        return np.asarray(hourly_p_mw[idx], dtype=float)
-    cum = np.concatenate(([0.0], np.cumsum(hourly_p_mw, dtype=float)))  # energy (MWh) to hour i
+        return hourly[..., idx]
+    zeros = np.zeros((*hourly.shape[:-1], 1))
+    cum = np.concatenate((zeros, np.cumsum(hourly, axis=-1)), axis=-1)  # MWh up to hour i
     year_s = hours * S_PER_H
-
-    def energy_mwh(t_s: np.ndarray) -> np.ndarray:
-        years, rest_s = np.divmod(t_s, year_s)
-        hour = np.minimum((rest_s // S_PER_H).astype(int), hours - 1)
-        frac_h = (rest_s - hour * S_PER_H) / S_PER_H
-        return years * cum[-1] + cum[hour] + frac_h * hourly_p_mw[hour]
-
     edges = start_s + step_s * np.arange(n + 1, dtype=float)
-    return np.diff(energy_mwh(edges)) / (step_s / S_PER_H)
+    years, rest_s = np.divmod(edges, year_s)
+    hour = np.minimum((rest_s // S_PER_H).astype(int), hours - 1)
+    frac_h = (rest_s - hour * S_PER_H) / S_PER_H
+    energy_mwh = years * cum[..., -1:] + cum[..., hour] + frac_h * hourly[..., hour]
+    return np.diff(energy_mwh, axis=-1) / (step_s / S_PER_H)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -460,8 +460,10 @@ class ProfileSim(mosaik_api_v3.Simulator):
         self._weather: Weather | None = None
         self._units: dict[str, _Unit] = {}
         self._counters: dict[str, int] = {name: 0 for name in _MODELS}
-        self._time = 0
+        self._year = 2016
         self._out: dict[str, dict[str, Any]] = {}
+        self._eids: list[str] = []
+        self._matrix_p_mw = np.zeros((0, HOURS_PER_YEAR))
 
     def init(
         self,
@@ -558,30 +560,30 @@ class ProfileSim(mosaik_api_v3.Simulator):
             self._counters[model] += 1
             self._units[eid] = unit
             entities.append({"eid": eid, "type": model})
+        self._eids = list(self._units)
+        self._matrix_p_mw = np.stack([u.hourly_p_mw for u in self._units.values()])
         return entities
 
     def _is_planning_time(self, t_s: float) -> bool:
         return math.isclose(math.remainder(t_s, self._forecast_every_s), 0.0, abs_tol=1e-6)
 
     def step(self, time: int, inputs: dict[str, Any], max_advance: int) -> int:
-        self._time = time
         t_s = time * self._time_resolution
-        run_s = self._offset_s + t_s
         planning = self._is_planning_time(t_s)
+        n = self._horizon if planning else 1
+        windows = step_means_p_mw(self._matrix_p_mw, self._offset_s + t_s, self.step_s, n)
         out: dict[str, dict[str, Any]] = {}
-        for eid, unit in self._units.items():
-            n = self._horizon if planning else 1
-            window = step_means_p_mw(unit.hourly_p_mw, run_s, self.step_s, n)
-            p_mw = float(window[0])
+        for row, (eid, p_mw) in enumerate(zip(self._eids, windows[:, 0].tolist(), strict=True)):
+            unit = self._units[eid]
             data: dict[str, Any] = {"p_mw": p_mw}
             if unit.cos_phi is not None:
-                data["q_mvar"] = float(q_from_cos_phi_mvar(p_mw, unit.cos_phi))
+                data["q_mvar"] = p_mw * math.tan(math.acos(unit.cos_phi))
             if planning:
                 rng = entity_rng(self._seed, eid, int(round(t_s)))
                 fc = forecast_p_mw(
-                    window, unit.error_std_mw, rng, unit.upper_mw, unit.zero_where_actual_zero
+                    windows[row], unit.error_std_mw, rng, unit.upper_mw, unit.zero_where_actual_zero
                 )
-                data[_FORECAST_ATTR] = [float(v) for v in fc]
+                data[_FORECAST_ATTR] = fc.tolist()
             out[eid] = data
         self._out = out
         return time + self._step_size

@@ -165,10 +165,12 @@ def _three_units(sim: P.ProfileSim, error_std: float) -> None:
     sim.create(1, "Load", p_peak_mw=0.5, profile="H0-A", forecast_error_std=error_std)
 
 
-def test_zero_error_forecast_equals_actuals() -> None:
-    sim = make_sim(start="2021-07-01 00:00:00", forecast_horizon_steps=24)
+@pytest.mark.parametrize("step_s", [HOUR_S, 900, 5400])
+def test_zero_error_forecast_equals_actuals(step_s: int) -> None:
+    sim = make_sim(start="2021-07-01 00:00:00", forecast_horizon_steps=24, step_size=step_s,
+                   forecast_every_s=24 * step_s)
     _three_units(sim, 0.0)
-    frames = run_steps(sim, 24)
+    frames = run_steps(sim, 24, step_s)
     for eid in ("PV-0", "Wind-0", "Load-0"):
         actual = [f[eid]["p_mw"] for f in frames]
         assert frames[0][eid]["forecast_p_mw"] == actual  # exactly
