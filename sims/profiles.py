@@ -12,8 +12,8 @@ Time axis
 ---------
 Every profile is a 365-day year of 8760 hourly values; value *i* is the mean power over
 hour-of-year *i* (``[i, i+1)`` h after 1 January 00:00). A run's time 0 is the hour-of-year of the
-sim param ``start``, counted in a 365-day calendar: in a leap year 29 February is skipped (a start on
-29 February is treated as 28 February). Runs longer than a year wrap around to 1 January.
+sim param ``start``, counted in a 365-day calendar: in a leap year 29 February is skipped (a start
+on 29 February is treated as 28 February). Runs longer than a year wrap around to 1 January.
 A step at time *t* outputs the mean of the hourly series over ``[t, t + step)``: with the default
 ``step_size=3600`` that is exactly one hourly value; shorter steps hold the hour's value (the energy
 is preserved, there is no intra-hour variability); longer or unaligned steps give the time-weighted
@@ -71,10 +71,10 @@ mosaik specifics
 ----------------
 The simulator is ``hybrid``: ``p_mw`` and ``q_mvar`` are persistent outputs, ``forecast_p_mw`` is
 *non-persistent*: between planning times it is omitted from ``get_data``, so mosaik forwards nothing
-(mosaik 3.7 skips missing non-persistent outputs silently, whereas a missing *persistent* output makes
-it warn and pass ``None``). A consumer should connect ``forecast_p_mw`` to a ``trigger`` input of an
-event-based or hybrid simulator; mosaik warns (UserWarning) when a non-persistent output is
-connected to a non-trigger input (e.g. of a time-based simulator).
+(mosaik 3.7 skips missing non-persistent outputs silently, whereas a missing *persistent* output
+makes it warn and pass ``None``). A consumer should connect ``forecast_p_mw`` to a ``trigger``
+input of an event-based or hybrid simulator; mosaik warns (UserWarning) when a non-persistent
+output is connected to a non-trigger input (e.g. of a time-based simulator).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ PV_INVERTER_ETA = 0.96
 # Calendar
 # --------------------------------------------------------------------------------------------------
 def year_index(year: int) -> pd.DatetimeIndex:
-    """The 8760 hour-beginning time stamps of ``year`` in a 365-day calendar (29 February dropped)."""
+    """The 8760 hour-beginning time stamps of ``year``, 365-day calendar (29 February dropped)."""
     idx = pd.date_range(f"{year}-01-01", f"{year + 1}-01-01", freq="h", inclusive="left")
     idx = idx[~((idx.month == 2) & (idx.day == 29))]
     if len(idx) != HOURS_PER_YEAR:  # pragma: no cover - pandas guarantees this
@@ -177,7 +177,8 @@ def tmy_weather(year: int) -> Weather:
         },
         index=index,
     )
-    return Weather(frame, float(meta["latitude"]), float(meta["longitude"]), float(meta["altitude"]))
+    lat, lon, alt = (float(meta[key]) for key in ("latitude", "longitude", "altitude"))
+    return Weather(frame, lat, lon, alt)
 
 
 @functools.lru_cache(maxsize=1)
@@ -293,7 +294,8 @@ def _wind_per_unit(turbine_type: str, hub_height_m: float, weather: Weather) -> 
     try:
         turbine = WindTurbine(hub_height=hub_height_m, turbine_type=turbine_type)
     except ValueError as exc:  # windpowerlib: hub height below half the rotor diameter
-        raise ValueError(f"hub_height_m: {hub_height_m} m invalid for {turbine_type}: {exc}") from exc
+        msg = f"hub_height_m: {hub_height_m} m invalid for {turbine_type}: {exc}"
+        raise ValueError(msg) from exc
     w = weather.frame
     frame = pd.DataFrame(
         {
@@ -320,7 +322,9 @@ def wind_profile_p_mw(
     _check_turbine(turbine_type)
     hub_height_m = float(hub_height_m)
     if not math.isfinite(hub_height_m) or hub_height_m <= WIND_MEASUREMENT_HEIGHT_M:
-        raise ValueError(f"hub_height_m must be > {WIND_MEASUREMENT_HEIGHT_M} m, got {hub_height_m!r}")
+        raise ValueError(
+            f"hub_height_m must be > {WIND_MEASUREMENT_HEIGHT_M} m, got {hub_height_m!r}"
+        )
     return p_rated_mw * _wind_per_unit(turbine_type, hub_height_m, weather)
 
 
@@ -476,7 +480,9 @@ class ProfileSim(mosaik_api_v3.Simulator):
         seed: int = 0,
     ) -> dict[str, Any]:
         if not (isinstance(step_size, int) and step_size > 0):
-            raise ValueError(f"step_size must be a positive integer (time units), got {step_size!r}")
+            raise ValueError(
+                f"step_size must be a positive integer (time units), got {step_size!r}"
+            )
         if not (float(time_resolution) > 0):
             raise ValueError(f"time_resolution must be > 0, got {time_resolution!r}")
         if not float(forecast_every_s) > 0:

@@ -1,4 +1,4 @@
-"""Tests of sims/profiles.py: analytic load energy, PV and wind plausibility, forecasts, mosaik run."""
+"""Tests of sims/profiles.py: load energy, PV and wind plausibility, forecasts, a mosaik run."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def test_step_means_wraps_and_averages() -> None:
 # PV and wind
 # -------------------------------------------------------------------------------------------------
 def test_pv_summer_day_beats_winter_day_and_is_zero_at_night(weather: P.Weather) -> None:
-    """TMY days are real weather (21 June is cloudy there): compare clearest days and month totals."""
+    """TMY days are real weather (21 June is cloudy there): compare clearest days, month sums."""
     p = P.pv_profile_p_mw(1.0, 30.0, 180.0, weather).reshape(365, 24)
     june, december = p[151:181].sum(axis=1), p[334:365].sum(axis=1)
     assert june.max() > december.max() > 0
@@ -130,7 +130,7 @@ def test_pv_summer_day_beats_winter_day_and_is_zero_at_night(weather: P.Weather)
 
 
 def test_pv_annual_yield_is_plausible(weather: P.Weather) -> None:
-    """Greensboro NC, 30 deg south, PVWatts with 14 % losses: 1250-1600 kWh/kWp (here about 1360)."""
+    """Greensboro NC, 30 deg south, PVWatts, 14 % losses: 1250-1600 kWh/kWp (here about 1360)."""
     p = P.pv_profile_p_mw(2.0, 30.0, 180.0, weather)
     kwh_per_kwp = p.sum() / 2.0  # MWh/MWp = kWh/kWp with 1 h values
     assert 1250 < kwh_per_kwp < 1600

@@ -1,12 +1,13 @@
 """Regenerate ``load_profiles.csv`` from the SimBench standard load profiles.
 
 Reads ``LoadProfile.csv`` of the SimBench data set shipped in the installed ``simbench`` package
-(``simbench/networks/1-complete_data-mixed-all-0-sw/LoadProfile.csv``, 15 min resolution, year 2016,
-German wall-clock time with daylight saving), re-stamps the rows on CET (UTC+1) standard time, keeps the active-power columns of a few standard profiles, takes hourly means (each hour is the mean
-of its four quarter-hours starting at HH:00), drops 29 February (2016 is a leap year) so that the year
-has 8760 rows, and scales every column so its annual hourly peak is 1.0. The scale factors (the
-hourly-mean peak in the units of the SimBench file, whose 15 min peak is 1.0) are printed and written
-to ``load_profiles.md``.
+(``simbench/networks/1-complete_data-mixed-all-0-sw/LoadProfile.csv``, 15 min resolution, year
+2016, German wall-clock time with daylight saving), re-stamps the rows on CET (UTC+1) standard
+time, keeps the active-power columns of a few standard profiles, takes hourly means (each hour is
+the mean of its four quarter-hours starting at HH:00), drops 29 February (2016 is a leap year) so
+that the year has 8760 rows, and scales every column so its annual hourly peak is 1.0. The scale
+factors (the hourly-mean peak in the units of the SimBench file, whose 15 min peak is 1.0) are
+logged; ``load_profiles.md`` records them.
 
 Run from the repository root with simbench installed (``pip install .[data]``)::
 
