@@ -164,7 +164,7 @@ class RunCfg(_Strict):
 
 class ScenarioCfg(_Strict):
     name: str
-    start: str = "2019-06-15 00:00:00"
+    start: str = "2019-06-12 00:00:00"
     step_s: int = Field(default=3600, gt=0)
     days: int = Field(default=1, gt=0)
     seed: int = 0
