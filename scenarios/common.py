@@ -55,7 +55,7 @@ def start_profiles(world: Any, cfg: Config, data_dir: Path) -> Any:
         forecast_every_s=cfg.forecast.every_s,
         forecast_horizon_steps=cfg.forecast.horizon_steps,
         seed=cfg.scenario.seed,
-        # load_profiles_file: see ProfileSim
+        load_profiles_file=str(load_profiles_path(cfg, data_dir)),
     )
 
 

@@ -69,12 +69,12 @@ forecasts regardless of which other entities exist or in which order they are cr
 
 mosaik specifics
 ----------------
-The simulator is ``hybrid``: ``p_mw`` and ``q_mvar`` are persistent outputs, ``forecast_p_mw`` is
-*non-persistent*: between planning times it is omitted from ``get_data``, so mosaik forwards nothing
-(mosaik 3.7 skips missing non-persistent outputs silently, whereas a missing *persistent* output
-makes it warn and pass ``None``). A consumer should connect ``forecast_p_mw`` to a ``trigger``
-input of an event-based or hybrid simulator; mosaik warns (UserWarning) when a non-persistent
-output is connected to a non-trigger input (e.g. of a time-based simulator).
+The simulator is ``time-based`` and every output is persistent, so it plugs into time-based
+consumers (EMS, recorder, other people's simulators) without mosaik's warning about non-persistent
+outputs on non-trigger inputs. Between planning times ``forecast_p_mw`` is ``None``: a consumer takes
+a list as a new forecast and ``None`` as "no new forecast this step" (mosaik passes ``None`` on; it
+warns only for an attribute missing from ``get_data``). The sim param ``load_profiles_file`` points to
+a CSV of the same shape as ``scenarios/data/load_profiles.csv`` (default: that file).
 """
 
 from __future__ import annotations
@@ -181,19 +181,26 @@ def tmy_weather(year: int) -> Weather:
     return Weather(frame, lat, lon, alt)
 
 
-@functools.lru_cache(maxsize=1)
-def load_profiles() -> pd.DataFrame:
-    """The normalised hourly load profiles (8760 rows, one column per profile, peak 1.0)."""
-    source = importlib.resources.files("scenarios") / "data" / "load_profiles.csv"
-    with importlib.resources.as_file(source) as path:
+@functools.lru_cache(maxsize=4)
+def load_profiles(path: str | None = None) -> pd.DataFrame:
+    """The normalised hourly load profiles (8760 rows, one column per profile, peak 1.0) of ``path``
+    (default: the embedded ``scenarios/data/load_profiles.csv``)."""
+    if path is None:
+        source = importlib.resources.files("scenarios") / "data" / "load_profiles.csv"
+        with importlib.resources.as_file(source) as p:
+            frame = pd.read_csv(p, index_col="time")
+    else:
+        source = path
         frame = pd.read_csv(path, index_col="time")
     if len(frame) != HOURS_PER_YEAR:
         raise ValueError(f"{source}: expected {HOURS_PER_YEAR} rows, got {len(frame)}")
+    if frame.isna().any().any():
+        raise ValueError(f"{source}: holds NaN in {list(frame.columns[frame.isna().any()])}")
     return frame
 
 
-def load_profile_names() -> list[str]:
-    return list(load_profiles().columns)
+def load_profile_names(path: str | None = None) -> list[str]:
+    return list(load_profiles(path).columns)
 
 
 @functools.lru_cache(maxsize=1)
@@ -217,8 +224,8 @@ def _check_positive(name: str, value: float) -> float:
     return value
 
 
-def _check_profile(profile: str) -> str:
-    names = load_profile_names()
+def _check_profile(profile: str, path: str | None = None) -> str:
+    names = load_profile_names(path)
     if profile not in names:
         raise ValueError(f"profile: unknown load profile {profile!r}; valid: {', '.join(names)}")
     return profile
@@ -328,11 +335,11 @@ def wind_profile_p_mw(
     return p_rated_mw * _wind_per_unit(turbine_type, hub_height_m, weather)
 
 
-def load_profile_p_mw(profile: str, p_peak_mw: float) -> np.ndarray:
+def load_profile_p_mw(profile: str, p_peak_mw: float, path: str | None = None) -> np.ndarray:
     """Hourly active power (MW) of a load of annual peak ``p_peak_mw`` (8760 values)."""
     p_peak_mw = _check_positive("p_peak_mw", p_peak_mw)
-    _check_profile(profile)
-    return p_peak_mw * load_profiles()[profile].to_numpy(dtype=float)
+    _check_profile(profile, path)
+    return p_peak_mw * load_profiles(path)[profile].to_numpy(dtype=float)
 
 
 def q_from_cos_phi_mvar(p_mw: np.ndarray | float, cos_phi: float) -> np.ndarray:
@@ -423,14 +430,12 @@ _FORECAST_ATTR = "forecast_p_mw"
 
 META: dict[str, Any] = {
     "api_version": "3.0",
-    "type": "hybrid",
+    "type": "time-based",
     "models": {
         name: {
             "public": True,
             "params": list(spec.params),
             "attrs": [*spec.persistent, _FORECAST_ATTR],
-            "persistent": list(spec.persistent),
-            "non-persistent": [_FORECAST_ATTR],
         }
         for name, spec in _MODELS.items()
     },
@@ -461,6 +466,7 @@ class ProfileSim(mosaik_api_v3.Simulator):
         self._forecast_every_s = 86400.0
         self._horizon = 24
         self._seed = 0
+        self._profiles_file: str | None = None
         self._weather: Weather | None = None
         self._units: dict[str, _Unit] = {}
         self._counters: dict[str, int] = {name: 0 for name in _MODELS}
@@ -478,6 +484,7 @@ class ProfileSim(mosaik_api_v3.Simulator):
         forecast_every_s: float = 86400,
         forecast_horizon_steps: int = 24,
         seed: int = 0,
+        load_profiles_file: str | None = None,
     ) -> dict[str, Any]:
         if not (isinstance(step_size, int) and step_size > 0):
             raise ValueError(
@@ -506,6 +513,7 @@ class ProfileSim(mosaik_api_v3.Simulator):
         self._forecast_every_s = float(forecast_every_s)
         self._horizon = forecast_horizon_steps
         self._seed = seed
+        self._profiles_file = None if load_profiles_file is None else str(load_profiles_file)
         logger.debug(
             "%s: start %s (hour-of-year %.2f), step %s s, forecasts every %s s for %d steps",
             sid, start, self._offset_s / S_PER_H, self.step_s, forecast_every_s,
@@ -553,7 +561,7 @@ class ProfileSim(mosaik_api_v3.Simulator):
         cos_phi = float(params.get("cos_phi", 0.95))
         if not 0.0 < cos_phi <= 1.0:
             raise ValueError(f"cos_phi must be in (0, 1], got {cos_phi!r}")
-        series = load_profile_p_mw(params["profile"], rating)
+        series = load_profile_p_mw(params["profile"], rating, self._profiles_file)
         return _Unit(series, error_frac * rating, None, False, cos_phi)
 
     def create(self, num: int, model: str, **model_params: Any) -> list[dict[str, Any]]:
@@ -590,6 +598,8 @@ class ProfileSim(mosaik_api_v3.Simulator):
                     windows[row], unit.error_std_mw, rng, unit.upper_mw, unit.zero_where_actual_zero
                 )
                 data[_FORECAST_ATTR] = fc.tolist()
+            else:
+                data[_FORECAST_ATTR] = None
             out[eid] = data
         self._out = out
         return time + self._step_size

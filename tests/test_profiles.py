@@ -233,7 +233,7 @@ def test_forecast_only_at_planning_times() -> None:
     sim.create(1, "Load", p_peak_mw=1.0, profile="H0-A", forecast_error_std=0.1)
     frames = run_steps(sim, 13)
     for k, frame in enumerate(frames):
-        has_forecast = "forecast_p_mw" in frame["Load-0"]
+        has_forecast = frame["Load-0"]["forecast_p_mw"] is not None
         assert has_forecast == (k % 6 == 0), k
         assert "p_mw" in frame["Load-0"]
     assert len(frames[6]["Load-0"]["forecast_p_mw"]) == 12
@@ -243,17 +243,16 @@ def test_forecast_only_at_planning_times() -> None:
 # A real mosaik world
 # -------------------------------------------------------------------------------------------------
 class Collector(mosaik_api_v3.Simulator):
-    """Hybrid sink: steps every hour, stepped also when a forecast arrives (trigger input)."""
+    """Time-based sink, as an EMS or a recorder of a user's setup would be."""
 
     records: list[tuple[int, dict[str, Any]]] = []
 
     def __init__(self) -> None:
         super().__init__({
             "api_version": "3.0",
-            "type": "hybrid",
+            "type": "time-based",
             "models": {"Sink": {
                 "public": True, "params": [], "attrs": ["p_mw", "q_mvar", "forecast_p_mw"],
-                "trigger": ["forecast_p_mw"],
             }},
         })
 
@@ -286,7 +285,8 @@ def test_mosaik_world_delivers_actuals_and_forecasts() -> None:
     steps = {t: inp for t, inp in Collector.records}
     assert sorted(steps) == list(range(0, DAY_S + 1, HOUR_S))
     assert all(len(inp["p_mw"]) == 1 for inp in steps.values())
-    with_fc = sorted(t for t, inp in steps.items() if "forecast_p_mw" in inp)
+    with_fc = sorted(t for t, inp in steps.items()
+                     if "forecast_p_mw" in inp and next(iter(inp["forecast_p_mw"].values())) is not None)
     assert with_fc == [0, 12 * HOUR_S, 24 * HOUR_S]
     fc = next(iter(steps[0]["forecast_p_mw"].values()))
     assert len(fc) == 24 and all(0.0 <= v <= 1.0 for v in fc)
@@ -337,3 +337,18 @@ def test_unknown_profile_lists_valid_ones() -> None:
 def test_bad_sim_params_name_the_field(params: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         P.ProfileSim().init("P", time_resolution=1.0, **params)
+
+
+def test_load_profiles_file_param_is_used(tmp_path) -> None:
+    src = P.load_profiles()
+    alt = src * 0.5
+    path = tmp_path / "alt.csv"
+    alt.to_csv(path)
+    a = make_sim()
+    a.create(1, "Load", p_peak_mw=1.0, profile="H0-A")
+    b = make_sim(load_profiles_file=str(path))
+    b.create(1, "Load", p_peak_mw=1.0, profile="H0-A")
+    pa = run_steps(a, 3)
+    pb = run_steps(b, 3)
+    for fa, fb in zip(pa, pb, strict=True):
+        assert fb["Load-0"]["p_mw"] == pytest.approx(0.5 * fa["Load-0"]["p_mw"])
