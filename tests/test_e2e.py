@@ -19,8 +19,10 @@ from tests.conftest import run_default
 ENERGY_TOL_MW = 1e-6
 
 
-def _by_type(series: dict, model: str, attr: str) -> dict[str, np.ndarray]:
-    return {fid: v for (fid, a), v in series.items() if a == attr and fid.split(".", 1)[1].startswith(model + "-")}
+def _by_type(series: dict, grid_fid: str, model: str, attr: str) -> dict[str, np.ndarray]:
+    """The grid simulator's series of one model (not the profile entities of the same name)."""
+    prefix = grid_fid.split(".", 1)[0] + "." + model + "-"
+    return {fid: v for (fid, a), v in series.items() if a == attr and fid.startswith(prefix)}
 
 
 def test_record_layout_and_attrs(default_run: RunResult) -> None:
@@ -46,11 +48,12 @@ def test_record_layout_and_attrs(default_run: RunResult) -> None:
 def test_energy_balance_of_every_step(default_run: RunResult) -> None:
     """External-grid import = loads + storage charging - static generation + losses, every step."""
     s = read_series(default_run.path)
-    ext = sum(_by_type(s, "ExtGrid", "p_mw").values())
-    loads = sum(_by_type(s, "Load", "p_mw").values())
-    gens = sum(_by_type(s, "StaticGen", "p_mw").values())
-    stor = sum(_by_type(s, "Storage", "p_mw").values())
     grid = read_attrs(default_run.path)["entity_map"]["grid"]
+    ext = sum(_by_type(s, grid, "ExtGrid", "p_mw").values())
+    loads = sum(_by_type(s, grid, "Load", "p_mw").values())
+    gens = sum(_by_type(s, grid, "StaticGen", "p_mw").values())
+    stor = sum(_by_type(s, grid, "Storage", "p_mw").values())
+    assert len(_by_type(s, grid, "Load", "p_mw")) == 32 + 3
     losses = s[(grid, "losses_mw")]
     assert np.all(losses > 0)
     np.testing.assert_allclose(ext, loads + stor - gens + losses, atol=ENERGY_TOL_MW)
