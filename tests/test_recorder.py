@@ -1,0 +1,366 @@
+"""Tests of sims.recorder: HDF5 layout, gaps, value kinds, messages, KPIs, crash safety, a mosaik world."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import mosaik
+import mosaik_api_v3
+import numpy as np
+import pytest
+
+from sims.recorder import (
+    RecorderSim,
+    open_run,
+    read_attrs,
+    read_kpis,
+    read_messages,
+    read_plans,
+    read_relations,
+    read_series,
+    write_kpis,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+STEP = 3600
+
+
+def record(path: Path, steps: dict[int, dict[str, dict[str, Any]]], **init_kw: Any) -> RecorderSim:
+    """Drive a RecorderSim directly. ``steps``: {step number: {attr: {src_full_id: value}}}."""
+    sim = RecorderSim()
+    sim.init("Rec", step_size=STEP, path=str(path), **init_kw)
+    assert sim.create(1, "Recorder") == [{"eid": "Recorder", "type": "Recorder"}]
+    for k in sorted(steps):
+        assert sim.step(k * STEP, {"Recorder": steps[k]}, 0) == (k + 1) * STEP
+    sim.finalize()
+    return sim
+
+
+def test_layout_and_root_attrs(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "dir" / "run.h5"  # parents are created
+    cfg = {"strategy": {"name": "central"}, "mgs": [1, 2]}
+    steps = {k: {"p_mw": {"Grid-0.Load-1": 0.5 * k}, "vm_pu": {"Grid-0.Bus-1": 1.0, "Grid-0.Bus-2": 0.99}}
+             for k in range(5)}
+    record(path, steps, attrs={"scenario": "ieee33", "strategy": "central", "start": "2016-01-01 00:00:00",
+                               "config": cfg, "seed": 3, "skip_me": None}, n_steps=5)
+    with h5py.File(path, "r") as f:
+        assert set(f) == {"Series", "Plans", "Messages", "Relations"}
+        assert set(f["Series"]) == {"Grid-0.Load-1", "Grid-0.Bus-1", "Grid-0.Bus-2"}
+        ds = f["Series/Grid-0.Load-1/p_mw"]
+        assert ds.dtype == np.float64 and ds.shape == (5,) and ds.maxshape == (None,) and ds.chunks
+        assert f["Series"].attrs["step_s"] == STEP
+        assert f.attrs["config"] == '{"mgs": [1, 2], "strategy": {"name": "central"}}'  # JSON string
+        assert "skip_me" not in f.attrs
+    attrs = read_attrs(path)
+    assert attrs["scenario"] == "ieee33" and attrs["strategy"] == "central" and attrs["seed"] == 3
+    assert attrs["config"] == cfg  # decoded by the read helper
+    assert attrs["step_s"] == STEP and attrs["n_steps"] == 5 and attrs["n_steps_completed"] == 5
+    assert isinstance(attrs["package_version"], str) and attrs["created_utc"].endswith("+00:00")
+    series = read_series(path)
+    np.testing.assert_array_equal(series[("Grid-0.Load-1", "p_mw")], [0, 0.5, 1, 1.5, 2])
+    np.testing.assert_array_equal(series[("Grid-0.Bus-2", "vm_pu")], [0.99] * 5)
+
+
+def test_late_start_skipped_steps_and_recorder_gaps_are_nan(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    steps: dict[int, dict[str, dict[str, Any]]] = {}
+    for k in [0, 1, 2, 3, 4, 7, 8, 9]:  # the recorder itself is not stepped at 5 and 6
+        steps[k] = {"a": {"S.x": float(k)}}
+        if k >= 3:
+            steps[k]["late"] = {"S.y": float(k)}
+        if k % 2 == 0:
+            steps[k]["even"] = {"S.z": k}  # ints are stored as float64
+        if k == 8:
+            steps[k]["a"]["S.w"] = None  # None never seen with a value: no series
+    record(path, steps, buffer_steps=2)
+    s = read_series(path)
+    nan = math.nan
+    np.testing.assert_array_equal(s[("S.x", "a")], [0, 1, 2, 3, 4, nan, nan, 7, 8, 9])
+    np.testing.assert_array_equal(s[("S.y", "late")], [nan, nan, nan, 3, 4, nan, nan, 7, 8, 9])
+    np.testing.assert_array_equal(s[("S.z", "even")], [0, nan, 2, nan, 4, nan, nan, nan, 8, nan])
+    assert ("S.w", "a") not in s
+    assert s[("S.z", "even")].dtype == np.float64
+
+
+def test_many_steps_across_chunk_windows_match(tmp_path: Path) -> None:
+    """600 steps with random gaps and a jump of 1000 steps, buffer 7: every row as sent."""
+    rng = np.random.default_rng(1)
+    n = 600
+    expected = {"A.0": np.full(n + 1000, np.nan), "B.0": np.full(n + 1000, np.nan)}
+    steps: dict[int, dict[str, dict[str, Any]]] = {}
+    for k in list(range(n)) + [n + 999]:
+        steps[k] = {"v": {}}
+        for src in expected:
+            if rng.random() < 0.7:
+                val = float(rng.normal())
+                steps[k]["v"][src] = val
+                expected[src][k] = val
+    record(tmp_path / "run.h5", steps, buffer_steps=7)
+    s = read_series(tmp_path / "run.h5")
+    for src, exp in expected.items():
+        np.testing.assert_array_equal(s[(src, "v")], exp)
+    with h5py.File(tmp_path / "run.h5", "r") as f:  # after finalize: exact lengths in the file
+        assert f["Series/A.0/v"].shape == (n + 1000,)
+        assert f.attrs["n_steps_completed"] == n + 1000
+
+
+def test_bools_and_numpy_scalars_are_float64(tmp_path: Path) -> None:
+    steps = {0: {"closed": {"G.sw": True}, "n": {"G.g": np.int64(3)}},
+             1: {"closed": {"G.sw": False}, "n": {"G.g": np.float32(2.5)}}}
+    record(tmp_path / "run.h5", steps)
+    s = read_series(tmp_path / "run.h5")
+    np.testing.assert_array_equal(s[("G.sw", "closed")], [1.0, 0.0])
+    np.testing.assert_array_equal(s[("G.g", "n")], [3.0, 2.5])
+
+
+def test_list_valued_attributes_are_2d(tmp_path: Path) -> None:
+    steps = {0: {"forecast_p_mw": {"P.pv": [1.0, 2.0, 3.0]}},
+             2: {"forecast_p_mw": {"P.pv": np.array([4.0, 5.0, 6.0])}},
+             3: {"forecast_p_mw": {"P.pv": [7.0, None]}}}  # shorter: padded with NaN
+    record(tmp_path / "run.h5", steps, buffer_steps=1)
+    arr = read_series(tmp_path / "run.h5")[("P.pv", "forecast_p_mw")]
+    nan = math.nan
+    np.testing.assert_array_equal(arr, [[1, 2, 3], [nan, nan, nan], [4, 5, 6], [7, nan, nan]])
+
+
+def test_longer_list_is_an_error(tmp_path: Path) -> None:
+    sim = RecorderSim()
+    sim.init("Rec", path=str(tmp_path / "run.h5"))
+    sim.create(1, "Recorder")
+    sim.step(0, {"Recorder": {"f": {"P.pv": [1.0, 2.0]}}}, 0)
+    with pytest.raises(ValueError, match="first seen with 2 elements, now got 3"):
+        sim.step(STEP, {"Recorder": {"f": {"P.pv": [1.0, 2.0, 3.0]}}}, 0)
+    sim.step(2 * STEP, {"Recorder": {"g": {"P.pv": 1.0}}}, 0)
+    with pytest.raises(TypeError, match="holds numbers"):
+        sim.step(3 * STEP, {"Recorder": {"g": {"P.pv": "oops"}}}, 0)
+    with pytest.raises(TypeError, match="holds lists"):
+        sim.step(3 * STEP, {"Recorder": {"f": {"P.pv": 2.0}}}, 0)
+    sim.finalize()
+
+
+def test_strings_with_gaps(tmp_path: Path) -> None:
+    steps = {k: {"status": {"EMS.mg1": "ok" if k != 4 else "infeasible: no diesel"}} for k in range(2, 6)}
+    steps[0] = {"p": {"X.y": 1.0}}
+    steps[6] = {"p": {"X.y": 1.0}}
+    steps[7] = {"status": {"EMS.mg1": {"why": "dict stored as JSON"}}}
+    record(tmp_path / "run.h5", steps, buffer_steps=3)
+    arr = read_series(tmp_path / "run.h5")[("EMS.mg1", "status")]
+    assert list(arr) == ["", "", "ok", "ok", "infeasible: no diesel", "ok", "", '{"why": "dict stored as JSON"}']
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert h5py.check_string_dtype(f["Series/EMS.mg1/status"].dtype).encoding == "utf-8"
+
+
+def test_plan_attributes_go_to_plans(tmp_path: Path) -> None:
+    plan = [0.1 * i for i in range(24)]
+    steps = {0: {"plan_p_mw": {"EMS-0.mg1": plan}, "p_mw": {"EMS-0.mg1": 0.1}},
+             1: {"p_mw": {"EMS-0.mg1": 0.2}}}
+    record(tmp_path / "run.h5", steps)
+    assert ("EMS-0.mg1", "plan_p_mw") not in read_series(tmp_path / "run.h5")
+    plans = read_plans(tmp_path / "run.h5")
+    arr = plans[("EMS-0.mg1", "plan_p_mw")]
+    assert arr.shape == (2, 24)
+    np.testing.assert_array_equal(arr[0], plan)
+    assert np.isnan(arr[1]).all()
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert "Plans/EMS-0.mg1/plan_p_mw" in f
+
+
+def test_messages(tmp_path: Path) -> None:
+    steps = {
+        0: {"messages": {"Coord.c": [
+            {"sender": "mg1", "receiver": "coord", "kind": "bid", "values": [1, 2.5]},
+            {"sender": "mg2", "receiver": "coord", "kind": "enc_bid", "ciphertext_bytes": 512, "t": 10.0},
+        ]}},
+        1: {"messages": {"Coord.c": []}},
+        3: {"messages": {"Coord.c": [{"sender": "coord", "receiver": "mg1", "kind": "price", "values": []}]}},
+    }
+    record(tmp_path / "run.h5", steps, buffer_steps=1)
+    msgs = read_messages(tmp_path / "run.h5")
+    assert msgs == [
+        {"t": 0.0, "sender": "mg1", "receiver": "coord", "kind": "bid", "values": [1.0, 2.5]},
+        {"t": 10.0, "sender": "mg2", "receiver": "coord", "kind": "enc_bid", "ciphertext_bytes": 512},
+        {"t": 3 * STEP, "sender": "coord", "receiver": "mg1", "kind": "price", "values": []},
+    ]
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert f["Messages/n_values"][...].tolist() == [2, -1, 0]
+        assert f["Messages/ciphertext_bytes"][...].tolist() == [-1, 512, -1]
+    assert "messages" not in {attr for _, attr in read_series(tmp_path / "run.h5")}
+
+
+def test_write_kpis_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    record(path, {0: {"p": {"A.b": 1.0}}})
+    kpis = {"total_cost": 1234.5, "n_pf_failures": 0, "strategy": "central", "worst_vm_pu": None,
+            "cost_by_mg": {"mg1": 100.0, "mg2": -20.0, "DN": {"losses": 3.0}},
+            "solve_times_s": [0.1, 0.2], "voltage_violations": np.int64(2)}
+    write_kpis(path, kpis)
+    write_kpis(path, kpis)  # replaces, does not fail
+    got = read_kpis(path)
+    assert got["cost_by_mg"] == {"mg1": 100.0, "mg2": -20.0, "DN": {"losses": 3.0}}
+    assert got["total_cost"] == 1234.5 and got["voltage_violations"] == 2 and got["worst_vm_pu"] is None
+    with h5py.File(path, "r") as f:
+        g = f["KPIs"]
+        assert g.attrs["total_cost"] == 1234.5 and g.attrs["strategy"] == "central"
+        assert math.isnan(g.attrs["worst_vm_pu"])
+        assert g["cost_by_mg"].attrs["mg2"] == -20.0 and g["cost_by_mg/DN"].attrs["losses"] == 3.0
+        np.testing.assert_array_equal(g["solve_times_s"][...], [0.1, 0.2])
+    run = open_run(path)
+    assert run.kpis == got and run.n_steps == 1 and run.step_s == STEP
+    assert read_kpis(tmp_path / "run.h5") == open_run(path).kpis
+
+
+def test_relations_from_entity_graph(tmp_path: Path) -> None:
+    class FakeMosaik:
+        def get_related_entities(self, entities: Any = None) -> str:
+            return "request"  # what mosaik would await
+
+    sim = RecorderSim()
+    sim.init("Rec", path=str(tmp_path / "run.h5"))
+    sim.create(1, "Recorder")
+    list(sim.setup_done())  # without a mosaik proxy: nothing, no error
+    sim.mosaik = FakeMosaik()
+    gen = sim.setup_done()
+    assert next(gen) == "request"
+    graph = {"nodes": {"Src-0.a": {"type": "A"}, "Rec-0.Recorder": {"type": "Recorder"}},
+             "edges": [["Src-0.a", "Rec-0.Recorder", {}]]}
+    with pytest.raises(StopIteration):
+        gen.send(graph)
+    sim.finalize()
+    assert read_relations(tmp_path / "run.h5") == [("Src-0.a", "Rec-0.Recorder")]
+
+
+def test_ids_with_slashes_are_escaped(tmp_path: Path) -> None:
+    record(tmp_path / "run.h5", {0: {"p/q": {"S-0.a/b": 1.0}}})
+    assert read_series(tmp_path / "run.h5") == {("S-0.a/b", "p/q"): pytest.approx(np.array([1.0]))}
+
+
+CRASH_CHILD = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from sims.recorder import RecorderSim
+    sim = RecorderSim()
+    sim.init("Rec", step_size=3600, path={path!r}, buffer_steps=5)
+    sim.create(1, "Recorder")
+    last = 0
+    for k in range(1_000_000):
+        inputs = {{"Recorder": {{
+            "v": {{"A.0": float(k)}},
+            "f": {{"A.0": [float(k), float(k) + 0.5]}},
+            "status": {{"A.0": "s%d" % k}},
+        }}}}
+        if k % 3 == 0:
+            inputs["Recorder"]["messages"] = {{"A.0": [{{"sender": "a", "receiver": "b", "kind": "k",
+                                                         "values": [float(k)]}}]}}
+        sim.step(k * 3600, inputs, 0)
+        if sim.writer.flushed != last:
+            last = sim.writer.flushed
+            print(last, flush=True)
+        time.sleep(0.0005)
+""")
+
+
+def test_sigkill_leaves_readable_file_with_flushed_steps(tmp_path: Path) -> None:
+    path = tmp_path / "crash.h5"
+    script = tmp_path / "child.py"
+    script.write_text(CRASH_CHILD.format(repo=str(REPO), path=str(path)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    seen = 0
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 20
+        while seen < 400 and time.monotonic() < deadline:  # past the first chunk window (256 rows)
+            line = proc.stdout.readline()
+            assert line, "child ended early"
+            seen = int(line)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert seen >= 400 and seen % 5 == 0
+    with h5py.File(path, "r") as f:  # a plain open, no SWMR, no h5clear
+        n = int(f.attrs["n_steps_completed"])
+        assert n >= seen
+        assert f["Series/A.0/v"].shape[0] >= n
+    run = open_run(path)
+    assert run.n_steps == n
+    ks = np.arange(n, dtype=float)
+    np.testing.assert_array_equal(run.series[("A.0", "v")], ks)
+    np.testing.assert_array_equal(run.series[("A.0", "f")], np.column_stack([ks, ks + 0.5]))
+    assert list(run.series[("A.0", "status")]) == ["s%d" % k for k in range(n)]
+    assert [m["values"][0] for m in run.messages] == [float(k) for k in range(0, n, 3)]
+
+
+# ---- a small real mosaik world ----------------------------------------------------------------------
+
+SRC_META = {
+    "api_version": "3.0",
+    "type": "time-based",
+    "models": {"Src": {"public": True, "params": [],
+                       "attrs": ["p_mw", "forecast_p_mw", "status", "plan_p_mw", "messages"]}},
+}
+
+
+class SourceSim(mosaik_api_v3.Simulator):
+    """Emits, for entity i at step k: p_mw = i + k, a 3-value forecast, a status, a plan and a message."""
+
+    def __init__(self) -> None:
+        super().__init__(SRC_META)
+        self.n = 0
+        self.time = 0
+
+    def create(self, num: int, model: str, **params: Any) -> list[dict]:
+        out = [{"eid": f"src{self.n + i}", "type": model} for i in range(num)]
+        self.n += num
+        return out
+
+    def step(self, time: int, inputs: dict, max_advance: int) -> int:
+        self.time = time
+        return time + STEP
+
+    def get_data(self, outputs: dict) -> dict:
+        k = self.time // STEP
+        data: dict[str, Any] = {}
+        for eid, attrs in outputs.items():
+            i = int(eid[3:])
+            values = {"p_mw": float(i + k), "forecast_p_mw": [float(k), float(k + 1), float(k + 2)],
+                      "status": "ok" if k % 2 == 0 else "fallback", "plan_p_mw": [float(i)] * 4,
+                      "messages": [{"sender": eid, "receiver": "coord", "kind": "bid", "values": [float(k)]}]}
+            data[eid] = {a: values[a] for a in attrs}
+        return data
+
+
+def test_mosaik_world(tmp_path: Path) -> None:
+    path = tmp_path / "world.h5"
+    world = mosaik.World({"Src": {"python": "tests.test_recorder:SourceSim"},
+                          "Rec": {"python": "sims.recorder:RecorderSim"}})
+    src_sim = world.start("Src", step_size=STEP)
+    rec_sim = world.start("Rec", step_size=STEP, path=str(path), buffer_steps=2, n_steps=5,
+                          attrs={"scenario": "test", "config": {"x": 1}})
+    srcs = src_sim.Src.create(2)
+    rec = rec_sim.Recorder()
+    for s in srcs:
+        world.connect(s, rec, "p_mw", "forecast_p_mw", "status", "plan_p_mw", "messages")
+    world.run(until=5 * STEP, print_progress=False)
+
+    run = open_run(path)
+    assert run.attrs["scenario"] == "test" and run.attrs["config"] == {"x": 1}
+    assert run.n_steps == 5
+    np.testing.assert_array_equal(run.series[("Src-0.src1", "p_mw")], [1, 2, 3, 4, 5])
+    assert run.series[("Src-0.src0", "forecast_p_mw")].shape == (5, 3)
+    assert list(run.series[("Src-0.src0", "status")]) == ["ok", "fallback", "ok", "fallback", "ok"]
+    np.testing.assert_array_equal(run.plans[("Src-0.src1", "plan_p_mw")], np.ones((5, 4)))
+    assert len(run.messages) == 10 and {m["sender"] for m in run.messages} == {"src0", "src1"}
+    assert ("Src-0.src0", "Rec-0.Recorder") in run.relations
