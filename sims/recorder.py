@@ -27,7 +27,12 @@ Crash safety: rows are buffered ``buffer_steps`` at a time, written as one block
 flushed after every block; between blocks the recorder makes no HDF5 calls. The file uses HDF5's default
 (earliest) format without SWMR: a file written with ``libver="latest"`` or in SWMR mode and killed keeps its
 "open for write" consistency flag, so a plain ``h5py.File(path, "r")`` refuses it until ``h5clear`` is run.
-After SIGKILL, the file opens normally and holds every step up to the last flushed block.
+After SIGKILL, the file opens normally and holds every step up to the last flushed block (checked by
+tests/test_recorder.py, and by 25 random-time kills of a 200-series run with buffer_steps=5 when written).
+
+Read helpers (for reports): :func:`open_run` -> :class:`Run` (attrs, series, plans, messages, kpis,
+relations), :func:`read_attrs`, :func:`read_series`, :func:`read_plans`, :func:`read_messages`,
+:func:`read_kpis`, :func:`read_relations`.
 """
 
 from __future__ import annotations

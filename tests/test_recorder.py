@@ -364,3 +364,18 @@ def test_mosaik_world(tmp_path: Path) -> None:
     np.testing.assert_array_equal(run.plans[("Src-0.src1", "plan_p_mw")], np.ones((5, 4)))
     assert len(run.messages) == 10 and {m["sender"] for m in run.messages} == {"src0", "src1"}
     assert ("Src-0.src0", "Rec-0.Recorder") in run.relations
+
+
+def test_mosaik_world_recorder_in_own_process(tmp_path: Path) -> None:
+    """The recorder as a separate process (``python -m sims.recorder``): same file, relations over TCP."""
+    path = tmp_path / "proc.h5"
+    world = mosaik.World({"Src": {"python": "tests.test_recorder:SourceSim"},
+                          "Rec": {"cmd": "%(python)s -m sims.recorder %(addr)s", "cwd": str(REPO)}})
+    src = world.start("Src", step_size=STEP).Src.create(1)[0]
+    rec = world.start("Rec", step_size=STEP, path=str(path), attrs={"scenario": "proc"}).Recorder()
+    world.connect(src, rec, "p_mw", "status")
+    world.run(until=3 * STEP, print_progress=False)
+    run = open_run(path)
+    assert run.attrs["scenario"] == "proc" and run.n_steps == 3
+    np.testing.assert_array_equal(run.series[("Src-0.src0", "p_mw")], [0, 1, 2])
+    assert ("Src-0.src0", "Rec-0.Recorder") in run.relations
