@@ -140,6 +140,9 @@ class _Column:
     touched: bool = False  # a value arrived in the current window
     extent: int = -1  # rows the dataset has in the file
 
+    def __post_init__(self) -> None:
+        self.is_float = self.kind == "float"
+
     @property
     def label(self) -> str:
         return f"{self.group}/{self.name}"
@@ -315,17 +318,19 @@ class _Writer:
         upto = max(self.n_rows, self.flushed) if upto is None else upto
         if upto > self.flushed or exact:
             extent = upto if exact else max(upto, min(self.win_start + self.chunk_rows, upto + self.chunk_rows))
+            offset_1d, offset_2d = (self.win_start,), (self.win_start, 0)
             for col in self.columns.values():
-                ds = self._dataset(col)
+                ds = col.dataset if col.dataset is not None else self._dataset(col)
+                dsid = ds.id
                 if col.extent != extent:
-                    ds.id.set_extent((extent, col.width) if col.kind == "list" else (extent,))
+                    dsid.set_extent((extent, col.width) if col.kind == "list" else (extent,))
                     col.extent = extent
                 if not col.touched:
                     continue
-                if col.kind == "float":
-                    ds.id.write_direct_chunk((self.win_start,), col.buf.tobytes())
+                if col.is_float:
+                    dsid.write_direct_chunk(offset_1d, col.buf.tobytes())
                 elif col.kind == "list":
-                    ds.id.write_direct_chunk((self.win_start, 0), col.buf.tobytes())
+                    dsid.write_direct_chunk(offset_2d, col.buf.tobytes())
                 else:
                     lo = max(self.flushed, self.win_start)
                     hi = min(upto, self.win_start + self.chunk_rows)
@@ -488,6 +493,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
         w.advance(row)
         time_s = time * self.time_resolution
         i = row - w.win_start
+        in_window = i >= 0
         for attrs in inputs.values():
             for attr, by_src in attrs.items():
                 if attr == MESSAGES_ATTR:
@@ -503,7 +509,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
                         if col is None:
                             continue
                         cols[src] = col
-                    if type(value) is float and col.kind == "float" and i >= 0:
+                    if type(value) is float and col.is_float and in_window:
                         col.buf[i] = value  # the hot path, spelled out
                         col.touched = True
                     else:
