@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 
@@ -30,7 +31,17 @@ STRATEGIES: dict[str, Strategy] = {
 
 
 def get_strategy(name: str) -> Strategy:
-    try:
+    """A shipped strategy by name, or a user's EMS simulator given as ``"package.module:Class"`` (its
+    module must define ``OUTPUT_ATTRS`` and the class must offer the ``MG`` model of the shipped ones)."""
+    if name in STRATEGIES:
         return STRATEGIES[name]
-    except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)}") from None
+    if ":" in name:
+        module, _, cls = name.partition(":")
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"strategy {name!r}: cannot import {module!r}: {exc}") from None
+        if not hasattr(mod, cls) or not hasattr(mod, "OUTPUT_ATTRS"):
+            raise ValueError(f"strategy {name!r}: {module} needs the class {cls} and OUTPUT_ATTRS")
+        return Strategy(name, name, f"user EMS simulator {name}")
+    raise ValueError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)} or 'module:Class'")

@@ -124,7 +124,7 @@ def build_net(cfg: Config) -> NetLayout:
     parties[DN] = dn
     for table in (net.sgen, net.storage):
         if "grid_forming" in table.columns:
-            table["grid_forming"] = table["grid_forming"].fillna(False).astype(bool)
+            table["grid_forming"] = [v is True or v == 1 for v in table["grid_forming"]]
     return NetLayout(net, parties, feeder_loads, tie_switches)
 
 

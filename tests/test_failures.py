@@ -1,0 +1,49 @@
+"""Failures are values, not lost runs: a diverged power flow, an EMS that raises, a dead EMS process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sims.recorder import read_attrs, read_series
+from tests.conftest import run_default
+from tests.helpers.failing_ems import FAIL_AT_S
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def test_diverged_power_flow_is_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
+    # 70x the feeder load cannot be carried: the AC power flow diverges in most hours (not at noon,
+    # when the MGs export).
+    res = run_default(tmp_path, ["grid.feeder_load_scale=70.0"])
+    attrs = read_attrs(res.path)
+    s = read_series(res.path)
+    grid = attrs["entity_map"]["grid"]
+    conv = s[(grid, "pf_converged")]
+    assert len(conv) == 24 and int(attrs["n_steps_completed"]) == 24
+    failed = conv == 0
+    assert failed.any() and not failed.all(), "the overload must make some power flows fail"
+    assert np.isnan(s[(grid, "min_vm_pu")][failed]).all()
+    assert np.isfinite(s[(grid, "min_vm_pu")][~failed]).all()
+    assert res.kpis["pf_failures"] == int(failed.sum())
+
+
+@pytest.mark.parametrize("kind", ["raising", "dead process"])
+def test_failed_ems_keeps_every_completed_step(kind: str, tmp_path: Path) -> None:
+    overrides = ["scenario.days=2", "run.recorder_buffer_steps=24"]
+    strategy = "tests.helpers.failing_ems:RaisingEMS"
+    if kind == "dead process":
+        overrides.append("run.separate_processes=['ems']")
+        strategy = "tests.helpers.failing_ems:DyingEMS"
+    with pytest.raises(Exception) as info:
+        run_default(tmp_path, overrides, strategy=strategy)
+    attrs = read_attrs(tmp_path / "run.h5")
+    n_done = FAIL_AT_S // 3600
+    assert int(attrs["n_steps_completed"]) == n_done, "steps after the last flushed block are kept too"
+    assert type(info.value).__name__ in attrs["run_error"]
+    s = read_series(tmp_path / "run.h5")
+    grid = attrs["entity_map"]["grid"]
+    assert len(s[(grid, "pf_converged")]) == n_done
+    assert (s[(grid, "pf_converged")] == 1).all()
