@@ -3,6 +3,8 @@
 Inputs (several sources of one attribute are summed):
   load_forecast_p_mw, pv_forecast_p_mw, wind_forecast_p_mw  lists, at planning times
   soc_mwh                                                     measured SoC, fed back time-shifted
+                                                              (optional: without it the EMS integrates
+                                                              its own setpoints)
 Outputs: setpoints (diesel_p_mw, battery_p_mw (+ charge), pv_p_mw / wind_p_mw caps, pcc_closed),
 planned_import_mw, planned_cost, unserved_mw, ems_status, and at planning times the rolled-forward plan
 (plan_diesel_p_mw, plan_battery_p_mw, plan_import_mw, plan_soc_mwh).
@@ -152,6 +154,7 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         d = model.decide(ent.mg, load_mw=load[0], res_mw=res[0], e_mwh=ent.e_mwh, buy_price_per_mwh=buy,
                          sell_price_per_mwh=sell, prev_diesel_mw=ent.prev_diesel_mw, dt_h=self.dt_h)
         ent.prev_diesel_mw = d.diesel_p_mw
+        ent.e_mwh = d.e_next_mwh  # own estimate; a measured soc_mwh, where connected, replaces it
         pv_cap, wind_cap = ent.pv_rated_mw, ent.wind_rated_mw
         if d.res_curtailed_mw > 1e-9 and res[0] > 0:
             keep = 1.0 - d.res_curtailed_mw / res[0]
