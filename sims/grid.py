@@ -247,6 +247,23 @@ class _FastModel:
         return self.V
 
 
+@dataclass
+class _IslandModel:
+    """Fast model of one island fed by a grid-forming unit (that unit is the island's slack).
+
+    Built from ``pandapower.toolbox.select_subnet`` of the island with a temporary ext_grid at the
+    unit's bus and the unit itself out of service; ``*_pos`` map the sub-net's rows to the
+    positions of the same rows in the full net.
+    """
+
+    model: _FastModel
+    bus_pos: np.ndarray
+    line_pos: np.ndarray
+    load_pos: np.ndarray
+    sgen_pos: np.ndarray
+    st_pos: np.ndarray
+
+
 class GridSim(mosaik_api_v3.Simulator):
     """pandapower AC power flow with switches, static generators, storages and islands."""
 
@@ -257,6 +274,8 @@ class GridSim(mosaik_api_v3.Simulator):
         self.step_size = 3600
         self.net: pp.pandapowerNet | None = None
         self._eids: dict[str, tuple[str, int]] = {}
+        self.last_path = ""
+        """Power-flow path of the last step: "fast", "runpp" or "diverged" (diagnostics, tests)."""
 
     # ------------------------------------------------------------------ mosaik API
     def init(self, sid: str, time_resolution: float = 1.0, step_size: int = 3600, **sim_params: Any) -> dict:
@@ -462,6 +481,17 @@ class GridSim(mosaik_api_v3.Simulator):
         fast.set_values("sgen_q", self._sgen_q, fast.model.change_q_sgen)
         fast.set_values("st_p", p_st, fast.model.change_p_storage)
         fast.set_values("st_q", self._st_q, fast.model.change_q_storage)
+        return self._compare_with_runpp(probe, fast, ran=True)
+
+    @staticmethod
+    def _compare_with_runpp(probe: pp.pandapowerNet, fast: _FastModel, ran: bool = False) -> str | None:
+        """Solve ``fast`` and compare its bus voltages with runpp on ``probe`` (None if they agree)."""
+        if not ran:
+            probe = copy.deepcopy(probe)
+            try:
+                pp.runpp(probe, numba=False)
+            except Exception as exc:  # noqa: BLE001
+                return f"runpp failed ({exc}); fast path not validated"
         V = fast.solve()
         if V is None:
             return "lightsim2grid did not converge on the initial state"
@@ -615,11 +645,15 @@ class GridSim(mosaik_api_v3.Simulator):
         gf_islands = topo["gf_islands"]
         slack_units = list(gf_islands.values())
         result = None
-        if self._fast is not None and not gf_islands and not topo["has_bus_switch"]:
+        self.last_path = "fast"
+        if self._fast is not None and not topo["has_bus_switch"]:
             result = self._run_fast(topo, load_p, load_q, sgen_p, st_p, load_on, sgen_on, st_on)
         if result is None:
+            self.last_path = "runpp"
             result = self._run_pandapower(topo, load_p, load_q, sgen_p, st_p, slack_units)
         converged = result is not None
+        if not converged:
+            self.last_path = "diverged"
 
         if converged:
             # grid-forming units report the power that balanced their island
@@ -666,6 +700,10 @@ class GridSim(mosaik_api_v3.Simulator):
         fast = self._fast
         assert fast is not None
         m = fast.model
+        gf_islands = topo["gf_islands"]
+        if gf_islands:
+            # the main model solves the ext_grid island(s); each grid-forming island has its own model
+            topo = self._main_topology(topo)
         self._apply_fast_topology(topo)
         fast.set_values("load_p", load_p, m.change_p_load)
         fast.set_values("load_q", load_q, m.change_q_load)
@@ -690,8 +728,7 @@ class GridSim(mosaik_api_v3.Simulator):
         eg_q[eg_on] = gen_q[n_gen: n_gen + len(eg_on)]
         res = {
             "vm": vm, "va": va,
-            "line": (np.asarray(p1), np.asarray(q1), np.asarray(a1), np.asarray(p2), np.asarray(q2),
-                     np.asarray(a2)),
+            "line": (np.array(p1), np.array(q1), np.array(a1), np.array(p2), np.array(q2), np.array(a2)),
             "eg_p": eg_p, "eg_q": eg_q,
             "slack_p": {},
         }
@@ -705,7 +742,93 @@ class GridSim(mosaik_api_v3.Simulator):
         if len(self._shunt_bus):
             shunt_p, shunt_q, _ = (np.asarray(x) for x in m.get_shunts_res())
         res["shunt"] = (shunt_p, shunt_q)
+        if gf_islands and not self._solve_islands(topo, gf_islands, res, load_p, load_q, sgen_p, st_p):
+            return None
         return res
+
+    def _main_topology(self, topo: dict[str, Any]) -> dict[str, Any]:
+        main = topo.get("main")
+        if main is None:
+            main = dict(topo)
+            main["energised"] = topo["supplied"]
+            main["line_state"] = self._line_state(topo["line_side"], topo["supplied"])
+            main["island_line_state"] = topo["line_state"]
+            main["island_models"] = {}
+            topo["main"] = main
+        return main
+
+    def _solve_islands(self, main: dict[str, Any], gf_islands: dict[int, tuple[str, int]], res: dict,
+                       load_p: np.ndarray, load_q: np.ndarray, sgen_p: np.ndarray, st_p: np.ndarray) -> bool:
+        """Solve each grid-forming island on its own fast model; merge into ``res``. False if any fails."""
+        cache = main["island_models"]
+        for label, unit in gf_islands.items():
+            if label not in cache:
+                cache[label] = self._build_island_model(main, label, unit)
+            island = cache[label]
+            if island is None:
+                return False
+            fast = island.model
+            m = fast.model
+            fast.set_values("load_p", load_p[island.load_pos], m.change_p_load)
+            fast.set_values("load_q", load_q[island.load_pos], m.change_q_load)
+            fast.set_values("sgen_p", sgen_p[island.sgen_pos], m.change_p_sgen)
+            fast.set_values("sgen_q", self._sgen_q[island.sgen_pos], m.change_q_sgen)
+            fast.set_values("st_p", st_p[island.st_pos], m.change_p_storage)
+            fast.set_values("st_q", self._st_q[island.st_pos], m.change_q_storage)
+            V = fast.solve()
+            if V is None:
+                return False
+            res["vm"][island.bus_pos] = np.abs(V)
+            res["va"][island.bus_pos] = np.degrees(np.angle(V)) + fast.ext_va_deg
+            line_res = (m.get_line_res1(), m.get_line_res2())
+            for k, (side, col) in enumerate(((0, 0), (0, 1), (0, 3), (1, 0), (1, 1), (1, 3))):
+                res["line"][k][island.line_pos] = np.asarray(line_res[side][col])
+            p_slack = float(m.get_gen_res()[0][fast.n_gen])
+            kind, pos = unit
+            res["slack_p"][unit] = p_slack if kind == "sgen" else -p_slack
+        return True
+
+    def _build_island_model(self, main: dict[str, Any], label: int, unit: tuple[str, int]) -> _IslandModel | None:
+        net = self.net
+        assert net is not None
+        kind, pos = unit
+        buses = net.bus.index[main["label"] == label]
+        sub = pp.toolbox.select_subnet(net, buses, include_results=False, keep_everything_else=False)
+        sub.bus.sort_index(inplace=True)
+        sub.switch = sub.switch.iloc[0:0]
+        sub.ext_grid = sub.ext_grid.iloc[0:0]
+        unit_idx = net[kind].index[pos]
+        sub[kind].at[unit_idx, "in_service"] = False
+        sub[kind].at[unit_idx, "p_mw"] = 0.0
+        pp.create_ext_grid(sub, int(net[kind].at[unit_idx, "bus"]), vm_pu=1.0, va_degree=0.0)
+        line_pos = net.line.index.get_indexer(sub.line.index)
+        # lines with an open end inside the island are dropped (only their charging current differs)
+        line_state = np.where(main["island_line_state"][line_pos] == 3, 3, 0)
+        sub.line["in_service"] = line_state == 3
+        reason = self._fast_path_blocker(sub)
+        island = None
+        if reason is None:
+            try:
+                fast = _FastModel(sub, {int(b): i for i, b in enumerate(sub.bus.index)})
+                island = _IslandModel(
+                    model=fast,
+                    bus_pos=net.bus.index.get_indexer(sub.bus.index),
+                    line_pos=line_pos,
+                    load_pos=net.load.index.get_indexer(sub.load.index),
+                    sgen_pos=net.sgen.index.get_indexer(sub.sgen.index),
+                    st_pos=net.storage.index.get_indexer(sub.storage.index),
+                )
+                fast.apply_topology(line_state, np.ones(len(sub.bus), dtype=bool),
+                                    sub.load["in_service"].to_numpy(dtype=bool),
+                                    sub.sgen["in_service"].to_numpy(dtype=bool),
+                                    sub.storage["in_service"].to_numpy(dtype=bool))
+                reason = self._compare_with_runpp(sub, fast)
+            except Exception as exc:  # noqa: BLE001 - conversion failures only disable the fast path
+                reason = f"lightsim2grid conversion failed: {exc}"
+        if reason is not None:
+            logger.info("island of %s %s runs on pandapower.runpp: %s", kind, unit_idx, reason)
+            return None
+        return island
 
     def _run_pandapower(self, topo: dict[str, Any], load_p: np.ndarray, load_q: np.ndarray,
                         sgen_p: np.ndarray, st_p: np.ndarray, slack_units: list[tuple[str, int]]) -> dict | None:

@@ -247,6 +247,7 @@ def test_island_with_grid_forming_storage(base_net: pp.pandapowerNet) -> None:
     assert data["Storage-0"]["soc_mwh"] == pytest.approx(0.2 - 0.1 / 0.98, abs=1e-6)
     assert data["Storage-0"]["clipped_mw"] == pytest.approx(0.0, abs=1e-9)
     assert data["Storage-1"]["p_mw"] == pytest.approx(0.0)
+    assert sim.last_path == "fast"
     # without PV it needs 0.4 MW for an hour but holds only ~0.098 MWh: runs empty, marked as clipped
     sim.step(3600, inputs(**{pv: {"p_avail_mw": 0.0}}), BIG)
     data = sim.get_data(request)
@@ -255,6 +256,61 @@ def test_island_with_grid_forming_storage(base_net: pp.pandapowerNet) -> None:
     assert data["Storage-0"]["soc_mwh"] == pytest.approx(0.0, abs=1e-12)
     deliverable = (0.2 - 0.1 / 0.98) * 0.98
     assert data["Storage-0"]["clipped_mw"] == pytest.approx(-0.4 + deliverable, abs=1e-6)
+
+
+def test_islands_match_runpp_with_slack_at_grid_forming_units(base_net: pp.pandapowerNet) -> None:
+    """Two grid-forming islands and one unsupplied island at once, against pandapower."""
+    net = copy.deepcopy(base_net)
+    mg3_storage = int(net.storage.index[net.storage["name"] == "MG3-bess"][0])
+    net.storage.at[mg3_storage, "grid_forming"] = False
+    sim, request = make_sim(net)
+    step_in = {**varied_inputs(net, 3), **open_pcc(net, "MG1"), **open_pcc(net, "MG2"), **open_pcc(net, "MG3")}
+    sim.step(0, step_in, BIG)
+    data = sim.get_data(request)
+    assert sim.last_path == "fast"
+    assert data["Grid-0"]["pf_converged"] == 1
+    assert data["Grid-0"]["unsupplied_mw"] == pytest.approx(step_in["Load-34"]["p_mw"]["src"])
+    # reference: pandapower with an ext_grid at each grid-forming storage, which is taken out
+    ref_data = copy.deepcopy(data)
+    ref_data["Load-34"] = {"p_mw": step_in["Load-34"]["p_mw"]["src"], "q_mvar": step_in["Load-34"]["q_mvar"]["src"]}
+    ref = copy.deepcopy(net)
+    for name in ("MG1-bess", "MG2-bess"):
+        idx = int(ref.storage.index[ref.storage["name"] == name][0])
+        ref.storage.at[idx, "in_service"] = False
+        pp.create_ext_grid(ref, int(ref.storage.at[idx, "bus"]), vm_pu=1.0)
+    ref = reference_runpp(ref, ref_data)
+    vm = np.array([data[f"Bus-{i}"]["vm_pu"] for i in net.bus.index])
+    np.testing.assert_allclose(vm, ref.res_bus["vm_pu"].to_numpy(), atol=VM_TOL_PU, rtol=0)
+    for k, name in ((1, "MG1-bess"), (2, "MG2-bess")):
+        idx = int(net.storage.index[net.storage["name"] == name][0])
+        assert data[f"Storage-{idx}"]["p_mw"] == pytest.approx(-ref.res_ext_grid.at[k, "p_mw"], abs=P_TOL_MW)
+    p_from = np.array([data[f"Line-{i}"]["p_from_mw"] for i in net.line.index])
+    np.testing.assert_allclose(p_from, ref.res_line["p_from_mw"].to_numpy(), atol=P_TOL_MW, rtol=0)
+    mg3_bus = int(net.bus.index[net.bus["name"] == "MG3-bus"][0])
+    assert np.isnan(data[f"Bus-{mg3_bus}"]["vm_pu"])
+
+
+def test_multi_bus_grid_forming_island_matches_runpp(base_net: pp.pandapowerNet) -> None:
+    """Feeder buses 15-17 and MG1 cut off by a sectionalising switch, fed by MG1's storage."""
+    net = copy.deepcopy(base_net)
+    line = int(net.line.index[(net.line["from_bus"] == 14) & (net.line["to_bus"] == 15)][0])
+    sw = pp.create_switch(net, bus=15, element=line, et="l", closed=True, name="section")
+    for k in range(2):
+        sim, request = make_sim(net)
+        step_in = {**varied_inputs(net, 11 + k), **inputs(**{f"Switch-{sw}": {"closed": False}})}
+        step_in["Load-15"] = {"p_mw": {"src": 0.05}, "q_mvar": {"src": 0.01}}
+        sim.step(0, step_in, BIG)
+        data = sim.get_data(request)
+        assert sim.last_path == "fast"
+        ref = copy.deepcopy(net)
+        ref.storage.at[0, "in_service"] = False
+        pp.create_ext_grid(ref, int(ref.storage.at[0, "bus"]), vm_pu=1.0)
+        ref = reference_runpp(ref, data)
+        vm = np.array([data[f"Bus-{i}"]["vm_pu"] for i in net.bus.index])
+        np.testing.assert_allclose(vm, ref.res_bus["vm_pu"].to_numpy(), atol=VM_TOL_PU, rtol=0)
+        p_from = np.array([data[f"Line-{i}"]["p_from_mw"] for i in net.line.index])
+        np.testing.assert_allclose(p_from, ref.res_line["p_from_mw"].to_numpy(), atol=P_TOL_MW, rtol=0)
+        assert data["Storage-0"]["p_mw"] == pytest.approx(-ref.res_ext_grid.at[1, "p_mw"], abs=P_TOL_MW)
 
 
 def test_diverged_power_flow_gives_nan_and_recovers(base_net: pp.pandapowerNet,
