@@ -55,6 +55,8 @@ FAST_PATH_TOL_PU = 1e-6
 """Largest bus-voltage difference to a fresh ``runpp`` for the fast path to be used."""
 NR_TOL = 1e-10
 NR_MAXIT = 30
+TRAFO_MODELS = ("pandapower_v2", "pandapower_v3")
+"""lightsim2grid ``pp_orig_file`` options tried in turn; with pandapower 3.5 the v2 one matches runpp."""
 DEFAULT_MIN_VM_PU = 0.95
 DEFAULT_MAX_VM_PU = 1.05
 
@@ -154,7 +156,7 @@ class _FastModel:
     deactivated elements); buses are mapped through ``bus_pos`` (sorted pandapower bus index).
     """
 
-    def __init__(self, net: pp.pandapowerNet, bus_pos: dict[int, int]) -> None:
+    def __init__(self, net: pp.pandapowerNet, bus_pos: dict[int, int], trafo_model: str) -> None:
         from lightsim2grid.network import init_from_pandapower
 
         work = copy.deepcopy(net)
@@ -169,7 +171,7 @@ class _FastModel:
         with warnings.catch_warnings():
             # lightsim2grid warns that it adds the slack from the ext_grid: that is what we want
             warnings.simplefilter("ignore", UserWarning)
-            self.model = init_from_pandapower(work, pp_orig_file="pandapower_v3")
+            self.model = init_from_pandapower(work, pp_orig_file=trafo_model)
         self.n_bus = len(net.bus)
         self.n_gen = len(net.gen)
         self.ext_va_deg = float(net.ext_grid["va_degree"].iloc[0])
@@ -232,19 +234,43 @@ class _FastModel:
         self.set_active(self.storage_active, storage_on, m.deactivate_storage, m.reactivate_storage)
 
     def solve(self) -> np.ndarray | None:
-        """Complex bus voltages (length n_bus), or None if the Newton-Raphson did not converge."""
+        """Complex bus voltages (length n_bus), or None if the Newton-Raphson did not converge.
+
+        Warm-started from the last solution; on failure (or phase-shifting trafos on a cold start)
+        retried from a DC power flow, as pandapower's ``init="auto"`` does.
+        """
         V0 = self.V.copy()
         V0[~self.bus_active] = 1.0
+        V = self._ac_pf(V0)
+        if V is None:
+            V = self._ac_pf(self._dc_start())
+        if V is None:
+            self.V = np.full(self.n_bus, 1.0 + 0.0j)
+            return None
+        self.V = V
+        return V
+
+    def _ac_pf(self, V0: np.ndarray | None) -> np.ndarray | None:
+        if V0 is None:
+            return None
         try:
             V = self.model.ac_pf(V0, NR_MAXIT, NR_TOL)
         except Exception:  # noqa: BLE001 - any solver failure is a non-converged power flow
             logger.debug("lightsim2grid ac_pf raised", exc_info=True)
             return None
         if len(V) == 0 or not np.all(np.isfinite(V)):
-            self.V = np.full(self.n_bus, 1.0 + 0.0j)
             return None
-        self.V = np.asarray(V[: self.n_bus]).copy()
-        return self.V
+        return np.asarray(V[: self.n_bus]).copy()
+
+    def _dc_start(self) -> np.ndarray | None:
+        flat = np.full(self.n_bus, 1.0 + 0.0j)
+        try:
+            V = self.model.dc_pf(flat, NR_MAXIT, NR_TOL)
+        except Exception:  # noqa: BLE001
+            return None
+        if len(V) == 0 or not np.all(np.isfinite(V)):
+            return None
+        return np.exp(1j * np.angle(np.asarray(V[: self.n_bus])))
 
 
 @dataclass
@@ -423,15 +449,22 @@ class GridSim(mosaik_api_v3.Simulator):
         self._shunt_bus = pos_of(net.shunt["bus"]) if len(net.shunt) else np.zeros(0, dtype=np.int64)
 
         self._fast: _FastModel | None = None
+        self._trafo_model = TRAFO_MODELS[0]
         reason = self._fast_path_blocker(net)
         if reason is None:
-            try:
-                self._fast = _FastModel(net, self._bus_pos)
-                reason = self._validate_fast_path()
-            except Exception as exc:  # noqa: BLE001 - conversion failures only disable the fast path
-                reason = f"lightsim2grid conversion failed: {exc}"
-            if reason is not None:
+            # lightsim2grid's two trafo conversions; the one that reproduces runpp is kept
+            for trafo_model in TRAFO_MODELS:
+                try:
+                    self._fast = _FastModel(net, self._bus_pos, trafo_model)
+                    reason = self._validate_fast_path()
+                except Exception as exc:  # noqa: BLE001 - conversion failures only disable the fast path
+                    reason = f"lightsim2grid conversion failed: {exc}"
+                if reason is None:
+                    self._trafo_model = trafo_model
+                    break
                 self._fast = None
+                if not len(net.trafo):
+                    break
         if reason is not None:
             logger.info("GridSim uses pandapower.runpp for every step: %s", reason)
         self._out: dict[str, dict[str, list]] = {}
@@ -809,7 +842,7 @@ class GridSim(mosaik_api_v3.Simulator):
         island = None
         if reason is None:
             try:
-                fast = _FastModel(sub, {int(b): i for i, b in enumerate(sub.bus.index)})
+                fast = _FastModel(sub, {int(b): i for i, b in enumerate(sub.bus.index)}, self._trafo_model)
                 island = _IslandModel(
                     model=fast,
                     bus_pos=net.bus.index.get_indexer(sub.bus.index),

@@ -332,6 +332,31 @@ def test_diverged_power_flow_gives_nan_and_recovers(base_net: pp.pandapowerNet,
     assert_matches_runpp(base_net, data)
 
 
+def test_fast_path_with_trafo_and_cable_ring_matches_runpp() -> None:
+    """A 110/20 kV trafo (150 deg shift) and a cable ring whose open point moves."""
+    import pandapower.networks as pn
+
+    net = pn.simple_mv_open_ring_net()
+    sim, request = make_sim(net)
+    assert sim._fast is not None
+    for k, (open_sw, close_sw) in enumerate(((None, None), (6, None), (0, 6))):
+        step_in = {}
+        if open_sw is not None:
+            step_in[f"Switch-{open_sw}"] = {"closed": {"src": False}}
+        if close_sw is not None:
+            step_in[f"Switch-{close_sw}"] = {"closed": {"src": True}}
+        sim.step(3600 * k, step_in, BIG)
+        data = sim.get_data(request)
+        assert sim.last_path == "fast"
+        ref = reference_runpp(net, data)
+        vm = np.array([data[f"Bus-{i}"]["vm_pu"] for i in net.bus.index])
+        np.testing.assert_allclose(vm, ref.res_bus["vm_pu"].to_numpy(), atol=VM_TOL_PU, rtol=0)
+        losses = ref.res_line["pl_mw"].sum() + ref.res_trafo["pl_mw"].sum()
+        assert data["Grid-0"]["losses_mw"] == pytest.approx(losses, abs=P_TOL_MW)
+        loading = max(ref.res_line["loading_percent"].max(), ref.res_trafo["loading_percent"].max())
+        assert data["Grid-0"]["max_loading_percent"] == pytest.approx(loading, abs=1e-4)
+
+
 def test_bus_bus_switch_uses_pandapower(tmp_path: Any) -> None:
     net = pp.create_empty_network()
     b0, b1, b2 = (pp.create_bus(net, vn_kv=20.0) for _ in range(3))

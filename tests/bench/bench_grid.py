@@ -105,7 +105,8 @@ def _stats(times: list[float]) -> tuple[float, float]:
     return float(np.median(arr)), float(np.percentile(arr, 95))
 
 
-def bench_gridsim(net: pp.pandapowerNet, steps: list[dict], islanded: bool = False) -> list[float]:
+def bench_gridsim(net: pp.pandapowerNet, steps: list[dict], islanded: bool = False,
+                  force_runpp: bool = False) -> list[float]:
     import time
 
     from sims.grid import GridSim
@@ -115,6 +116,8 @@ def bench_gridsim(net: pp.pandapowerNet, steps: list[dict], islanded: bool = Fal
     children = sim.create(1, "Grid", net=pp.to_json(net))[0]["children"]
     request = {c["eid"]: sim.meta["models"][c["type"]]["attrs"] for c in children}
     request["Grid-0"] = sim.meta["models"]["Grid"]["attrs"]
+    if force_runpp:
+        sim._fast = None  # what GridSim does for nets the fast path cannot express
     extra = {}
     if islanded:
         pcc = int(net.switch.index[net.switch["name"] == "MG1-pcc"][0])
@@ -126,6 +129,42 @@ def bench_gridsim(net: pp.pandapowerNet, steps: list[dict], islanded: bool = Fal
         sim.get_data(request)
         times.append(time.perf_counter() - t0)
     return times
+
+
+def voltage_agreement(net: pp.pandapowerNet, steps: list[dict], islanded: bool = False) -> float:
+    """Largest |vm| difference (pu) between GridSim and a fresh runpp with the same applied powers."""
+    import copy
+
+    import numpy as np
+
+    from sims.grid import GridSim
+
+    sim = GridSim()
+    sim.init("Grid", time_resolution=1.0, step_size=STEP_S)
+    children = sim.create(1, "Grid", net=pp.to_json(net))[0]["children"]
+    request = {c["eid"]: sim.meta["models"][c["type"]]["attrs"] for c in children}
+    pcc = int(net.switch.index[net.switch["name"] == "MG1-pcc"][0])
+    worst = 0.0
+    for k, step in enumerate(steps):
+        extra = {f"Switch-{pcc}": {"closed": {"src": False}}} if islanded else {}
+        sim.step(k * STEP_S, {**step, **extra}, 10**12)
+        data = sim.get_data(request)
+        ref = copy.deepcopy(net)
+        for model, table in (("Load", "load"), ("StaticGen", "sgen"), ("Storage", "storage")):
+            for idx in ref[table].index:
+                ref[table].at[idx, "p_mw"] = data[f"{model}-{idx}"]["p_mw"]
+        for idx in ref.load.index:
+            ref.load.at[idx, "q_mvar"] = data[f"Load-{idx}"]["q_mvar"]
+        for idx in ref.switch.index:
+            ref.switch.at[idx, "closed"] = data[f"Switch-{idx}"]["closed"]
+        if islanded:
+            bess = int(ref.storage.index[ref.storage["name"] == "MG1-bess"][0])
+            ref.storage.at[bess, "in_service"] = False
+            pp.create_ext_grid(ref, int(ref.storage.at[bess, "bus"]), vm_pu=1.0)
+        pp.runpp(ref, numba=False)
+        vm = np.array([data[f"Bus-{i}"]["vm_pu"] for i in net.bus.index])
+        worst = max(worst, float(np.nanmax(np.abs(vm - ref.res_bus["vm_pu"].to_numpy()))))
+    return worst
 
 
 def bench_mosaik_pandapower(net: pp.pandapowerNet, steps: list[dict]) -> list[float]:
@@ -186,8 +225,10 @@ def main() -> None:
     steps = make_inputs(net, N_STEPS_GRIDSIM)
     rows = [
         ("GridSim (fast path)", N_STEPS_GRIDSIM, _stats(bench_gridsim(net, steps))),
-        ("GridSim, MG1 islanded (runpp path)", N_STEPS_ISLANDED,
+        ("GridSim, MG1 islanded (fast, island)", N_STEPS_ISLANDED,
          _stats(bench_gridsim(net, steps[:N_STEPS_ISLANDED], islanded=True))),
+        ("GridSim, runpp path (fallback)", N_STEPS_BASELINE,
+         _stats(bench_gridsim(net, steps[:N_STEPS_BASELINE], force_runpp=True))),
         ("mosaik-pandapower-2 step+get_data", N_STEPS_BASELINE,
          _stats(bench_mosaik_pandapower(net, steps[:N_STEPS_BASELINE]))),
         ("plain pandapower.runpp", N_STEPS_BASELINE, _stats(bench_runpp(net, steps[:N_STEPS_BASELINE]))),
@@ -198,6 +239,12 @@ def main() -> None:
     print(f"{'path':<38}{'steps':>7}{'median ms':>11}{'p95 ms':>9}{'median / GridSim':>18}")
     for name, n, (median, p95) in rows:
         print(f"{name:<38}{n:>7}{median:>11.3f}{p95:>9.3f}{median / ref:>17.1f}x")
+    print("times: GridSim = step + get_data of every entity and attribute; mosaik-pandapower-2 = inputs "
+          "written to its net + step + get_data; runpp = inputs written + pandapower.runpp (numba off)")
+    n_check = 50
+    print(f"max |vm - fresh runpp| over {n_check} steps: "
+          f"{voltage_agreement(net, steps[:n_check]):.1e} pu grid-connected, "
+          f"{voltage_agreement(net, steps[:n_check], islanded=True):.1e} pu with MG1 islanded")
 
 
 if __name__ == "__main__":
