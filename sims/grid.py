@@ -21,13 +21,14 @@ Each step
     3. the AC power flow runs on one of two paths:
 
        * **fast path**: lightsim2grid ``LSGrid`` models built once and updated in place
-         (``change_p_load/q_load/p_sgen/p_storage`` only for values that changed; a line switch opens
-         its line end with ``deactivate_powerline_side1/2``; unsupplied islands are deactivated buses
+         (``change_p_load/q_load/p_sgen/p_storage`` only for values that changed; a line or trafo
+         switch opens that end with ``deactivate_powerline_side1/2`` / ``deactivate_trafo_side1/2``;
+         unsupplied islands are deactivated buses
          and elements; Newton-Raphson (KLU, tol 1e-10) warm-started from the last voltages, retried from
          a DC start). The ext_grid island(s) run on the main model; every grid-forming island runs on
          its own model, built on first use from ``select_subnet`` with an ext_grid at the unit's bus
          and cached per switch state. Used when the net has exactly one ext_grid, no gen, only line
-         switches, constant-power loads, no element lightsim2grid cannot convert, and the model
+         and trafo switches, constant-power loads, no element lightsim2grid cannot convert, and the model
          reproduced a fresh ``pandapower.runpp`` within 1e-6 pu at create time (each island model is
          checked the same way when built). lightsim2grid's trafo conversions ``pandapower_v2`` and
          ``pandapower_v3`` are tried in turn; with pandapower 3.5 only v2 matches (v3 is off by 2.5e-5
@@ -35,7 +36,7 @@ Each step
          (their charging current is ignored).
        * **slow path**: ``pandapower.runpp`` (numba off) on a working copy of the net, with a temporary
          ext_grid at each island's grid-forming unit. Used for nets the fast path cannot express
-         (bus-bus or trafo switches, gens, several ext_grids, voltage-dependent loads, failed
+         (bus-bus switches, gens, several ext_grids, voltage-dependent loads, failed
          validation) and as a retry whenever the fast path does not converge.
 
        ``GridSim.last_path`` says which path ran ("fast", "runpp", "diverged").
@@ -198,6 +199,8 @@ class _FastModel:
         self.ext_va_deg = float(net.ext_grid["va_degree"].iloc[0])
         self.line_state = np.where(net.line["in_service"].to_numpy(dtype=bool), 3, 0)
         """Per line: bit 0 side 1 connected, bit 1 side 2 connected."""
+        self.trafo_state = np.where(net.trafo["in_service"].to_numpy(dtype=bool), 3, 0)
+        """Per trafo: bit 0 hv side connected, bit 1 lv side connected."""
         self.bus_active = net.bus["in_service"].to_numpy(dtype=bool).copy()
         self.load_active = net.load["in_service"].to_numpy(dtype=bool).copy()
         self.sgen_active = net.sgen["in_service"].to_numpy(dtype=bool).copy()
@@ -221,27 +224,17 @@ class _FastModel:
             (reactivate if wanted[i] else deactivate)(i)
         current[:] = wanted
 
-    def apply_topology(self, line_state: np.ndarray, bus_active: np.ndarray, load_on: np.ndarray,
-                       sgen_on: np.ndarray, storage_on: np.ndarray) -> None:
+    def apply_topology(self, line_state: np.ndarray, trafo_state: np.ndarray, bus_active: np.ndarray,
+                       load_on: np.ndarray, sgen_on: np.ndarray, storage_on: np.ndarray) -> None:
         m = self.model
         # element and line deactivation before buses, bus reactivation before elements
         self.set_active(self.load_active, load_on, m.deactivate_load, m.reactivate_load)
         self.set_active(self.sgen_active, sgen_on, m.deactivate_sgen, m.reactivate_sgen)
         self.set_active(self.storage_active, storage_on, m.deactivate_storage, m.reactivate_storage)
-        for i in np.flatnonzero(self.line_state != line_state).tolist():
-            new = int(line_state[i])
-            if new == 0:
-                m.deactivate_powerline(i)
-                continue
-            if new == 3:
-                m.reactivate_powerline(i)
-            elif new == 1:
-                m.reactivate_powerline(i)
-                m.deactivate_powerline_side2(i)
-            else:
-                m.reactivate_powerline(i)
-                m.deactivate_powerline_side1(i)
-        self.line_state[:] = line_state
+        self._set_sides(self.line_state, line_state, m.deactivate_powerline, m.reactivate_powerline,
+                        m.deactivate_powerline_side1, m.deactivate_powerline_side2)
+        self._set_sides(self.trafo_state, trafo_state, m.deactivate_trafo, m.reactivate_trafo,
+                        m.deactivate_trafo_side1, m.deactivate_trafo_side2)
         for i in np.flatnonzero(self.bus_active != bus_active).tolist():
             if bus_active[i]:
                 m.reactivate_bus(i)
@@ -253,6 +246,21 @@ class _FastModel:
         self.set_active(self.load_active, load_on, m.deactivate_load, m.reactivate_load)
         self.set_active(self.sgen_active, sgen_on, m.deactivate_sgen, m.reactivate_sgen)
         self.set_active(self.storage_active, storage_on, m.deactivate_storage, m.reactivate_storage)
+
+    @staticmethod
+    def _set_sides(current: np.ndarray, wanted: np.ndarray, deactivate: Any, reactivate: Any,
+                   deactivate_side1: Any, deactivate_side2: Any) -> None:
+        for i in np.flatnonzero(current != wanted).tolist():
+            new = int(wanted[i])
+            if new == 0:
+                deactivate(i)
+                continue
+            reactivate(i)
+            if new == 1:
+                deactivate_side2(i)
+            elif new == 2:
+                deactivate_side1(i)
+        current[:] = wanted
 
     def solve(self) -> np.ndarray | None:
         """Complex bus voltages (length n_bus), or None if the Newton-Raphson did not converge.
@@ -306,6 +314,7 @@ class _IslandModel:
     model: _FastModel
     bus_pos: np.ndarray
     line_pos: np.ndarray
+    trafo_pos: np.ndarray
     load_pos: np.ndarray
     sgen_pos: np.ndarray
     st_pos: np.ndarray
@@ -420,10 +429,16 @@ class GridSim(mosaik_api_v3.Simulator):
         line_pos = {int(i): p for p, i in enumerate(line.index)}
         self._sw_line_pos = np.array([line_pos.get(int(e), -1) if t == "l" else -1
                                       for e, t in zip(self._sw_element, self._sw_et)], dtype=np.int64)
-        # a line switch opens the line end at its bus
+        # a line switch opens the line end at its bus, a trafo switch the trafo side at its bus
         self._sw_line_side = np.array(
             [0 if p < 0 else (1 if self._line_from[p] == b else 2)
              for p, b in zip(self._sw_line_pos, self._sw_bus)], dtype=np.int64)
+        trafo_pos = {int(i): p for p, i in enumerate(trafo.index)}
+        self._sw_trafo_pos = np.array([trafo_pos.get(int(e), -1) if t == "t" else -1
+                                       for e, t in zip(self._sw_element, self._sw_et)], dtype=np.int64)
+        self._sw_trafo_side = np.array(
+            [0 if p < 0 else (1 if self._trafo_hv[p] == b else 2)
+             for p, b in zip(self._sw_trafo_pos, self._sw_bus)], dtype=np.int64)
 
         load = net.load
         self._load_bus = pos_of(load["bus"])
@@ -499,8 +514,8 @@ class GridSim(mosaik_api_v3.Simulator):
             return "the fast path needs exactly one ext_grid"
         if len(net.gen):
             return "net has gen elements"
-        if len(net.switch) and not (net.switch["et"] == "l").all():
-            return "net has bus-bus or trafo switches"
+        if len(net.switch) and not net.switch["et"].isin(["l", "t"]).all():
+            return "net has bus-bus switches"
         for table in ("trafo3w", "impedance", "ward", "xward", "dcline", "motor", "asymmetric_load",
                       "asymmetric_sgen", "svc", "tcsc", "ssc", "vsc"):
             if table in net and len(net[table]):
@@ -525,6 +540,7 @@ class GridSim(mosaik_api_v3.Simulator):
         # pandapower leaves islands without ext_grid unsolved: compare on the supplied part only
         topo["energised"] = topo["supplied"]
         topo["line_state"] = self._line_state(topo["line_side"], topo["supplied"])
+        topo["trafo_state"] = self._trafo_state(topo["trafo_side"], topo["supplied"])
         self._apply_fast_topology(topo)
         fast = self._fast
         assert fast is not None
@@ -598,9 +614,14 @@ class GridSim(mosaik_api_v3.Simulator):
         for p, s in zip(self._sw_line_pos[open_sw], self._sw_line_side[open_sw]):
             if p >= 0:
                 side[p] &= ~s
+        tside = np.where(self._trafo_in_service, 3, 0)
+        for p, s in zip(self._sw_trafo_pos[open_sw], self._sw_trafo_side[open_sw]):
+            if p >= 0:
+                tside[p] &= ~s
         both = side == 3
-        rows = [self._line_from[both], self._trafo_hv[self._trafo_in_service]]
-        cols = [self._line_to[both], self._trafo_lv[self._trafo_in_service]]
+        tboth = tside == 3
+        rows = [self._line_from[both], self._trafo_hv[tboth]]
+        cols = [self._line_to[both], self._trafo_lv[tboth]]
         bb = (self._sw_et == "b") & self._sw_closed
         if bb.any():
             rows.append(self._sw_bus[bb])
@@ -629,7 +650,9 @@ class GridSim(mosaik_api_v3.Simulator):
             "gf_islands": gf_islands,
             "line_side": side,
             "line_state": self._line_state(side, energised),
-            "has_bus_switch": bool((self._sw_et != "l").any()),
+            "trafo_side": tside,
+            "trafo_state": self._trafo_state(tside, energised),
+            "has_bus_switch": bool((self._sw_et == "b").any()),
         }
 
     def _line_state(self, side: np.ndarray, energised: np.ndarray) -> np.ndarray:
@@ -637,6 +660,13 @@ class GridSim(mosaik_api_v3.Simulator):
         state = side.copy()
         state[~energised[self._line_from]] &= ~1
         state[~energised[self._line_to]] &= ~2
+        return state
+
+    def _trafo_state(self, side: np.ndarray, energised: np.ndarray) -> np.ndarray:
+        """Trafo side status for lightsim2grid: only sides at energised buses stay connected."""
+        state = side.copy()
+        state[~energised[self._trafo_hv]] &= ~1
+        state[~energised[self._trafo_lv]] &= ~2
         return state
 
     # ------------------------------------------------------------------ units
@@ -751,6 +781,7 @@ class GridSim(mosaik_api_v3.Simulator):
         energised = topo["energised"]
         fast.apply_topology(
             topo["line_state"],
+            topo["trafo_state"],
             energised,
             self._load_in_service & energised[self._load_bus],
             self._sgen_in_service & energised[self._sgen_bus],
@@ -797,8 +828,8 @@ class GridSim(mosaik_api_v3.Simulator):
         if len(self._trafo_hv):
             tp1, tq1, _, ta1 = m.get_trafo_res1()
             tp2, tq2, _, ta2 = m.get_trafo_res2()
-            res["trafo"] = (np.asarray(tp1), np.asarray(tq1), np.asarray(ta1), np.asarray(tp2),
-                            np.asarray(tq2), np.asarray(ta2))
+            res["trafo"] = (np.array(tp1), np.array(tq1), np.array(ta1), np.array(tp2), np.array(tq2),
+                            np.array(ta2))
         shunt_p = np.zeros(0)
         shunt_q = np.zeros(0)
         if len(self._shunt_bus):
@@ -815,6 +846,8 @@ class GridSim(mosaik_api_v3.Simulator):
             main["energised"] = topo["supplied"]
             main["line_state"] = self._line_state(topo["line_side"], topo["supplied"])
             main["island_line_state"] = topo["line_state"]
+            main["trafo_state"] = self._trafo_state(topo["trafo_side"], topo["supplied"])
+            main["island_trafo_state"] = topo["trafo_state"]
             main["island_models"] = {}
             topo["main"] = main
         return main
@@ -845,6 +878,10 @@ class GridSim(mosaik_api_v3.Simulator):
             line_res = (m.get_line_res1(), m.get_line_res2())
             for k, (side, col) in enumerate(((0, 0), (0, 1), (0, 3), (1, 0), (1, 1), (1, 3))):
                 res["line"][k][island.line_pos] = np.asarray(line_res[side][col])
+            if len(island.trafo_pos):
+                trafo_res = (m.get_trafo_res1(), m.get_trafo_res2())
+                for k, (side, col) in enumerate(((0, 0), (0, 1), (0, 3), (1, 0), (1, 1), (1, 3))):
+                    res["trafo"][k][island.trafo_pos] = np.asarray(trafo_res[side][col])
             p_slack = float(m.get_gen_res()[0][fast.n_gen])
             kind, pos = unit
             res["slack_p"][unit] = p_slack if kind == "sgen" else -p_slack
@@ -867,6 +904,9 @@ class GridSim(mosaik_api_v3.Simulator):
         # lines with an open end inside the island are dropped (only their charging current differs)
         line_state = np.where(main["island_line_state"][line_pos] == 3, 3, 0)
         sub.line["in_service"] = line_state == 3
+        trafo_pos = net.trafo.index.get_indexer(sub.trafo.index)
+        trafo_state = np.where(main["island_trafo_state"][trafo_pos] == 3, 3, 0)
+        sub.trafo["in_service"] = trafo_state == 3
         reason = self._fast_path_blocker(sub)
         island = None
         if reason is None:
@@ -876,11 +916,12 @@ class GridSim(mosaik_api_v3.Simulator):
                     model=fast,
                     bus_pos=net.bus.index.get_indexer(sub.bus.index),
                     line_pos=line_pos,
+                    trafo_pos=trafo_pos,
                     load_pos=net.load.index.get_indexer(sub.load.index),
                     sgen_pos=net.sgen.index.get_indexer(sub.sgen.index),
                     st_pos=net.storage.index.get_indexer(sub.storage.index),
                 )
-                fast.apply_topology(line_state, np.ones(len(sub.bus), dtype=bool),
+                fast.apply_topology(line_state, trafo_state, np.ones(len(sub.bus), dtype=bool),
                                     sub.load["in_service"].to_numpy(dtype=bool),
                                     sub.sgen["in_service"].to_numpy(dtype=bool),
                                     sub.storage["in_service"].to_numpy(dtype=bool))

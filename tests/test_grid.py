@@ -357,6 +357,27 @@ def test_fast_path_with_trafo_and_cable_ring_matches_runpp() -> None:
         assert data["Grid-0"]["max_loading_percent"] == pytest.approx(loading, abs=1e-4)
 
 
+def test_fast_path_with_trafo_switches_matches_runpp() -> None:
+    """CIGRE MV: opening the hv switch of one trafo leaves its feeder unsupplied, the rest as runpp."""
+    import pandapower.networks as pn
+
+    net = pn.create_cigre_network_mv(with_der="all")
+    sim, request = make_sim(net)
+    assert sim._fast is not None
+    trafo_switch = int(net.switch.index[(net.switch["et"] == "t") & (net.switch["element"] == 1)][0])
+    for k, step_in in enumerate(({}, inputs(**{f"Switch-{trafo_switch}": {"closed": False}}))):
+        sim.step(3600 * k, step_in, BIG)
+        data = sim.get_data(request)
+        assert sim.last_path == "fast"
+        ref = reference_runpp(net, data)
+        vm = np.array([data[f"Bus-{i}"]["vm_pu"] for i in net.bus.index])
+        np.testing.assert_allclose(vm, ref.res_bus["vm_pu"].to_numpy(), atol=VM_TOL_PU, rtol=0)
+        losses = ref.res_line["pl_mw"].sum() + ref.res_trafo["pl_mw"].sum()
+        assert data["Grid-0"]["losses_mw"] == pytest.approx(losses, abs=P_TOL_MW)
+    fed = net.bus.index[np.isnan(ref.res_bus["vm_pu"].to_numpy())]
+    assert data["Grid-0"]["unsupplied_mw"] == pytest.approx(net.load.loc[net.load["bus"].isin(fed), "p_mw"].sum())
+
+
 def test_bus_bus_switch_uses_pandapower(tmp_path: Any) -> None:
     net = pp.create_empty_network()
     b0, b1, b2 = (pp.create_bus(net, vn_kv=20.0) for _ in range(3))
