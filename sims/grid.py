@@ -734,7 +734,7 @@ class GridSim(mosaik_api_v3.Simulator):
         result = None
         self.last_path = "fast"
         if self._fast is not None and not topo["has_bus_switch"]:
-            result = self._run_fast(topo, load_p, load_q, sgen_p, st_p, load_on, sgen_on, st_on)
+            result = self._run_fast(topo, load_p, load_q, sgen_p, st_p)
         if result is None:
             self.last_path = "runpp"
             result = self._run_pandapower(topo, load_p, load_q, sgen_p, st_p, slack_units)
@@ -789,7 +789,7 @@ class GridSim(mosaik_api_v3.Simulator):
         )
 
     def _run_fast(self, topo: dict[str, Any], load_p: np.ndarray, load_q: np.ndarray, sgen_p: np.ndarray,
-                  st_p: np.ndarray, load_on: np.ndarray, sgen_on: np.ndarray, st_on: np.ndarray) -> dict | None:
+                  st_p: np.ndarray) -> dict | None:
         fast = self._fast
         assert fast is not None
         m = fast.model
