@@ -298,8 +298,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[C
 
 
 def load_profiles_path(cfg: Config, data_dir: Path) -> Path:
+    """The profile file: absolute, or relative to the config's folder, else to the embedded data."""
     p = Path(cfg.scenario.load_profiles_file)
-    return p if p.is_absolute() else data_dir / p
+    if p.is_absolute():
+        return p
+    return data_dir / p if (data_dir / p).is_file() or not (DATA_DIR / p).is_file() else DATA_DIR / p
 
 
 def validate_data(cfg: Config, data_dir: Path) -> None:

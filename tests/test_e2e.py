@@ -126,3 +126,21 @@ def test_cli_run_and_report_json(tmp_path: Path) -> None:
     assert {"dispatch.png", "soc.png", "grid_exchange.png", "voltage.png", "line_loading.png"} <= set(pngs)
     for p in (tmp_path / "plots").glob("*.png"):
         assert p.stat().st_size > 5000
+
+
+def test_config_variant_file_runs_with_its_own_data(default_run: RunResult, tmp_path: Path) -> None:
+    """A user's copy of the config elsewhere (profiles resolved from the embedded data) with a bigger PV."""
+    from tests.conftest import DEFAULT_CONFIG
+
+    text = DEFAULT_CONFIG.read_text().replace('pv = { p_peak_mw = 1.0 }', 'pv = { p_peak_mw = 2.0 }', 1)
+    variant = tmp_path / "variant.toml"
+    variant.write_text(text)
+    out = tmp_path / "variant.h5"
+    r = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", "--quiet", "--config", str(variant),
+                        "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    cfg = Config.model_validate(read_attrs(out)["config"])
+    assert cfg.mgs[0].pv is not None and cfg.mgs[0].pv.p_peak_mw == 2.0
+    pv = read_attrs(out)["entity_map"]["parties"]["MG1"]["pv"][0]
+    base_pv = read_series(default_run.path)[(pv, "p_avail_mw")]
+    np.testing.assert_allclose(read_series(out)[(pv, "p_avail_mw")], 2.0 * base_pv, rtol=1e-9, atol=1e-12)
