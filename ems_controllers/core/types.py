@@ -126,3 +126,108 @@ class Microgrid:
             battery=Battery.from_dict(battery) if battery else None,
             **data,
         )
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What a party expects over the horizon, one value per step (MW, generation and load positive)."""
+
+    load_p_mw: tuple[float, ...]
+    pv_p_mw: tuple[float, ...]
+    wind_p_mw: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.load_p_mw)
+        if len(self.pv_p_mw) != n or len(self.wind_p_mw) != n:
+            raise ValueError("Forecast: load, pv and wind series differ in length")
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.load_p_mw)
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """A party's state at the start of the horizon: stored energy and the diesel's last output."""
+
+    e_mwh: float | None = None  # None: the battery's e_init_mwh
+    diesel_p_mw: float = 0.0  # > 0 means the diesel is on (ramp and start-up refer to it)
+
+
+@dataclass(frozen=True)
+class PartyProblem:
+    """One party's (an MG's or the network operator's) scheduling input."""
+
+    mg: Microgrid
+    forecast: Forecast
+    state: UnitState = UnitState()
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """The planning window: ``n_steps`` steps of ``dt_h`` hours with the prices of each step.
+
+    ``final_step`` is the index of the step after which a battery's ``e_final_mwh`` target applies
+    (the last step of the day inside this window), or None when the day does not end inside it.
+    """
+
+    dt_h: float
+    buy_price_per_mwh: tuple[float, ...]
+    sell_price_per_mwh: tuple[float, ...]
+    final_step: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.buy_price_per_mwh) != len(self.sell_price_per_mwh):
+            raise ValueError("Horizon: buy and sell price series differ in length")
+        if self.dt_h <= 0:
+            raise ValueError("Horizon: dt_h must be positive")
+        if self.final_step is not None and not 0 <= self.final_step < self.n_steps:
+            raise ValueError("Horizon: final_step outside the window")
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.buy_price_per_mwh)
+
+
+@dataclass(frozen=True)
+class PartyPlan:
+    """A party's schedule, one value per step. Battery power + = charging; import + = buying at the PCC
+    (for the network operator: its net withdrawal from the network at its own buses)."""
+
+    diesel_p_mw: tuple[float, ...]
+    diesel_on: tuple[bool, ...]
+    battery_p_mw: tuple[float, ...]
+    soc_mwh: tuple[float, ...]  # at the end of each step
+    pv_p_mw: tuple[float, ...]  # used (after curtailment)
+    wind_p_mw: tuple[float, ...]
+    res_curtailed_mw: tuple[float, ...]
+    load_shed_mw: tuple[float, ...]
+    import_mw: tuple[float, ...]
+    cost: tuple[float, ...]  # the party's own bill per step at the prices of the horizon
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    mip_rel_gap: float = 1e-3
+    time_limit_s: float = 60.0
+    pwl_max_error_per_h: float = 0.5  # largest underestimate of a diesel's quadratic cost rate ($/h)
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """A typed solve outcome. ``ok`` iff a feasible plan exists (``status`` optimal or feasible)."""
+
+    status: str  # "optimal" | "feasible" (time limit with incumbent) | "infeasible" | "no_solution" | "error"
+    termination: str  # the solver's own words
+    objective: float | None
+    plans: dict[str, PartyPlan] | None
+    build_s: float
+    solve_s: float
+    mip_gap: float | None = None
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("optimal", "feasible") and self.plans is not None
