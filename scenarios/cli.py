@@ -68,6 +68,77 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_strategy_spec(spec: str) -> tuple[str, list[str]]:
+    """``name`` or ``name:key=value,key=value`` -> (name, ["ems.key=value", ...]); a ``module:Class``
+    (no '=' after the colon) is a user's EMS simulator."""
+    name, sep, rest = spec.partition(":")
+    if not sep or "=" not in rest:
+        return spec, []
+    return name, [f"ems.{kv.strip()}" for kv in rest.split(",") if kv.strip()]
+
+
+COMPARE_COLUMNS = [
+    ("total_cost", "total cost"), ("energy_bought_mwh", "bought MWh"), ("energy_sold_mwh", "sold MWh"),
+    ("n_voltage_violations", "V viol"), ("min_vm_pu", "min vm"), ("max_vm_pu", "max vm"),
+    ("n_line_overloads", "overloads"), ("losses_mwh", "losses MWh"), ("pf_failures", "pf fail"),
+    ("ems_fallback_steps", "fallbacks"), ("solve_time_s", "solve s"), ("wall_time_s", "wall s"),
+]
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ems_controllers.registry import get_strategy
+    from scenarios.runner import run_scenario
+
+    try:
+        entry = get_scenario(args.scenario)
+        specs = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        runs = []
+        for spec in specs:
+            name, opts = parse_strategy_spec(spec.replace("+", ","))
+            get_strategy(name)
+            overrides = [*(args.set or []), *opts]
+            if args.days is not None:
+                overrides.append(f"scenario.days={args.days}")
+            cfg, data_dir = load_config(args.config or entry.default_config, overrides)
+            entry.load().build_net(cfg)
+            runs.append((spec, name, cfg, data_dir))
+    except (ConfigError, ValueError) as exc:
+        return _bad_input(str(exc))
+    out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
+    results: dict[str, dict[str, Any]] = {}
+    for spec, name, cfg, data_dir in runs:
+        label = spec.replace(":", "_").replace("=", "").replace("+", "_").replace(",", "_")
+        out = out_dir / f"{entry.name}-{label}.h5"
+        if not args.json:
+            print(f"running {spec} -> {out}", file=sys.stderr)
+        try:
+            results[spec] = run_scenario(cfg, data_dir, name, out, progress=False).kpis
+        except Exception as exc:  # noqa: BLE001 - one failed strategy does not hide the others
+            logger.exception("run of %s failed", spec)
+            results[spec] = {"run_error": f"{type(exc).__name__}: {exc}", "path": str(out)}
+    if args.json:
+        print(json.dumps(results, indent=2, default=float))
+    else:
+        _print_compare(results)
+    return 1 if any("run_error" in k for k in results.values()) else 0
+
+
+def _print_compare(results: dict[str, dict[str, Any]]) -> None:
+    parties = sorted({p for k in results.values() for p in k.get("cost_by_mg", {})})
+    cols = [(key, head) for key, head in COMPARE_COLUMNS] + [(f"cost:{p}", f"cost {p}") for p in parties]
+    width = max(12, *(len(s) for s in results)) + 1
+    print(f"{'strategy':<{width}}" + "".join(f"{head:>13}" for _, head in cols))
+    for spec, k in results.items():
+        if "run_error" in k:
+            print(f"{spec:<{width}}  run failed: {k['run_error']}")
+            continue
+        cells = []
+        for key, _ in cols:
+            v = k.get("cost_by_mg", {}).get(key[5:]) if key.startswith("cost:") else k.get(key)
+            cells.append(f"{_fmt(v) if v is not None else '-':>13}")
+        print(f"{spec:<{width}}" + "".join(cells))
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return "nan" if math.isnan(v) else f"{v:,.3f}"
@@ -130,6 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one config field, e.g. --set forecast.error_std=0.1 (repeatable)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
+    c = sub.add_parser("compare", help="run several strategies on the same scenario, one table")
+    c.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO)
+    c.add_argument("--strategies", required=True,
+                   help="comma-separated: name, name:key=value (sets ems.key; several options joined "
+                        "with '+', e.g. local,centralized:rolling=true+horizon='shrinking'), or module:Class")
+    c.add_argument("--days", type=int, default=None)
+    c.add_argument("--config", help="a TOML config of the scenario's schema")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every run")
+    c.add_argument("--out-dir", help="where the runs' HDF5 files go (default results/)")
+    c.add_argument("--json", action="store_true", help="one JSON object: strategy -> KPIs")
+    c.set_defaults(func=cmd_compare)
     rp = sub.add_parser("report", help="KPIs and plots of a run file")
     rp.add_argument("run", help="an HDF5 file written by `mmg-cosim run`")
     rp.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")

@@ -52,11 +52,20 @@ def start_profiles(world: Any, cfg: Config, data_dir: Path) -> Any:
         "Profiles",
         step_size=cfg.scenario.step_s,
         start=cfg.scenario.start,
-        forecast_every_s=cfg.forecast.every_s,
+        forecast_every_s=cfg.scenario.step_s if cfg.ems.rolling else cfg.forecast.every_s,
         forecast_horizon_steps=cfg.forecast.horizon_steps,
         seed=cfg.scenario.seed,
         load_profiles_file=str(load_profiles_path(cfg, data_dir)),
     )
+
+
+def start_ems(world: Any, cfg: Config) -> Any:
+    """The EMS simulator with the scenario's tariff and EMS settings (a rule-based EMS ignores the
+    solver settings)."""
+    e = cfg.ems
+    return world.start("EMS", step_size=cfg.scenario.step_s, tariff=cfg.tariff.model_dump(),
+                       mip_rel_gap=e.mip_rel_gap, time_limit_s=e.time_limit_s,
+                       pwl_max_error_per_h=e.pwl_max_error_per_h, rolling=e.rolling, horizon=e.horizon)
 
 
 def ems_output_attrs(strategy: str) -> list[str]:

@@ -149,7 +149,10 @@ class ForecastCfg(_Strict):
 class EmsCfg(_Strict):
     mip_rel_gap: float = Field(default=1e-3, gt=0, lt=1)
     time_limit_s: float = Field(default=60.0, gt=0)
-    rolling: bool = False
+    pwl_max_error_per_h: float = Field(default=0.5, gt=0, description="diesel cost PWL bound, $/h")
+    rolling: bool = Field(default=False, description="re-plan every step from the measured SoC")
+    horizon: Literal["receding", "shrinking"] = Field(
+        default="receding", description="rolling window: forecast length, or to the end of the day")
 
 
 class PenaltyCfg(_Strict):
@@ -174,9 +177,11 @@ class ScenarioCfg(_Strict):
     @classmethod
     def _start(cls, v: str) -> str:
         try:
-            pd.Timestamp(v)
+            ts = pd.Timestamp(v)
         except ValueError as exc:
             raise ValueError(f"not a timestamp: {v!r}") from exc
+        if ts != ts.normalize():
+            raise ValueError(f"must be at midnight (the EMS's days start at time 0), got {v!r}")
         return v
 
 

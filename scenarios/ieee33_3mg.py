@@ -171,7 +171,7 @@ def _fid(entity: Any) -> str:
 def build(world: Any, cfg: Config, *, strategy: str, data_dir: Any) -> Built:
     """Wire the scenario into ``world``: the entity map (which mosaik entity is which unit) and the
     outputs to record (the runner connects them to its recorder)."""
-    from scenarios.common import ems_output_attrs, record_attrs, start_profiles
+    from scenarios.common import ems_output_attrs, record_attrs, start_ems, start_profiles
 
     to_record: list[tuple[Any, list[str]]] = []
 
@@ -182,7 +182,7 @@ def build(world: Any, cfg: Config, *, strategy: str, data_dir: Any) -> Built:
     grid = grid_sim.Grid(net=pp.to_json(net))
     ge = {e.eid: e for e in grid.children}
     prof = start_profiles(world, cfg, data_dir)
-    ems_sim = world.start("EMS", step_size=step_s, tariff=cfg.tariff.model_dump())
+    ems_sim = start_ems(world, cfg)
 
     # Feeder loads: case33bw's nominal p/q scaled by one profile.
     feeder_profiles = []

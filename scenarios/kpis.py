@@ -51,6 +51,10 @@ class _Run:
             a = np.concatenate([a, np.full(self.n - len(a), np.nan)])
         return a
 
+    def text(self, fid: str, attr: str) -> list[str]:
+        a = self.series.get((fid, attr))
+        return [] if a is None else [str(x) for x in a[: self.n]]
+
     def exchange_cost(self, import_mw: np.ndarray) -> np.ndarray:
         imp = _nz(import_mw)
         return (self.buy * np.maximum(imp, 0.0) - self.sell * np.maximum(-imp, 0.0)) * self.dt_h
@@ -100,6 +104,16 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         if pm.get("storage"):
             soc = r.s(pm["storage"], "soc_mwh")
             detail["soc_final_mwh"] = float(soc[-1]) if r.n else float("nan")
+            planned = r.s(pm["ems"], "planned_soc_mwh")
+            if np.isfinite(planned).any():
+                detail["soc_drift_mwh_max"] = float(np.nanmax(np.abs(planned - soc)))
+        if pm.get("pcc_line"):
+            planned_imp = r.s(pm["ems"], "planned_import_mw")
+            if np.isfinite(planned_imp).any():
+                dev = np.abs(-r.s(pm["pcc_line"], "p_to_mw") - planned_imp)
+                detail["exchange_deviation_mwh"] = float(np.nansum(dev) * dt)
+        status = r.text(pm["ems"], "ems_status")
+        detail["ems_fallback_steps"] = sum(1 for x in status if x.startswith("fallback"))
         per_party[name] = detail
         cost_by_mg[name] = cost
     unserved = _nz(r.s(emap["grid"], "unsupplied_mw"))
@@ -118,6 +132,11 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
     def _nanstat(fn: Any, a: np.ndarray) -> float:
         return float(fn(a)) if np.isfinite(a).any() else float("nan")
 
+    # Solve time: parties of one planning round solve in parallel (each MG its own computer), so a
+    # round costs the slowest party's time; a central solve reports the same time on every entity.
+    solve = np.vstack([_nz(r.s(pm["ems"], "solve_time_s")) for pm in emap["parties"].values()])
+    solve_per_step = solve.max(axis=0) if solve.size else np.zeros(r.n)
+    fallback_steps = sum(p.get("ems_fallback_steps", 0) for p in per_party.values())
     return {
         "scenario": r.attrs.get("scenario"),
         "strategy": r.attrs.get("strategy"),
@@ -135,6 +154,12 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         "max_loading_percent": _nanstat(np.nanmax, load),
         "losses_mwh": float(np.nansum(r.s(g, "losses_mw")) * dt),
         "pf_failures": int(np.sum(conv == 0) + np.sum(np.isnan(conv))),
+        "solve_time_s": float(np.sum(solve_per_step)),
+        "solve_time_max_s": float(np.max(solve_per_step)) if r.n else 0.0,
+        "ems_fallback_steps": int(fallback_steps),
+        "soc_drift_mwh_max": max((p["soc_drift_mwh_max"] for p in per_party.values()
+                                  if "soc_drift_mwh_max" in p), default=float("nan")),
+        "exchange_deviation_mwh": float(sum(p.get("exchange_deviation_mwh", 0.0) for p in per_party.values())),
         "wall_time_s": float(r.attrs.get("wall_time_s", float("nan"))),
         "parties": per_party,
     }

@@ -1,0 +1,322 @@
+"""The mosaik adapter every optimising EMS shares: inputs to a planning problem, a plan to setpoints.
+
+One ``MG`` entity per party (eid = its name; ``DN`` for the network operator's units), the interface of
+``docs/interfaces.md``. A strategy subclasses :class:`PlanningEMS` and implements :meth:`solve`, which gets
+every party's problem over one horizon and returns a typed :class:`SolveResult`; this class does the rest:
+
+* **When to plan.** Day-ahead (default): whenever new forecasts arrive (hour 0 of each day with the
+  scenario's day-ahead forecasts), over the forecast's length. Rolling (``rolling=True``): every step,
+  from the measured state of charge, over the next ``forecast_horizon`` steps (``horizon="receding"``) or
+  to the end of the day (``horizon="shrinking"``).
+* **The day.** Time 0 is midnight; a battery's final-energy target applies at the last step of each day
+  inside the horizon (``Horizon.final_step``).
+* **Fallback** (a failed or infeasible solve never ends a run, nor is its plan used): the previous plan
+  if it still covers the step, else the rule-based EMS for the step; ``ems_status`` says which and why
+  (``"fallback: previous plan (infeasible: ...)"``), and the reason is logged.
+* **Outputs** per step: the plan's setpoints at this step, the planned exchange, cost and SoC, the solve
+  time spent at this step, and at planning instants the whole plan (``plan_*`` lists, None otherwise)
+  and the messages that crossed an ownership boundary (``messages``).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import mosaik_api_v3
+
+from ems_controllers.core.types import (
+    Forecast,
+    Horizon,
+    Microgrid,
+    PartyPlan,
+    PartyProblem,
+    SolveResult,
+    SolverOptions,
+    Tariff,
+    UnitState,
+)
+from ems_controllers.rule_based import model as rule
+
+logger = logging.getLogger(__name__)
+
+INPUT_ATTRS = ["load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw", "soc_mwh"]
+SETPOINT_ATTRS = ["diesel_p_mw", "battery_p_mw", "pv_p_mw", "wind_p_mw", "pcc_closed"]
+STATUS_ATTRS = ["planned_import_mw", "planned_cost", "planned_soc_mwh", "unserved_mw", "ems_status",
+                "solve_time_s", "objective"]
+PLAN_ATTRS = ["plan_diesel_p_mw", "plan_battery_p_mw", "plan_import_mw", "plan_soc_mwh", "plan_cost"]
+OUTPUT_ATTRS = SETPOINT_ATTRS + STATUS_ATTRS + PLAN_ATTRS + ["messages"]
+
+META = {
+    "api_version": "3.0",
+    "type": "time-based",
+    "models": {
+        "MG": {"public": True, "params": ["mg", "pv_rated_mw", "wind_rated_mw"],
+               "attrs": INPUT_ATTRS + OUTPUT_ATTRS},
+    },
+}
+
+HORIZON_MODES = ("receding", "shrinking")
+
+
+def sum_inputs(values: dict[str, Any]) -> Any:
+    """Sum scalar or list inputs from several sources (elementwise for lists); None = no value."""
+    vals = [v for v in values.values() if v is not None]
+    if not vals:
+        return None
+    if isinstance(vals[0], (list, tuple)):
+        return [sum(col) for col in zip(*vals, strict=True)]
+    return sum(vals)
+
+
+@dataclass
+class _Party:
+    mg: Microgrid
+    pv_rated_mw: float
+    wind_rated_mw: float
+    e_mwh: float
+    prev_diesel_mw: float = 0.0
+    out: dict[str, Any] | None = None
+
+
+@dataclass
+class _ActivePlan:
+    start: int  # mosaik time of the plan's first step
+    plans: dict[str, PartyPlan]
+
+
+class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
+    """Base adapter of an optimising EMS (see the module docstring). Subclasses implement ``solve``."""
+
+    strategy_name = "planning"
+
+    def __init__(self) -> None:
+        super().__init__(META)
+        self.parties: dict[str, _Party] = {}
+        self.forecasts: dict[str, dict[str, tuple[int, list[float]]]] = {}
+        self.step_size = 3600
+        self.time_resolution = 1.0
+        self.tariff: Tariff | None = None
+        self.opts = SolverOptions()
+        self.rolling = False
+        self.horizon_mode = "receding"
+        self.active: _ActivePlan | None = None
+        self.messages: list[dict[str, Any]] = []
+
+    # -- mosaik API -----------------------------------------------------------------------------------
+    def init(self, sid, time_resolution=1.0, step_size=3600, tariff=None, mip_rel_gap=1e-3,
+             time_limit_s=60.0, pwl_max_error_per_h=0.5, rolling=False, horizon="receding", **params):
+        if tariff is None:
+            raise ValueError(f"{type(self).__name__} needs the 'tariff' sim param")
+        if horizon not in HORIZON_MODES:
+            raise ValueError(f"horizon must be one of {HORIZON_MODES}, got {horizon!r}")
+        if int(step_size) <= 0 or 86400 % int(step_size * time_resolution):
+            raise ValueError("step_size must be positive and divide a day")
+        self.time_resolution = float(time_resolution)
+        self.step_size = int(step_size)
+        self.tariff = Tariff.from_dict(tariff)
+        steps_per_day = round(86400 / (self.step_size * self.time_resolution))
+        if len(self.tariff.buy_price_per_mwh) != steps_per_day:
+            raise ValueError(f"tariff has {len(self.tariff.buy_price_per_mwh)} values, a day "
+                             f"{steps_per_day} steps")
+        self.opts = SolverOptions(mip_rel_gap=float(mip_rel_gap), time_limit_s=float(time_limit_s),
+                                  pwl_max_error_per_h=float(pwl_max_error_per_h))
+        self.rolling = bool(rolling)
+        self.horizon_mode = horizon
+        self.configure(**params)
+        return self.meta
+
+    def configure(self, **params: Any) -> None:
+        """Strategy-specific sim params (none by default)."""
+        if params:
+            raise ValueError(f"{type(self).__name__}: unknown sim params {sorted(params)}")
+
+    def create(self, num, model, mg=None, pv_rated_mw=0.0, wind_rated_mw=0.0):
+        if mg is None or num != 1:
+            raise ValueError("create one MG entity per call with its 'mg' param")
+        spec = Microgrid.from_dict(mg)
+        if spec.name in self.parties:
+            raise ValueError(f"party {spec.name!r} created twice")
+        e0 = spec.battery.e_init_mwh if spec.battery else 0.0
+        self.parties[spec.name] = _Party(spec, float(pv_rated_mw), float(wind_rated_mw), e0)
+        self.forecasts[spec.name] = {}
+        return [{"eid": spec.name, "type": model}]
+
+    @property
+    def dt_h(self) -> float:
+        return self.step_size * self.time_resolution / 3600.0
+
+    @property
+    def steps_per_day(self) -> int:
+        assert self.tariff is not None
+        return len(self.tariff.buy_price_per_mwh)
+
+    def step(self, time, inputs, max_advance):
+        new_forecast = False
+        for name, party in self.parties.items():
+            inp = inputs.get(name, {})
+            for attr in ("load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw"):
+                val = sum_inputs(inp.get(attr, {}))
+                if val is not None:
+                    self.forecasts[name][attr] = (time, [float(x) for x in val])
+                    new_forecast = True
+            soc = sum_inputs(inp.get("soc_mwh", {}))
+            if soc is not None and not math.isnan(soc):
+                party.e_mwh = float(soc)
+        self.messages = []
+        planning_info: dict[str, Any] = {}
+        if (self.rolling or new_forecast) and self._forecasts_cover(time):
+            planning_info = self._plan(time)
+        for name, party in self.parties.items():
+            party.out = self._outputs(name, party, time, planning_info)
+        return time + self.step_size
+
+    def get_data(self, outputs):
+        data: dict[str, dict[str, Any]] = {}
+        for eid, attrs in outputs.items():
+            out = self.parties[eid].out or {}
+            data[eid] = {a: self._messages_of(eid) if a == "messages" else out.get(a) for a in attrs}
+        return data
+
+    def _messages_of(self, eid: str) -> list[dict[str, Any]]:
+        """The messages a party sent, and those it received from a non-party (e.g. the coordinator)."""
+        return [m for m in self.messages
+                if m["sender"] == eid or (m["sender"] not in self.parties and m["receiver"] == eid)]
+
+    # -- strategy hook --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
+        """Plan every party over ``horizon``; never raise for an infeasible problem."""
+
+    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult,
+                          time: int) -> list[dict[str, Any]]:
+        """Messages that crossed an ownership boundary in this planning round (none by default)."""
+        return []
+
+    # -- planning -------------------------------------------------------------------------------------
+    def _forecast_from(self, name: str, attr: str, time: int) -> list[float] | None:
+        entry = self.forecasts[name].get(attr)
+        if entry is None:
+            return None
+        t0, values = entry
+        k = (time - t0) // self.step_size
+        return values[k:] if 0 <= k < len(values) else None
+
+    def _forecasts_cover(self, time: int) -> bool:
+        return all(self._forecast_from(n, "load_forecast_p_mw", time) is not None for n in self.parties)
+
+    def _horizon(self, time: int, n: int) -> Horizon:
+        assert self.tariff is not None
+        spd = self.steps_per_day
+        first = (time // self.step_size) % spd
+        if self.horizon_mode == "shrinking":
+            n = min(n, spd - first)
+        final = spd - 1 - first
+        idx = [(first + i) % spd for i in range(n)]
+        return Horizon(
+            dt_h=self.dt_h,
+            buy_price_per_mwh=tuple(self.tariff.buy_price_per_mwh[i] for i in idx),
+            sell_price_per_mwh=tuple(self.tariff.sell_price_per_mwh[i] for i in idx),
+            final_step=final if final < n else None,
+        )
+
+    def _problems(self, time: int) -> tuple[list[PartyProblem], Horizon]:
+        loads = {n: self._forecast_from(n, "load_forecast_p_mw", time) or [] for n in self.parties}
+        n = min(len(v) for v in loads.values())
+        horizon = self._horizon(time, n)
+        n = horizon.n_steps
+        problems = []
+        for name, party in self.parties.items():
+            pv = self._forecast_from(name, "pv_forecast_p_mw", time) or [0.0] * n
+            wind = self._forecast_from(name, "wind_forecast_p_mw", time) or [0.0] * n
+            fc = Forecast(tuple(loads[name][:n]), tuple(pv[:n]), tuple(wind[:n]))
+            state = UnitState(e_mwh=party.e_mwh if party.mg.battery else None,
+                              diesel_p_mw=party.prev_diesel_mw)
+            problems.append(PartyProblem(party.mg, fc, state))
+        return problems, horizon
+
+    def _plan(self, time: int) -> dict[str, Any]:
+        problems, horizon = self._problems(time)
+        result = self.solve(problems, horizon)
+        info: dict[str, Any] = {"solve_time_s": result.build_s + result.solve_s, "objective": result.objective}
+        if result.ok:
+            assert result.plans is not None
+            self.active = _ActivePlan(time, result.plans)
+            info["new_plan"] = True
+            info["status"] = "ok" if result.status == "optimal" else f"ok ({result.status})"
+            self.messages = self.boundary_messages(problems, result, time)
+        else:
+            reason = f"{result.status}: {result.message or result.termination}"
+            logger.warning("%s at t=%s: solve failed (%s); falling back", self.strategy_name, time, reason)
+            info["fallback_reason"] = reason
+        return info
+
+    def _outputs(self, name: str, party: _Party, time: int, info: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"pcc_closed": True, "solve_time_s": info.get("solve_time_s", 0.0),
+                               "objective": info.get("objective") if info else None}
+        plan = None
+        k = 0
+        if self.active is not None and name in self.active.plans:
+            k = (time - self.active.start) // self.step_size
+            if k >= len(self.active.plans[name].diesel_p_mw):
+                plan = None
+            else:
+                plan = self.active.plans[name]
+        if plan is not None and "fallback_reason" not in info:
+            status = info.get("status", "ok")
+        elif plan is not None:
+            status = f"fallback: previous plan ({info['fallback_reason']})"
+        else:
+            reason = info.get("fallback_reason", "no plan covers this step")
+            status = f"fallback: rule ({reason})"
+        if plan is not None:
+            out.update(
+                diesel_p_mw=plan.diesel_p_mw[k], battery_p_mw=plan.battery_p_mw[k],
+                planned_import_mw=plan.import_mw[k], planned_cost=plan.cost[k],
+                planned_soc_mwh=plan.soc_mwh[k] if party.mg.battery else None,
+                unserved_mw=plan.load_shed_mw[k],
+                pv_p_mw=plan.pv_p_mw[k] if plan.res_curtailed_mw[k] > 1e-9 else party.pv_rated_mw,
+                wind_p_mw=plan.wind_p_mw[k] if plan.res_curtailed_mw[k] > 1e-9 else party.wind_rated_mw,
+            )
+            if info.get("new_plan"):
+                out.update(
+                    plan_diesel_p_mw=list(plan.diesel_p_mw), plan_battery_p_mw=list(plan.battery_p_mw),
+                    plan_import_mw=list(plan.import_mw), plan_soc_mwh=list(plan.soc_mwh),
+                    plan_cost=list(plan.cost),
+                )
+        else:
+            out.update(self._rule_step(name, party, time))
+        out["ems_status"] = status
+        party.prev_diesel_mw = float(out["diesel_p_mw"])
+        if party.mg.battery is not None:
+            party.e_mwh = party.mg.battery.next_e_mwh(party.e_mwh, float(out["battery_p_mw"]), self.dt_h)
+        return out
+
+    def _rule_step(self, name: str, party: _Party, time: int) -> dict[str, Any]:
+        """The rule-based EMS for one step (the last fallback)."""
+        assert self.tariff is not None
+        load = self._forecast_from(name, "load_forecast_p_mw", time)
+        if load is None:
+            return {"diesel_p_mw": 0.0, "battery_p_mw": 0.0, "planned_import_mw": float("nan"),
+                    "planned_cost": float("nan"), "planned_soc_mwh": None, "unserved_mw": float("nan"),
+                    "pv_p_mw": party.pv_rated_mw, "wind_p_mw": party.wind_rated_mw}
+        pv = self._forecast_from(name, "pv_forecast_p_mw", time) or [0.0]
+        wind = self._forecast_from(name, "wind_forecast_p_mw", time) or [0.0]
+        buy, sell = self.tariff.at((time // self.step_size) % self.steps_per_day)
+        d = rule.decide(party.mg, load_mw=load[0], res_mw=pv[0] + wind[0], e_mwh=party.e_mwh,
+                        buy_price_per_mwh=buy, sell_price_per_mwh=sell, prev_diesel_mw=party.prev_diesel_mw,
+                        dt_h=self.dt_h)
+        res = pv[0] + wind[0]
+        keep = 1.0 - d.res_curtailed_mw / res if d.res_curtailed_mw > 1e-9 and res > 0 else None
+        return {"diesel_p_mw": d.diesel_p_mw, "battery_p_mw": d.battery_p_mw, "planned_import_mw": d.import_mw,
+                "planned_cost": d.cost, "planned_soc_mwh": d.e_next_mwh if party.mg.battery else None,
+                "unserved_mw": d.unserved_mw,
+                "pv_p_mw": pv[0] * keep if keep is not None else party.pv_rated_mw,
+                "wind_p_mw": wind[0] * keep if keep is not None else party.wind_rated_mw}
+
+
+def run(sim: mosaik_api_v3.Simulator) -> None:
+    mosaik_api_v3.start_simulation(sim, f"{type(sim).__name__} of mmg-cosim")
