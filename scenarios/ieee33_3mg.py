@@ -204,12 +204,14 @@ def build(world: Any, cfg: Config, *, strategy: str, data_dir: Any) -> Built:
         wind_rated = units.wind.p_rated_mw if units is not None and units.wind else 0.0
         ems = ems_sim.MG(mg=party_microgrid(cfg, name).to_dict(), pv_rated_mw=pv_rated, wind_rated_mw=wind_rated)
         pm: dict[str, Any] = {"ems": _fid(ems), "kind": "dn" if name == DN else "mg",
-                              "load": [], "pv": [], "wind": [], "diesel": None, "storage": None}
+                              "load": [], "pv": [], "wind": [], "diesel": None, "storage": None,
+                              "profiles": {"load": [], "pv": [], "wind": []}}
         # Loads: profile -> grid (actual) and -> EMS (forecast).
         if name == DN:
             for ent, li in zip(feeder_profiles, layout.feeder_loads, strict=True):
                 world.connect(ent, ems, ("forecast_p_mw", "load_forecast_p_mw"))
                 pm["load"].append(_fid(ge[f"Load-{li}"]))
+                pm["profiles"]["load"].append(_fid(ent))
         elif units is not None and units.load is not None:
             li = party.load[0]
             ent = prof.Load(p_peak_mw=units.load.p_peak_mw, profile=units.load.profile,
@@ -218,6 +220,7 @@ def build(world: Any, cfg: Config, *, strategy: str, data_dir: Any) -> Built:
             world.connect(ent, ge[f"Load-{li}"], "p_mw", "q_mvar")
             world.connect(ent, ems, ("forecast_p_mw", "load_forecast_p_mw"))
             pm["load"].append(_fid(ge[f"Load-{li}"]))
+            pm["profiles"]["load"].append(_fid(ent))
         for kind, idxs in (("pv", party.pv), ("wind", party.wind)):
             for si in idxs:
                 if kind == "pv":
@@ -234,6 +237,7 @@ def build(world: Any, cfg: Config, *, strategy: str, data_dir: Any) -> Built:
                 world.connect(ent, ems, ("forecast_p_mw", f"{kind}_forecast_p_mw"))
                 world.connect(ems, sg, (f"{kind}_p_mw", "p_mw"))
                 pm[kind].append(_fid(sg))
+                pm["profiles"][kind].append(_fid(ent))
         if party.diesel is not None:
             sg = ge[f"StaticGen-{party.diesel}"]
             world.connect(ems, sg, ("diesel_p_mw", "p_mw"))

@@ -98,6 +98,8 @@ def plot_run(path: Path, out_dir: Path) -> list[Path]:
     ax.legend(fontsize=8)
     written.append(_save(fig, out_dir / "voltage.png"))
 
+    written.append(_plan_vs_actual(s, emap, t, n, title, out_dir))
+
     lines = sorted({fid for (fid, a) in s if a == "loading_percent"},
                    key=lambda f: int(f.rsplit("-", 1)[1]))
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), gridspec_kw={"height_ratios": [1, 2]}, sharex=True)
@@ -115,6 +117,46 @@ def plot_run(path: Path, out_dir: Path) -> list[Path]:
     ax2.set_xlabel("hour")
     written.append(_save(fig, out_dir / "line_loading.png"))
     return written
+
+
+def _plan_vs_actual(s: dict, emap: dict, t: np.ndarray, n: int, title: str, out_dir: Path) -> Path:
+    """Per MG: planned vs measured exchange at the PCC, and the forecasts the EMS got vs the actuals."""
+    mgs = {name: pm for name, pm in emap["parties"].items() if pm.get("pcc_line")}
+    fig, axes = plt.subplots(len(mgs), 2, figsize=(12, 2.6 * max(len(mgs), 1)), sharex=True, squeeze=False)
+    for row, (name, pm) in enumerate(mgs.items()):
+        ax = axes[row, 0]
+        ax.plot(t, -s[(pm["pcc_line"], "p_to_mw")], "b-", label="measured import")
+        planned = s.get((pm["ems"], "planned_import_mw"))
+        if planned is not None:
+            ax.plot(t, planned, "b:", label="planned import")
+        ax.set_ylabel(f"{name}\nMW")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax = axes[row, 1]
+        profiles = pm.get("profiles", {})
+        for label in ("load", "pv", "wind"):
+            fids = profiles.get(label, [])
+            if not fids:
+                continue
+            actual = sum((np.nan_to_num(s[(f, "p_mw")]) for f in fids if (f, "p_mw") in s), np.zeros(n))
+            line, = ax.plot(t, actual, label=f"{label} actual")
+            fcs = [s[(f, "forecast_p_mw")] for f in fids if (f, "forecast_p_mw") in s]
+            if not fcs:
+                continue
+            fc = np.sum(fcs, axis=0)  # (steps, horizon)
+            steps_per_day = int(round(24 / (t[1] - t[0]))) if n > 1 else 24
+            for k in range(0, n, steps_per_day):  # the forecast issued at the start of each day
+                if np.isfinite(fc[k]).any():
+                    m = min(fc.shape[1], n - k)
+                    ax.plot(t[k:k + m], fc[k, :m], ls=":", color=line.get_color(),
+                            label=f"{label} forecast" if k == 0 else None)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=3)
+    axes[0, 0].set_title(f"Planned vs measured exchange ({title})")
+    axes[0, 1].set_title("Forecast (issued at the start of each day) vs actual")
+    axes[-1, 0].set_xlabel("hour")
+    axes[-1, 1].set_xlabel("hour")
+    return _save(fig, out_dir / "plan_vs_actual.png")
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
