@@ -1,0 +1,171 @@
+"""Centralized EMS: one operator schedules every party (the MGs and the network operator "DN").
+
+One MILP. Each party p has its unit blocks and its own balance with a free import ``I_{p,t}``
+(``|I_{p,t}| <= pcc_max_mw``; no per-party buy/sell binaries: inside the distribution network the
+parties exchange freely and at no price). The substation exchange with the upstream grid is the sum
+of the imports, split into buy and sell with a binary and priced by the tariff:
+
+.. math::
+    G_t = \\sum_p I_{p,t} = B_t - X_t,\\qquad 0 \\le B_t \\le M_t z_t,\\quad 0 \\le X_t \\le M_t (1 - z_t)
+
+    \\min \\sum_t \\Big[ \\sum_p \\mathrm{unitcost}_{p,t} + (\\pi^b_t B_t - \\pi^s_t X_t) \\Delta t \\Big]
+
+(unit cost = diesel running and start-up, curtailment and load-shed penalties;
+``M_t = sum_p`` of each party's exchange bound, see ``blocks.exchange_bound_mw``).
+
+Network hook: ``network(m, problems, T)`` is called once per build after the parties exist, before
+the objective; ``m.party[name]`` holds each party's block with ``import_mw[t]`` (its net withdrawal
+from the network at its PCC), ``m.sub`` the substation exchange. Constraints it adds must keep any data
+that changes between solves in mutable params (and update them itself), since the model is reused.
+It may add to ``m.network_cost[t]`` (a mutable-free Expression list is simplest: return nothing and
+add a component named ``network_cost`` indexed by T, which the objective then includes).
+
+Reported per-party cost (``PartyPlan.cost``): the party's own bill *as if* its import were priced at
+the tariff, ``unitcost_{p,t} + (pi^b_t [I]^+ - pi^s_t [I]^-) dt``. These bills do not sum to the
+system cost (internal trades net out at the substation); ``SolveResult.objective`` is the system cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pyomo.environ as pyo
+
+from ems_controllers.core import blocks
+from ems_controllers.core.solver import PersistentHighs
+from ems_controllers.core.types import Horizon, PartyProblem, SolveResult, SolverOptions
+
+log = logging.getLogger(__name__)
+
+NetworkHook = Callable[[pyo.ConcreteModel, Sequence[PartyProblem], pyo.Set], None]
+
+_CACHE_SIZE = 4
+
+
+@dataclass
+class _Built:
+    model: pyo.ConcreteModel
+    solver: PersistentHighs
+    build_s: float
+
+
+def build_centralized_model(problems: Sequence[PartyProblem], n_steps: int, dt_h: float,
+                            max_error_per_h: float,
+                            network: NetworkHook | None = None) -> pyo.ConcreteModel:
+    """The system MILP with placeholder data (see the module docstring for the components)."""
+    names = [p.mg.name for p in problems]
+    m = pyo.ConcreteModel(name="centralized")
+    m.T = pyo.RangeSet(0, n_steps - 1)
+    m.party = pyo.Block(names)
+    for prob in problems:
+        mg = prob.mg
+        b = m.party[mg.name]
+        blocks.add_party_units(b, mg, m.T, dt_h, max_error_per_h=max_error_per_h)
+        bound = mg.pcc_max_mw if math.isfinite(mg.pcc_max_mw) else None
+        b.import_mw = pyo.Var(m.T, bounds=(-bound if bound is not None else None, bound))
+        blocks.add_balance(b, mg, m.T, dt_h, import_mw=b.import_mw)
+    m.sub = pyo.Block()
+    blocks.add_exchange(m.sub, math.inf, m.T, dt_h)
+    m.sub.g_con = pyo.Constraint(m.T, rule=lambda s, t: s.buy_mw[t] - s.sell_mw[t]
+                                 == pyo.quicksum(m.party[n].import_mw[t] for n in names))
+    if network is not None:
+        network(m, problems, m.T)
+    extra = getattr(m, "network_cost", None)
+    m.obj = pyo.Objective(
+        expr=pyo.quicksum(m.party[n].unit_cost[t] for n in names for t in m.T)
+        + pyo.quicksum(m.sub.exch_cost[t] for t in m.T)
+        + (pyo.quicksum(extra[t] for t in m.T) if extra is not None else 0.0),
+        sense=pyo.minimize)
+    return m
+
+
+def set_centralized_data(m: pyo.ConcreteModel, problems: Sequence[PartyProblem],
+                         horizon: Horizon) -> None:
+    """Write every party's data and the tariff into the mutable params of a built model."""
+    caps = [0.0] * horizon.n_steps
+    for prob in problems:
+        blocks.set_party_data(m.party[prob.mg.name], prob, horizon)
+        fc = prob.forecast
+        for t in range(horizon.n_steps):
+            caps[t] += blocks.exchange_bound_mw(prob.mg, fc.load_p_mw[t], fc.pv_p_mw[t],
+                                                fc.wind_p_mw[t])
+    s = m.sub
+    for t in range(horizon.n_steps):
+        s.price_buy_per_mwh[t] = horizon.buy_price_per_mwh[t]
+        s.price_sell_per_mwh[t] = horizon.sell_price_per_mwh[t]
+        s.exch_cap_mw[t] = caps[t]
+
+
+class CentralizedModel:
+    """The full-information MILP over several parties, built once per structure, then re-solved.
+
+    ``solve`` returns a :class:`SolveResult`: ``objective`` = system cost; ``plans`` = a PartyPlan per
+    party name (``import_mw`` = net withdrawal at its PCC, ``cost`` = its bill if its import were priced
+    at the tariff); ``extra`` as in ``LocalModel`` plus ``substation_import_mw`` (tuple per step).
+    """
+
+    def __init__(self, network: NetworkHook | None = None, backend: str = "contrib") -> None:
+        self.network = network
+        self.backend = backend
+        self._cache: OrderedDict[tuple, _Built] = OrderedDict()
+
+    def _get(self, problems: Sequence[PartyProblem], horizon: Horizon,
+             opts: SolverOptions) -> tuple[_Built, bool]:
+        key = (tuple(blocks.party_key(p.mg) for p in problems), horizon.n_steps, horizon.dt_h,
+               opts.pwl_max_error_per_h)
+        built = self._cache.get(key)
+        if built is not None:
+            self._cache.move_to_end(key)
+            return built, False
+        t0 = time.perf_counter()
+        m = build_centralized_model(problems, horizon.n_steps, horizon.dt_h,
+                                    opts.pwl_max_error_per_h, self.network)
+        built = _Built(m, PersistentHighs(m, self.backend), time.perf_counter() - t0)
+        self._cache[key] = built
+        while len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return built, True
+
+    def solve(self, problems: Sequence[PartyProblem], horizon: Horizon,
+              opts: SolverOptions = SolverOptions()) -> SolveResult:
+        names = [p.mg.name for p in problems]
+        if len(set(names)) != len(names) or not names:
+            msg = f"party names must be unique and non-empty: {names}"
+            log.error("centralized: bad input: %s", msg)
+            return SolveResult("error", "bad_input", None, None, 0.0, 0.0, message=msg)
+        try:
+            built, rebuilt = self._get(problems, horizon, opts)
+            t0 = time.perf_counter()
+            set_centralized_data(built.model, problems, horizon)
+            set_s = time.perf_counter() - t0
+        except ValueError as exc:
+            log.error("centralized: bad input: %s", exc)
+            return SolveResult("error", "bad_input", None, None, 0.0, 0.0, message=str(exc))
+        raw = built.solver.solve(opts)
+        pyomo_build_s = built.build_s if rebuilt else 0.0
+        extra: dict = {"rebuilt": rebuilt, "pyomo_build_s": pyomo_build_s, "set_data_s": set_s,
+                       "translate_s": raw.translate_s, "highs_s": raw.highs_s,
+                       "backend": self.backend}
+        plans = None
+        if raw.feasible:
+            m, T, dt = built.model, built.model.T, horizon.dt_h
+            plans = {}
+            for prob in problems:
+                b = m.party[prob.mg.name]
+                imp = [float(b.import_mw[t].value or 0.0) for t in T]
+                cost = [pyo.value(b.unit_cost[t]) + dt * (
+                    horizon.buy_price_per_mwh[t] * i if i >= 0 else horizon.sell_price_per_mwh[t] * i)
+                    for t, i in zip(T, imp, strict=True)]
+                plans[prob.mg.name] = blocks.party_plan(b, prob.mg, T, import_mw=imp, cost=cost)
+            extra["substation_import_mw"] = tuple(
+                float((m.sub.buy_mw[t].value or 0.0) - (m.sub.sell_mw[t].value or 0.0)) for t in T)
+        else:
+            log.warning("centralized: %s (%s) %s", raw.status, raw.termination, raw.message)
+        return SolveResult(raw.status, raw.termination, raw.objective if raw.feasible else None,
+                           plans, pyomo_build_s + set_s, raw.translate_s + raw.highs_s, raw.mip_gap,
+                           raw.message, extra)

@@ -1,0 +1,168 @@
+"""The one solver wrapper: HiGHS through Pyomo's persistent interface.
+
+Pipeline (fixed): the caller builds a Pyomo model once and writes data into its mutable params;
+:meth:`PersistentHighs.solve` translates the model on the first call only (``set_instance``), pushes
+changed params on later calls (``update_parameters``: coefficients, bounds and objective terms that
+depend on mutable params), runs HiGHS, maps the outcome through :data:`STATUS_TABLE`, and loads the
+solution into the Pyomo variables **only** when a feasible one exists. Nothing raises: a failure
+becomes a :class:`RawSolve` with status ``error`` and the message.
+
+Two Pyomo interfaces to HiGHS are installed; both are persistent and incremental:
+``"contrib"`` (``pyomo.contrib.solver.solvers.highs.Highs``, default, measured faster on first solve
+and re-solve here) and ``"appsi"`` (``pyomo.contrib.appsi.solvers.Highs``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import pyomo.environ as pyo
+from pyomo.contrib.solver.common.results import TerminationCondition as TC
+
+from ems_controllers.core.types import SolverOptions
+
+log = logging.getLogger(__name__)
+
+# One table from the solver's termination to our status: (with an incumbent, without one).
+STATUS_TABLE: dict[TC, tuple[str, str]] = {
+    TC.convergenceCriteriaSatisfied: ("optimal", "no_solution"),
+    TC.maxTimeLimit: ("feasible", "no_solution"),
+    TC.iterationLimit: ("feasible", "no_solution"),
+    TC.objectiveLimit: ("feasible", "no_solution"),
+    TC.minStepLength: ("feasible", "no_solution"),
+    TC.interrupted: ("feasible", "no_solution"),
+    TC.provenInfeasible: ("infeasible", "infeasible"),
+    TC.locallyInfeasible: ("infeasible", "infeasible"),
+    TC.infeasibleOrUnbounded: ("infeasible", "infeasible"),
+    TC.unbounded: ("error", "error"),
+    TC.licensingProblems: ("error", "error"),
+    TC.emptyModel: ("error", "error"),
+    TC.error: ("error", "error"),
+    TC.unknown: ("feasible", "no_solution"),
+}
+
+
+@dataclass(frozen=True)
+class RawSolve:
+    """What a solve produced; the Pyomo variables hold the solution iff ``status`` is optimal/feasible."""
+
+    status: str
+    termination: str
+    objective: float | None
+    mip_gap: float | None
+    translate_s: float  # Pyomo -> HiGHS (first solve) or param update (re-solve)
+    highs_s: float  # HiGHS run time
+    message: str = ""
+
+    @property
+    def feasible(self) -> bool:
+        return self.status in ("optimal", "feasible")
+
+
+def _gap(obj: float | None, bound: float | None) -> float | None:
+    if obj is None or bound is None or not (math.isfinite(obj) and math.isfinite(bound)):
+        return None
+    return abs(obj - bound) / max(abs(obj), 1e-10)
+
+
+class PersistentHighs:
+    """HiGHS bound to one Pyomo model for its lifetime; re-solves push only changed params."""
+
+    def __init__(self, model: pyo.ConcreteModel, backend: str = "contrib") -> None:
+        if backend not in ("contrib", "appsi"):
+            raise ValueError(f"unknown backend {backend!r}")
+        self.model = model
+        self.backend = backend
+        self._opt = None
+
+    def _make(self):
+        if self.backend == "contrib":
+            from pyomo.contrib.solver.solvers.highs import Highs
+            opt = Highs()
+            au = opt.config.auto_updates
+        else:
+            from pyomo.contrib.appsi.solvers.highs import Highs
+            opt = Highs()
+            au = opt.update_config
+        # The model's structure never changes after the build: only params are re-read.
+        for flag in ("check_for_new_or_removed_constraints", "check_for_new_or_removed_vars",
+                     "check_for_new_or_removed_params", "check_for_new_objective",
+                     "update_constraints", "update_vars", "update_named_expressions"):
+            setattr(au, flag, False)
+        # params are pushed explicitly (and timed) in _solve, the objective's with them
+        setattr(au, "update_parameters" if self.backend == "contrib" else "update_params", False)
+        au.update_objective = False
+        return opt
+
+    def solve(self, opts: SolverOptions) -> RawSolve:
+        try:
+            return self._solve(opts)
+        except Exception as exc:  # failures are values: the caller decides the fallback
+            log.exception("HiGHS solve failed")
+            return RawSolve("error", type(exc).__name__, None, None, 0.0, 0.0, str(exc))
+
+    def _solve(self, opts: SolverOptions) -> RawSolve:
+        t0 = time.perf_counter()
+        if self._opt is None:
+            self._opt = self._make()
+            self._opt.set_instance(self.model)
+        else:
+            if self.backend == "contrib":
+                self._opt.update_parameters()
+            else:
+                self._opt.update_params()
+        t1 = time.perf_counter()
+        if self.backend == "contrib":
+            return self._run_contrib(opts, t1 - t0)
+        return self._run_appsi(opts, t1 - t0)
+
+    def _run_contrib(self, opts: SolverOptions, translate_s: float) -> RawSolve:
+        opt = self._opt
+        cfg = opt.config
+        cfg.load_solutions = False
+        cfg.raise_exception_on_nonoptimal_result = False
+        cfg.time_limit = max(opts.time_limit_s, 0.0)
+        cfg.rel_gap = opts.mip_rel_gap
+        cfg.threads = opts.threads
+        t1 = time.perf_counter()
+        res = opt.solve(self.model)
+        highs_s = time.perf_counter() - t1
+        term = res.termination_condition
+        has_sol = res.incumbent_objective is not None
+        status = STATUS_TABLE.get(term, ("error", "error"))[0 if has_sol else 1]
+        obj = res.incumbent_objective if has_sol else None
+        if status in ("optimal", "feasible"):
+            res.solution_loader.load_vars()
+        return RawSolve(status, term.name, obj, _gap(obj, res.objective_bound) if obj is not None
+                        else None, translate_s, highs_s)
+
+    def _run_appsi(self, opts: SolverOptions, translate_s: float) -> RawSolve:
+        from pyomo.contrib.appsi.base import TerminationCondition as ATC
+
+        opt = self._opt
+        cfg = opt.config
+        cfg.load_solution = False
+        cfg.time_limit = max(opts.time_limit_s, 0.0)
+        cfg.mip_gap = opts.mip_rel_gap
+        opt.highs_options = {"threads": opts.threads}
+        t1 = time.perf_counter()
+        res = opt.solve(self.model)
+        highs_s = time.perf_counter() - t1
+        mapping = {ATC.optimal: TC.convergenceCriteriaSatisfied, ATC.maxTimeLimit: TC.maxTimeLimit,
+                   ATC.infeasible: TC.provenInfeasible, ATC.infeasibleOrUnbounded:
+                   TC.infeasibleOrUnbounded, ATC.unbounded: TC.unbounded,
+                   ATC.maxIterations: TC.iterationLimit, ATC.objectiveLimit: TC.objectiveLimit,
+                   ATC.error: TC.error, ATC.interrupted: TC.interrupted}
+        term = mapping.get(res.termination_condition, TC.unknown)
+        obj = res.best_feasible_objective
+        has_sol = obj is not None and math.isfinite(obj)
+        status = STATUS_TABLE.get(term, ("error", "error"))[0 if has_sol else 1]
+        if status in ("optimal", "feasible"):
+            res.solution_loader.load_vars()
+        else:
+            obj = None
+        return RawSolve(status, term.name, obj, _gap(obj, res.best_objective_bound) if obj is not None
+                        else None, translate_s, highs_s)
