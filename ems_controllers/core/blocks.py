@@ -173,7 +173,7 @@ def add_diesel(b: pyo.Block, unit: DieselUnit, T: pyo.Set, dt_h: float, *,
     xs = pwl_points(unit, max_error_per_h) if a2 > 0 else [0.0]
     K = range(len(xs))
     b.dg_pwl_con = pyo.Constraint(
-        T, K, rule=lambda b, t, k: b.dg_cost_rate_per_h[t]
+        K, T, rule=lambda b, k, t: b.dg_cost_rate_per_h[t]
         >= (2 * a2 * xs[k] + a1) * b.dg_p_mw[t] + (a0 - a2 * xs[k] ** 2) * b.dg_on[t])
     b.dg_pwl_zero_con = pyo.Constraint(T, rule=lambda b, t: b.dg_cost_rate_per_h[t] >= 0)
     b.dg_cost = pyo.Expression(
