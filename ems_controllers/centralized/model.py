@@ -13,12 +13,12 @@ of the imports, split into buy and sell with a binary and priced by the tariff:
 (unit cost = diesel running and start-up, curtailment and load-shed penalties;
 ``M_t = sum_p`` of each party's exchange bound, see ``blocks.exchange_bound_mw``).
 
-Network hook: ``network(m, problems, T)`` is called once per build after the parties exist, before
-the objective; ``m.party[name]`` holds each party's block with ``import_mw[t]`` (its net withdrawal
-from the network at its PCC), ``m.sub`` the substation exchange. Constraints it adds must keep any data
-that changes between solves in mutable params (and update them itself), since the model is reused.
-It may add to ``m.network_cost[t]`` (a mutable-free Expression list is simplest: return nothing and
-add a component named ``network_cost`` indexed by T, which the objective then includes).
+Network hook: ``network(m, problems, T)`` is called once per build, after the parties and the
+substation exist and before the objective. ``m.party[name].import_mw[t]`` is each party's net
+withdrawal from the network at its PCC, ``m.sub`` the substation exchange. The hook adds its own
+components (e.g. linearised DistFlow rows); data that change between solves must live in mutable
+params the hook's owner updates, since the model is reused. A component ``m.network_cost`` indexed by
+``T`` (Expression), if the hook adds one, enters the objective.
 
 Reported per-party cost (``PartyPlan.cost``): the party's own bill *as if* its import were priced at
 the tariff, ``unitcost_{p,t} + (pi^b_t [I]^+ - pi^s_t [I]^-) dt``. These bills do not sum to the
