@@ -177,3 +177,21 @@ def test_half_hour_steps_scale_energy_not_power():
     # the half-hour model can only do at least as well (it may split hours); never worse
     assert r2.objective <= r1.objective + 1e-6
     assert r2.objective == pytest.approx(r1.objective, rel=0.05)
+
+
+def test_network_hook_constrains_the_parties():
+    """A hook capping MG1's export at 0.1 MW binds in the plan and cannot lower the system cost."""
+    import pyomo.environ as pyo
+
+    probs = system(2, 2, n=8)
+    buy, sell = tariff(8)
+    hz = Horizon(1.0, buy, sell, final_step=7)
+
+    def cap(m, problems, T):
+        m.net_cap = pyo.Constraint(T, rule=lambda m, t: m.party["MG1"].import_mw[t] >= -0.1)
+
+    free = CentralizedModel().solve(probs, hz, TIGHT)
+    capped = CentralizedModel(network=cap).solve(probs, hz, TIGHT)
+    assert capped.status == "optimal"
+    assert min(capped.plans["MG1"].import_mw) >= -0.1 - 1e-7
+    assert capped.objective >= free.objective - 1e-6
