@@ -26,6 +26,18 @@ STRATEGIES: dict[str, Strategy] = {
             "self-consumption rule per MG: battery absorbs surplus and covers deficit, diesel runs when "
             "the buy price exceeds its marginal cost, the rest is bought or sold",
         ),
+        Strategy(
+            "local",
+            "ems_controllers.local.sim:LocalEMS",
+            "each MG (and the DN) minimises its own bill against the tariff at its coupling point, "
+            "MILP with HiGHS; the decentralized upper bound on cost",
+        ),
+        Strategy(
+            "centralized",
+            "ems_controllers.centralized.sim:CentralizedEMS",
+            "one operator schedules all MGs and the DN's units in one MILP, substation exchange priced by "
+            "the tariff; the full-information lower bound on cost",
+        ),
     ]
 }
 

@@ -85,7 +85,7 @@ class _Party:
 @dataclass
 class _ActivePlan:
     start: int  # mosaik time of the plan's first step
-    plans: dict[str, PartyPlan]
+    plan: PartyPlan
 
 
 class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
@@ -103,7 +103,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         self.opts = SolverOptions()
         self.rolling = False
         self.horizon_mode = "receding"
-        self.active: _ActivePlan | None = None
+        self.active: dict[str, _ActivePlan] = {}
         self.messages: list[dict[str, Any]] = []
 
     # -- mosaik API -----------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             if soc is not None and not math.isnan(soc):
                 party.e_mwh = float(soc)
         self.messages = []
-        planning_info: dict[str, Any] = {}
+        planning_info: dict[str, dict[str, Any]] = {}
         if (self.rolling or new_forecast) and self._forecasts_cover(time):
             planning_info = self._plan(time)
         for name, party in self.parties.items():
@@ -189,7 +189,12 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
     # -- strategy hook --------------------------------------------------------------------------------
     @abc.abstractmethod
     def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
-        """Plan every party over ``horizon``; never raise for an infeasible problem."""
+        """Plan every party over ``horizon``; never raise for an infeasible problem.
+
+        A strategy whose parties solve separately may return plans for some parties only: it names the
+        others in ``extra["failed"]`` (party -> reason) and their solve times in
+        ``extra["solve_s_by_party"]`` (party -> seconds; default: the whole build + solve time).
+        """
 
     def boundary_messages(self, problems: list[PartyProblem], result: SolveResult,
                           time: int) -> list[dict[str, Any]]:
@@ -238,33 +243,43 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             problems.append(PartyProblem(party.mg, fc, state))
         return problems, horizon
 
-    def _plan(self, time: int) -> dict[str, Any]:
+    def _plan(self, time: int) -> dict[str, dict[str, Any]]:
+        """Solve, keep the new plans, and say per party what happened (solve time, status, reason)."""
         problems, horizon = self._problems(time)
         result = self.solve(problems, horizon)
-        info: dict[str, Any] = {"solve_time_s": result.build_s + result.solve_s, "objective": result.objective}
-        if result.ok:
-            assert result.plans is not None
-            self.active = _ActivePlan(time, result.plans)
-            info["new_plan"] = True
-            info["status"] = "ok" if result.status == "optimal" else f"ok ({result.status})"
-            self.messages = self.boundary_messages(problems, result, time)
-        else:
+        total_s = result.build_s + result.solve_s
+        by_party = result.extra.get("solve_s_by_party", {})
+        failed: dict[str, str] = dict(result.extra.get("failed", {}))
+        plans = result.plans if result.ok and result.plans is not None else {}
+        if not plans:
             reason = f"{result.status}: {result.message or result.termination}"
-            logger.warning("%s at t=%s: solve failed (%s); falling back", self.strategy_name, time, reason)
-            info["fallback_reason"] = reason
+            failed = {name: failed.get(name, reason) for name in self.parties}
+        info: dict[str, dict[str, Any]] = {}
+        for name in self.parties:
+            entry: dict[str, Any] = {"solve_time_s": by_party.get(name, total_s), "objective": result.objective}
+            if name in plans:
+                self.active[name] = _ActivePlan(time, plans[name])
+                entry["new_plan"] = True
+                entry["status"] = "ok" if result.status == "optimal" else f"ok ({result.status})"
+            else:
+                entry["fallback_reason"] = failed.get(name, "no plan for this party")
+                logger.warning("%s at t=%s: no plan for %s (%s); falling back", self.strategy_name, time,
+                               name, entry["fallback_reason"])
+            info[name] = entry
+        if plans:
+            self.messages = self.boundary_messages(problems, result, time)
         return info
 
     def _outputs(self, name: str, party: _Party, time: int, info: dict[str, Any]) -> dict[str, Any]:
+        info = info.get(name, {})
         out: dict[str, Any] = {"pcc_closed": True, "solve_time_s": info.get("solve_time_s", 0.0),
-                               "objective": info.get("objective") if info else None}
+                               "objective": info.get("objective")}
         plan = None
         k = 0
-        if self.active is not None and name in self.active.plans:
-            k = (time - self.active.start) // self.step_size
-            if k >= len(self.active.plans[name].diesel_p_mw):
-                plan = None
-            else:
-                plan = self.active.plans[name]
+        active = self.active.get(name)
+        if active is not None:
+            k = (time - active.start) // self.step_size
+            plan = active.plan if k < len(active.plan.diesel_p_mw) else None
         if plan is not None and "fallback_reason" not in info:
             status = info.get("status", "ok")
         elif plan is not None:

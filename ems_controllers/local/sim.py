@@ -1,0 +1,55 @@
+"""mosaik adapter of the local EMS: every party schedules itself against the tariff at its PCC.
+
+The parties solve separately (each MG on its own controller), so one infeasible MG falls back alone and
+a planning round costs the slowest party's solve time. No message crosses an ownership boundary: each MG
+knows only its own data and the tariff. Interface and fallbacks: :mod:`ems_controllers.core.adapter`.
+"""
+
+from __future__ import annotations
+
+import time as _time
+
+from ems_controllers.core.adapter import OUTPUT_ATTRS, PlanningEMS, run
+from ems_controllers.core.types import Horizon, PartyProblem, SolveResult
+from ems_controllers.local.model import LocalModel
+
+__all__ = ["OUTPUT_ATTRS", "LocalEMS"]
+
+
+class LocalEMS(PlanningEMS):
+    strategy_name = "local"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models: dict[str, LocalModel] = {}
+
+    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
+        plans, failed, by_party = {}, {}, {}
+        statuses, build_s, solve_s, objective = [], 0.0, 0.0, 0.0
+        t0 = _time.perf_counter()
+        for p in problems:
+            model = self.models.setdefault(p.mg.name, LocalModel())
+            r = model.solve(p, horizon, self.opts)
+            by_party[p.mg.name] = r.build_s + r.solve_s
+            build_s += r.build_s
+            solve_s += r.solve_s
+            if r.ok and r.plans is not None:
+                plans.update(r.plans)
+                statuses.append(r.status)
+                objective += r.objective or 0.0
+            else:
+                failed[p.mg.name] = f"{r.status}: {r.message or r.termination}"
+        status = ("optimal" if all(s == "optimal" for s in statuses) else "feasible") if plans else "infeasible"
+        return SolveResult(status=status, termination="per party", objective=objective if plans else None,
+                           plans=plans or None, build_s=build_s, solve_s=solve_s,
+                           message="; ".join(f"{k}: {v}" for k, v in failed.items()),
+                           extra={"failed": failed, "solve_s_by_party": by_party,
+                                  "wall_s": _time.perf_counter() - t0})
+
+
+def main() -> None:
+    run(LocalEMS())
+
+
+if __name__ == "__main__":
+    main()
