@@ -81,6 +81,7 @@ COMPARE_COLUMNS = [
     ("total_cost", "total cost"), ("energy_bought_mwh", "bought MWh"), ("energy_sold_mwh", "sold MWh"),
     ("n_voltage_violations", "V viol"), ("min_vm_pu", "min vm"), ("max_vm_pu", "max vm"),
     ("n_line_overloads", "overloads"), ("losses_mwh", "losses MWh"), ("pf_failures", "pf fail"),
+    ("soc_drift_mwh_max", "SoC drift"), ("exchange_deviation_mwh", "exch dev MWh"),
     ("ems_fallback_steps", "fallbacks"), ("solve_time_s", "solve s"), ("wall_time_s", "wall s"),
 ]
 
@@ -155,6 +156,9 @@ def _print_kpis(k: dict[str, Any]) -> None:
     print("  cost_by_mg:")
     for name, c in k.get("cost_by_mg", {}).items():
         print(f"    {name:<20} {_fmt(c)}")
+    for key in ("solve_time_s", "soc_drift_mwh_max", "exchange_deviation_mwh", "ems_fallback_steps"):
+        if key in k:
+            print(f"  {key:<22} {_fmt(k[key])}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ class CentralizedEMS(PlanningEMS):
         self.model = CentralizedModel()
 
     def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
-        return self.model.solve(problems, horizon, self.opts)
+        return self.model.solve(problems, horizon, self.solve_opts)
 
     def boundary_messages(self, problems: list[PartyProblem], result: SolveResult,
                           time: int) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import mosaik_api_v3
@@ -104,6 +104,10 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         self.rolling = False
         self.horizon_mode = "receding"
         self.active: dict[str, _ActivePlan] = {}
+        self.last_plan_time: int | None = None
+        self.failure: dict[str, str] = {}  # party -> why its last planning round gave it no plan
+        self.warm_start = True
+        self.solve_opts = self.opts
         self.messages: list[dict[str, Any]] = []
 
     # -- mosaik API -----------------------------------------------------------------------------------
@@ -246,6 +250,9 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
     def _plan(self, time: int) -> dict[str, dict[str, Any]]:
         """Solve, keep the new plans, and say per party what happened (solve time, status, reason)."""
         problems, horizon = self._problems(time)
+        consecutive = self.last_plan_time is not None and time - self.last_plan_time == self.step_size
+        self.solve_opts = replace(self.opts, warm_start_shift=1 if self.warm_start and consecutive else None)
+        self.last_plan_time = time
         result = self.solve(problems, horizon)
         total_s = result.build_s + result.solve_s
         by_party = result.extra.get("solve_s_by_party", {})
@@ -259,10 +266,12 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             entry: dict[str, Any] = {"solve_time_s": by_party.get(name, total_s), "objective": result.objective}
             if name in plans:
                 self.active[name] = _ActivePlan(time, plans[name])
+                self.failure.pop(name, None)
                 entry["new_plan"] = True
                 entry["status"] = "ok" if result.status == "optimal" else f"ok ({result.status})"
             else:
                 entry["fallback_reason"] = failed.get(name, "no plan for this party")
+                self.failure[name] = entry["fallback_reason"]
                 logger.warning("%s at t=%s: no plan for %s (%s); falling back", self.strategy_name, time,
                                name, entry["fallback_reason"])
             info[name] = entry
@@ -285,7 +294,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         elif plan is not None:
             status = f"fallback: previous plan ({info['fallback_reason']})"
         else:
-            reason = info.get("fallback_reason", "no plan covers this step")
+            reason = info.get("fallback_reason") or self.failure.get(name, "no plan covers this step")
             status = f"fallback: rule ({reason})"
         if plan is not None:
             out.update(

@@ -77,6 +77,7 @@ class PersistentHighs:
         self.model = model
         self.backend = backend
         self._opt = None
+        self._solved_once = False
 
     def _make(self):
         if self.backend == "contrib":
@@ -133,8 +134,34 @@ class PersistentHighs:
             log.exception("HiGHS solve failed")
             return RawSolve("error", type(exc).__name__, None, None, 0.0, 0.0, str(exc))
 
+    def _shifted_start(self, shift: int) -> list[float] | None:
+        """The last solution with every time-indexed variable moved ``shift`` steps earlier (the last
+        steps repeat the final value): the MIP start of a rolling re-solve. None if there is none."""
+        opt, m = self._opt, self.model
+        var_map = getattr(opt, "_pyomo_var_to_solver_var_map", None)
+        if var_map is None or not self._solved_once:
+            return None
+        values = [0.0] * len(var_map)
+        for comp in m.component_objects(pyo.Var, descend_into=True):
+            if comp.is_indexed():
+                keys = list(comp.keys())
+                n = len(keys)
+                for i, key in enumerate(keys):
+                    src = comp[keys[min(i + shift, n - 1)]] if isinstance(key, int) else comp[key]
+                    col = var_map.get(id(comp[key]))
+                    if col is not None and src.value is not None:
+                        values[col] = float(src.value)
+            else:
+                col = var_map.get(id(comp))
+                if col is not None and comp.value is not None:
+                    values[col] = float(comp.value)
+        return values
+
     def _solve(self, opts: SolverOptions) -> RawSolve:
         t0 = time.perf_counter()
+        start = None
+        if self._opt is not None and opts.warm_start_shift is not None:
+            start = self._shifted_start(opts.warm_start_shift)
         if self._opt is None:
             self._opt = self._make()
             self._set_instance()
@@ -143,10 +170,17 @@ class PersistentHighs:
                 self._opt.update_parameters()
             else:
                 self._opt.update_params()
+        if start is not None:
+            import highspy
+
+            sol = highspy.HighsSolution()
+            sol.col_value = start
+            sol.value_valid = True
+            self._opt._solver_model.setSolution(sol)
         t1 = time.perf_counter()
-        if self.backend == "contrib":
-            return self._run_contrib(opts, t1 - t0)
-        return self._run_appsi(opts, t1 - t0)
+        raw = self._run_contrib(opts, t1 - t0) if self.backend == "contrib" else self._run_appsi(opts, t1 - t0)
+        self._solved_once = raw.status in ("optimal", "feasible")
+        return raw
 
     def _run_contrib(self, opts: SolverOptions, translate_s: float) -> RawSolve:
         opt = self._opt

@@ -212,6 +212,9 @@ class SolverOptions:
     time_limit_s: float = 60.0
     pwl_max_error_per_h: float = 0.5  # largest underestimate of a diesel's quadratic cost rate ($/h)
     threads: int = 1
+    # Rolling horizon: start HiGHS from the previous solution of the same model shifted by this many
+    # steps (a MIP start; HiGHS checks it and ignores it if infeasible). None: no start.
+    warm_start_shift: int | None = None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ class LocalEMS(PlanningEMS):
         t0 = _time.perf_counter()
         for p in problems:
             model = self.models.setdefault(p.mg.name, LocalModel())
-            r = model.solve(p, horizon, self.opts)
+            r = model.solve(p, horizon, self.solve_opts)
             by_party[p.mg.name] = r.build_s + r.solve_s
             build_s += r.build_s
             solve_s += r.solve_s
