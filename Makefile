@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench venv clean
+.PHONY: demo test test-slow bench bench-rolling venv clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,10 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_grid.py
 	$(PY) tests/bench/bench_recorder.py
 	$(PY) tests/bench/bench_runs.py
+	$(PY) tests/bench/bench_milp.py
+
+bench-rolling: $(STAMP)
+	$(PY) tests/bench/bench_runs.py --strategy centralized --set ems.rolling=true --days 1 365
 
 clean:
 	rm -rf $(VENV) results/*.h5 results/plots
