@@ -20,6 +20,7 @@ from typing import Any
 
 import mosaik_api_v3
 
+from ems_controllers.core.adapter import sum_inputs
 from ems_controllers.core.types import Microgrid, Tariff
 from ems_controllers.rule_based import model
 
@@ -42,16 +43,6 @@ META = {
         },
     },
 }
-
-
-def _sum_inputs(values: dict[str, Any]) -> Any:
-    """Sum scalar or list inputs from several sources (elementwise for lists)."""
-    vals = [v for v in values.values() if v is not None]
-    if not vals:
-        return None
-    if isinstance(vals[0], (list, tuple)):
-        return [sum(col) for col in zip(*vals, strict=True)]
-    return sum(vals)
 
 
 class _Entity:
@@ -106,11 +97,11 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
             inp = inputs.get(eid, {})
             planning = False
             for attr in ("load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw"):
-                val = _sum_inputs(inp.get(attr, {}))
+                val = sum_inputs(inp.get(attr, {}))
                 if val is not None:
                     ent.forecasts[attr] = (time, [float(x) for x in val])
                     planning = True
-            soc = _sum_inputs(inp.get("soc_mwh", {}))
+            soc = sum_inputs(inp.get("soc_mwh", {}))
             if soc is not None and soc == soc:  # NaN after a failed power flow: keep own estimate
                 ent.e_mwh = float(soc)
             ent.out = self._act(ent, time, step_index % steps_per_day, planning)
