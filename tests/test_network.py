@@ -11,8 +11,11 @@ case33bw nominal load, radial        max dvm 0.0028 pu    dvm in [0, 0.004] pu
                                      (bus 17, AC 0.9131)  0 <= P_AC - P_lin <= AC losses (0.2027 MW)
 ieee33_3mg net, radial, MG set pts   max dvm 0.0033 pu    |dvm| <= 0.005 pu
                                      (bus 17)             0 <= P_AC - P_lin <= AC losses (0.161 MW)
+                                     max dloading 1.78    |dloading| <= 2.5 percentage points
+                                     (line 1, AC 33.7 %)
 ieee33_3mg, tie lines 33, 35 closed  max dvm 0.0021 pu    |dvm| <= 0.005 pu
                                      (bus 35)             |P_AC - P_lin| <= AC losses (0.140 MW)
+                                     max dloading 1.52    |dloading| <= 2.5 percentage points
 ===================================  ===================  =========================================
 """
 
@@ -41,6 +44,7 @@ from scenarios.registry import get_scenario
 
 VM_TOL_CASE33_PU = 0.004
 VM_TOL_SCENARIO_PU = 0.005
+LOADING_TOL_SCENARIO = 2.5  # percentage points
 EXACT = 1e-9
 
 
@@ -142,6 +146,8 @@ def test_scenario_net_vs_ac(tie_closed):
     snap, dvm, dp, losses = _compare(net, data)
     assert max(abs(v) for v in dvm.values()) <= VM_TOL_SCENARIO_PU  # measured 0.0033 / 0.0021 pu
     assert max(abs(v) for v in dp.values()) <= losses * (1 + 1e-6)
+    dloading = [snap.loading_percent[li] - float(net.res_line.loading_percent[li]) for li in data.lines]
+    assert max(abs(v) for v in dloading) <= LOADING_TOL_SCENARIO  # measured 1.78 / 1.52
     if not tie_closed:
         assert all(v >= -EXACT for v in dp.values())
 
@@ -169,7 +175,10 @@ def test_switch_override_and_islands():
 # Pyomo block == numpy snapshot
 # --------------------------------------------------------------------------------------------------
 
-def test_block_matches_numpy_on_meshed_scenario():
+@pytest.mark.parametrize("sense", [pyo.minimize, pyo.maximize], ids=["min_import", "max_tie_flow"])
+def test_block_matches_numpy_on_meshed_scenario(sense):
+    """With the angle rows the loop flows are determined: minimising the substation import and
+    maximising the flow on tie line 35 find the same point, the numpy snapshot's."""
     layout = _scenario_net()
     net = layout.net
     data = network_from_pandapower(net, {layout.tie_switches[1]: True, layout.tie_switches[3]: True})
@@ -187,7 +196,10 @@ def test_block_matches_numpy_on_meshed_scenario():
                       {b: [-s * q[b] for s in scale] for b in q if b not in mg_buses})
     for j in m.net.nonroot_bus:  # the operating point is below 0.95 pu at the feeder end
         m.net.w_min_pu2[j] = 0.8 ** 2
-    m.obj = pyo.Objective(expr=sum(m.net.p_root_mw[t] for t in m.T))
+    if sense == pyo.minimize:
+        m.obj = pyo.Objective(expr=sum(m.net.p_root_mw[t] for t in m.T))
+    else:
+        m.obj = pyo.Objective(expr=sum(m.net.p_line_mw[35, t] for t in m.T), sense=sense)
     assert PersistentHighs(m).solve(SolverOptions()).status == "optimal"
     vm, loading = predicted(m.net)
     for t, s in enumerate(scale):

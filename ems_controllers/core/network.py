@@ -22,9 +22,10 @@ with ``w = |V|^2`` in pu^2, ``theta`` the voltage angle in rad, ``r, x`` in ohm,
 ``V_b`` the nominal voltage in kV (so ``r P / V_b^2 = r_pu P_pu`` on any MVA base: the base cancels).
 Dropped: the losses ``r l`` and ``x l`` in the balance and ``(r^2+x^2) l`` in the voltage drop (``l``
 the squared current), line charging (``c_nf_per_km``, ``g_us_per_km``) and switch impedances. The
-losses are what makes the model optimistic: LinDistFlow voltages sit *above* the AC ones on a loaded
-feeder (about 0.005 pu at the end of case33bw at its nominal load) and its flows near the substation
-miss the downstream losses.
+losses are what makes the model optimistic on a loaded feeder: LinDistFlow voltages sit *above* the AC
+ones (0.0028 pu at bus 17 of case33bw at its nominal load, AC 0.9131 pu) and a line's flow misses the
+losses downstream of it (0.203 MW at the substation of case33bw); loadings come out low by the
+losses and by the ``1/v`` of the current (1.8 percentage points at 34 % on the ieee33_3mg net).
 
 The angle row is the imaginary part of the same linearisation (``V_i - V_j \approx z S^*`` around 1 pu,
 whose real part is the voltage-drop row). On a radial feeder it changes nothing (one free angle per
@@ -367,9 +368,13 @@ def add_lindistflow(b: pyo.Block, data: NetworkData, T: pyo.Set, *,
     s_max            s_max_mva            rating per line at nominal voltage (mutable)
     P_root, Q_root   p_root_mw,           what the root (ext_grid) supplies to the
                      q_root_mvar          network (Expression; positive = import)
-    rows             p_balance_con, q_balance_con, v_drop_con, angle_con, v_min_con,
-                     v_max_con, w_root_con, theta_root_con, s_limit_con[l, k, t]
-    ===============  ==============================================================
+    ===============  ===================  ==============================================
+
+    Rows: ``p_balance_con``, ``q_balance_con`` [bus, t] (non-root buses), ``v_drop_con``,
+    ``angle_con`` [line, t], ``v_min_con``, ``v_max_con`` [bus, t] (non-root), ``w_root_con``,
+    ``theta_root_con`` [t], ``s_limit_con`` [line, k, t]. Sets: ``bus``, ``nonroot_bus``, ``line``,
+    ``polygon_side``. The block is a pure LP; the flows are unique for given injections (radial or
+    meshed), so the optimiser's only freedom is in the injections it is given as variables.
     """
     if n_polygon < 3:
         raise ValueError("add_lindistflow: n_polygon must be >= 3")
