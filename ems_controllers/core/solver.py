@@ -190,6 +190,12 @@ class PersistentHighs:
         cfg.time_limit = max(opts.time_limit_s, 0.0)
         cfg.rel_gap = opts.mip_rel_gap
         cfg.threads = opts.threads
+        # A rolling re-solve starts from the previous plan (a MIP start): HiGHS's primal heuristics
+        # (feasibility jump, RINS, RENS) then mostly re-find what it was given; without them the
+        # root node of the ieee33_3mg centralized MILP took 50-60 ms instead of 60-105 ms (same optima).
+        heuristics = opts.warm_start_shift is None
+        cfg.solver_options = {"mip_heuristic_run_feasibility_jump": heuristics,
+                              "mip_heuristic_run_rins": heuristics, "mip_heuristic_run_rens": heuristics}
         t1 = time.perf_counter()
         res = opt.solve(self.model)
         highs_s = time.perf_counter() - t1
