@@ -32,6 +32,8 @@ B_t, X_t, z_t          buy_mw, sell_mw, buying         exchange with the level a
 pi_b_t, pi_s_t         price_buy_per_mwh,              exchange prices
                        price_sell_per_mwh
 M_t                    exch_cap_mw                     big-M / capacity of the exchange
+R_t, D+_t, D-_t        tie_target_mw, tie_up_mw,       tied flow: target, deviations, price
+pi^dev                 tie_down_mw, tie_price_per_mwh  (add_tied_exchange)
 cost_t                 <block>_cost (Expression)       per-step cost of the block, in money
 =====================  ==============================  ==========================================
 """
@@ -40,7 +42,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pyomo.environ as pyo
 
@@ -324,6 +327,38 @@ def add_exchange(b: pyo.Block, pcc_max_mw: float, T: pyo.Set, dt_h: float) -> No
     b.exch_cost = pyo.Expression(
         T, rule=lambda b, t: dt_h * (b.price_buy_per_mwh[t] * b.buy_mw[t]
                                      - b.price_sell_per_mwh[t] * b.sell_mw[t]))
+
+
+def add_tied_exchange(b: pyo.Block, flow: Callable[[Any], Any], T: pyo.Set, dt_h: float, *,
+                      price_per_mwh: float) -> None:
+    r"""Tie a flow to a target, with priced deviations both ways.
+
+    .. math::
+        F_t = R_t + D^+_t - D^-_t,\qquad D^\pm_t \ge 0,\qquad
+        \mathrm{cost}_t = \pi^{dev} (D^+_t + D^-_t)\,\Delta t
+
+    ``F_t = flow(t)`` is a Pyomo expression (e.g. a party's import, a grant, or a sum of them); the
+    target ``R_t`` (``tie_target_mw``) and the price ``pi^dev`` (``tie_price_per_mwh``) are mutable.
+    With ``pi^dev > 0`` at most one of ``D^+, D^-`` is non-zero at an optimum, so the cost is
+    ``pi^dev |F_t - R_t| dt``. Used for a grant against a request (the operator's side) and an import
+    against a grant (the party's side).
+
+    ==========  ===================  ================================
+    R_t         tie_target_mw        target (mutable)
+    D+_t, D-_t  tie_up_mw,           deviation above / below (MW)
+                tie_down_mw
+    pi^dev      tie_price_per_mwh    deviation price (mutable)
+    cost_t      tie_cost             deviation cost ($)
+    ==========  ===================  ================================
+    """
+    b.tie_target_mw = pyo.Param(T, mutable=True, initialize=0.0)
+    b.tie_price_per_mwh = pyo.Param(mutable=True, initialize=price_per_mwh)
+    b.tie_up_mw = pyo.Var(T, bounds=(0.0, None))
+    b.tie_down_mw = pyo.Var(T, bounds=(0.0, None))
+    b.tie_con = pyo.Constraint(
+        T, rule=lambda b, t: flow(t) == b.tie_target_mw[t] + b.tie_up_mw[t] - b.tie_down_mw[t])
+    b.tie_cost = pyo.Expression(
+        T, rule=lambda b, t: b.tie_price_per_mwh * dt_h * (b.tie_up_mw[t] + b.tie_down_mw[t]))
 
 
 def add_balance(b: pyo.Block, mg: Microgrid, T: pyo.Set, dt_h: float, *,
