@@ -154,6 +154,10 @@ class EmsCfg(_Strict):
     horizon: Literal["receding", "shrinking"] = Field(
         default="receding", description="rolling window: forecast length, or to the end of the day")
 
+    def strategy_params(self) -> dict[str, Any]:
+        """Sim params that only some strategies take (none yet)."""
+        return {}
+
 
 class PenaltyCfg(_Strict):
     res_curtailment_price_per_mwh: float = Field(default=20.0, ge=0)

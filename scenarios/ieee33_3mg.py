@@ -128,6 +128,18 @@ def build_net(cfg: Config) -> NetLayout:
     return NetLayout(net, parties, feeder_loads, tie_switches)
 
 
+def site_of(cfg: Config, layout: NetLayout) -> dict[str, Any]:
+    """Where things are in the grid, for network-aware EMSs: the net (pandapower JSON, all switches in
+    their initial state), each party's bus (an MG's own bus behind its PCC), the tie and PCC switches."""
+    return {
+        "net": pp.to_json(layout.net),
+        "party_bus": {name: int(p.bus) for name, p in layout.parties.items()},
+        "tie_switches": [int(s) for s in layout.tie_switches],
+        "pcc_switches": {name: int(p.pcc_switch) for name, p in layout.parties.items()
+                         if p.pcc_switch is not None},
+    }
+
+
 def validate_against_net(cfg: Config, net: Any) -> None:
     n_bus = len(net.bus)
     places: list[tuple[str, int]] = [(f"mgs[{i}] ({m.name}).bus", m.bus) for i, m in enumerate(cfg.mgs)]
@@ -182,11 +194,12 @@ def build(world: Any, cfg: Config, *, strategy: str, data_dir: Any) -> Built:
     grid = grid_sim.Grid(net=pp.to_json(net))
     ge = {e.eid: e for e in grid.children}
     prof = start_profiles(world, cfg, data_dir)
-    ems_sim = start_ems(world, cfg)
+    ems_sim = start_ems(world, cfg, site=site_of(cfg, layout))
 
     # Feeder loads: case33bw's nominal p/q scaled by one profile.
     feeder_profiles = []
     profile_ents: list[Any] = []
+    ems_entities: list[Any] = []
     for li in layout.feeder_loads:
         p_nom, q_nom = float(net.load.at[li, "p_mw"]), float(net.load.at[li, "q_mvar"])
         cos_phi = p_nom / math.hypot(p_nom, q_nom) if p_nom > 0 else 1.0
@@ -202,7 +215,12 @@ def build(world: Any, cfg: Config, *, strategy: str, data_dir: Any) -> Built:
         units: UnitsCfg | None = cfg.dn if name == DN else next(m for m in cfg.mgs if m.name == name)
         pv_rated = units.pv.p_peak_mw if units is not None and units.pv else 0.0
         wind_rated = units.wind.p_rated_mw if units is not None and units.wind else 0.0
-        ems = ems_sim.MG(mg=party_microgrid(cfg, name).to_dict(), pv_rated_mw=pv_rated, wind_rated_mw=wind_rated)
+        load_buses = None
+        if name == DN:
+            load_buses = {_fid(ent): int(net.load.at[li, "bus"])
+                          for ent, li in zip(feeder_profiles, layout.feeder_loads, strict=True)}
+        ems = ems_sim.MG(mg=party_microgrid(cfg, name).to_dict(), pv_rated_mw=pv_rated, wind_rated_mw=wind_rated,
+                         load_buses=load_buses)
         pm: dict[str, Any] = {"ems": _fid(ems), "kind": "dn" if name == DN else "mg",
                               "load": [], "pv": [], "wind": [], "diesel": None, "storage": None,
                               "profiles": {"load": [], "pv": [], "wind": []}}
@@ -255,7 +273,12 @@ def build(world: Any, cfg: Config, *, strategy: str, data_dir: Any) -> Built:
             # The MG's import is the power flowing from its PCC line into the MG bus (the line's to side).
             pm["pcc_line"] = _fid(ge[f"Line-{party.pcc_line}"])
         entity_map["parties"][name] = pm
+        ems_entities.append(ems)
         to_record.append((ems, ems_output_attrs(strategy)))
+    if "tie_closed" in ems_output_attrs(strategy):  # a strategy that operates the tie switches
+        dn_ems = next(e for e in ems_entities if e.eid == DN)
+        for sw in layout.tie_switches:
+            world.connect(dn_ems, ge[f"Switch-{sw}"], ("tie_closed", "closed"))
     for ent in [*ge.values(), grid]:
         to_record.append((ent, record_attrs(ent, "grid")))
     for ent in profile_ents:

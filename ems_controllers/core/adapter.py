@@ -54,7 +54,7 @@ META = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
-        "MG": {"public": True, "params": ["mg", "pv_rated_mw", "wind_rated_mw"],
+        "MG": {"public": True, "params": ["mg", "pv_rated_mw", "wind_rated_mw", "load_buses"],
                "attrs": INPUT_ATTRS + OUTPUT_ATTRS},
     },
 }
@@ -78,6 +78,7 @@ class _Party:
     pv_rated_mw: float
     wind_rated_mw: float
     e_mwh: float
+    load_buses: dict[str, int] | None = None  # load forecast source (full id) -> bus, where known
     prev_diesel_mw: float = 0.0
     out: dict[str, Any] | None = None
 
@@ -97,6 +98,9 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         super().__init__(META)
         self.parties: dict[str, _Party] = {}
         self.forecasts: dict[str, dict[str, tuple[int, list[float]]]] = {}
+        # per source, for strategies that need to know where a load is: party -> source -> (t, values)
+        self.load_sources: dict[str, dict[str, tuple[int, list[float]]]] = {}
+        self.site: dict[str, Any] = {}
         self.step_size = 3600
         self.time_resolution = 1.0
         self.tariff: Tariff | None = None
@@ -133,20 +137,25 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         self.configure(**params)
         return self.meta
 
-    def configure(self, **params: Any) -> None:
-        """Strategy-specific sim params (none by default)."""
+    def configure(self, site: dict[str, Any] | None = None, **params: Any) -> None:
+        """Strategy-specific sim params. ``site``: where things are in the grid (the scenario's net as
+        pandapower JSON, buses of the parties, tie switches; see the scenario), for network-aware
+        strategies; others ignore it."""
         if params:
             raise ValueError(f"{type(self).__name__}: unknown sim params {sorted(params)}")
+        self.site = site or {}
 
-    def create(self, num, model, mg=None, pv_rated_mw=0.0, wind_rated_mw=0.0):
+    def create(self, num, model, mg=None, pv_rated_mw=0.0, wind_rated_mw=0.0, load_buses=None):
         if mg is None or num != 1:
             raise ValueError("create one MG entity per call with its 'mg' param")
         spec = Microgrid.from_dict(mg)
         if spec.name in self.parties:
             raise ValueError(f"party {spec.name!r} created twice")
         e0 = spec.battery.e_init_mwh if spec.battery else 0.0
-        self.parties[spec.name] = _Party(spec, float(pv_rated_mw), float(wind_rated_mw), e0)
+        self.parties[spec.name] = _Party(spec, float(pv_rated_mw), float(wind_rated_mw), e0,
+                                         dict(load_buses) if load_buses else None)
         self.forecasts[spec.name] = {}
+        self.load_sources[spec.name] = {}
         return [{"eid": spec.name, "type": model}]
 
     @property
@@ -167,6 +176,9 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
                 if val is not None:
                     self.forecasts[name][attr] = (time, [float(x) for x in val])
                     new_forecast = True
+            for src, val in inp.get("load_forecast_p_mw", {}).items():
+                if val is not None:
+                    self.load_sources[name][src] = (time, [float(x) for x in val])
             soc = sum_inputs(inp.get("soc_mwh", {}))
             if soc is not None and not math.isnan(soc):
                 party.e_mwh = float(soc)

@@ -38,7 +38,7 @@ META = {
     "models": {
         "MG": {
             "public": True,
-            "params": ["mg", "pv_rated_mw", "wind_rated_mw"],
+            "params": ["mg", "pv_rated_mw", "wind_rated_mw", "load_buses"],
             "attrs": INPUT_ATTRS + OUTPUT_ATTRS,
         },
     },
@@ -78,7 +78,7 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
     def dt_h(self) -> float:
         return self.step_size * self.time_resolution / 3600.0
 
-    def create(self, num, model, mg=None, pv_rated_mw=0.0, wind_rated_mw=0.0):
+    def create(self, num, model, mg=None, pv_rated_mw=0.0, wind_rated_mw=0.0, load_buses=None):
         if mg is None:
             raise ValueError("MG entity needs the 'mg' param")
         spec = Microgrid.from_dict(mg)

@@ -1,0 +1,777 @@
+r"""Security-constrained hierarchical EMS with tie lines (spec 002): three solves per planning instant.
+
+Pure math on typed inputs; no mosaik, no file I/O. Parties: the microgrids (MGs), in case 3 a central
+MG controller (MGC) that schedules them as one unit, and the distribution network operator (DNO) with
+its own units (the party ``DN``). Signs as in ``core.types``: generation positive, battery + =
+charging, an MG's import + = buying at its PCC. ``r``: request, ``g``: grant, per MG ``m`` and step t.
+
+**Step 1 (MGs).** Case 1/2: each MG solves :class:`~ems_controllers.local.model.LocalModel` against the
+tariff; its request is its planned import ``r_{m,t}`` (+ shortage, - surplus); its objective is its
+stand-alone cost ``v({m})``. Case 3: the MGC solves
+:class:`~ems_controllers.centralized.model.CentralizedModel` over the MGs only (the MGs net against
+each other, only the aggregate is priced at the tariff); the requests are the per-MG imports of that
+plan and its objective is the aggregated cost ``v(N)``. The stand-alone costs are solved as well (for
+the split rule).
+
+**Step 2 (DNO).** One MILP (:func:`build_dno_model`): the DN's units (``blocks.add_party_units`` on the
+DN's :class:`PartyProblem`, whose load is the whole feeder load ``L_t`` and whose load shedding ``S_t``
+is the feeder's curtailment), the substation exchange ``B_t - X_t`` (``blocks.add_exchange``, tariff,
+one binary per step) and a grant per MG tied to its request (``blocks.add_tied_exchange``):
+
+.. math::
+    g_{m,t} = r_{m,t} + d^+_{m,t} - d^-_{m,t}\quad\text{(case 1/2)},\qquad
+    \sum_m g_{m,t} = \sum_m r_{m,t} + d^+_t - d^-_t\quad\text{(case 3)}
+
+    P^{dg}_t + PV_t + W_t + P^{dis}_t - P^{ch}_t + (B_t - X_t - \textstyle\sum_m g_{m,t}) + S_t = L_t
+
+    \min \sum_t \big[\mathrm{unitcost}^{DN}_t + (\pi^b_t B_t - \pi^s_t X_t)\Delta t
+        + \pi^{dev} \textstyle\sum (d^+ + d^-)\Delta t\big]
+
+``|g_{m,t}| <= pcc_max_mw`` of the MG (``max_t |r_{m,t}|`` when unlimited). The MGs' payments are
+transfers and do not enter. In case 3 the deviation is priced on the aggregate only, so the DNO may
+move a grant from one MG to another (useful with the tie lines closed); a small per-MG tie-breaker
+``redistribution_price_per_mwh`` (default 1 $/MWh, far below ``pi^dev``) keeps each grant at its
+request unless moving it saves the DNO something (without it the LP is degenerate and an optimal
+vertex may scatter the grants to their bounds).
+
+Case 1: no network rows. Case 2/3: LinDistFlow (``core.network.add_lindistflow``) with injections
+``-g_{m,t}`` (P) and ``-q_{m,t}`` (Q, the MG's reactive withdrawal, data) at each MG's bus, the DN's
+units at their bus, the feeder loads per bus as the block's fixed demand and the shedding spread as a
+uniform fraction of every feeder bus's load: bus j's load becomes ``p_{j,t} (1 - S_t / L_t)`` (linear
+in ``S_t``; Q likewise); the substation exchange equals the root's supply,
+``B_t - X_t = P^{root}_t``. Line limit: the 12-gon at ``s_max_factor`` times the rating (default 0.95
+= ``v_min``: a current limit that holds over the whole voltage band). Case 3 passes the network with
+the tie switches closed (the caller builds the :class:`NetworkData` from the switch states).
+
+**Step 3 (MGs reschedule).** Each MG (case 1/2), or the MGC over all MGs (case 3), re-solves the
+step-1 model with every MG's import tied to its grant,
+``I_{m,t} = g_{m,t} + e^+_{m,t} - e^-_{m,t}``, ``e^\pm`` priced at ``pi^dev`` (deviations cost the
+MG); the exchange stays priced at the tariff (per MG in case 1/2, on the aggregate in case 3). This is
+``CentralizedModel`` over the MG(s) with a network hook that adds the ties; over one MG it is the
+local problem.
+
+**Split rule (case 3).** The saving of aggregation ``S = sum_m v({m}) - v(N)`` is split by the Shapley
+value of the cost game ``v(C)`` = cost of coalition C scheduled as one unit (``CentralizedModel`` over
+C's MGs; singletons: stand-alone costs). :func:`shapley_shares` gives MG i
+``share_i = v({i}) - phi_i(v)``, ``phi_i = sum_{C not containing i} |C|!(n-|C|-1)!/n!
+(v(C + i) - v(C))``: the shares sum to S (efficiency), equal MGs get equal shares (symmetry), and an
+MG that adds exactly its stand-alone cost to every coalition gets nothing (dummy). ``S >= 0``: any
+set of stand-alone plans is feasible for the aggregate and costs no more there (buy >= sell price, so
+netting the exchanges never costs), so ``v(N) <= sum v({m})`` at the optimum; with a MIP gap the
+solved values keep ``v(N) - sum v({m}) <= gap |v(N)|``. For 3 MGs: 7 coalitions, 3 extra solves (the
+pairs). After step 3 each MG's bill is the Shapley cost allocation of the same game with ``v(N)``
+replaced by the MGC's final (step-3) cost, i.e. ``v({i}) - share_i + (C_final - v(N))/n``: the cost of
+the DNO's cuts is shared equally, the saving of aggregation by contribution.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pyomo.environ as pyo
+
+from ems_controllers.centralized.model import CentralizedModel
+from ems_controllers.core import blocks
+from ems_controllers.core.network import (
+    NetworkData,
+    add_lindistflow,
+    lindistflow_solve,
+    predicted,
+    set_network_loads,
+)
+from ems_controllers.core.solver import PersistentHighs
+from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult, SolverOptions
+from ems_controllers.local.model import LocalModel
+
+log = logging.getLogger(__name__)
+
+DNO = "DNO"  # the network operator as a sender/receiver of messages
+MGC = "MGC"  # the central MG controller (case 3)
+DN = "DN"  # the network operator as a party with units (plans, costs)
+
+_CACHE_SIZE = 4
+_LOAD_SUM_TOL_MW = 1e-6
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs, config, result
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ScConfig:
+    """Strategy settings. ``case``: 1 (no network constraints), 2 (LinDistFlow), 3 (LinDistFlow on the
+    network with tie lines closed + MGC + split rule)."""
+
+    case: int
+    deviation_price_per_mwh: float = 500.0  # pi^dev: DNO's grant vs request, MG's import vs grant
+    s_max_factor: float = 0.95  # line limit = factor * rating (0.95 = v_min: current limit in the band)
+    n_polygon: int = 12  # sides of the inscribed polygon of the line limit
+    redistribution_price_per_mwh: float = 1.0  # case 3: per-MG tie-breaker in step 2
+    split: bool = True  # case 3: solve the coalitions and split the saving (2^n - n - 2 extra solves)
+
+    def __post_init__(self) -> None:
+        if self.case not in (1, 2, 3):
+            raise ValueError(f"ScConfig.case must be 1, 2 or 3, not {self.case!r}")
+        if not self.deviation_price_per_mwh > 0:
+            raise ValueError("ScConfig.deviation_price_per_mwh must be positive")
+        if not self.s_max_factor > 0:
+            raise ValueError("ScConfig.s_max_factor must be positive")
+        if self.n_polygon < 3:
+            raise ValueError("ScConfig.n_polygon must be >= 3")
+        if not 0 <= self.redistribution_price_per_mwh < self.deviation_price_per_mwh:
+            raise ValueError("ScConfig.redistribution_price_per_mwh must be in [0, deviation price)")
+
+
+@dataclass(frozen=True)
+class DnSite:
+    """The DNO's view of its network and units.
+
+    ``problem``: the DN's units and forecasts; ``problem.forecast.load_p_mw`` is the total feeder load
+    (it must equal the sum of ``feeder_p_mw`` over the buses when a network is modelled).
+    ``unit_bus``: bus of the DN's units. ``mg_bus``: MG name -> its PCC bus (network side of the
+    injection ``-g``). ``feeder_p_mw`` / ``feeder_q_mvar``: feeder load per bus and step (consumption
+    positive). ``mg_q_mvar``: MG name -> reactive withdrawal per step (absent: 0).
+    """
+
+    problem: PartyProblem
+    unit_bus: int
+    mg_bus: Mapping[str, int]
+    feeder_p_mw: Mapping[int, Sequence[float]] = field(default_factory=dict)
+    feeder_q_mvar: Mapping[int, Sequence[float]] = field(default_factory=dict)
+    mg_q_mvar: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScResult:
+    """Outcome of one planning instant. ``ok`` iff every step found a feasible plan.
+
+    ``status`` as in :class:`SolveResult` (optimal | feasible | infeasible | no_solution | error):
+    the failed step's status, else "feasible" if any solve stopped with an incumbent, else "optimal".
+    ``failed_step``: None, "input", "step1", "step2", "step3" or "split"; ``message`` says why.
+    Whatever was computed before a failure is kept (e.g. the requests when step 2 fails).
+
+    Costs ($ over the horizon): ``standalone_costs`` v({m}); ``aggregated_cost`` v(N) (case 3, step 1);
+    ``coalition_costs`` every coalition's value (case 3); ``shapley_shares`` each MG's share of the
+    saving (sum = ``saving``); ``mg_costs`` each MG's final bill from step 3 (units + its import at the
+    tariff + its deviation penalty; in case 3 the import as if priced alone, so they do not sum to
+    ``mg_final_cost``); ``mg_final_cost`` the MGs' total step-3 objective; ``mg_bills`` (case 3) the
+    split of ``mg_final_cost`` by the rule (module docstring). ``dn_cost``: the DN's unit running and
+    start-up costs + tariff on the substation exchange; ``dn_cost_with_penalties``: its step-2 objective
+    (+ shedding, curtailment, deviation and redistribution penalties, itemised in ``dn_penalties``).
+
+    ``vm_pu[(bus, t)]``, ``loading_percent[(line, t)]``: LinDistFlow prediction of step 2 (case 1 with
+    a network: the same equations solved for its schedule, unconstrained). ``substation_import_mw``:
+    buy - sell at the root. ``messages``: what crossed an ownership boundary, in order.
+    """
+
+    case: int
+    status: str
+    termination: str = ""
+    failed_step: str | None = None
+    message: str = ""
+    plans: dict[str, PartyPlan] | None = None
+    requests_mw: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    grants_mw: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    standalone_costs: dict[str, float] = field(default_factory=dict)
+    aggregated_cost: float | None = None
+    coalition_costs: dict[frozenset[str], float] = field(default_factory=dict)
+    saving: float | None = None
+    shapley_shares: dict[str, float] = field(default_factory=dict)
+    mg_costs: dict[str, float] = field(default_factory=dict)
+    mg_deviation_costs: dict[str, float] = field(default_factory=dict)
+    mg_final_cost: float | None = None
+    mg_bills: dict[str, float] = field(default_factory=dict)
+    dn_cost: float | None = None
+    dn_cost_with_penalties: float | None = None
+    dn_penalties: dict[str, float] = field(default_factory=dict)
+    substation_import_mw: tuple[float, ...] = ()
+    vm_pu: dict[tuple[int, int], float] = field(default_factory=dict)
+    loading_percent: dict[tuple[int, int], float] = field(default_factory=dict)
+    step1_s: float = 0.0
+    step2_s: float = 0.0
+    step3_s: float = 0.0
+    split_s: float = 0.0
+    mip_gaps: dict[str, float | None] = field(default_factory=dict)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("optimal", "feasible") and self.plans is not None
+
+
+# --------------------------------------------------------------------------------------------------
+# Split rule
+# --------------------------------------------------------------------------------------------------
+
+def shapley_values(costs_by_coalition: Mapping[frozenset[str], float]) -> dict[str, float]:
+    """Shapley cost allocation ``phi_i = sum_{C not containing i} |C|!(n-|C|-1)!/n! (v(C+i) - v(C))``
+    of the cost game ``v`` (``v(empty) = 0``). Every non-empty coalition of the players (the union of
+    the keys) must be given; raises ``ValueError`` otherwise. ``sum_i phi_i = v(N)``."""
+    players = sorted(set().union(*costs_by_coalition)) if costs_by_coalition else []
+    if not players:
+        raise ValueError("shapley_values: no players")
+    n = len(players)
+    missing = [sorted(c) for k in range(1, n + 1) for c in itertools.combinations(players, k)
+               if frozenset(c) not in costs_by_coalition]
+    if missing:
+        raise ValueError(f"shapley_values: coalitions missing: {missing}")
+
+    def v(c: frozenset[str]) -> float:
+        return float(costs_by_coalition[c]) if c else 0.0
+
+    phi = {}
+    for i in players:
+        others = [p for p in players if p != i]
+        total = 0.0
+        for k in range(n):
+            w = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
+            for c in itertools.combinations(others, k):
+                fc = frozenset(c)
+                total += w * (v(fc | {i}) - v(fc))
+        phi[i] = total
+    return phi
+
+
+def shapley_shares(costs_by_coalition: Mapping[frozenset[str], float]) -> dict[str, float]:
+    """Each player's share of the saving of aggregation ``S = sum_i v({i}) - v(N)``:
+    ``share_i = v({i}) - phi_i`` (:func:`shapley_values`). The shares sum to S."""
+    phi = shapley_values(costs_by_coalition)
+    return {i: float(costs_by_coalition[frozenset({i})]) - p for i, p in phi.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Step 2: the DNO's model
+# --------------------------------------------------------------------------------------------------
+
+def build_dno_model(dn: DnSite, mg_names: Sequence[str], network: NetworkData | None, n_steps: int,
+                    dt_h: float, cfg: ScConfig, max_error_per_h: float) -> pyo.ConcreteModel:
+    """The DNO's MILP (module docstring, step 2) with placeholder data.
+
+    Components: ``m.dn`` (the DN's unit blocks, ``import_mw`` = its net withdrawal from the network
+    incl. the feeder load, balance), ``m.sub`` (substation exchange), ``m.grant_mw[m, t]``,
+    ``m.grant_cap_mw[m]`` (mutable bound), ``m.tie[m]`` (tied grant per MG) and in case 3 ``m.tie_agg``
+    (tied aggregate), ``m.net`` (LinDistFlow, cases 2/3) with ``m.shed_share_p/q[bus, t]`` (mutable
+    ``p_{j,t}/L_t``, ``q_{j,t}/L_t``), ``m.mg_q_mvar[m, t]`` and ``m.root_con``.
+    """
+    mg = dn.problem.mg
+    names = list(mg_names)
+    m = pyo.ConcreteModel(name="dno")
+    m.T = pyo.RangeSet(0, n_steps - 1)
+    m.MG = pyo.Set(initialize=names, ordered=True)
+    m.dn = pyo.Block()
+    b = m.dn
+    blocks.add_party_units(b, mg, m.T, dt_h, max_error_per_h=max_error_per_h)
+    m.grant_cap_mw = pyo.Param(m.MG, mutable=True, initialize=0.0)
+    m.grant_mw = pyo.Var(m.MG, m.T, bounds=lambda m, n, t: (-m.grant_cap_mw[n], m.grant_cap_mw[n]))
+    m.sub = pyo.Block()
+    blocks.add_exchange(m.sub, mg.pcc_max_mw, m.T, dt_h)
+    b.import_mw = pyo.Expression(m.T, rule=lambda b, t: m.sub.buy_mw[t] - m.sub.sell_mw[t]
+                                 - pyo.quicksum(m.grant_mw[n, t] for n in names))
+    blocks.add_balance(b, mg, m.T, dt_h, import_mw=b.import_mw)
+
+    aggregate = cfg.case == 3
+    m.tie = pyo.Block(m.MG)
+    per_mg_price = cfg.redistribution_price_per_mwh if aggregate else cfg.deviation_price_per_mwh
+    for n in names:
+        blocks.add_tied_exchange(m.tie[n], lambda t, n=n: m.grant_mw[n, t], m.T, dt_h,
+                                 price_per_mwh=per_mg_price)
+    if aggregate:
+        m.tie_agg = pyo.Block()
+        blocks.add_tied_exchange(m.tie_agg, lambda t: pyo.quicksum(m.grant_mw[n, t] for n in names),
+                                 m.T, dt_h, price_per_mwh=cfg.deviation_price_per_mwh)
+
+    if network is not None and cfg.case in (2, 3):
+        _add_network(m, dn, names, network, cfg)
+
+    def tie_cost(m, t):
+        c = pyo.quicksum(m.tie[n].tie_cost[t] for n in names)
+        return c + m.tie_agg.tie_cost[t] if aggregate else c
+
+    m.tie_cost = pyo.Expression(m.T, rule=tie_cost)
+    m.obj = pyo.Objective(expr=pyo.quicksum(b.unit_cost[t] + m.sub.exch_cost[t] + m.tie_cost[t]
+                                            for t in m.T), sense=pyo.minimize)
+    return m
+
+
+def _dn_generation(b: pyo.Block, mg: Any, t: Any) -> Any:
+    """The DN units' net injection at their bus: diesel + PV + wind + discharge - charge."""
+    e = b.pv_mw[t] + b.wind_mw[t]
+    if mg.diesel is not None:
+        e = e + b.dg_p_mw[t]
+    if mg.battery is not None:
+        e = e + b.bat_dis_mw[t] - b.bat_ch_mw[t]
+    return e
+
+
+def _add_network(m: pyo.ConcreteModel, dn: DnSite, names: list[str], network: NetworkData,
+                 cfg: ScConfig) -> None:
+    b, mg = m.dn, dn.problem.mg
+    load_buses = sorted({int(j) for j in dn.feeder_p_mw} | {int(j) for j in dn.feeder_q_mvar})
+    missing = [n for n in names if n not in dn.mg_bus]
+    if missing:
+        raise ValueError(f"DnSite.mg_bus has no bus for {missing}")
+    m.load_bus = pyo.Set(initialize=load_buses, ordered=True)
+    m.shed_share_p = pyo.Param(m.load_bus, m.T, mutable=True, initialize=0.0)
+    m.shed_share_q = pyo.Param(m.load_bus, m.T, mutable=True, initialize=0.0)
+    m.mg_q_mvar = pyo.Param(m.MG, m.T, mutable=True, initialize=0.0)
+    p_terms: dict[int, list[Any]] = {}
+    q_terms: dict[int, list[Any]] = {}
+    p_terms.setdefault(int(dn.unit_bus), []).append(lambda t: _dn_generation(b, mg, t))
+    for n in names:
+        j = int(dn.mg_bus[n])
+        p_terms.setdefault(j, []).append(lambda t, n=n: -m.grant_mw[n, t])
+        q_terms.setdefault(j, []).append(lambda t, n=n: -m.mg_q_mvar[n, t])
+    for j in load_buses:  # shedding gives back the fraction S_t / L_t of every bus's load
+        p_terms.setdefault(j, []).append(lambda t, j=j: m.shed_share_p[j, t] * b.shed_mw[t])
+        q_terms.setdefault(j, []).append(lambda t, j=j: m.shed_share_q[j, t] * b.shed_mw[t])
+    p_inj = {j: (lambda t, fs=fs: pyo.quicksum(f(t) for f in fs)) for j, fs in p_terms.items()}
+    q_inj = {j: (lambda t, fs=fs: pyo.quicksum(f(t) for f in fs)) for j, fs in q_terms.items()}
+    m.net = pyo.Block()
+    add_lindistflow(m.net, network, m.T, p_inj_mw=p_inj, q_inj_mvar=q_inj, n_polygon=cfg.n_polygon,
+                    s_max_factor=cfg.s_max_factor)
+    m.root_con = pyo.Constraint(m.T, rule=lambda m, t: m.sub.buy_mw[t] - m.sub.sell_mw[t]
+                                == m.net.p_root_mw[t])
+
+
+def _check_len(name: str, series: Sequence[float], n: int) -> None:
+    if len(series) != n:
+        raise ValueError(f"{name}: {len(series)} values for a horizon of {n} steps")
+
+
+def _grant_cap_mw(pcc_max_mw: float, request: Sequence[float]) -> float:
+    if math.isfinite(pcc_max_mw):
+        return pcc_max_mw
+    return max((abs(r) for r in request), default=0.0)
+
+
+def set_dno_data(m: pyo.ConcreteModel, dn: DnSite, requests: Mapping[str, Sequence[float]],
+                 pcc_max_mw: Mapping[str, float], horizon: Horizon, cfg: ScConfig) -> None:
+    """Write the DN's data, the tariff, the requests, the deviation prices and (cases 2/3) the feeder
+    loads into a model built by :func:`build_dno_model`. Raises ``ValueError`` on inconsistent data."""
+    n = horizon.n_steps
+    mg = dn.problem.mg
+    fc = dn.problem.forecast
+    blocks.set_party_data(m.dn, dn.problem, horizon)
+    caps = {}
+    for name in m.MG:
+        r = requests[name]
+        _check_len(f"request of {name}", r, n)
+        caps[name] = _grant_cap_mw(pcc_max_mw[name], r)
+        m.grant_cap_mw[name] = caps[name]
+        for t in range(n):
+            m.tie[name].tie_target_mw[t] = float(r[t])
+    aggregate = hasattr(m, "tie_agg")
+    per_mg_price = cfg.redistribution_price_per_mwh if aggregate else cfg.deviation_price_per_mwh
+    for name in m.MG:
+        m.tie[name].tie_price_per_mwh = per_mg_price
+    if aggregate:
+        m.tie_agg.tie_price_per_mwh = cfg.deviation_price_per_mwh
+        for t in range(n):
+            m.tie_agg.tie_target_mw[t] = sum(float(requests[name][t]) for name in m.MG)
+    ch = mg.battery.p_ch_max_mw if mg.battery else 0.0
+    dis = mg.battery.p_dis_max_mw if mg.battery else 0.0
+    dg = mg.diesel.p_max_mw if mg.diesel else 0.0
+    s = m.sub
+    for t in range(n):
+        s.price_buy_per_mwh[t] = horizon.buy_price_per_mwh[t]
+        s.price_sell_per_mwh[t] = horizon.sell_price_per_mwh[t]
+        bound = max(fc.load_p_mw[t] + ch, fc.pv_p_mw[t] + fc.wind_p_mw[t] + dg + dis) + sum(caps.values())
+        s.exch_cap_mw[t] = min(mg.pcc_max_mw, bound)
+    if hasattr(m, "net"):
+        p_load = {int(j): list(v) for j, v in dn.feeder_p_mw.items()}
+        q_load = {int(j): list(v) for j, v in dn.feeder_q_mvar.items()}
+        set_network_loads(m.net, p_load, q_load)
+        for t in range(n):
+            total = sum(v[t] for v in p_load.values())
+            if abs(total - max(fc.load_p_mw[t], 0.0)) > _LOAD_SUM_TOL_MW * max(1.0, abs(total)):
+                raise ValueError(f"DN load forecast {fc.load_p_mw[t]:.6f} MW at step {t} differs from the "
+                                 f"sum of the feeder loads per bus {total:.6f} MW")
+            for j in m.load_bus:
+                m.shed_share_p[j, t] = p_load[j][t] / total if j in p_load and total > 0 else 0.0
+                m.shed_share_q[j, t] = q_load[j][t] / total if j in q_load and total > 0 else 0.0
+        for name in m.MG:
+            q = dn.mg_q_mvar.get(name)
+            if q is not None:
+                _check_len(f"reactive withdrawal of {name}", q, n)
+            for t in range(n):
+                m.mg_q_mvar[name, t] = float(q[t]) if q is not None else 0.0
+
+
+@dataclass
+class _Built:
+    model: pyo.ConcreteModel
+    solver: PersistentHighs
+    build_s: float
+    network: NetworkData | None  # kept so that the id in the cache key stays valid
+
+
+@dataclass(frozen=True)
+class DnoOutcome:
+    """What step 2 hands back (see :class:`ScResult` for the meaning of the fields)."""
+
+    raw_status: str
+    termination: str
+    message: str
+    objective: float | None
+    mip_gap: float | None
+    grants_mw: dict[str, tuple[float, ...]]
+    plan: PartyPlan | None
+    substation_import_mw: tuple[float, ...]
+    dn_cost: float | None
+    penalties: dict[str, float]
+    vm_pu: dict[tuple[int, int], float]
+    loading_percent: dict[tuple[int, int], float]
+
+
+class DnoModel:
+    """Step 2: the DNO's MILP, built once per structure and re-solved with new data."""
+
+    def __init__(self, backend: str = "contrib") -> None:
+        self.backend = backend
+        self._cache: OrderedDict[tuple, _Built] = OrderedDict()
+
+    def _get(self, dn: DnSite, names: list[str], network: NetworkData | None, horizon: Horizon,
+             cfg: ScConfig, opts: SolverOptions) -> _Built:
+        net = network if cfg.case in (2, 3) else None
+        key: tuple = (blocks.party_key(dn.problem.mg), tuple(names), horizon.n_steps, horizon.dt_h,
+                      opts.pwl_max_error_per_h, cfg.case == 3, cfg.n_polygon)
+        if net is not None:
+            loads = tuple(sorted({int(j) for j in dn.feeder_p_mw} | {int(j) for j in dn.feeder_q_mvar}))
+            key += (id(net), int(dn.unit_bus), tuple(sorted((n, int(b)) for n, b in dn.mg_bus.items())),
+                    loads, cfg.s_max_factor)
+        built = self._cache.get(key)
+        if built is not None and built.network is net:
+            self._cache.move_to_end(key)
+            return built
+        t0 = time.perf_counter()
+        m = build_dno_model(dn, names, net, horizon.n_steps, horizon.dt_h, cfg, opts.pwl_max_error_per_h)
+        built = _Built(m, PersistentHighs(m, self.backend), time.perf_counter() - t0, net)
+        self._cache[key] = built
+        while len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return built
+
+    def solve(self, dn: DnSite, requests: Mapping[str, Sequence[float]], pcc_max_mw: Mapping[str, float],
+              network: NetworkData | None, horizon: Horizon, opts: SolverOptions,
+              cfg: ScConfig) -> DnoOutcome:
+        names = list(requests)
+        try:
+            built = self._get(dn, names, network, horizon, cfg, opts)
+            set_dno_data(built.model, dn, requests, pcc_max_mw, horizon, cfg)
+        except (ValueError, KeyError) as exc:
+            log.error("DNO: bad input: %s", exc)
+            return DnoOutcome("error", "bad_input", str(exc), None, None, {}, None, (), None, {}, {}, {})
+        raw = built.solver.solve(opts)
+        if not raw.feasible:
+            log.warning("DNO: %s (%s) %s", raw.status, raw.termination, raw.message)
+            return DnoOutcome(raw.status, raw.termination, raw.message, None, None, {}, None, (), None,
+                              {}, {}, {})
+        m, T, dt = built.model, built.model.T, horizon.dt_h
+        mg, b = dn.problem.mg, m.dn
+        grants = {n: tuple(float(m.grant_mw[n, t].value or 0.0) for t in T) for n in names}
+        sub = tuple(float((m.sub.buy_mw[t].value or 0.0) - (m.sub.sell_mw[t].value or 0.0)) for t in T)
+        plan = blocks.party_plan(b, mg, T, import_mw=[pyo.value(b.import_mw[t]) for t in T],
+                                 cost=[pyo.value(b.unit_cost[t] + m.sub.exch_cost[t]) for t in T])
+        dg = sum(pyo.value(b.dg_cost[t]) for t in T) if mg.diesel is not None else 0.0
+        dn_cost = dg + sum(pyo.value(m.sub.exch_cost[t]) for t in T)
+        dev_price = cfg.deviation_price_per_mwh
+        if cfg.case == 3:
+            deviation = sum(pyo.value(m.tie_agg.tie_cost[t]) for t in T)
+            redistribution = sum(pyo.value(m.tie[n].tie_cost[t]) for n in names for t in T)
+        else:
+            deviation = sum(dev_price * dt * abs(grants[n][k] - float(requests[n][k]))
+                            for n in names for k in range(len(T)))
+            redistribution = 0.0
+        penalties = {"shed": sum(pyo.value(b.shed_cost[t]) for t in T),
+                     "curtailment": sum(pyo.value(b.res_cost[t]) for t in T),
+                     "deviation": deviation, "redistribution": redistribution}
+        if hasattr(m, "net"):
+            vm, loading = predicted(m.net)
+        elif network is not None:
+            vm, loading = _snapshot_prediction(network, dn, plan, grants, horizon)
+        else:
+            vm, loading = {}, {}
+        return DnoOutcome(raw.status, raw.termination, raw.message, raw.objective, raw.mip_gap, grants,
+                          plan, sub, dn_cost, penalties, vm, loading)
+
+
+def _snapshot_prediction(network: NetworkData, dn: DnSite, plan: PartyPlan,
+                         grants: Mapping[str, Sequence[float]], horizon: Horizon
+                         ) -> tuple[dict[tuple[int, int], float], dict[tuple[int, int], float]]:
+    """LinDistFlow voltages and loadings of an unconstrained (case 1) schedule, step by step."""
+    vm: dict[tuple[int, int], float] = {}
+    loading: dict[tuple[int, int], float] = {}
+    fc = dn.problem.forecast
+    for t in range(horizon.n_steps):
+        keep = 1.0 - plan.load_shed_mw[t] / fc.load_p_mw[t] if fc.load_p_mw[t] > 0 else 1.0
+        p: dict[int, float] = {}
+        q: dict[int, float] = {}
+        for j, v in dn.feeder_p_mw.items():
+            p[int(j)] = p.get(int(j), 0.0) - keep * v[t]
+        for j, v in dn.feeder_q_mvar.items():
+            q[int(j)] = q.get(int(j), 0.0) - keep * v[t]
+        gen = (plan.diesel_p_mw[t] + plan.pv_p_mw[t] + plan.wind_p_mw[t] - plan.battery_p_mw[t])
+        p[int(dn.unit_bus)] = p.get(int(dn.unit_bus), 0.0) + gen
+        for n, g in grants.items():
+            j = int(dn.mg_bus[n])
+            p[j] = p.get(j, 0.0) - g[t]
+            qm = dn.mg_q_mvar.get(n)
+            q[j] = q.get(j, 0.0) - (qm[t] if qm is not None else 0.0)
+        snap = lindistflow_solve(network, p, q)
+        vm.update({(b, t): v for b, v in snap.vm_pu.items()})
+        loading.update({(li, t): v for li, v in snap.loading_percent.items()})
+    return vm, loading
+
+
+# --------------------------------------------------------------------------------------------------
+# Step 3: imports tied to grants (a network hook of CentralizedModel)
+# --------------------------------------------------------------------------------------------------
+
+class _GrantTie:
+    """``CentralizedModel`` network hook: ties each MG's import to its grant
+    (``blocks.add_tied_exchange`` on ``m.party[name].import_mw``, target = grant, price = pi^dev) and
+    puts the deviation cost in ``m.network_cost``. The grants live in mutable params; :meth:`set`
+    writes them into every model this hook built for the same parties before a solve, and a model
+    built during the solve reads them at build time."""
+
+    _KEEP = 8
+
+    def __init__(self) -> None:
+        self.grants: dict[str, Sequence[float]] = {}
+        self.price_per_mwh = 0.0
+        self.dt_h = 1.0
+        self._models: list[tuple[tuple[str, ...], pyo.ConcreteModel]] = []
+
+    def __call__(self, m: pyo.ConcreteModel, problems: Sequence[PartyProblem], T: pyo.Set) -> None:
+        names = [p.mg.name for p in problems]
+        m.grant_tie = pyo.Block(names)
+        for n in names:
+            blocks.add_tied_exchange(m.grant_tie[n], lambda t, n=n: m.party[n].import_mw[t], T, self.dt_h,
+                                     price_per_mwh=self.price_per_mwh)
+        m.network_cost = pyo.Expression(
+            T, rule=lambda m, t: pyo.quicksum(m.grant_tie[n].tie_cost[t] for n in names))
+        self._write(m, names)
+        self._models.append((tuple(names), m))
+        del self._models[:-self._KEEP]
+
+    def set(self, grants: Mapping[str, Sequence[float]], price_per_mwh: float, dt_h: float) -> None:
+        self.grants = dict(grants)
+        self.price_per_mwh = price_per_mwh
+        self.dt_h = dt_h
+        for names, m in self._models:
+            if set(names) <= set(grants) and all(len(grants[n]) == len(m.T) for n in names):
+                self._write(m, list(names))
+
+    def _write(self, m: pyo.ConcreteModel, names: list[str]) -> None:
+        for n in names:
+            blk = m.grant_tie[n]
+            blk.tie_price_per_mwh = self.price_per_mwh
+            g = self.grants.get(n)
+            for t in m.T:
+                blk.tie_target_mw[t] = float(g[t]) if g is not None else 0.0
+
+
+# --------------------------------------------------------------------------------------------------
+# The strategy
+# --------------------------------------------------------------------------------------------------
+
+class _Failed(Exception):
+    def __init__(self, step: str, status: str, termination: str, message: str) -> None:
+        super().__init__(message)
+        self.step, self.status, self.termination, self.message = step, status, termination, message
+
+
+def _check(step: str, what: str, res: SolveResult) -> None:
+    if not res.ok:
+        raise _Failed(step, res.status, res.termination, f"{step} ({what}): {res.status} "
+                      f"({res.termination}) {res.message}".strip())
+
+
+class SecurityConstrainedModel:
+    """The three steps and the split rule (module docstring). Holds the models of every step, built
+    once per structure and re-solved by parameter updates:
+
+    - step 1: a :class:`LocalModel` (stand-alone solves) and a :class:`CentralizedModel` (the MGC's
+      solve, and the coalitions of the split rule);
+    - step 2: a :class:`DnoModel`;
+    - step 3: a :class:`CentralizedModel` with the grant-tie hook, over one MG (case 1/2) or all (3).
+    """
+
+    def __init__(self, backend: str = "contrib") -> None:
+        self.local = LocalModel(backend)
+        self.mgc = CentralizedModel(backend=backend)
+        self.dno = DnoModel(backend)
+        self._tie = _GrantTie()
+        self.reschedule = CentralizedModel(network=self._tie, backend=backend)
+
+    def solve(self, mg_problems: Sequence[PartyProblem], dn: DnSite, network: NetworkData | None,
+              horizon: Horizon, opts: SolverOptions, cfg: ScConfig) -> ScResult:
+        out: dict[str, Any] = {"case": cfg.case, "messages": [], "mip_gaps": {}}
+        names = [p.mg.name for p in mg_problems]
+        err = None
+        if not names or len(set(names)) != len(names) or DN in names:
+            err = f"MG names must be unique, non-empty and not {DN!r}: {names}"
+        elif cfg.case in (2, 3) and network is None:
+            err = f"case {cfg.case} needs a NetworkData"
+        if err is not None:
+            log.error("security_constrained: bad input: %s", err)
+            return ScResult(cfg.case, "error", "bad_input", "input", err, messages=[])
+        stati: list[str] = []
+        try:
+            self._step1(mg_problems, horizon, opts, cfg, out, stati)
+            self._step2(mg_problems, dn, network, horizon, opts, cfg, out, stati)
+            self._step3(mg_problems, horizon, opts, cfg, out, stati)
+            if cfg.case == 3 and cfg.split:
+                self._split(mg_problems, horizon, opts, out, stati)
+        except _Failed as f:
+            log.warning("security_constrained case %d: %s", cfg.case, f.message)
+            out.pop("plans", None)
+            return ScResult(status=f.status, termination=f.termination, failed_step=f.step,
+                            message=f.message, **out)
+        status = "feasible" if "feasible" in stati else "optimal"
+        return ScResult(status=status, termination="ok", **out)
+
+    # ---- step 1 ---------------------------------------------------------------------------------
+    def _step1(self, mgs: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions, cfg: ScConfig,
+               out: dict[str, Any], stati: list[str]) -> None:
+        t0 = time.perf_counter()
+        msgs = out["messages"]
+        standalone: dict[str, float] = {}
+        requests: dict[str, tuple[float, ...]] = {}
+        gaps = []
+        for p in mgs:
+            res = self.local.solve(p, horizon, opts)
+            _check("step1", f"stand-alone {p.mg.name}", res)
+            stati.append(res.status)
+            gaps.append(res.mip_gap)
+            standalone[p.mg.name] = float(res.objective)  # type: ignore[arg-type]
+            requests[p.mg.name] = res.plans[p.mg.name].import_mw  # type: ignore[index]
+        out["standalone_costs"] = standalone
+        if cfg.case == 3:
+            for p in mgs:
+                msgs.append({"sender": p.mg.name, "receiver": MGC, "kind": "problem",
+                             "values": {"load_p_mw": list(p.forecast.load_p_mw),
+                                        "pv_p_mw": list(p.forecast.pv_p_mw),
+                                        "wind_p_mw": list(p.forecast.wind_p_mw),
+                                        "e_mwh": p.state.e_mwh, "diesel_p_mw": p.state.diesel_p_mw}})
+            res = self.mgc.solve(list(mgs), horizon, opts)
+            _check("step1", "MGC aggregate", res)
+            stati.append(res.status)
+            gaps.append(res.mip_gap)
+            out["aggregated_cost"] = float(res.objective)  # type: ignore[arg-type]
+            requests = {n: res.plans[n].import_mw for n in requests}  # type: ignore[index]
+            out["coalition_costs"] = {frozenset({n}): c for n, c in standalone.items()}
+            out["coalition_costs"][frozenset(requests)] = out["aggregated_cost"]
+            msgs.append({"sender": MGC, "receiver": DNO, "kind": "request",
+                         "values": {n: list(r) for n, r in requests.items()}})
+        else:
+            for n, r in requests.items():
+                msgs.append({"sender": n, "receiver": DNO, "kind": "request", "values": list(r)})
+        out["requests_mw"] = requests
+        out["mip_gaps"]["step1"] = _max_gap(gaps)
+        out["step1_s"] = time.perf_counter() - t0
+
+    # ---- step 2 ---------------------------------------------------------------------------------
+    def _step2(self, mgs: Sequence[PartyProblem], dn: DnSite, network: NetworkData | None,
+               horizon: Horizon, opts: SolverOptions, cfg: ScConfig, out: dict[str, Any],
+               stati: list[str]) -> None:
+        t0 = time.perf_counter()
+        pcc = {p.mg.name: p.mg.pcc_max_mw for p in mgs}
+        res = self.dno.solve(dn, out["requests_mw"], pcc, network, horizon, opts, cfg)
+        out["step2_s"] = time.perf_counter() - t0
+        if res.plan is None:
+            raise _Failed("step2", res.raw_status, res.termination,
+                          f"step2 (DNO): {res.raw_status} ({res.termination}) {res.message}".strip())
+        stati.append(res.raw_status)
+        out["mip_gaps"]["step2"] = res.mip_gap
+        out["grants_mw"] = res.grants_mw
+        out["plans"] = {DN: res.plan}
+        out["substation_import_mw"] = res.substation_import_mw
+        out["dn_cost"] = res.dn_cost
+        out["dn_cost_with_penalties"] = res.objective
+        out["dn_penalties"] = res.penalties
+        out["vm_pu"], out["loading_percent"] = res.vm_pu, res.loading_percent
+        if cfg.case == 3:
+            out["messages"].append({"sender": DNO, "receiver": MGC, "kind": "grant",
+                                    "values": {n: list(g) for n, g in res.grants_mw.items()}})
+        else:
+            for n, g in res.grants_mw.items():
+                out["messages"].append({"sender": DNO, "receiver": n, "kind": "grant", "values": list(g)})
+
+    # ---- step 3 ---------------------------------------------------------------------------------
+    def _step3(self, mgs: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions, cfg: ScConfig,
+               out: dict[str, Any], stati: list[str]) -> None:
+        t0 = time.perf_counter()
+        grants = out["grants_mw"]
+        price, dt = cfg.deviation_price_per_mwh, horizon.dt_h
+        groups = [list(mgs)] if cfg.case == 3 else [[p] for p in mgs]
+        plans: dict[str, PartyPlan] = {}
+        total = 0.0
+        gaps = []
+        for group in groups:
+            self._tie.set({p.mg.name: grants[p.mg.name] for p in group}, price, dt)
+            what = "MGC" if cfg.case == 3 else group[0].mg.name
+            res = self.reschedule.solve(group, horizon, opts)
+            _check("step3", what, res)
+            stati.append(res.status)
+            gaps.append(res.mip_gap)
+            total += float(res.objective)  # type: ignore[arg-type]
+            plans.update(res.plans)  # type: ignore[arg-type]
+        mg_costs, dev_costs = {}, {}
+        for p in mgs:
+            n = p.mg.name
+            plan = plans[n]
+            dev = [price * dt * abs(i - g) for i, g in zip(plan.import_mw, grants[n], strict=True)]
+            plan = replace(plan, cost=tuple(c + d for c, d in zip(plan.cost, dev, strict=True)))
+            plans[n] = plan
+            mg_costs[n] = float(sum(plan.cost))
+            dev_costs[n] = float(sum(dev))
+        out["plans"] = {**plans, **out["plans"]}
+        out["mg_costs"], out["mg_deviation_costs"], out["mg_final_cost"] = mg_costs, dev_costs, total
+        out["mip_gaps"]["step3"] = _max_gap(gaps)
+        if cfg.case == 3:
+            for p in mgs:
+                out["messages"].append({"sender": MGC, "receiver": p.mg.name, "kind": "schedule",
+                                        "values": list(plans[p.mg.name].import_mw)})
+        out["step3_s"] = time.perf_counter() - t0
+
+    # ---- split rule (case 3) --------------------------------------------------------------------
+    def _split(self, mgs: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions,
+               out: dict[str, Any], stati: list[str]) -> None:
+        t0 = time.perf_counter()
+        costs: dict[frozenset[str], float] = out["coalition_costs"]
+        by_name = {p.mg.name: p for p in mgs}
+        gaps = []
+        for k in range(2, len(mgs)):
+            for c in itertools.combinations([p.mg.name for p in mgs], k):
+                res = self.mgc.solve([by_name[n] for n in c], horizon, opts)
+                _check("split", f"coalition {'+'.join(c)}", res)
+                stati.append(res.status)
+                gaps.append(res.mip_gap)
+                costs[frozenset(c)] = float(res.objective)  # type: ignore[arg-type]
+        shares = shapley_shares(costs)
+        grand = frozenset(by_name)
+        final = dict(costs)
+        final[grand] = out["mg_final_cost"]
+        out["saving"] = sum(out["standalone_costs"].values()) - out["aggregated_cost"]
+        out["shapley_shares"] = shares
+        out["mg_bills"] = shapley_values(final)
+        out["mip_gaps"]["split"] = _max_gap(gaps)
+        for n in by_name:
+            out["messages"].append({"sender": MGC, "receiver": n, "kind": "split",
+                                    "values": {"standalone_cost": out["standalone_costs"][n],
+                                               "share_of_saving": shares[n],
+                                               "bill": out["mg_bills"][n]}})
+        out["split_s"] = time.perf_counter() - t0
+
+
+def _max_gap(gaps: Sequence[float | None]) -> float | None:
+    known = [g for g in gaps if g is not None]
+    return max(known) if known else None
