@@ -29,10 +29,22 @@ one binary per step) and a grant per MG tied to its request (``blocks.add_tied_e
 
 ``|g_{m,t}| <= pcc_max_mw`` of the MG (``max_t |r_{m,t}|`` when unlimited). The MGs' payments are
 transfers and do not enter. In case 3 the deviation is priced on the aggregate only, so the DNO may
-move a grant from one MG to another (useful with the tie lines closed); a small per-MG tie-breaker
-``redistribution_price_per_mwh`` (default 1 $/MWh, far below ``pi^dev``) keeps each grant at its
-request unless moving it saves the DNO something (without it the LP is degenerate and an optimal
-vertex may scatter the grants to their bounds).
+move a grant from one MG to another (useful with the tie lines closed). Two additions make that
+workable: a per-MG tie ``g_{m,t} = r_{m,t} + \delta^+ - \delta^-`` priced at
+``redistribution_price_per_mwh`` ``pi^red < pi^dev`` (without it the LP is degenerate and an optimal
+vertex scatters the grants to their bounds). A pure cut of x MW then costs the DNO
+``(pi^dev + pi^red) x``, moving x MW from one MG to another ``2 pi^red x``: it redistributes rather
+than cuts whenever the network allows. ``pi^red`` is what an MG's own grant is worth to the DNO; the
+default ``pi^dev / 2`` (250 $/MWh) was chosen by measurement on the test feeder: at 1 $/MWh the DNO
+moved load onto an MG whose battery could not follow and the MGC paid 527 $ of deviation (its final
+cost above case 2); at 250 $/MWh no MG deviated and case 3 cost less than case 2 for DN and MGs alike.
+And the MGC sends with
+each MG's request its feasible import range per step (:func:`import_range_mw`: from all renewables,
+diesel and discharge at full output to all renewables curtailed and full charging, no shedding), and
+the DNO keeps ``g_{m,t}`` inside it. Without the range the DNO asked an MG with only load and a small
+battery to export, which the MGC could follow only by deviating at ``pi^dev``. The range ignores the
+battery's energy and the diesel's ramps, so a redistributed grant can still be infeasible for an MG
+over several steps: the MGC then deviates and pays ``pi^dev``.
 
 Case 1: no network rows. Case 2/3: LinDistFlow (``core.network.add_lindistflow``) with injections
 ``-g_{m,t}`` (P) and ``-q_{m,t}`` (Q, the MG's reactive withdrawal, data) at each MG's bus, the DN's
@@ -113,7 +125,7 @@ class ScConfig:
     deviation_price_per_mwh: float = 500.0  # pi^dev: DNO's grant vs request, MG's import vs grant
     s_max_factor: float = 0.95  # line limit = factor * rating (0.95 = v_min: current limit in the band)
     n_polygon: int = 12  # sides of the inscribed polygon of the line limit
-    redistribution_price_per_mwh: float = 1.0  # case 3: per-MG tie-breaker in step 2
+    redistribution_price_per_mwh: float = 250.0  # case 3: per-MG grant tie in step 2 (< deviation)
     split: bool = True  # case 3: solve the coalitions and split the saving (2^n - n - 2 extra solves)
 
     def __post_init__(self) -> None:
@@ -178,6 +190,7 @@ class ScResult:
     message: str = ""
     plans: dict[str, PartyPlan] | None = None
     requests_mw: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    import_ranges_mw: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = field(default_factory=dict)
     grants_mw: dict[str, tuple[float, ...]] = field(default_factory=dict)
     standalone_costs: dict[str, float] = field(default_factory=dict)
     aggregated_cost: float | None = None
@@ -256,7 +269,7 @@ def build_dno_model(dn: DnSite, mg_names: Sequence[str], network: NetworkData | 
 
     Components: ``m.dn`` (the DN's unit blocks, ``import_mw`` = its net withdrawal from the network
     incl. the feeder load, balance), ``m.sub`` (substation exchange), ``m.grant_mw[m, t]``,
-    ``m.grant_cap_mw[m]`` (mutable bound), ``m.tie[m]`` (tied grant per MG) and in case 3 ``m.tie_agg``
+    ``m.grant_lo_mw[m, t]``, ``m.grant_hi_mw[m, t]`` (mutable bounds), ``m.tie[m]`` (tied grant per MG) and in case 3 ``m.tie_agg``
     (tied aggregate), ``m.net`` (LinDistFlow, cases 2/3) with ``m.shed_share_p/q[bus, t]`` (mutable
     ``p_{j,t}/L_t``, ``q_{j,t}/L_t``), ``m.mg_q_mvar[m, t]`` and ``m.root_con``.
     """
@@ -268,8 +281,9 @@ def build_dno_model(dn: DnSite, mg_names: Sequence[str], network: NetworkData | 
     m.dn = pyo.Block()
     b = m.dn
     blocks.add_party_units(b, mg, m.T, dt_h, max_error_per_h=max_error_per_h)
-    m.grant_cap_mw = pyo.Param(m.MG, mutable=True, initialize=0.0)
-    m.grant_mw = pyo.Var(m.MG, m.T, bounds=lambda m, n, t: (-m.grant_cap_mw[n], m.grant_cap_mw[n]))
+    m.grant_lo_mw = pyo.Param(m.MG, m.T, mutable=True, initialize=0.0)
+    m.grant_hi_mw = pyo.Param(m.MG, m.T, mutable=True, initialize=0.0)
+    m.grant_mw = pyo.Var(m.MG, m.T, bounds=lambda m, n, t: (m.grant_lo_mw[n, t], m.grant_hi_mw[n, t]))
     m.sub = pyo.Block()
     blocks.add_exchange(m.sub, mg.pcc_max_mw, m.T, dt_h)
     b.import_mw = pyo.Expression(m.T, rule=lambda b, t: m.sub.buy_mw[t] - m.sub.sell_mw[t]
@@ -351,10 +365,29 @@ def _grant_cap_mw(pcc_max_mw: float, request: Sequence[float]) -> float:
     return max((abs(r) for r in request), default=0.0)
 
 
+def import_range_mw(problem: PartyProblem) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """An MG's feasible import per step without shedding, from its units' power limits only:
+    ``lo = L - PV - W - P^dg_max - P^dis_max`` (everything at full output) and ``hi = L + P^ch_max``
+    (renewables curtailed, full charging), both within ``+-pcc_max_mw``. Battery energy, diesel ramps
+    and minimum output are ignored (the range is a per-step bound, not a guarantee)."""
+    mg, fc = problem.mg, problem.forecast
+    dg = mg.diesel.p_max_mw if mg.diesel else 0.0
+    dis = mg.battery.p_dis_max_mw if mg.battery else 0.0
+    ch = mg.battery.p_ch_max_mw if mg.battery else 0.0
+    cap = mg.pcc_max_mw
+    lo = tuple(max(-cap, max(ld, 0.0) - max(pv, 0.0) - max(w, 0.0) - dg - dis)
+               for ld, pv, w in zip(fc.load_p_mw, fc.pv_p_mw, fc.wind_p_mw, strict=True))
+    hi = tuple(min(cap, max(ld, 0.0) + ch) for ld in fc.load_p_mw)
+    return lo, hi
+
+
 def set_dno_data(m: pyo.ConcreteModel, dn: DnSite, requests: Mapping[str, Sequence[float]],
-                 pcc_max_mw: Mapping[str, float], horizon: Horizon, cfg: ScConfig) -> None:
+                 pcc_max_mw: Mapping[str, float], horizon: Horizon, cfg: ScConfig,
+                 ranges: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> None:
     """Write the DN's data, the tariff, the requests, the deviation prices and (cases 2/3) the feeder
-    loads into a model built by :func:`build_dno_model`. Raises ``ValueError`` on inconsistent data."""
+    loads into a model built by :func:`build_dno_model`. Grant bounds: ``+-pcc_max_mw`` (or
+    ``max |r|``), narrowed to ``ranges[m]`` = (lo, hi) per step where given, and always widened to
+    hold the request. Raises ``ValueError`` on inconsistent data."""
     n = horizon.n_steps
     mg = dn.problem.mg
     fc = dn.problem.forecast
@@ -364,8 +397,16 @@ def set_dno_data(m: pyo.ConcreteModel, dn: DnSite, requests: Mapping[str, Sequen
         r = requests[name]
         _check_len(f"request of {name}", r, n)
         caps[name] = _grant_cap_mw(pcc_max_mw[name], r)
-        m.grant_cap_mw[name] = caps[name]
+        rng = (ranges or {}).get(name)
+        if rng is not None:
+            _check_len(f"import range of {name}", rng[0], n)
+            _check_len(f"import range of {name}", rng[1], n)
         for t in range(n):
+            lo, hi = -caps[name], caps[name]
+            if rng is not None:
+                lo, hi = max(lo, float(rng[0][t])), min(hi, float(rng[1][t]))
+            m.grant_lo_mw[name, t] = min(lo, float(r[t]))
+            m.grant_hi_mw[name, t] = max(hi, float(r[t]))
             m.tie[name].tie_target_mw[t] = float(r[t])
     aggregate = hasattr(m, "tie_agg")
     per_mg_price = cfg.redistribution_price_per_mwh if aggregate else cfg.deviation_price_per_mwh
@@ -459,12 +500,14 @@ class DnoModel:
         return built
 
     def solve(self, dn: DnSite, requests: Mapping[str, Sequence[float]], pcc_max_mw: Mapping[str, float],
-              network: NetworkData | None, horizon: Horizon, opts: SolverOptions,
-              cfg: ScConfig) -> DnoOutcome:
+              network: NetworkData | None, horizon: Horizon, opts: SolverOptions, cfg: ScConfig,
+              ranges: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> DnoOutcome:
+        """Step 2 for the given requests (and, case 3, the MGs' import ranges: see
+        :func:`set_dno_data`)."""
         names = list(requests)
         try:
             built = self._get(dn, names, network, horizon, cfg, opts)
-            set_dno_data(built.model, dn, requests, pcc_max_mw, horizon, cfg)
+            set_dno_data(built.model, dn, requests, pcc_max_mw, horizon, cfg, ranges)
         except (ValueError, KeyError) as exc:
             log.error("DNO: bad input: %s", exc)
             return DnoOutcome("error", "bad_input", str(exc), None, None, {}, None, (), None, {}, {}, {})
@@ -669,8 +712,12 @@ class SecurityConstrainedModel:
             requests = {n: res.plans[n].import_mw for n in requests}  # type: ignore[index]
             out["coalition_costs"] = {frozenset({n}): c for n, c in standalone.items()}
             out["coalition_costs"][frozenset(requests)] = out["aggregated_cost"]
+            out["import_ranges_mw"] = {p.mg.name: import_range_mw(p) for p in mgs}
             msgs.append({"sender": MGC, "receiver": DNO, "kind": "request",
                          "values": {n: list(r) for n, r in requests.items()}})
+            msgs.append({"sender": MGC, "receiver": DNO, "kind": "import_range",
+                         "values": {n: {"min": list(lo), "max": list(hi)}
+                                    for n, (lo, hi) in out["import_ranges_mw"].items()}})
         else:
             for n, r in requests.items():
                 msgs.append({"sender": n, "receiver": DNO, "kind": "request", "values": list(r)})
@@ -684,7 +731,8 @@ class SecurityConstrainedModel:
                stati: list[str]) -> None:
         t0 = time.perf_counter()
         pcc = {p.mg.name: p.mg.pcc_max_mw for p in mgs}
-        res = self.dno.solve(dn, out["requests_mw"], pcc, network, horizon, opts, cfg)
+        res = self.dno.solve(dn, out["requests_mw"], pcc, network, horizon, opts, cfg,
+                             out.get("import_ranges_mw"))
         out["step2_s"] = time.perf_counter() - t0
         if res.plan is None:
             raise _Failed("step2", res.raw_status, res.termination,
