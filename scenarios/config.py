@@ -81,12 +81,14 @@ class LoadCfg(_Strict):
 
 class PvCfg(_Strict):
     p_peak_mw: float = Field(ge=0)
+    curtailable: bool = True
     tilt_deg: float = Field(default=30.0, ge=0, le=90)
     azimuth_deg: float = Field(default=180.0, ge=0, lt=360)
 
 
 class WindCfg(_Strict):
     p_rated_mw: float = Field(ge=0)
+    curtailable: bool = True
     turbine_type: str = "E-82/2350"
     hub_height_m: float = Field(default=98.0, gt=0)
 

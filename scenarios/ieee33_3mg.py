@@ -173,6 +173,8 @@ def party_microgrid(cfg: Config, name: str) -> Microgrid:
         "pcc_max_mw": units.pcc_max_mw if isinstance(units, MgCfg) else 1e3,
         "res_curtailment_price_per_mwh": pen.res_curtailment_price_per_mwh,
         "load_shed_price_per_mwh": pen.load_shed_price_per_mwh,
+        "pv_curtailable": units.pv.curtailable if units.pv else True,
+        "wind_curtailable": units.wind.curtailable if units.wind else True,
     })
 
 

@@ -174,3 +174,16 @@ def test_infinite_pcc_and_shed_disabled():
     r = solve_local(PartyProblem(mg, _fc([3.0, 0.0], pv=[0.0, 4.0])), _hz([50, 50], [20, 20]), TIGHT)
     assert r.plans["U"].import_mw == pytest.approx((3.0, -4.0))
     assert r.objective == pytest.approx(150 - 80, abs=1e-6)
+
+
+def test_non_curtailable_renewables_are_taken_whole():
+    """Export capped at 0.5 MW, 1 MW of PV, no load: a curtailable PV is cut to 0.5 MW; a
+    non-curtailable one makes the problem infeasible (nothing can absorb the surplus)."""
+    fc = _fc([0.0], pv=[1.0])
+    hz = _hz([100.0], [90.0])
+    mg = Microgrid("A", pcc_max_mw=0.5, res_curtailment_price_per_mwh=1.0)
+    r = solve_local(PartyProblem(mg, fc), hz, TIGHT)
+    assert r.ok and r.plans["A"].pv_p_mw[0] == pytest.approx(0.5)
+    fixed = Microgrid("A", pcc_max_mw=0.5, res_curtailment_price_per_mwh=1.0, pv_curtailable=False)
+    r = solve_local(PartyProblem(fixed, fc), hz, TIGHT)
+    assert r.status == "infeasible" and not r.ok

@@ -238,7 +238,8 @@ def add_battery(b: pyo.Block, unit: Battery, T: pyo.Set, dt_h: float) -> None:
 # --------------------------------------------------------------------------------------------------
 
 def add_renewables(b: pyo.Block, mg: Microgrid, T: pyo.Set, dt_h: float) -> None:
-    r"""PV and wind, curtailable down to zero at a penalty.
+    r"""PV and wind, curtailable down to zero at a penalty (or not at all: ``mg.pv_curtailable`` /
+    ``mg.wind_curtailable`` False fix the used power to the forecast).
 
     .. math::
         0 \le PV_t \le PV^f_t,\qquad 0 \le W_t \le W^f_t
@@ -259,8 +260,9 @@ def add_renewables(b: pyo.Block, mg: Microgrid, T: pyo.Set, dt_h: float) -> None
     """
     b.pv_fc_mw = pyo.Param(T, mutable=True, initialize=0.0)
     b.wind_fc_mw = pyo.Param(T, mutable=True, initialize=0.0)
-    b.pv_mw = pyo.Var(T, bounds=lambda b, t: (0.0, b.pv_fc_mw[t]))
-    b.wind_mw = pyo.Var(T, bounds=lambda b, t: (0.0, b.wind_fc_mw[t]))
+    b.pv_mw = pyo.Var(T, bounds=lambda b, t: (0.0 if mg.pv_curtailable else b.pv_fc_mw[t], b.pv_fc_mw[t]))
+    b.wind_mw = pyo.Var(T, bounds=lambda b, t: (0.0 if mg.wind_curtailable else b.wind_fc_mw[t],
+                                                b.wind_fc_mw[t]))
     b.res_curtailed_mw = pyo.Expression(
         T, rule=lambda b, t: b.pv_fc_mw[t] - b.pv_mw[t] + b.wind_fc_mw[t] - b.wind_mw[t])
     price = mg.res_curtailment_price_per_mwh

@@ -111,6 +111,8 @@ class Microgrid:
     pcc_max_mw: float = math.inf
     res_curtailment_price_per_mwh: float = 0.0
     load_shed_price_per_mwh: float = 1000.0
+    pv_curtailable: bool = True  # False: the EMS must take all the PV there is
+    wind_curtailable: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
