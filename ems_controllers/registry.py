@@ -11,6 +11,7 @@ class Strategy:
     name: str
     target: str  # "module:Class" of the mosaik simulator
     description: str
+    params: tuple[str, ...] = ()  # fields of the config's [ems] table passed to it as sim params
 
     @property
     def module(self) -> str:
@@ -37,6 +38,13 @@ STRATEGIES: dict[str, Strategy] = {
             "ems_controllers.centralized.sim:CentralizedEMS",
             "one operator schedules all MGs and the DN's units in one MILP, substation exchange priced by "
             "the tariff; the full-information lower bound on cost",
+        ),
+        Strategy(
+            "security_constrained",
+            "ems_controllers.security_constrained.sim:SecurityConstrainedEMS",
+            "spec 002: MGs request, the DNO grants under LinDistFlow network limits (case 2/3) and the "
+            "MGs reschedule; case 3 adds tie lines and a central MG controller with a Shapley split",
+            params=("case", "deviation_price_per_mwh", "redistribution_price_per_mwh", "s_max_factor"),
         ),
     ]
 }

@@ -82,6 +82,7 @@ COMPARE_COLUMNS = [
     ("n_voltage_violations", "V viol"), ("min_vm_pu", "min vm"), ("max_vm_pu", "max vm"),
     ("n_line_overloads", "overloads"), ("losses_mwh", "losses MWh"), ("pf_failures", "pf fail"),
     ("soc_drift_mwh_max", "SoC drift"), ("exchange_deviation_mwh", "exch dev MWh"),
+    ("linearisation_vm_error_max_pu", "lin V err"),
     ("ems_fallback_steps", "fallbacks"), ("solve_time_s", "solve s"), ("wall_time_s", "wall s"),
 ]
 
@@ -156,9 +157,13 @@ def _print_kpis(k: dict[str, Any]) -> None:
     print("  cost_by_mg:")
     for name, c in k.get("cost_by_mg", {}).items():
         print(f"    {name:<20} {_fmt(c)}")
-    for key in ("solve_time_s", "soc_drift_mwh_max", "exchange_deviation_mwh", "ems_fallback_steps"):
+    for key in ("solve_time_s", "soc_drift_mwh_max", "exchange_deviation_mwh", "ems_fallback_steps",
+                "linearisation_vm_error_max_pu", "linearisation_loading_error_max_percent"):
         if key in k:
             print(f"  {key:<22} {_fmt(k[key])}")
+    for key in ("solve_time_by_step_s", "aggregation_saving_share"):
+        if key in k:
+            print(f"  {key}: " + ", ".join(f"{n} {_fmt(v)}" for n, v in k[key].items()))
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -59,14 +59,14 @@ def start_profiles(world: Any, cfg: Config, data_dir: Path) -> Any:
     )
 
 
-def start_ems(world: Any, cfg: Config, site: dict[str, Any] | None = None) -> Any:
+def start_ems(world: Any, cfg: Config, strategy: str, site: dict[str, Any] | None = None) -> Any:
     """The EMS simulator with the scenario's tariff and EMS settings (a rule-based EMS ignores the
     solver settings, strategies that do not model the network ignore ``site``)."""
     e = cfg.ems
     return world.start("EMS", step_size=cfg.scenario.step_s, tariff=cfg.tariff.model_dump(),
                        mip_rel_gap=e.mip_rel_gap, time_limit_s=e.time_limit_s,
                        pwl_max_error_per_h=e.pwl_max_error_per_h, rolling=e.rolling, horizon=e.horizon,
-                       site=site or {}, **e.strategy_params())
+                       site=site or {}, **{k: getattr(e, k) for k in get_strategy(strategy).params})
 
 
 def ems_output_attrs(strategy: str) -> list[str]:

@@ -155,10 +155,17 @@ class EmsCfg(_Strict):
     rolling: bool = Field(default=False, description="re-plan every step from the measured SoC")
     horizon: Literal["receding", "shrinking"] = Field(
         default="receding", description="rolling window: forecast length, or to the end of the day")
+    case: Literal[1, 2, 3] = Field(default=2, description="security_constrained: spec 002's case")
+    deviation_price_per_mwh: float = Field(default=500.0, gt=0, description="security_constrained")
+    redistribution_price_per_mwh: float = Field(default=250.0, ge=0, description="security_constrained")
+    s_max_factor: float = Field(default=0.95, gt=0, le=1, description="security_constrained: line limit "
+                                                                       "as a share of the rating")
 
-    def strategy_params(self) -> dict[str, Any]:
-        """Sim params that only some strategies take (none yet)."""
-        return {}
+    @model_validator(mode="after")
+    def _prices(self) -> EmsCfg:
+        if self.redistribution_price_per_mwh >= self.deviation_price_per_mwh:
+            raise ValueError("redistribution_price_per_mwh must be below deviation_price_per_mwh")
+        return self
 
 
 class PenaltyCfg(_Strict):

@@ -196,7 +196,7 @@ def build(world: Any, cfg: Config, *, strategy: str, data_dir: Any) -> Built:
     grid = grid_sim.Grid(net=pp.to_json(net))
     ge = {e.eid: e for e in grid.children}
     prof = start_profiles(world, cfg, data_dir)
-    ems_sim = start_ems(world, cfg, site=site_of(cfg, layout))
+    ems_sim = start_ems(world, cfg, strategy, site=site_of(cfg, layout))
 
     # Feeder loads: case33bw's nominal p/q scaled by one profile.
     feeder_profiles = []

@@ -137,6 +137,7 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
     solve = np.vstack([_nz(r.s(pm["ems"], "solve_time_s")) for pm in emap["parties"].values()])
     solve_per_step = solve.max(axis=0) if solve.size else np.zeros(r.n)
     fallback_steps = sum(p.get("ems_fallback_steps", 0) for p in per_party.values())
+    extra = _strategy_kpis(r, emap, per_party)
     return {
         "scenario": r.attrs.get("scenario"),
         "strategy": r.attrs.get("strategy"),
@@ -162,4 +163,46 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         "exchange_deviation_mwh": float(sum(p.get("exchange_deviation_mwh", 0.0) for p in per_party.values())),
         "wall_time_s": float(r.attrs.get("wall_time_s", float("nan"))),
         "parties": per_party,
+        **extra,
     }
+
+
+def _strategy_kpis(r: _Run, emap: dict[str, Any], per_party: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """KPIs of outputs only some strategies have: the security-constrained EMS's step times,
+    aggregation saving shares, and its LinDistFlow prediction set against the AC power flow."""
+    out: dict[str, Any] = {}
+    dn = emap["parties"].get("DN")
+    if dn is None:
+        return out
+    steps = {k: r.s(dn["ems"], k) for k in ("step1_s", "step2_s", "step3_s", "split_s")}
+    if any(np.isfinite(v).any() for v in steps.values()):
+        out["solve_time_by_step_s"] = {k: float(np.nansum(v)) for k, v in steps.items()}
+        out["solve_time_by_step_max_s"] = {k: float(np.nanmax(v)) if np.isfinite(v).any() else 0.0
+                                           for k, v in steps.items()}
+    shares = {name: r.s(pm["ems"], "saving_share") for name, pm in emap["parties"].items() if name != "DN"}
+    if any(np.isfinite(v).any() for v in shares.values()):
+        out["aggregation_saving_share"] = {n: float(np.nansum(v)) for n, v in shares.items()}
+        for n, v in out["aggregation_saving_share"].items():
+            per_party[n]["aggregation_saving_share"] = v
+    pred_vm = r.series.get((dn["ems"], "predicted_vm_pu"))
+    if pred_vm is not None and pred_vm.ndim == 2:
+        sid = emap["grid"].split(".", 1)[0]
+        buses = sorted(int(fid.rsplit("-", 1)[1]) for (fid, a) in r.series
+                       if a == "vm_pu" and fid.startswith(sid + ".Bus-"))
+        if len(buses) == pred_vm.shape[1]:
+            ac = np.column_stack([r.s(f"{sid}.Bus-{b}", "vm_pu") for b in buses])
+            err = pred_vm[: r.n] - ac
+            if np.isfinite(err).any():
+                i = np.nanargmax(np.abs(err))
+                out["linearisation_vm_error_max_pu"] = float(np.abs(err).flat[i])
+                out["linearisation_vm_error_where"] = {"step": int(i // err.shape[1]),
+                                                       "bus": buses[i % err.shape[1]]}
+        pred_ld = r.series.get((dn["ems"], "predicted_loading_percent"))
+        lines = sorted(int(fid.rsplit("-", 1)[1]) for (fid, a) in r.series
+                       if a == "loading_percent" and fid.startswith(sid + ".Line-"))
+        if pred_ld is not None and len(lines) == pred_ld.shape[1]:
+            ac = np.column_stack([r.s(f"{sid}.Line-{li}", "loading_percent") for li in lines])
+            err = pred_ld[: r.n] - ac
+            if np.isfinite(err).any():
+                out["linearisation_loading_error_max_percent"] = float(np.nanmax(np.abs(err)))
+    return out

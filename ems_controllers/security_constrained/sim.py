@@ -1,0 +1,174 @@
+"""mosaik adapter of the security-constrained hierarchical EMS (spec 002, cases 1-3).
+
+The math is :mod:`ems_controllers.security_constrained.model`; this adapter builds its inputs from what
+the planning adapter collects (:mod:`ems_controllers.core.adapter`) and from the scenario's ``site``
+(the net as pandapower JSON, each party's bus, the tie switches): the DNO's feeder load per bus comes
+from the load forecasts the DN entity receives (``load_buses`` maps each source to its bus), reactive
+loads from the net's own p/q ratio per bus, the network from the net with the PCC switches closed and
+the tie switches open (cases 1 and 2) or closed (case 3). The DN entity outputs ``tie_closed``, which the
+scenario connects to every tie switch, so the switch states the EMS decides reach the power flow.
+
+Extra outputs per party each step: ``request_mw`` and ``grant_mw`` (MGs; the DN: the substation
+import), and at planning instants ``saving_share`` (case 3, an MG's Shapley share of the aggregation saving
+over the plan), ``dn_cost`` (planned) and ``step1_s`` .. ``split_s`` (solve time of each step; DN only); on the DN entity ``predicted_vm_pu`` and ``predicted_loading_percent``:
+LinDistFlow's prediction for this step, one value per bus / line of the net in index order (NaN where not
+modelled), so the report can set the linearisation against the AC power flow of the same step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandapower as pp
+
+from ems_controllers.core.adapter import OUTPUT_ATTRS as BASE_OUTPUT_ATTRS
+from ems_controllers.core.adapter import PlanningEMS, run
+from ems_controllers.core.network import NetworkData, network_from_pandapower
+from ems_controllers.core.types import Horizon, PartyProblem, SolveResult
+from ems_controllers.security_constrained.model import DnSite, ScConfig, ScResult, SecurityConstrainedModel
+
+DN = "DN"
+EXTRA_ATTRS = ["tie_closed", "request_mw", "grant_mw", "saving_share", "dn_cost", "predicted_vm_pu",
+               "predicted_loading_percent", "step1_s", "step2_s", "step3_s", "split_s"]
+OUTPUT_ATTRS = BASE_OUTPUT_ATTRS + EXTRA_ATTRS
+
+
+class SecurityConstrainedEMS(PlanningEMS):
+    strategy_name = "security_constrained"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meta["models"]["MG"]["attrs"] = list(self.meta["models"]["MG"]["attrs"]) + EXTRA_ATTRS
+        self.model = SecurityConstrainedModel()
+        self.sc: ScConfig | None = None
+        self.network: NetworkData | None = None
+        self.net: Any = None
+        self.q_ratio: dict[int, float] = {}
+        self.last: tuple[int, ScResult] | None = None
+        self.now = 0
+
+    def configure(self, site=None, case=2, deviation_price_per_mwh=500.0, redistribution_price_per_mwh=250.0,
+                  s_max_factor=0.95, **params):
+        super().configure(site=site, **params)
+        self.sc = ScConfig(case=int(case), deviation_price_per_mwh=float(deviation_price_per_mwh),
+                           redistribution_price_per_mwh=float(redistribution_price_per_mwh),
+                           s_max_factor=float(s_max_factor))
+        for key in ("net", "party_bus", "tie_switches"):
+            if key not in self.site:
+                raise ValueError(f"security_constrained needs site['{key}'] from the scenario")
+        self.net = pp.from_json_string(self.site["net"])
+        closed = {int(s): self.sc.case == 3 for s in self.site["tie_switches"]}
+        for s in self.site.get("pcc_switches", {}).values():
+            closed[int(s)] = True
+        self.network = network_from_pandapower(self.net, closed)
+        loads = self.net.load
+        for bus, grp in loads.groupby("bus"):
+            p, q = float(grp.p_mw.sum()), float(grp.q_mvar.sum())
+            self.q_ratio[int(bus)] = q / p if p > 0 else 0.0
+
+    @property
+    def bus_order(self) -> list[int]:
+        return sorted(int(b) for b in self.net.bus.index)
+
+    @property
+    def line_order(self) -> list[int]:
+        return sorted(int(li) for li in self.net.line.index)
+
+    def _plan(self, time: int) -> dict[str, dict[str, Any]]:
+        self.now = time
+        return super()._plan(time)
+
+    def _feeder_by_bus(self, n: int) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
+        party = self.parties[DN]
+        p_by_bus: dict[int, list[float]] = {}
+        for src, bus in (party.load_buses or {}).items():
+            entry = self.load_sources[DN].get(src)
+            if entry is None:
+                continue
+            t0, values = entry
+            k = (self.now - t0) // self.step_size
+            series = values[k:k + n]
+            acc = p_by_bus.setdefault(int(bus), [0.0] * n)
+            for i, v in enumerate(series):
+                acc[i] += v
+        q_by_bus = {b: [v * self.q_ratio.get(b, 0.0) for v in p] for b, p in p_by_bus.items()}
+        return p_by_bus, q_by_bus
+
+    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
+        assert self.sc is not None
+        by_name = {p.mg.name: p for p in problems}
+        if DN not in by_name:
+            raise ValueError("security_constrained needs the network operator's entity 'DN'")
+        mgs = [p for n, p in by_name.items() if n != DN]
+        n = horizon.n_steps
+        p_bus, q_bus = self._feeder_by_bus(n)
+        bus_of = self.site["party_bus"]
+        mg_q = {p.mg.name: [v * self.q_ratio.get(int(bus_of[p.mg.name]), 0.0) for v in p.forecast.load_p_mw]
+                for p in mgs}
+        dn = DnSite(problem=by_name[DN], unit_bus=int(bus_of[DN]),
+                    mg_bus={p.mg.name: int(bus_of[p.mg.name]) for p in mgs},
+                    feeder_p_mw=p_bus, feeder_q_mvar=q_bus, mg_q_mvar=mg_q)
+        res = self.model.solve(mgs, dn, self.network, horizon, self.solve_opts, self.sc)
+        self.last = (self.now, res)
+        build_s = res.step1_s + res.step2_s + res.step3_s + res.split_s
+        return SolveResult(
+            status=res.status, termination=res.termination, objective=res.dn_cost,
+            plans=res.plans if res.ok else None, build_s=0.0, solve_s=build_s,
+            message=f"{res.failed_step}: {res.message}" if res.failed_step else res.message,
+            extra={"sc": res},
+        )
+
+    def boundary_messages(self, problems, result, time):
+        res = result.extra["sc"]
+        return [flat for m in res.messages for flat in _flatten(dict(m, t=time))]
+
+    def _outputs(self, name, party, time, info):
+        out = super()._outputs(name, party, time, info)
+        assert self.sc is not None
+        out["tie_closed"] = self.sc.case == 3 if name == DN else None
+        out.update({a: None for a in EXTRA_ATTRS if a != "tie_closed"})
+        if self.last is None or not self.last[1].ok:
+            return out
+        start, res = self.last
+        k = (time - start) // self.step_size
+        if name == DN:
+            if k < len(res.substation_import_mw):
+                out["grant_mw"] = res.substation_import_mw[k]
+            if k == 0:
+                out.update(dn_cost=res.dn_cost, step1_s=res.step1_s, step2_s=res.step2_s,
+                           step3_s=res.step3_s, split_s=res.split_s)
+            n = len(res.substation_import_mw)
+            if k < n:
+                out["predicted_vm_pu"] = [res.vm_pu.get((b, k), math.nan) for b in self.bus_order]
+                out["predicted_loading_percent"] = [res.loading_percent.get((li, k), math.nan)
+                                                    for li in self.line_order]
+        else:
+            if name in res.requests_mw and k < len(res.requests_mw[name]):
+                out["request_mw"] = res.requests_mw[name][k]
+                out["grant_mw"] = res.grants_mw[name][k]
+            if k == 0:
+                out["saving_share"] = res.shapley_shares.get(name)
+        return out
+
+
+def _flatten(msg: dict[str, Any]) -> list[dict[str, Any]]:
+    """A message whose values are a mapping (e.g. the MGC's per-MG requests) as one message per entry,
+    ``kind.key``, with a flat list of numbers each: the record stores values as lists of floats."""
+    values = msg.get("values")
+    if isinstance(values, dict):
+        out = []
+        for key, v in values.items():
+            out.extend(_flatten(dict(msg, kind=f"{msg['kind']}.{key}", values=v)))
+        return out
+    if values is not None and not isinstance(values, (list, tuple)):
+        values = [values]
+    return [dict(msg, values=[float(x) for x in values]) if values is not None else msg]
+
+
+def main() -> None:
+    run(SecurityConstrainedEMS())
+
+
+if __name__ == "__main__":
+    main()
