@@ -198,9 +198,15 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         return data
 
     def _messages_of(self, eid: str) -> list[dict[str, Any]]:
-        """The messages a party sent, and those it received from a non-party (e.g. the coordinator)."""
-        return [m for m in self.messages
-                if m["sender"] == eid or (m["sender"] not in self.parties and m["receiver"] == eid)]
+        """Each message once, on one entity: its sender's if a party sent it, else its receiver's, else
+        (between two non-parties, e.g. a coordinator and the network operator) the first party's."""
+        def owner(m: dict[str, Any]) -> str:
+            if m["sender"] in self.parties:
+                return m["sender"]
+            if m["receiver"] in self.parties:
+                return m["receiver"]
+            return "DN" if "DN" in self.parties else next(iter(self.parties))
+        return [m for m in self.messages if owner(m) == eid]
 
     # -- strategy hook --------------------------------------------------------------------------------
     @abc.abstractmethod
