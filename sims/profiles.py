@@ -94,6 +94,7 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
+HOURS_PER_DAY = 24
 HOURS_PER_YEAR = 8760
 S_PER_H = 3600
 TMY_FILE = "723170TYA.CSV"
@@ -425,6 +426,11 @@ _MODELS: dict[str, _ModelSpec] = {
     "Load": _ModelSpec(
         ("p_peak_mw", "profile", "cos_phi", "forecast_error_std"), ("p_mw", "q_mvar")
     ),
+    # A given daily series (e.g. a paper's 24 hourly values), repeated every day: a load (with q from
+    # cos_phi) or a generation (forecasts clipped to [0, its peak], zero where the actual is zero).
+    "Series": _ModelSpec(
+        ("p_mw_per_hour", "kind", "cos_phi", "forecast_error_std"), ("p_mw", "q_mvar")
+    ),
 }
 _FORECAST_ATTR = "forecast_p_mw"
 
@@ -555,6 +561,8 @@ class ProfileSim(mosaik_api_v3.Simulator):
                 params.get("hub_height_m", DEFAULT_HUB_HEIGHT_M), self._weather_for_run(),
             )
             return _Unit(series, error_frac * rating, rating, False, None)
+        if model == "Series":
+            return self._series_unit(params, error_frac)
         if "p_peak_mw" not in params or "profile" not in params:
             raise ValueError("Load: p_peak_mw and profile are required")
         rating = _check_positive("p_peak_mw", params["p_peak_mw"])
@@ -563,6 +571,26 @@ class ProfileSim(mosaik_api_v3.Simulator):
             raise ValueError(f"cos_phi must be in (0, 1], got {cos_phi!r}")
         series = load_profile_p_mw(params["profile"], rating, self._profiles_file)
         return _Unit(series, error_frac * rating, None, False, cos_phi)
+
+    @staticmethod
+    def _series_unit(params: dict[str, Any], error_frac: float) -> _Unit:
+        values = params.get("p_mw_per_hour")
+        if not isinstance(values, (list, tuple)) or not values or HOURS_PER_DAY % len(values):
+            raise ValueError("Series: p_mw_per_hour must be a list of hourly values whose length divides 24")
+        daily = np.asarray([float(v) for v in values], dtype=float)
+        if not np.isfinite(daily).all() or (daily < 0).any():
+            raise ValueError("Series: p_mw_per_hour must hold finite values >= 0")
+        kind = params.get("kind", "load")
+        if kind not in ("load", "generation"):
+            raise ValueError(f"Series: kind must be 'load' or 'generation', got {kind!r}")
+        series = np.tile(np.repeat(daily, HOURS_PER_DAY // len(daily)), HOURS_PER_YEAR // HOURS_PER_DAY)
+        peak = float(daily.max())
+        if kind == "generation":
+            return _Unit(series, error_frac * peak, peak, True, None)
+        cos_phi = float(params.get("cos_phi", 0.95))
+        if not 0.0 < cos_phi <= 1.0:
+            raise ValueError(f"cos_phi must be in (0, 1], got {cos_phi!r}")
+        return _Unit(series, error_frac * peak, None, False, cos_phi)
 
     def create(self, num: int, model: str, **model_params: Any) -> list[dict[str, Any]]:
         if model not in _MODELS:

@@ -352,3 +352,16 @@ def test_load_profiles_file_param_is_used(tmp_path) -> None:
     pb = run_steps(b, 3)
     for fa, fb in zip(pa, pb, strict=True):
         assert fb["Load-0"]["p_mw"] == pytest.approx(0.5 * fa["Load-0"]["p_mw"])
+
+
+def test_series_model_repeats_a_given_day() -> None:
+    day = [0.1 * (h % 6) for h in range(24)]
+    sim = make_sim(forecast_every_s=86400, forecast_horizon_steps=24)
+    sim.create(1, "Series", p_mw_per_hour=day, kind="generation", forecast_error_std=0.0)
+    frames = run_steps(sim, 48)
+    assert [f["Series-0"]["p_mw"] for f in frames] == pytest.approx(day + day)
+    assert frames[24]["Series-0"]["forecast_p_mw"] == pytest.approx(day)
+    with pytest.raises(ValueError, match="p_mw_per_hour"):
+        make_sim().create(1, "Series", p_mw_per_hour=[1.0] * 5)
+    with pytest.raises(ValueError, match="kind"):
+        make_sim().create(1, "Series", p_mw_per_hour=[1.0] * 24, kind="storage")
