@@ -43,6 +43,7 @@ class DieselCfg(_Strict):
     startup_cost: float = Field(default=0.0, ge=0)
     ramp_up_mw_per_h: float = Field(default=math.inf, gt=0)
     ramp_down_mw_per_h: float = Field(default=math.inf, gt=0)
+    must_run: bool = False  # on in every step (a CHP that never stops)
 
     @model_validator(mode="after")
     def _limits(self) -> DieselCfg:
@@ -74,14 +75,43 @@ class BatteryCfg(_Strict):
 
 
 class LoadCfg(_Strict):
-    p_peak_mw: float = Field(ge=0)
+    """A load following a standard profile scaled to ``p_peak_mw``, or a column of the scenario's data
+    file (``column``; its values land in ``p_mw_per_hour`` when the config is loaded)."""
+
+    p_peak_mw: float | None = Field(default=None, ge=0)
     profile: str = "H0-A"
+    column: str | None = None
+    p_mw_per_hour: list[float] | None = None
     cos_phi: float = Field(default=0.95, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _source(self) -> LoadCfg:
+        if self.p_mw_per_hour is None and self.p_peak_mw is None:
+            raise ValueError("needs p_peak_mw (with profile) or column (from the data file)")
+        return self
+
+    @property
+    def peak_mw(self) -> float:
+        return max(self.p_mw_per_hour) if self.p_mw_per_hour is not None else float(self.p_peak_mw or 0.0)
 
 
 class PvCfg(_Strict):
-    p_peak_mw: float = Field(ge=0)
+    """PV from pvlib scaled to ``p_peak_mw``, or a column of the scenario's data file (``column``)."""
+
+    p_peak_mw: float | None = Field(default=None, ge=0)
+    column: str | None = None
+    p_mw_per_hour: list[float] | None = None
     curtailable: bool = True
+
+    @model_validator(mode="after")
+    def _source(self) -> PvCfg:
+        if self.p_mw_per_hour is None and self.p_peak_mw is None:
+            raise ValueError("needs p_peak_mw or column (from the data file)")
+        return self
+
+    @property
+    def peak_mw(self) -> float:
+        return max(self.p_mw_per_hour) if self.p_mw_per_hour is not None else float(self.p_peak_mw or 0.0)
     tilt_deg: float = Field(default=30.0, ge=0, le=90)
     azimuth_deg: float = Field(default=180.0, ge=0, lt=360)
 
@@ -101,7 +131,18 @@ class UnitsCfg(_Strict):
     pv: PvCfg | None = None
     wind: WindCfg | None = None
     diesel: DieselCfg | None = None
+    chp: DieselCfg | None = None  # a CHP unit: dispatchable like a diesel (usually must_run, linear cost)
     battery: BatteryCfg | None = None
+
+    @model_validator(mode="after")
+    def _one_generator(self) -> UnitsCfg:
+        if self.diesel is not None and self.chp is not None:
+            raise ValueError("a party has a diesel or a chp, not both")
+        return self
+
+    @property
+    def generator(self) -> DieselCfg | None:
+        return self.diesel if self.diesel is not None else self.chp
 
 
 class MgCfg(UnitsCfg):
@@ -131,8 +172,12 @@ class GridCfg(_Strict):
 
 
 class TariffCfg(_Strict):
+    """Prices per step of a day, given here or as columns of the scenario's data file."""
+
     buy_price_per_mwh: list[float]
     sell_price_per_mwh: list[float]
+    buy_column: str | None = None
+    sell_column: str | None = None
 
     @field_validator("buy_price_per_mwh", "sell_price_per_mwh")
     @classmethod
@@ -198,8 +243,19 @@ class ScenarioCfg(_Strict):
         return v
 
 
+class DataCfg(_Strict):
+    """A scenario data file with one row per step of a day (e.g. a paper's 24 hourly values):
+    ``tariff.buy_column`` etc. and ``column`` of loads and PV name its columns."""
+
+    file: str
+    energy_to_mwh: float = Field(default=1.0, gt=0, description="unit of energy columns -> MWh")
+    price_to_per_mwh: float = Field(default=1.0, gt=0, description="unit of price columns -> per MWh")
+    currency: str = "$"
+
+
 class Config(_Strict):
     scenario: ScenarioCfg
+    data: DataCfg | None = None
     grid: GridCfg = GridCfg()
     tariff: TariffCfg
     forecast: ForecastCfg = ForecastCfg()
@@ -297,6 +353,58 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def _data_path(file: str, data_dir: Path) -> Path:
+    p = Path(file)
+    if p.is_absolute():
+        return p
+    return data_dir / p if (data_dir / p).is_file() or not (DATA_DIR / p).is_file() else DATA_DIR / p
+
+
+def fill_from_data(raw: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """Put the data file's columns where the config names them (``tariff.buy_column``, a load's or PV's
+    ``column``), converted to MW and per-MWh prices; raise ConfigError naming the field otherwise."""
+    data = raw.get("data")
+    if not isinstance(data, dict) or "file" not in data:
+        return raw
+    raw = copy.deepcopy(raw)
+    path = _data_path(str(data["file"]), data_dir)
+    if not path.is_file():
+        raise ConfigError(f"data.file: file not found: {path}")
+    try:
+        df = pd.read_csv(path, comment="#")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise ConfigError(f"data.file: cannot read {path}: {exc}") from None
+    step_s = int(raw.get("scenario", {}).get("step_s", 3600))
+    steps_per_day = 86400 // step_s if step_s > 0 and 86400 % step_s == 0 else None
+    energy = float(data.get("energy_to_mwh", 1.0))
+    price = float(data.get("price_to_per_mwh", 1.0))
+
+    def column(where: str, name: Any) -> list[float]:
+        if not isinstance(name, str) or name not in df.columns:
+            raise ConfigError(f"{where}: column {name!r} not in {path.name} (has {list(df.columns)})")
+        col = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
+        if np.isnan(col).any():
+            raise ConfigError(f"{where}: column {name!r} in {path.name} holds NaN or non-numbers "
+                              f"(first at row {int(np.flatnonzero(np.isnan(col))[0])})")
+        if steps_per_day is not None and len(col) != steps_per_day:
+            raise ConfigError(f"{where}: column {name!r} has {len(col)} values, a day has {steps_per_day} "
+                              f"steps of scenario.step_s={step_s}")
+        return [float(x) for x in col]
+
+    dt_h = step_s / 3600.0
+    tariff = raw.setdefault("tariff", {})
+    for key, col_key in (("buy_price_per_mwh", "buy_column"), ("sell_price_per_mwh", "sell_column")):
+        if col_key in tariff:
+            tariff[key] = [v * price for v in column(f"tariff.{col_key}", tariff[col_key])]
+    for i, mg in enumerate(raw.get("mgs", [])):
+        for kind in ("load", "pv"):
+            unit = mg.get(kind) if isinstance(mg, dict) else None
+            if isinstance(unit, dict) and "column" in unit:
+                where = f"mgs[{i}] ({mg.get('name', '?')}).{kind}.column"
+                unit["p_mw_per_hour"] = [v * energy / dt_h for v in column(where, unit["column"])]
+    return raw
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[Config, Path]:
     """Read, override and validate a scenario config; returns it and the folder of its data files."""
     path = Path(path)
@@ -307,6 +415,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[C
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     raw = apply_overrides(raw, overrides or [])
+    raw = fill_from_data(raw, path.parent)
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
@@ -335,7 +444,7 @@ def validate_data(cfg: Config, data_dir: Path) -> None:
         raise ConfigError(f"{field}: cannot read {path}: {exc}") from None
     wanted: dict[str, str] = {"grid.feeder_load_profile": cfg.grid.feeder_load_profile}
     for i, mg in enumerate(cfg.mgs):
-        if mg.load is not None:
+        if mg.load is not None and mg.load.p_mw_per_hour is None:
             wanted[f"mgs[{i}] ({mg.name}).load.profile"] = mg.load.profile
     if cfg.dn is not None and cfg.dn.load is not None:
         wanted["dn.load.profile"] = cfg.dn.load.profile

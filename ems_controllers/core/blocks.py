@@ -143,6 +143,9 @@ def add_diesel(b: pyo.Block, unit: DieselUnit, T: pyo.Set, dt_h: float, *,
     p_max, p_min = unit.p_max_mw, unit.p_min_mw
     b.dg_p_mw = pyo.Var(T, bounds=(0.0, p_max))
     b.dg_on = pyo.Var(T, domain=pyo.Binary)
+    if unit.must_run:  # a unit that never stops (e.g. a CHP): u_t = 1
+        for t in T:
+            b.dg_on[t].fix(1)
     b.dg_start = pyo.Var(T, bounds=(0.0, 1.0))
     b.dg_cost_rate_per_h = pyo.Var(T)
     b.dg_p_prev_mw = pyo.Param(mutable=True, initialize=0.0)

@@ -32,6 +32,7 @@ class DieselUnit:
     startup_cost: float = 0.0
     ramp_up_mw_per_h: float = math.inf
     ramp_down_mw_per_h: float = math.inf
+    must_run: bool = False  # on in every step (e.g. a CHP that never stops)
 
     def cost_per_h(self, p_mw: float) -> float:
         """Running cost rate at output ``p_mw`` (zero when off)."""

@@ -1,0 +1,253 @@
+"""Scenario-agnostic wiring: units of each party into a pandapower net, and the mosaik world around it.
+
+A scenario module builds its net (``build_net(cfg) -> NetLayout``: the grid and where each party's units
+sit) and calls :func:`wire`, which starts the grid, profile and EMS simulators, creates one profile entity
+per load, PV and wind unit (a standard profile, pvlib / windpowerlib, or a series from the scenario's data
+file), connects actuals to the grid, forecasts and measured state of charge to the EMS, the EMS's
+setpoints and switch states to the grid, and lists what the runner records.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandapower as pp
+
+from ems_controllers.core.types import Microgrid
+from scenarios.config import Config, LoadCfg, MgCfg, PvCfg, UnitsCfg
+
+DN = "DN"
+
+
+@dataclass
+class PartyUnits:
+    """pandapower indices of one party's (an MG's or the DN's) elements."""
+
+    bus: int
+    load: list[int] = field(default_factory=list)
+    pv: list[int] = field(default_factory=list)
+    wind: list[int] = field(default_factory=list)
+    diesel: int | None = None
+    storage: int | None = None
+    pcc_line: int | None = None
+    pcc_switch: int | None = None
+
+
+@dataclass
+class Built:
+    """What ``build`` hands back: the entity map and ``(entity, attrs)`` pairs to record."""
+
+    entity_map: dict[str, Any]
+    to_record: list[tuple[Any, list[str]]]
+
+
+@dataclass
+class NetLayout:
+    net: Any
+    parties: dict[str, PartyUnits]
+    feeder_loads: list[int]
+    tie_switches: list[int]
+
+
+def _add_units(net: Any, units: UnitsCfg, bus: int, name: str, party: PartyUnits) -> None:
+    if units.load is not None:
+        p = units.load.peak_mw
+        q = p * math.tan(math.acos(units.load.cos_phi))
+        party.load.append(pp.create_load(net, bus, p_mw=p, q_mvar=q, name=f"{name} load"))
+    if units.pv is not None:
+        party.pv.append(pp.create_sgen(net, bus, p_mw=0.0, max_p_mw=units.pv.peak_mw, name=f"{name} PV",
+                                       type="PV", controllable=False))
+    if units.wind is not None:
+        party.wind.append(pp.create_sgen(net, bus, p_mw=0.0, max_p_mw=units.wind.p_rated_mw,
+                                         name=f"{name} wind", type="WP", controllable=False))
+    gen = units.generator
+    if gen is not None:
+        kind = "CHP" if units.chp is not None else "diesel"
+        party.diesel = pp.create_sgen(net, bus, p_mw=0.0, max_p_mw=gen.p_max_mw, min_p_mw=0.0,
+                                      name=f"{name} {kind}", type=kind, controllable=True)
+    if units.battery is not None:
+        b = units.battery
+        idx = pp.create_storage(net, bus, p_mw=0.0, max_e_mwh=b.e_max_mwh, name=f"{name} battery",
+                                soc_percent=100.0 * b.e_init_mwh / b.e_max_mwh, min_e_mwh=b.e_min_mwh,
+                                max_p_mw=b.p_ch_max_mw, min_p_mw=-b.p_dis_max_mw, controllable=True)
+        net.storage.loc[idx, "eta_ch"] = b.eta_ch
+        net.storage.loc[idx, "eta_dis"] = b.eta_dis
+        net.storage.loc[idx, "grid_forming"] = b.grid_forming
+        party.storage = idx
+    if gen is not None:
+        net.sgen.loc[party.diesel, "grid_forming"] = units.battery is None or not units.battery.grid_forming
+
+
+def add_mg_behind_pcc(net: Any, mg: MgCfg, vn_kv: float, r_ohm_per_km: float, x_ohm_per_km: float,
+                      max_i_ka: float, vm_band: tuple[float, float]) -> PartyUnits:
+    """An MG on a bus of its own, joined to its feeder bus by a short line whose switch is its PCC."""
+    mg_bus = pp.create_bus(net, vn_kv=vn_kv, name=mg.name, min_vm_pu=vm_band[0], max_vm_pu=vm_band[1])
+    line = pp.create_line_from_parameters(
+        net, from_bus=mg.bus, to_bus=mg_bus, length_km=mg.pcc_line_length_km, r_ohm_per_km=r_ohm_per_km,
+        x_ohm_per_km=x_ohm_per_km, c_nf_per_km=0.0, max_i_ka=max_i_ka, name=f"{mg.name} PCC")
+    sw = pp.create_switch(net, bus=mg.bus, element=line, et="l", closed=True, name=f"{mg.name} PCC")
+    party = PartyUnits(bus=mg_bus, pcc_line=line, pcc_switch=sw)
+    _add_units(net, mg, mg_bus, mg.name, party)
+    return party
+
+
+def finish_flags(net: Any) -> None:
+    """``grid_forming`` as a clean bool column of sgen and storage (the grid simulator reads it)."""
+    for table in (net.sgen, net.storage):
+        if "grid_forming" in table.columns:
+            table["grid_forming"] = [v is True or v == 1 for v in table["grid_forming"]]
+
+
+def site_of(cfg: Config, layout: NetLayout) -> dict[str, Any]:
+    """Where things are in the grid, for network-aware EMSs: the net (pandapower JSON, all switches in
+    their initial state), each party's bus (an MG's own bus behind its PCC), the tie and PCC switches."""
+    return {
+        "net": pp.to_json(layout.net),
+        "party_bus": {name: int(p.bus) for name, p in layout.parties.items()},
+        "tie_switches": [int(s) for s in layout.tie_switches],
+        "pcc_switches": {name: int(p.pcc_switch) for name, p in layout.parties.items()
+                         if p.pcc_switch is not None},
+    }
+
+
+def party_microgrid(cfg: Config, name: str) -> Microgrid:
+    """The EMS's view of one party: its units, PCC limit and penalty prices."""
+    units: UnitsCfg | None = cfg.dn if name == DN else next(m for m in cfg.mgs if m.name == name)
+    pen = cfg.penalties
+    if units is None:
+        return Microgrid(name=name, pcc_max_mw=1e3, res_curtailment_price_per_mwh=pen.res_curtailment_price_per_mwh,
+                         load_shed_price_per_mwh=pen.load_shed_price_per_mwh)
+    diesel = units.generator.model_dump() if units.generator else None
+    battery = None
+    if units.battery is not None:
+        battery = units.battery.model_dump(exclude={"grid_forming"})
+    return Microgrid.from_dict({
+        "name": name,
+        "diesel": diesel,
+        "battery": battery,
+        "pcc_max_mw": units.pcc_max_mw if isinstance(units, MgCfg) else 1e3,
+        "res_curtailment_price_per_mwh": pen.res_curtailment_price_per_mwh,
+        "load_shed_price_per_mwh": pen.load_shed_price_per_mwh,
+        "pv_curtailable": units.pv.curtailable if units.pv else True,
+        "wind_curtailable": units.wind.curtailable if units.wind else True,
+    })
+
+
+def _fid(entity: Any) -> str:
+    return entity.full_id
+
+
+def _profile(prof: Any, kind: str, unit: LoadCfg | PvCfg | Any, cfg: Config, **load_kw: Any) -> Any:
+    """The profile entity of one load / PV / wind unit: a series from the data file if it has one."""
+    err = cfg.forecast.error_std
+    series = getattr(unit, "p_mw_per_hour", None)
+    if series is not None:
+        extra = {"cos_phi": unit.cos_phi} if kind == "load" else {}
+        return prof.Series(p_mw_per_hour=list(series), kind="load" if kind == "load" else "generation",
+                           forecast_error_std=err, **extra)
+    if kind == "load":
+        return prof.Load(p_peak_mw=unit.p_peak_mw, profile=unit.profile, cos_phi=unit.cos_phi,
+                         forecast_error_std=err, **load_kw)
+    if kind == "pv":
+        return prof.PV(p_peak_mw=unit.p_peak_mw, tilt_deg=unit.tilt_deg, azimuth_deg=unit.azimuth_deg,
+                       forecast_error_std=err)
+    return prof.Wind(p_rated_mw=unit.p_rated_mw, turbine_type=unit.turbine_type, hub_height_m=unit.hub_height_m,
+                     forecast_error_std=err)
+
+
+def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir: Any) -> Built:
+    """Wire the scenario into ``world``: the entity map (which mosaik entity is which unit) and the
+    outputs to record (the runner connects them to its recorder)."""
+    from scenarios.common import ems_output_attrs, record_attrs, start_ems, start_profiles
+
+    to_record: list[tuple[Any, list[str]]] = []
+    step_s = cfg.scenario.step_s
+    net = layout.net
+    grid_sim = world.start("Grid", step_size=step_s)
+    grid = grid_sim.Grid(net=pp.to_json(net))
+    ge = {e.eid: e for e in grid.children}
+    prof = start_profiles(world, cfg, data_dir)
+    ems_sim = start_ems(world, cfg, strategy, site=site_of(cfg, layout))
+
+    # Feeder loads (the network operator's): their nominal p/q in the net scaled by one profile.
+    feeder_profiles = []
+    profile_ents: list[Any] = []
+    ems_entities: list[Any] = []
+    for li in layout.feeder_loads:
+        p_nom, q_nom = float(net.load.at[li, "p_mw"]), float(net.load.at[li, "q_mvar"])
+        cos_phi = p_nom / math.hypot(p_nom, q_nom) if p_nom > 0 else 1.0
+        ent = prof.Load(p_peak_mw=p_nom * cfg.grid.feeder_load_scale, profile=cfg.grid.feeder_load_profile,
+                        cos_phi=cos_phi, forecast_error_std=cfg.forecast.error_std)
+        world.connect(ent, ge[f"Load-{li}"], "p_mw", "q_mvar")
+        feeder_profiles.append(ent)
+        profile_ents.append(ent)
+
+    entity_map: dict[str, Any] = {"grid": _fid(grid), "ext_grid": [_fid(ge[f"ExtGrid-{i}"]) for i in net.ext_grid.index],
+                                  "parties": {}, "tie_switches": [_fid(ge[f"Switch-{s}"]) for s in layout.tie_switches]}
+    for name, party in layout.parties.items():
+        units: UnitsCfg | None = cfg.dn if name == DN else next(m for m in cfg.mgs if m.name == name)
+        pv_rated = units.pv.peak_mw if units is not None and units.pv else 0.0
+        wind_rated = units.wind.p_rated_mw if units is not None and units.wind else 0.0
+        load_buses = None
+        if name == DN and layout.feeder_loads:
+            load_buses = {_fid(ent): int(net.load.at[li, "bus"])
+                          for ent, li in zip(feeder_profiles, layout.feeder_loads, strict=True)}
+        ems = ems_sim.MG(mg=party_microgrid(cfg, name).to_dict(), pv_rated_mw=pv_rated, wind_rated_mw=wind_rated,
+                         load_buses=load_buses)
+        pm: dict[str, Any] = {"ems": _fid(ems), "kind": "dn" if name == DN else "mg",
+                              "load": [], "pv": [], "wind": [], "diesel": None, "storage": None,
+                              "profiles": {"load": [], "pv": [], "wind": []}}
+        # Loads: profile -> grid (actual) and -> EMS (forecast).
+        if name == DN:
+            for ent, li in zip(feeder_profiles, layout.feeder_loads, strict=True):
+                world.connect(ent, ems, ("forecast_p_mw", "load_forecast_p_mw"))
+                pm["load"].append(_fid(ge[f"Load-{li}"]))
+                pm["profiles"]["load"].append(_fid(ent))
+        elif units is not None and units.load is not None:
+            li = party.load[0]
+            ent = _profile(prof, "load", units.load, cfg)
+            profile_ents.append(ent)
+            world.connect(ent, ge[f"Load-{li}"], "p_mw", "q_mvar")
+            world.connect(ent, ems, ("forecast_p_mw", "load_forecast_p_mw"))
+            pm["load"].append(_fid(ge[f"Load-{li}"]))
+            pm["profiles"]["load"].append(_fid(ent))
+        for kind, idxs in (("pv", party.pv), ("wind", party.wind)):
+            for si in idxs:
+                ent = _profile(prof, kind, getattr(units, kind), cfg)
+                profile_ents.append(ent)
+                sg = ge[f"StaticGen-{si}"]
+                world.connect(ent, sg, ("p_mw", "p_avail_mw"))
+                world.connect(ent, ems, ("forecast_p_mw", f"{kind}_forecast_p_mw"))
+                world.connect(ems, sg, (f"{kind}_p_mw", "p_mw"))
+                pm[kind].append(_fid(sg))
+                pm["profiles"][kind].append(_fid(ent))
+        if party.diesel is not None:
+            sg = ge[f"StaticGen-{party.diesel}"]
+            world.connect(ems, sg, ("diesel_p_mw", "p_mw"))
+            pm["diesel"] = _fid(sg)
+        if party.storage is not None:
+            st = ge[f"Storage-{party.storage}"]
+            world.connect(ems, st, ("battery_p_mw", "p_mw"))
+            e_init = units.battery.e_init_mwh  # type: ignore[union-attr]
+            world.connect(st, ems, "soc_mwh", time_shifted=True, initial_data={"soc_mwh": e_init})
+            pm["storage"] = _fid(st)
+        if party.pcc_switch is not None:
+            sw = ge[f"Switch-{party.pcc_switch}"]
+            world.connect(ems, sw, ("pcc_closed", "closed"))
+            pm["pcc_switch"] = _fid(sw)
+            # The MG's import is the power flowing from its PCC line into the MG bus (the line's to side).
+            pm["pcc_line"] = _fid(ge[f"Line-{party.pcc_line}"])
+        entity_map["parties"][name] = pm
+        ems_entities.append(ems)
+        to_record.append((ems, ems_output_attrs(strategy)))
+    if "tie_closed" in ems_output_attrs(strategy):  # a strategy that operates the tie switches
+        dn_ems = next(e for e in ems_entities if e.eid == DN)
+        for sw in layout.tie_switches:
+            world.connect(dn_ems, ge[f"Switch-{sw}"], ("tie_closed", "closed"))
+    for ent in [*ge.values(), grid]:
+        to_record.append((ent, record_attrs(ent, "grid")))
+    for ent in profile_ents:
+        to_record.append((ent, record_attrs(ent, "profile")))
+    return Built(entity_map, to_record)
