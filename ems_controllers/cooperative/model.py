@@ -341,7 +341,8 @@ def step2(reports: Mapping[str, Report], buy_price_per_kwh: float, sell_price_pe
     prices: dict[str, float] = {}
     if left_d > TOL_KWH:  # raise movable CHPs, cheapest first, where c < b
         helpers = sorted((r.chp_cost_per_kwh, n) for n, r in reports.items()  # type: ignore[misc]
-                         if movable(r) and r.chp_cost_per_kwh < b and r.up_room_kwh > 0)  # type: ignore[operator]
+                         if movable(r) and r.chp_cost_per_kwh < b  # type: ignore[operator]
+                         and r.up_room_kwh > 0)  # type: ignore[operator]
         for c, n in helpers:
             inc = min(reports[n].up_room_kwh, left_d)  # type: ignore[type-var]
             if inc <= 0:
@@ -361,7 +362,8 @@ def step2(reports: Mapping[str, Report], buy_price_per_kwh: float, sell_price_pe
         left_d = max(left_d, 0.0)
     elif left_s > TOL_KWH:  # lower movable CHPs, most expensive first, where c > s
         helpers = sorted((-r.chp_cost_per_kwh, n) for n, r in reports.items()  # type: ignore[operator]
-                         if movable(r) and r.chp_cost_per_kwh > s and r.down_room_kwh > 0)  # type: ignore[operator]
+                         if movable(r) and r.chp_cost_per_kwh > s  # type: ignore[operator]
+                         and r.down_room_kwh > 0)  # type: ignore[operator]
         for neg_c, n in helpers:
             c = -neg_c
             dec = min(reports[n].down_room_kwh, left_s)  # type: ignore[type-var]
@@ -490,7 +492,9 @@ def merit_order_lp(mgs: Sequence[ChpMg], hour: HourData) -> LpResult:
     for m in mgs:
         chp[m.name] = m.chp_max_kwh if m.chp_cost_per_kwh <= s and m.chp_cost_per_kwh < b else m.chp_min_kwh
     residual = sum(hour.demand_kwh[m.name] - hour.pv_kwh[m.name] - chp[m.name] for m in mgs)
-    for m in sorted((m for m in mgs if s < m.chp_cost_per_kwh < b), key=lambda m: (m.chp_cost_per_kwh, m.name)):
+    between = sorted((m for m in mgs if s < m.chp_cost_per_kwh < b),
+                     key=lambda m: (m.chp_cost_per_kwh, m.name))
+    for m in between:
         if residual <= 0:
             break
         inc = min(m.chp_max_kwh - m.chp_min_kwh, residual)
