@@ -29,7 +29,7 @@ GRID_RECORD = {
              "n_voltage_violations", "n_overloads", "unsupplied_mw"],
 }
 PROFILE_RECORD = {"Load": ["p_mw", "q_mvar", "forecast_p_mw"], "PV": ["p_mw", "forecast_p_mw"],
-                  "Wind": ["p_mw", "forecast_p_mw"]}
+                  "Wind": ["p_mw", "forecast_p_mw"], "Series": ["p_mw", "forecast_p_mw"]}
 
 
 def sim_config(cfg: Config, strategy: str) -> dict[str, dict[str, str]]:

@@ -201,6 +201,8 @@ class EmsCfg(_Strict):
     horizon: Literal["receding", "shrinking"] = Field(
         default="receding", description="rolling window: forecast length, or to the end of the day")
     case: Literal[1, 2, 3] = Field(default=2, description="security_constrained: spec 002's case")
+    ancillary: Literal["paper", "extended"] = Field(
+        default="paper", description="cooperative: which MGs may move their CHP in step 2")
     deviation_price_per_mwh: float = Field(default=500.0, gt=0, description="security_constrained")
     redistribution_price_per_mwh: float = Field(default=250.0, ge=0, description="security_constrained")
     s_max_factor: float = Field(default=0.95, gt=0, le=1, description="security_constrained: line limit "

@@ -5,7 +5,11 @@ measured output) and start-up costs, renewable curtailment and unserved-load pen
 the energy exchanged at the substation (external grid). ``cost_by_mg`` is each party's own bill: its units'
 costs and penalties plus what it pays for its exchange at its point of common coupling (PCC) at the tariff;
 the network operator ``DN`` pays for the substation exchange, receives the MGs' payments and carries the
-unserved-load penalty. Payments between parties cancel, so ``sum(cost_by_mg) == total_cost``.
+unserved-load penalty; where a scenario has no operator party (a community behind the utility's meter)
+that balance is reported as ``network`` (losses and the spread on trades netted inside the feeder). A
+strategy that settles trades between parties at its own prices outputs ``settlement_cost`` per party
+and step (summing to 0 over the parties); it is added to each party's bill and taken out of the
+operator's. Payments between parties cancel, so ``sum(cost_by_mg) == total_cost``.
 A step whose power flow failed has NaN measurements; it counts in ``pf_failures`` and adds nothing to
 energies and costs measured by the grid.
 """
@@ -82,8 +86,8 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         units = cfg.dn if name == "DN" else next(m for m in cfg.mgs if m.name == name)
         detail: dict[str, float] = {}
         cost = 0.0
-        if pm.get("diesel") and units is not None and units.diesel is not None:
-            unit = DieselUnit(**units.diesel.model_dump())
+        if pm.get("diesel") and units is not None and units.generator is not None:
+            unit = DieselUnit(**units.generator.model_dump())
             p = r.s(pm["diesel"], "p_mw")
             c, starts = diesel_cost(unit, p, dt)
             detail.update(diesel_cost=c, diesel_starts=starts, diesel_mwh=float(np.sum(_nz(p)) * dt))
@@ -119,11 +123,22 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
     unserved = _nz(r.s(emap["grid"], "unsupplied_mw"))
     unserved_cost = float(np.sum(unserved) * dt * pen.load_shed_price_per_mwh)
     ext_cost = float(np.sum(r.exchange_cost(ext)))
-    if "DN" in cost_by_mg:
-        cost_by_mg["DN"] += ext_cost - mg_payments + unserved_cost
-        per_party["DN"]["exchange_cost"] = ext_cost
-        per_party["DN"]["mg_payments_received"] = mg_payments
-        per_party["DN"]["unserved_cost"] = unserved_cost
+    # Strategy settlements between parties (e.g. internal trades at internal prices): they sum to 0.
+    settled = 0.0
+    for name, pm in emap["parties"].items():
+        settle = r.s(pm["ems"], "settlement_cost")
+        if np.isfinite(settle).any():
+            per_party[name]["settlement_cost"] = float(np.nansum(settle))
+            cost_by_mg[name] += per_party[name]["settlement_cost"]
+            settled += per_party[name]["settlement_cost"]
+    operator = "DN" if "DN" in cost_by_mg else "network"
+    if operator == "network":  # no operator party: the feeder's own balance (losses, netted trades)
+        cost_by_mg[operator] = 0.0
+        per_party[operator] = {}
+    cost_by_mg[operator] += ext_cost - mg_payments + unserved_cost - settled
+    per_party[operator]["exchange_cost"] = ext_cost
+    per_party[operator]["mg_payments_received"] = mg_payments
+    per_party[operator]["unserved_cost"] = unserved_cost
     total = unit_costs_total + ext_cost + unserved_cost
     g = emap["grid"]
     conv = r.s(g, "pf_converged")

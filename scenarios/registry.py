@@ -26,6 +26,8 @@ SCENARIOS: dict[str, ScenarioEntry] = {
     for e in [
         ScenarioEntry("ieee33_3mg", "scenarios.ieee33_3mg", DATA_DIR / "ieee33_3mg.toml",
                       "case33bw feeder, three microgrids (PV, wind, diesel, battery), the DN's diesel and battery"),
+        ScenarioEntry("community_3mg", "scenarios.community_3mg", DATA_DIR / "community_3mg.toml",
+                      "three CHP + PV microgrids trading internally and with the utility (spec 003)"),
     ]
 }
 DEFAULT_SCENARIO = "ieee33_3mg"
