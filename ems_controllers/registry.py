@@ -46,6 +46,13 @@ STRATEGIES: dict[str, Strategy] = {
             "MGs reschedule; case 3 adds tie lines and a central MG controller with a Shapley split",
             params=("case", "deviation_price_per_mwh", "redistribution_price_per_mwh", "s_max_factor"),
         ),
+        Strategy(
+            "cooperative",
+            "ems_controllers.cooperative.sim:CooperativeEMS",
+            "spec 003: each MG's uEMS sets its CHP against the prices and reports surplus/shortage; a "
+            "central EMS runs main and ancillary internal trading (--set ems.ancillary=extended widens it)",
+            params=("ancillary",),
+        ),
     ]
 }
 

@@ -9,6 +9,7 @@ setpoints and switch states to the grid, and lists what the runner records.
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pandapower as pp
 
 from ems_controllers.core.types import Microgrid
+from ems_controllers.registry import get_strategy
 from scenarios.config import Config, LoadCfg, MgCfg, PvCfg, UnitsCfg
 
 DN = "DN"
@@ -242,6 +244,11 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir:
         entity_map["parties"][name] = pm
         ems_entities.append(ems)
         to_record.append((ems, ems_output_attrs(strategy)))
+    community_attrs = getattr(importlib.import_module(get_strategy(strategy).module), "COMMUNITY_ATTRS", None)
+    if community_attrs:  # a strategy with a community-level entity (eid "community")
+        community = ems_sim.Community()
+        entity_map["community"] = _fid(community)
+        to_record.append((community, list(community_attrs)))
     if "tie_closed" in ems_output_attrs(strategy):  # a strategy that operates the tie switches
         dn_ems = next(e for e in ems_entities if e.eid == DN)
         for sw in layout.tie_switches:
