@@ -128,17 +128,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def _print_compare(results: dict[str, dict[str, Any]]) -> None:
     parties = sorted({p for k in results.values() for p in k.get("cost_by_mg", {})})
     cols = [(key, head) for key, head in COMPARE_COLUMNS] + [(f"cost:{p}", f"cost {p}") for p in parties]
-    width = max(12, *(len(s) for s in results)) + 1
-    print(f"{'strategy':<{width}}" + "".join(f"{head:>13}" for _, head in cols))
+    cells: dict[str, list[str]] = {}
     for spec, k in results.items():
-        if "run_error" in k:
-            print(f"{spec:<{width}}  run failed: {k['run_error']}")
-            continue
-        cells = []
+        row = []
         for key, _ in cols:
             v = k.get("cost_by_mg", {}).get(key[5:]) if key.startswith("cost:") else k.get(key)
-            cells.append(f"{_fmt(v) if v is not None else '-':>13}")
-        print(f"{spec:<{width}}" + "".join(cells))
+            row.append(_fmt(v) if v is not None else "-")
+        cells[spec] = row
+    widths = [max(len(head), *(len(r[i]) for r in cells.values())) + 2 for i, (_, head) in enumerate(cols)]
+    first = max(12, *(len(s) for s in results)) + 1
+    print(f"{'strategy':<{first}}" + "".join(f"{head:>{w}}" for (_, head), w in zip(cols, widths, strict=True)))
+    for spec, k in results.items():
+        if "run_error" in k:
+            print(f"{spec:<{first}}  run failed: {k['run_error']}")
+            continue
+        print(f"{spec:<{first}}" + "".join(f"{c:>{w}}" for c, w in zip(cells[spec], widths, strict=True)))
 
 
 def _fmt(v: Any) -> str:
