@@ -248,6 +248,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             buy_price_per_mwh=tuple(self.tariff.buy_price_per_mwh[i] for i in idx),
             sell_price_per_mwh=tuple(self.tariff.sell_price_per_mwh[i] for i in idx),
             final_step=final if final < n else None,
+            first_step_of_day=first,
         )
 
     def _problems(self, time: int) -> tuple[list[PartyProblem], Horizon]:

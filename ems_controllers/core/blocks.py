@@ -371,7 +371,10 @@ def add_balance(b: pyo.Block, mg: Microgrid, T: pyo.Set, dt_h: float, *,
     r"""Power balance of the party at each step.
 
     .. math::
-        P_t + PV_t + W_t + P^{dis}_t - P^{ch}_t + I_t + S_t = L_t
+        P_t + PV_t + W_t + P^{dis}_t - P^{ch}_t + I_t + S_t + N_t = L_t
+
+    ``N_t`` (``inner_mw``, mutable, default 0): the fixed net injection of microgrids nested inside this
+    one (their surplus as a source, their shortage as a load; ``Forecast.inner_net_mw``).
 
     with the diesel and battery terms present only when the party has those units. ``import_mw`` is
     the indexed component (Var or Expression) ``I_t``: ``B_t - X_t`` for a party trading at its own
@@ -381,13 +384,15 @@ def add_balance(b: pyo.Block, mg: Microgrid, T: pyo.Set, dt_h: float, *,
     del dt_h
 
     def rule(b, t):
-        supply = b.pv_mw[t] + b.wind_mw[t] + import_mw[t] + b.shed_mw[t]
+        supply = b.pv_mw[t] + b.wind_mw[t] + import_mw[t] + b.shed_mw[t] + b.inner_mw[t]
         if mg.diesel is not None:
             supply = supply + b.dg_p_mw[t]
         if mg.battery is not None:
             supply = supply + b.bat_dis_mw[t] - b.bat_ch_mw[t]
         return supply == b.load_mw[t]
 
+    if not hasattr(b, "inner_mw"):
+        b.inner_mw = pyo.Param(T, mutable=True, initialize=0.0)
     b.balance_con = pyo.Constraint(T, rule=rule)
 
 
@@ -445,6 +450,8 @@ def set_party_data(b: pyo.Block, problem: PartyProblem, horizon: Horizon) -> Non
         b.load_mw[t] = max(fc.load_p_mw[t], 0.0)
         b.pv_fc_mw[t] = max(fc.pv_p_mw[t], 0.0)
         b.wind_fc_mw[t] = max(fc.wind_p_mw[t], 0.0)
+        if hasattr(b, "inner_mw"):
+            b.inner_mw[t] = fc.inner_net_mw[t] if fc.inner_net_mw else 0.0
     if mg.diesel is not None:
         p_prev = min(max(st.diesel_p_mw, 0.0), mg.diesel.p_max_mw)
         b.dg_p_prev_mw = p_prev
@@ -466,7 +473,7 @@ def set_party_data(b: pyo.Block, problem: PartyProblem, horizon: Horizon) -> Non
 def party_key(mg: Microgrid) -> tuple:
     """What fixes a party block's structure and coefficients (the rest lives in mutable params)."""
     return (mg.name, mg.diesel, mg.battery, mg.pcc_max_mw, mg.res_curtailment_price_per_mwh,
-            mg.load_shed_price_per_mwh)
+            mg.load_shed_price_per_mwh, mg.pv_curtailable, mg.wind_curtailable)
 
 
 def party_plan(b: pyo.Block, mg: Microgrid, T: pyo.Set, *, import_mw: list[float],

@@ -114,6 +114,11 @@ class Microgrid:
     load_shed_price_per_mwh: float = 1000.0
     pv_curtailable: bool = True  # False: the EMS must take all the PV there is
     wind_curtailable: bool = True
+    # Prices of this party's exchange at its PCC when they are not the utility tariff (a microgrid nested
+    # in another trades with its parent at trading prices), one value per step of a day; None: tariff.
+    trade_buy_price_per_mwh: tuple[float, ...] | None = None
+    trade_sell_price_per_mwh: tuple[float, ...] | None = None
+    parent: str | None = None  # the party this one is nested in (None: coupled to the utility/network)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +129,9 @@ class Microgrid:
         data = dict(data)
         diesel = data.pop("diesel", None)
         battery = data.pop("battery", None)
+        for key in ("trade_buy_price_per_mwh", "trade_sell_price_per_mwh"):
+            if data.get(key) is not None:
+                data[key] = tuple(float(x) for x in data[key])
         return cls(
             diesel=DieselUnit.from_dict(diesel) if diesel else None,
             battery=Battery.from_dict(battery) if battery else None,
@@ -138,11 +146,16 @@ class Forecast:
     load_p_mw: tuple[float, ...]
     pv_p_mw: tuple[float, ...]
     wind_p_mw: tuple[float, ...]
+    # net injection of microgrids nested inside this party (+ = their surplus arriving as a source,
+    # - = their shortage as a load); empty = none
+    inner_net_mw: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.load_p_mw)
         if len(self.pv_p_mw) != n or len(self.wind_p_mw) != n:
             raise ValueError("Forecast: load, pv and wind series differ in length")
+        if self.inner_net_mw and len(self.inner_net_mw) != n:
+            raise ValueError("Forecast: inner_net_mw differs in length from the load")
 
     @property
     def n_steps(self) -> int:
@@ -178,6 +191,17 @@ class Horizon:
     buy_price_per_mwh: tuple[float, ...]
     sell_price_per_mwh: tuple[float, ...]
     final_step: int | None = None
+    first_step_of_day: int = 0  # the step of the day the window starts at
+
+    def for_party(self, mg: Microgrid) -> Horizon:
+        """This window with the party's own trading prices where it has them."""
+        if mg.trade_buy_price_per_mwh is None or mg.trade_sell_price_per_mwh is None:
+            return self
+        spd = len(mg.trade_buy_price_per_mwh)
+        idx = [(self.first_step_of_day + k) % spd for k in range(self.n_steps)]
+        return Horizon(self.dt_h, tuple(mg.trade_buy_price_per_mwh[i] for i in idx),
+                       tuple(mg.trade_sell_price_per_mwh[i] for i in idx), self.final_step,
+                       self.first_step_of_day)
 
     def __post_init__(self) -> None:
         if len(self.buy_price_per_mwh) != len(self.sell_price_per_mwh):

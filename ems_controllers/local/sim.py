@@ -1,4 +1,5 @@
-"""mosaik adapter of the local EMS: every party schedules itself against the tariff at its PCC.
+"""mosaik adapter of the local EMS: every party schedules itself against the tariff at its PCC (or
+against its own trading prices where it has them: a microgrid nested in another trades with its parent).
 
 The parties solve separately (each MG on its own controller), so one infeasible MG falls back alone and
 a planning round costs the slowest party's solve time. No message crosses an ownership boundary: each MG
@@ -29,7 +30,7 @@ class LocalEMS(PlanningEMS):
         t0 = _time.perf_counter()
         for p in problems:
             model = self.models.setdefault(p.mg.name, LocalModel())
-            r = model.solve(p, horizon, self.solve_opts)
+            r = model.solve(p, horizon.for_party(p.mg), self.solve_opts)
             by_party[p.mg.name] = r.build_s + r.solve_s
             build_s += r.build_s
             solve_s += r.solve_s
