@@ -145,10 +145,42 @@ class UnitsCfg(_Strict):
         return self.diesel if self.diesel is not None else self.chp
 
 
+class OwnerLoadCfg(_Strict):
+    """One owner's load inside an MG (owners need not reveal their profile to the MG's EMS)."""
+
+    owner: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    p_peak_mw: float = Field(ge=0)
+    profile: str = "H0-A"
+    cos_phi: float = Field(default=0.95, gt=0, le=1)
+
+
+class TradeCfg(_Strict):
+    """Prices at which a nested MG trades with its parent, one per step of a day."""
+
+    buy_price_per_mwh: list[float]
+    sell_price_per_mwh: list[float]
+
+
 class MgCfg(UnitsCfg):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    bus: int | None = Field(default=None, ge=0, description="feeder bus (pandapower index); none for an "
+                                                               "MG nested in another (it hangs on its parent's bus)")
     pcc_max_mw: float = Field(default=5.0, gt=0)
     pcc_line_length_km: float = Field(default=0.1, gt=0)
+    parent: str | None = Field(default=None, description="the MG this one is nested in")
+    trade: TradeCfg | None = Field(default=None, description="prices of the exchange with the parent")
+    owners: list[OwnerLoadCfg] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _placement(self) -> MgCfg:
+        if self.parent is None and self.bus is None:
+            raise ValueError("bus: an MG that is not nested needs its feeder bus")
+        if self.parent is not None and self.trade is None:
+            raise ValueError("trade: a nested MG needs the prices it trades at with its parent")
+        owners = [o.owner for o in self.owners]
+        if len(set(owners)) != len(owners):
+            raise ValueError(f"owners: duplicate owner names {owners}")
+        return self
 
 
 class GridCfg(_Strict):
@@ -287,6 +319,21 @@ class Config(_Strict):
         names = [m.name for m in self.mgs]
         if len(set(names)) != len(names):
             raise ValueError(f"mgs: duplicate MG names {names}")
+        for m in self.mgs:
+            if m.parent is not None and m.parent not in names:
+                raise ValueError(f"mgs ({m.name}).parent: no MG named {m.parent!r}")
+            if m.trade is not None:
+                for key in ("buy_price_per_mwh", "sell_price_per_mwh"):
+                    if len(getattr(m.trade, key)) != steps_per_day:
+                        raise ValueError(f"mgs ({m.name}).trade.{key}: a day has {steps_per_day} steps")
+        parents = {m.name: m.parent for m in self.mgs}
+        for m in self.mgs:
+            seen, cur = [m.name], m.parent
+            while cur is not None:
+                if cur in seen:
+                    raise ValueError(f"mgs: nesting cycle {' -> '.join([*seen, cur])}")
+                seen.append(cur)
+                cur = parents[cur]
         if "DN" in names:
             raise ValueError("mgs: 'DN' is reserved for the network operator")
         return self
@@ -448,6 +495,8 @@ def validate_data(cfg: Config, data_dir: Path) -> None:
     for i, mg in enumerate(cfg.mgs):
         if mg.load is not None and mg.load.p_mw_per_hour is None:
             wanted[f"mgs[{i}] ({mg.name}).load.profile"] = mg.load.profile
+        for j, o in enumerate(mg.owners):
+            wanted[f"mgs[{i}] ({mg.name}).owners[{j}] ({o.owner}).profile"] = o.profile
     if cfg.dn is not None and cfg.dn.load is not None:
         wanted["dn.load.profile"] = cfg.dn.load.profile
     for where, name in wanted.items():

@@ -9,7 +9,9 @@ unserved-load penalty; where a scenario has no operator party (a community behin
 that balance is reported as ``network`` (losses and the spread on trades netted inside the feeder). A
 strategy that settles trades between parties at its own prices outputs ``settlement_cost`` per party
 and step (summing to 0 over the parties); it is added to each party's bill and taken out of the
-operator's. Payments between parties cancel, so ``sum(cost_by_mg) == total_cost``.
+operator's. A nested MG (one with a parent) pays for the flow at its PCC at its trading prices, to its
+parent; its parent's PCC flow includes it, so the parent pays for it at its own prices (telescoping to
+the tariff at the outermost PCC). Payments between parties cancel, so ``sum(cost_by_mg) == total_cost``.
 A step whose power flow failed has NaN measurements; it counts in ``pf_failures`` and adds nothing to
 energies and costs measured by the grid.
 """
@@ -59,9 +61,20 @@ class _Run:
         a = self.series.get((fid, attr))
         return [] if a is None else [str(x) for x in a[: self.n]]
 
-    def exchange_cost(self, import_mw: np.ndarray) -> np.ndarray:
+    def exchange_cost(self, import_mw: np.ndarray, prices: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         imp = _nz(import_mw)
-        return (self.buy * np.maximum(imp, 0.0) - self.sell * np.maximum(-imp, 0.0)) * self.dt_h
+        buy, sell = prices if prices is not None else (self.buy, self.sell)
+        return (buy * np.maximum(imp, 0.0) - sell * np.maximum(-imp, 0.0)) * self.dt_h
+
+    def trade_prices(self, mg: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """A nested MG's prices with its parent per step (None: the tariff)."""
+        trade = getattr(mg, "trade", None)
+        if trade is None:
+            return None
+        spd = len(trade.buy_price_per_mwh)
+        idx = np.arange(self.n) % spd
+        return (np.asarray(trade.buy_price_per_mwh, dtype=float)[idx],
+                np.asarray(trade.sell_price_per_mwh, dtype=float)[idx])
 
 
 def diesel_cost(unit: DieselUnit, p_mw: np.ndarray, dt_h: float) -> tuple[float, int]:
@@ -82,6 +95,7 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
     per_party: dict[str, dict[str, float]] = {}
     mg_payments = 0.0
     unit_costs_total = 0.0
+    received: dict[str, float] = {}  # parent -> what its nested MGs paid it
     for name, pm in emap["parties"].items():
         units = cfg.dn if name == "DN" else next(m for m in cfg.mgs if m.name == name)
         detail: dict[str, float] = {}
@@ -100,11 +114,15 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         unit_costs_total += cost
         if pm.get("pcc_line"):
             imp = -r.s(pm["pcc_line"], "p_to_mw")  # flow out of the line's MG-side end = into the MG
-            pay = float(np.sum(r.exchange_cost(imp)))
+            pay = float(np.sum(r.exchange_cost(imp, r.trade_prices(units))))
             detail.update(exchange_cost=pay, import_mwh=float(np.sum(np.maximum(_nz(imp), 0)) * dt),
                           export_mwh=float(np.sum(np.maximum(-_nz(imp), 0)) * dt))
             cost += pay
-            mg_payments += pay
+            parent = pm.get("parent")
+            if parent:  # a nested MG pays its parent at the trading prices
+                received[parent] = received.get(parent, 0.0) + pay
+            else:
+                mg_payments += pay
         if pm.get("storage"):
             soc = r.s(pm["storage"], "soc_mwh")
             detail["soc_final_mwh"] = float(soc[-1]) if r.n else float("nan")
@@ -123,6 +141,9 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
     unserved = _nz(r.s(emap["grid"], "unsupplied_mw"))
     unserved_cost = float(np.sum(unserved) * dt * pen.load_shed_price_per_mwh)
     ext_cost = float(np.sum(r.exchange_cost(ext)))
+    for parent, amount in received.items():
+        cost_by_mg[parent] -= amount
+        per_party[parent]["received_from_nested"] = amount
     # Strategy settlements between parties (e.g. internal trades at internal prices): they sum to 0.
     settled = 0.0
     for name, pm in emap["parties"].items():

@@ -35,6 +35,7 @@ class PartyUnits:
     storage: int | None = None
     pcc_line: int | None = None
     pcc_switch: int | None = None
+    owner_loads: dict[str, int] = field(default_factory=dict)  # owner -> load index
 
 
 @dataclass
@@ -58,6 +59,9 @@ def _add_units(net: Any, units: UnitsCfg, bus: int, name: str, party: PartyUnits
         p = units.load.peak_mw
         q = p * math.tan(math.acos(units.load.cos_phi))
         party.load.append(pp.create_load(net, bus, p_mw=p, q_mvar=q, name=f"{name} load"))
+    for o in getattr(units, "owners", []):
+        q = o.p_peak_mw * math.tan(math.acos(o.cos_phi))
+        party.owner_loads[o.owner] = pp.create_load(net, bus, p_mw=o.p_peak_mw, q_mvar=q, name=f"{name} {o.owner}")
     if units.pv is not None:
         party.pv.append(pp.create_sgen(net, bus, p_mw=0.0, max_p_mw=units.pv.peak_mw, name=f"{name} PV",
                                        type="PV", controllable=False))
@@ -83,13 +87,15 @@ def _add_units(net: Any, units: UnitsCfg, bus: int, name: str, party: PartyUnits
 
 
 def add_mg_behind_pcc(net: Any, mg: MgCfg, vn_kv: float, r_ohm_per_km: float, x_ohm_per_km: float,
-                      max_i_ka: float, vm_band: tuple[float, float]) -> PartyUnits:
-    """An MG on a bus of its own, joined to its feeder bus by a short line whose switch is its PCC."""
+                      max_i_ka: float, vm_band: tuple[float, float], from_bus: int | None = None) -> PartyUnits:
+    """An MG on a bus of its own, joined to its feeder bus (or, nested, to its parent's bus:
+    ``from_bus``) by a short line whose switch is its PCC."""
+    at = mg.bus if from_bus is None else from_bus
     mg_bus = pp.create_bus(net, vn_kv=vn_kv, name=mg.name, min_vm_pu=vm_band[0], max_vm_pu=vm_band[1])
     line = pp.create_line_from_parameters(
-        net, from_bus=mg.bus, to_bus=mg_bus, length_km=mg.pcc_line_length_km, r_ohm_per_km=r_ohm_per_km,
+        net, from_bus=at, to_bus=mg_bus, length_km=mg.pcc_line_length_km, r_ohm_per_km=r_ohm_per_km,
         x_ohm_per_km=x_ohm_per_km, c_nf_per_km=0.0, max_i_ka=max_i_ka, name=f"{mg.name} PCC")
-    sw = pp.create_switch(net, bus=mg.bus, element=line, et="l", closed=True, name=f"{mg.name} PCC")
+    sw = pp.create_switch(net, bus=at, element=line, et="l", closed=True, name=f"{mg.name} PCC")
     party = PartyUnits(bus=mg_bus, pcc_line=line, pcc_switch=sw)
     _add_units(net, mg, mg_bus, mg.name, party)
     return party
@@ -133,6 +139,9 @@ def party_microgrid(cfg: Config, name: str) -> Microgrid:
         "res_curtailment_price_per_mwh": pen.res_curtailment_price_per_mwh,
         "load_shed_price_per_mwh": pen.load_shed_price_per_mwh,
         "pv_curtailable": units.pv.curtailable if units.pv else True,
+        "parent": getattr(units, "parent", None),
+        "trade_buy_price_per_mwh": units.trade.buy_price_per_mwh if getattr(units, "trade", None) else None,
+        "trade_sell_price_per_mwh": units.trade.sell_price_per_mwh if getattr(units, "trade", None) else None,
         "wind_curtailable": units.wind.curtailable if units.wind else True,
     })
 
@@ -215,6 +224,22 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir:
             world.connect(ent, ems, ("forecast_p_mw", "load_forecast_p_mw"))
             pm["load"].append(_fid(ge[f"Load-{li}"]))
             pm["profiles"]["load"].append(_fid(ent))
+        owner_model = getattr(importlib.import_module(get_strategy(strategy).module), "OWNER_ATTRS", None)
+        for o in getattr(units, "owners", []):
+            li = party.owner_loads[o.owner]
+            ent = prof.Load(p_peak_mw=o.p_peak_mw, profile=o.profile, cos_phi=o.cos_phi,
+                            forecast_error_std=cfg.forecast.error_std)
+            profile_ents.append(ent)
+            world.connect(ent, ge[f"Load-{li}"], "p_mw", "q_mvar")  # physics: the owner's actual load
+            if owner_model is not None:  # the owner's own agent encrypts its forecast for the MG's EMS
+                agent = ems_sim.Owner(mg=name, owner=o.owner)
+                world.connect(ent, agent, ("forecast_p_mw", "load_forecast_p_mw"))
+                pm.setdefault("owners", {})[o.owner] = _fid(agent)
+                to_record.append((agent, list(owner_model)))
+            else:  # strategies without owner privacy get the owner's forecast in plaintext
+                world.connect(ent, ems, ("forecast_p_mw", "load_forecast_p_mw"))
+            pm["load"].append(_fid(ge[f"Load-{li}"]))
+            pm["profiles"]["load"].append(_fid(ent))
         for kind, idxs in (("pv", party.pv), ("wind", party.wind)):
             for si in idxs:
                 ent = _profile(prof, kind, getattr(units, kind), cfg)
@@ -241,6 +266,7 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir:
             pm["pcc_switch"] = _fid(sw)
             # The MG's import is the power flowing from its PCC line into the MG bus (the line's to side).
             pm["pcc_line"] = _fid(ge[f"Line-{party.pcc_line}"])
+        pm["parent"] = getattr(units, "parent", None)
         entity_map["parties"][name] = pm
         ems_entities.append(ems)
         to_record.append((ems, ems_output_attrs(strategy)))
