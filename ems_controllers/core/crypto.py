@@ -169,6 +169,8 @@ class FixedPoint:
     def decode_sum(self, plaintexts: Sequence[int], n_addends: int, n_values: int) -> list[float]:
         if len(plaintexts) != n_values:
             raise ValueError(f"expected {n_values} plaintexts, got {len(plaintexts)}")
+        if not 1 <= n_addends <= self.max_addends:
+            raise ValueError(f"n_addends={n_addends} outside 1..{self.max_addends}")
         return [m / self.scale for m in plaintexts]
 
     def check_fits(self, public_key: PaillierPublicKey, plaintexts: Sequence[int]) -> None:
