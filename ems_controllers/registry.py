@@ -53,6 +53,13 @@ STRATEGIES: dict[str, Strategy] = {
             "central EMS runs main and ancillary internal trading (--set ems.ancillary=extended widens it)",
             params=("ancillary",),
         ),
+        Strategy(
+            "nested",
+            "ems_controllers.nested.sim:NestedEMS",
+            "spec 000: nested MGs schedule innermost to outermost, each handing its parent only its "
+            "surplus/shortage; owners' loads reach their MG's EMS only as a Paillier-encrypted sum",
+            params=("key_bits", "packed"),
+        ),
     ]
 }
 

@@ -199,6 +199,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from scenarios.audit import audit_run
+
+    path = Path(args.run)
+    if not path.is_file():
+        return _bad_input(f"no such run file: {path}")
+    try:
+        rep = audit_run(path)
+    except (OSError, KeyError, ValueError) as exc:
+        return _bad_input(f"{path} is not a readable mmg-cosim run: {type(exc).__name__}: {exc}")
+    if args.json:
+        print(json.dumps({"received": {r: {s: sorted(k) for s, k in d.items()} for r, d in rep.received.items()},
+                          "findings": rep.findings, "n_messages": rep.n_messages,
+                          "n_ciphertext": rep.n_ciphertext}, indent=2))
+        return 0
+    print(f"{rep.n_messages} messages crossed an ownership boundary, {rep.n_ciphertext} as ciphertext only")
+    print("plaintext received (receiver <- sender: kinds):")
+    for receiver, senders in sorted(rep.received.items()):
+        for sender, kinds in sorted(senders.items()):
+            print(f"  {receiver} <- {sender}: {', '.join(sorted(kinds))}")
+    if not rep.received:
+        print("  (none)")
+    print("findings:" if rep.findings else "findings: none (no owner's data and no internal data in plaintext)")
+    for f in rep.findings:
+        print(f"  {f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmg-cosim", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -225,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out-dir", help="where the runs' HDF5 files go (default results/)")
     c.add_argument("--json", action="store_true", help="one JSON object: strategy -> KPIs")
     c.set_defaults(func=cmd_compare)
+    au = sub.add_parser("audit", help="who received whose data in plaintext (privacy audit of a run)")
+    au.add_argument("run", help="an HDF5 file written by `mmg-cosim run`")
+    au.add_argument("--json", action="store_true")
+    au.set_defaults(func=cmd_audit)
     rp = sub.add_parser("report", help="KPIs and plots of a run file")
     rp.add_argument("run", help="an HDF5 file written by `mmg-cosim run`")
     rp.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")

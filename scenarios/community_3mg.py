@@ -31,6 +31,8 @@ def build_net(cfg: Config) -> NetLayout:
         raise ConfigError("dn: the community has no network operator party (the utility is the external grid)")
     net = NETS[g.net]()
     for i, mg in enumerate(cfg.mgs):
+        if mg.parent is not None:
+            raise ConfigError(f"mgs[{i}] ({mg.name}).parent: {NAME} has no nested microgrids")
         if mg.bus not in net.bus.index:
             raise ConfigError(f"mgs[{i}] ({mg.name}).bus: bus {mg.bus} is not in {g.net} "
                               f"(buses {list(net.bus.index)})")

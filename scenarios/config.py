@@ -233,6 +233,8 @@ class EmsCfg(_Strict):
     horizon: Literal["receding", "shrinking"] = Field(
         default="receding", description="rolling window: forecast length, or to the end of the day")
     case: Literal[1, 2, 3] = Field(default=2, description="security_constrained: spec 002's case")
+    key_bits: int = Field(default=2048, ge=2048, description="nested: Paillier key size")
+    packed: bool = Field(default=True, description="nested: pack a forecast into one plaintext")
     ancillary: Literal["paper", "extended"] = Field(
         default="paper", description="cooperative: which MGs may move their CHP in step 2")
     deviation_price_per_mwh: float = Field(default=500.0, gt=0, description="security_constrained")

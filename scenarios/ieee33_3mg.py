@@ -31,6 +31,9 @@ def build_net(cfg: Config) -> NetLayout:
         raise ConfigError(f"grid.net: scenario {NAME} is built on case33bw, not {g.net!r}")
     net = pn.case33bw()
     validate_against_net(cfg, net)
+    for i, mg in enumerate(cfg.mgs):
+        if mg.parent is not None:
+            raise ConfigError(f"mgs[{i}] ({mg.name}).parent: {NAME} has no nested microgrids")
     if "grid_forming" not in net.sgen.columns:
         net.sgen["grid_forming"] = False
     net.bus["min_vm_pu"] = g.vm_min_pu

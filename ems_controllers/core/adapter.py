@@ -109,6 +109,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         self.horizon_mode = "receding"
         self.active: dict[str, _ActivePlan] = {}
         self.last_plan_time: int | None = None
+        self.force_plan = False  # a subclass that learned a new forecast by other means sets it
         self.failure: dict[str, str] = {}  # party -> why its last planning round gave it no plan
         self.warm_start = True
         self.solve_opts = self.opts
@@ -184,8 +185,9 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
                 party.e_mwh = float(soc)
         self.messages = []
         planning_info: dict[str, dict[str, Any]] = {}
-        if (self.rolling or new_forecast) and self._forecasts_cover(time):
+        if (self.rolling or new_forecast or self.force_plan) and self._forecasts_cover(time):
             planning_info = self._plan(time)
+        self.force_plan = False
         for name, party in self.parties.items():
             party.out = self._outputs(name, party, time, planning_info)
         return time + self.step_size

@@ -1,0 +1,53 @@
+"""Privacy audit of a run: who received whose data in plaintext (from the record's ``Messages/``).
+
+``audit_run(path)`` reads every message that crossed an ownership boundary and reports, per receiving
+party, which other parties' plaintext kinds it got (ciphertexts do not count), and findings: plaintext
+that carries an owner's data (an owner agent, eid ``<mg>:<owner>``, sent in plaintext) or a party's
+internal data (its load, forecasts, unit outputs, state of charge) to anybody else. What a strategy hands
+on by design (the centralized EMS's forecasts to its operator) shows up as findings too: the audit says
+what was revealed, not whether the strategy meant to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ems_controllers.core.channel import audit
+from sims.recorder import read_attrs, read_messages
+
+INTERNAL_MARKERS = ("load", "forecast", "diesel", "battery", "soc", "pv", "wind", "unit", "problem")
+
+
+@dataclass
+class AuditReport:
+    received: dict[str, dict[str, set[str]]]
+    findings: list[str] = field(default_factory=list)
+    n_messages: int = 0
+    n_ciphertext: int = 0
+
+
+def is_internal(kind: str) -> bool:
+    k = kind.lower()
+    return any(marker in k for marker in INTERNAL_MARKERS)
+
+
+def audit_messages(messages: list[dict], parties: set[str]) -> AuditReport:
+    received = audit(messages)
+    report = AuditReport(received, n_messages=len(messages),
+                         n_ciphertext=sum(1 for m in messages if "ciphertext_bytes" in m))
+    for receiver, senders in sorted(received.items()):
+        for sender, kinds in sorted(senders.items()):
+            if ":" in sender and sender.split(":", 1)[0] in parties:
+                report.findings.append(f"{receiver} received owner {sender}'s {sorted(kinds)} in plaintext")
+                continue
+            internal = sorted(k for k in kinds if is_internal(k))
+            if internal and sender in parties:  # a party's data about itself, to somebody else
+                report.findings.append(f"{receiver} received {sender}'s internal data {internal} in plaintext")
+    return report
+
+
+def audit_run(path: str | Path) -> AuditReport:
+    attrs = read_attrs(path)
+    parties = set(attrs.get("entity_map", {}).get("parties", {}))
+    return audit_messages(read_messages(path), parties)
