@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_recorder.py
 	$(PY) tests/bench/bench_runs.py
 	$(PY) tests/bench/bench_milp.py
+	$(PY) tests/bench/bench_crypto.py
 
 bench-rolling: $(STAMP)
 	$(PY) tests/bench/bench_runs.py --strategy centralized --set ems.rolling=true --days 1 365

@@ -93,6 +93,9 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
     """Base adapter of an optimising EMS (see the module docstring). Subclasses implement ``solve``."""
 
     strategy_name = "planning"
+    # whether a party's plan already contains what its nested MGs exchange through its PCC (the nested
+    # EMS's does: they enter its balance); otherwise the adapter adds them to planned_import_mw
+    plans_include_nested = False
 
     def __init__(self) -> None:
         super().__init__(META)
@@ -190,7 +193,27 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         self.force_plan = False
         for name, party in self.parties.items():
             party.out = self._outputs(name, party, time, planning_info)
+        if not self.plans_include_nested:
+            self._add_nested_flows()
         return time + self.step_size
+
+    def _add_nested_flows(self) -> None:
+        """A nested MG's exchange flows through its parent's PCC: add it (innermost first) to the parent's
+        planned import, so ``planned_import_mw`` is the planned flow at each party's PCC."""
+        parents = {n: p.mg.parent for n, p in self.parties.items() if p.mg.parent in self.parties}
+        if not parents:
+            return
+        from ems_controllers.nested.model import nesting_order
+
+        for name in nesting_order([p.mg for p in self.parties.values()]):
+            parent = parents.get(name)
+            out = self.parties[name].out
+            if parent is None or out is None:
+                continue
+            pout = self.parties[parent].out
+            if pout is not None and pout.get("planned_import_mw") is not None \
+                    and out.get("planned_import_mw") is not None:
+                pout["planned_import_mw"] += out["planned_import_mw"]
 
     def get_data(self, outputs):
         data: dict[str, dict[str, Any]] = {}

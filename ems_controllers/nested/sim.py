@@ -39,6 +39,7 @@ MAX_ABS_MW = 1000.0  # packing range of an owner's forecast value (|value| <= th
 
 class NestedEMS(PlanningEMS):
     strategy_name = "nested"
+    plans_include_nested = True
 
     def __init__(self) -> None:
         super().__init__()
