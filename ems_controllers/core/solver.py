@@ -19,6 +19,7 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.results import TerminationCondition as TC
 
@@ -62,6 +63,10 @@ class RawSolve:
         return self.status in ("optimal", "feasible")
 
 
+INTEGRALITY_TOL = 1e-6
+"""An LP value this close to an integer counts as integral (HiGHS's ``mip_feasibility_tolerance``)."""
+
+
 def _gap(obj: float | None, bound: float | None) -> float | None:
     if obj is None or bound is None or not (math.isfinite(obj) and math.isfinite(bound)):
         return None
@@ -78,6 +83,8 @@ class PersistentHighs:
         self.backend = backend
         self._opt = None
         self._solved_once = False
+        self._int_cols = None
+        self._cols: list = []
 
     def _make(self):
         if self.backend == "contrib":
@@ -197,6 +204,10 @@ class PersistentHighs:
         cfg.solver_options = {"mip_heuristic_run_feasibility_jump": heuristics,
                               "mip_heuristic_run_rins": heuristics, "mip_heuristic_run_rens": heuristics}
         t1 = time.perf_counter()
+        if opts.certify_relaxation:
+            raw = self._certified_relaxation(opts, translate_s, t1)
+            if raw is not None:
+                return raw
         res = opt.solve(self.model)
         highs_s = time.perf_counter() - t1
         term = res.termination_condition
@@ -207,6 +218,76 @@ class PersistentHighs:
             res.solution_loader.load_vars()
         return RawSolve(status, term.name, obj, _gap(obj, res.objective_bound) if obj is not None
                         else None, translate_s, highs_s)
+
+    def _certified_relaxation(self, opts: SolverOptions, translate_s: float, t1: float) -> RawSolve | None:
+        """Try to prove the MILP optimum from its LP relaxation; None when that fails (run the MILP).
+
+        1. Solve the LP relaxation (objective ``z_R``, a lower bound of the MILP). Infeasible: the MILP
+           is infeasible too (returned as such).
+        2. Round its integer columns (integral values kept, fractional ones up: a binary that gates a
+           unit or a direction then allows what the LP used), fix them, solve the LP again (``z_F``).
+        3. Feasible and ``z_F - z_R <= mip_rel_gap * |z_F|``: the fixed solution is MILP-feasible and
+           within the gap of the bound, i.e. as good as the MILP answer HiGHS would accept; load it.
+        On the ieee33_3mg centralized re-solves this took 10-12 ms where HiGHS's MILP took 28-110 ms
+        (all four dumped instances certified, objective equal to the MILP's within its gap).
+        """
+        opt = self._opt
+        h = getattr(opt, "_solver_model", None)
+        var_map = getattr(opt, "_pyomo_var_to_solver_var_map", None)
+        if h is None or var_map is None:
+            return None
+        if self._int_cols is None:
+            pairs = [(var_map[id(v)], v) for v in self.model.component_data_objects(pyo.Var, descend_into=True)
+                     if id(v) in var_map]
+            pairs.sort(key=lambda cv: cv[0])
+            self._cols = [v for _, v in pairs]
+            self._int_cols = np.array([c for c, v in pairs if v.is_integer()], dtype=np.int32)
+        import highspy
+
+        h.setOptionValue("solve_relaxation", True)
+        h.setOptionValue("time_limit", max(opts.time_limit_s - (time.perf_counter() - t1), 0.0))
+        h.setOptionValue("threads", opts.threads)
+        try:
+            h.run()
+            status = h.getModelStatus()
+            if status == highspy.HighsModelStatus.kInfeasible:
+                return RawSolve("infeasible", "provenInfeasible (LP relaxation)", None, None, translate_s,
+                                time.perf_counter() - t1)
+            if status != highspy.HighsModelStatus.kOptimal:
+                return None
+            z_r = h.getInfo().objective_function_value
+            x = np.asarray(h.getSolution().col_value)
+            idx = self._int_cols
+            if len(idx) == 0:
+                z_f = z_r
+            else:
+                lp = h.getLp()
+                lo = np.asarray(lp.col_lower_)[idx]
+                hi = np.asarray(lp.col_upper_)[idx]
+                xi = x[idx]
+                vals = np.where(np.abs(xi - np.round(xi)) <= INTEGRALITY_TOL, np.round(xi), np.ceil(xi))
+                vals = np.minimum(np.maximum(vals, lo), hi)
+                h.changeColsBounds(len(idx), idx, vals, vals)
+                try:
+                    h.run()
+                    ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+                    z_f = h.getInfo().objective_function_value if ok else math.inf
+                    x = np.asarray(h.getSolution().col_value) if ok else x
+                finally:
+                    h.changeColsBounds(len(idx), idx, lo, hi)
+        finally:
+            h.setOptionValue("solve_relaxation", False)
+        if not math.isfinite(z_f) or z_f - z_r > opts.mip_rel_gap * max(abs(z_f), 1e-9) + 1e-9:
+            return None
+        for col, v in enumerate(self._cols):
+            if not v.fixed:
+                v.set_value(float(x[col]), skip_validation=True)
+        for col in self._int_cols:
+            v = self._cols[col]
+            if not v.fixed:
+                v.set_value(float(round(v.value)), skip_validation=True)
+        return RawSolve("optimal", "convergenceCriteriaSatisfied (LP relaxation certified)", z_f,
+                        _gap(z_f, z_r), translate_s, time.perf_counter() - t1)
 
     def _run_appsi(self, opts: SolverOptions, translate_s: float) -> RawSolve:
         from pyomo.contrib.appsi.base import TerminationCondition as ATC

@@ -242,6 +242,9 @@ class SolverOptions:
     # Rolling horizon: start HiGHS from the previous solution of the same model shifted by this many
     # steps (a MIP start; HiGHS checks it and ignores it if infeasible). None: no start.
     warm_start_shift: int | None = None
+    # First try to prove the optimum from the LP relaxation (rounded, fixed and re-solved: see
+    # core.solver); the MILP runs only when that fails.
+    certify_relaxation: bool = True
 
 
 @dataclass(frozen=True)
