@@ -170,18 +170,25 @@ def _print_kpis(k: dict[str, Any]) -> None:
             print(f"  {key}: " + ", ".join(f"{n} {_fmt(v)}" for n, v in k[key].items()))
 
 
+def _read_run(path: Path, reader: Any) -> Any:
+    """``reader(path)``, or exit code 2 with a message if the file is missing or not a run."""
+    if not path.is_file():
+        return _bad_input(f"no such run file: {path}")
+    try:
+        return reader(path)
+    except (OSError, KeyError, ValueError) as exc:
+        return _bad_input(f"{path} is not a readable mmg-cosim run: {type(exc).__name__}: {exc}")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     import h5py
 
     from scenarios.kpis import compute_kpis
 
     path = Path(args.run)
-    if not path.is_file():
-        return _bad_input(f"no such run file: {path}")
-    try:
-        kpis = compute_kpis(path)
-    except (OSError, KeyError, ValueError) as exc:
-        return _bad_input(f"{path} is not a readable mmg-cosim run: {type(exc).__name__}: {exc}")
+    kpis = _read_run(path, compute_kpis)
+    if isinstance(kpis, int):
+        return kpis
     with h5py.File(path, "r") as f:
         err = f.attrs.get("run_error")
     if err is not None:
@@ -203,12 +210,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from scenarios.audit import audit_run
 
     path = Path(args.run)
-    if not path.is_file():
-        return _bad_input(f"no such run file: {path}")
-    try:
-        rep = audit_run(path)
-    except (OSError, KeyError, ValueError) as exc:
-        return _bad_input(f"{path} is not a readable mmg-cosim run: {type(exc).__name__}: {exc}")
+    rep = _read_run(path, audit_run)
+    if isinstance(rep, int):
+        return rep
     if args.json:
         print(json.dumps({"received": {r: {s: sorted(k) for s, k in d.items()} for r, d in rep.received.items()},
                           "findings": rep.findings, "n_messages": rep.n_messages,

@@ -16,7 +16,7 @@ from typing import Any
 import pandapower.networks as pn
 
 from scenarios.config import Config, ConfigError
-from scenarios.wiring import Built, NetLayout, PartyUnits, add_mg_behind_pcc, finish_flags, wire
+from scenarios.wiring import Built, NetLayout, PartyUnits, add_mg_behind_pcc, finish_flags, utility_net, wire
 
 NAME = "community_3mg"
 DESCRIPTION = "three CHP + PV microgrids trading internally and with the utility (spec 003), CIGRE MV"
@@ -24,12 +24,8 @@ NETS = {"cigre_mv": lambda: pn.create_cigre_network_mv(with_der=False)}
 
 
 def build_net(cfg: Config) -> NetLayout:
+    net = utility_net(cfg, NETS, NAME)
     g = cfg.grid
-    if g.net not in NETS:
-        raise ConfigError(f"grid.net: scenario {NAME} is built on one of {sorted(NETS)}, not {g.net!r}")
-    if cfg.dn is not None:
-        raise ConfigError("dn: the community has no network operator party (the utility is the external grid)")
-    net = NETS[g.net]()
     for i, mg in enumerate(cfg.mgs):
         if mg.parent is not None:
             raise ConfigError(f"mgs[{i}] ({mg.name}).parent: {NAME} has no nested microgrids")
@@ -38,12 +34,6 @@ def build_net(cfg: Config) -> NetLayout:
                               f"(buses {list(net.bus.index)})")
         if mg.generator is None:
             raise ConfigError(f"mgs[{i}] ({mg.name}).chp: every community MG needs its CHP")
-    net.load.drop(net.load.index, inplace=True)
-    if "grid_forming" not in net.sgen.columns:
-        net.sgen["grid_forming"] = False
-    net.bus["min_vm_pu"] = g.vm_min_pu
-    net.bus["max_vm_pu"] = g.vm_max_pu
-    net.ext_grid["vm_pu"] = g.ext_grid_vm_pu
     parties: dict[str, PartyUnits] = {}
     for mg in cfg.mgs:
         feeder_line = net.line[(net.line.from_bus == mg.bus) | (net.line.to_bus == mg.bus)].iloc[0]

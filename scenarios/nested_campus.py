@@ -15,7 +15,7 @@ import pandapower as pp
 import pandapower.networks as pn
 
 from scenarios.config import Config, ConfigError
-from scenarios.wiring import Built, NetLayout, PartyUnits, add_mg_behind_pcc, finish_flags, wire
+from scenarios.wiring import Built, NetLayout, PartyUnits, add_mg_behind_pcc, finish_flags, utility_net, wire
 
 NAME = "nested_campus"
 DESCRIPTION = "department inside faculty inside campus, owners' loads, CIGRE LV (spec 000)"
@@ -38,18 +38,8 @@ def _depth(cfg: Config, name: str) -> int:
 
 
 def build_net(cfg: Config) -> NetLayout:
+    net = utility_net(cfg, NETS, NAME)
     g = cfg.grid
-    if g.net not in NETS:
-        raise ConfigError(f"grid.net: scenario {NAME} is built on one of {sorted(NETS)}, not {g.net!r}")
-    if cfg.dn is not None:
-        raise ConfigError("dn: the campus has no network operator party (the utility is the external grid)")
-    net = NETS[g.net]()
-    net.load.drop(net.load.index, inplace=True)
-    if "grid_forming" not in net.sgen.columns:
-        net.sgen["grid_forming"] = False
-    net.bus["min_vm_pu"] = g.vm_min_pu
-    net.bus["max_vm_pu"] = g.vm_max_pu
-    net.ext_grid["vm_pu"] = g.ext_grid_vm_pu
     parties: dict[str, PartyUnits] = {}
     for i, mg in sorted(enumerate(cfg.mgs), key=lambda im: _depth(cfg, im[1].name)):
         if mg.parent is None:

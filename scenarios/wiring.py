@@ -18,7 +18,7 @@ import pandapower as pp
 
 from ems_controllers.core.types import Microgrid
 from ems_controllers.registry import get_strategy
-from scenarios.config import Config, LoadCfg, MgCfg, PvCfg, UnitsCfg
+from scenarios.config import Config, ConfigError, LoadCfg, MgCfg, PvCfg, UnitsCfg
 
 DN = "DN"
 
@@ -99,6 +99,24 @@ def add_mg_behind_pcc(net: Any, mg: MgCfg, vn_kv: float, r_ohm_per_km: float, x_
     party = PartyUnits(bus=mg_bus, pcc_line=line, pcc_switch=sw)
     _add_units(net, mg, mg_bus, mg.name, party)
     return party
+
+
+def utility_net(cfg: Config, nets: dict[str, Any], scenario: str) -> Any:
+    """The net of a scenario whose MGs sit behind the utility's meter (no network operator party):
+    built by name from ``nets``, its own loads removed, the config's voltage band and slack voltage set."""
+    g = cfg.grid
+    if g.net not in nets:
+        raise ConfigError(f"grid.net: scenario {scenario} is built on one of {sorted(nets)}, not {g.net!r}")
+    if cfg.dn is not None:
+        raise ConfigError(f"dn: {scenario} has no network operator party (the utility is the external grid)")
+    net = nets[g.net]()
+    net.load.drop(net.load.index, inplace=True)
+    if "grid_forming" not in net.sgen.columns:
+        net.sgen["grid_forming"] = False
+    net.bus["min_vm_pu"] = g.vm_min_pu
+    net.bus["max_vm_pu"] = g.vm_max_pu
+    net.ext_grid["vm_pu"] = g.ext_grid_vm_pu
+    return net
 
 
 def finish_flags(net: Any) -> None:
