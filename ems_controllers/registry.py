@@ -12,6 +12,12 @@ class Strategy:
     target: str  # "module:Class" of the mosaik simulator
     description: str
     params: tuple[str, ...] = ()  # fields of the config's [ems] table passed to it as sim params
+    scenarios: tuple[str, ...] | None = None  # the scenarios it is built for (None: any)
+
+    def check_scenario(self, scenario: str) -> None:
+        if self.scenarios is not None and scenario not in self.scenarios:
+            raise ValueError(f"strategy {self.name!r} runs on the scenario(s) {list(self.scenarios)}, "
+                             f"not {scenario!r}")
 
     @property
     def module(self) -> str:
@@ -45,6 +51,7 @@ STRATEGIES: dict[str, Strategy] = {
             "spec 002: MGs request, the DNO grants under LinDistFlow network limits (case 2/3) and the "
             "MGs reschedule; case 3 adds tie lines and a central MG controller with a Shapley split",
             params=("case", "deviation_price_per_mwh", "redistribution_price_per_mwh", "s_max_factor"),
+            scenarios=("ieee33_3mg",),
         ),
         Strategy(
             "cooperative",
@@ -52,6 +59,7 @@ STRATEGIES: dict[str, Strategy] = {
             "spec 003: each MG's uEMS sets its CHP against the prices and reports surplus/shortage; a "
             "central EMS runs main and ancillary internal trading (--set ems.ancillary=extended widens it)",
             params=("ancillary",),
+            scenarios=("community_3mg",),
         ),
         Strategy(
             "nested",
@@ -59,6 +67,7 @@ STRATEGIES: dict[str, Strategy] = {
             "spec 000: nested MGs schedule innermost to outermost, each handing its parent only its "
             "surplus/shortage; owners' loads reach their MG's EMS only as a Paillier-encrypted sum",
             params=("key_bits", "packed"),
+            scenarios=("nested_campus",),
         ),
     ]
 }

@@ -41,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         entry = get_scenario(args.scenario)
-        get_strategy(args.strategy)
+        get_strategy(args.strategy).check_scenario(entry.name)
         overrides = list(args.set or [])
         if args.days is not None:
             overrides.append(f"scenario.days={args.days}")
@@ -81,6 +81,7 @@ COMPARE_COLUMNS = [
     ("total_cost", "total cost"), ("energy_bought_mwh", "bought MWh"), ("energy_sold_mwh", "sold MWh"),
     ("n_voltage_violations", "V viol"), ("min_vm_pu", "min vm"), ("max_vm_pu", "max vm"),
     ("n_line_overloads", "overloads"), ("losses_mwh", "losses MWh"), ("pf_failures", "pf fail"),
+    ("internal_trade_mwh", "internal MWh"),
     ("soc_drift_mwh_max", "SoC drift"), ("exchange_deviation_mwh", "exch dev MWh"),
     ("linearisation_vm_error_max_pu", "lin V err"),
     ("ems_fallback_steps", "fallbacks"), ("solve_time_s", "solve s"), ("wall_time_s", "wall s"),
@@ -97,7 +98,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         runs = []
         for spec in specs:
             name, opts = parse_strategy_spec(spec.replace("+", ","))
-            get_strategy(name)
+            get_strategy(name).check_scenario(entry.name)
             overrides = [*(args.set or []), *opts]
             if args.days is not None:
                 overrides.append(f"scenario.days={args.days}")

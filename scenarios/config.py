@@ -28,7 +28,7 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 NonNeg = Field(ge=0)
@@ -41,8 +41,8 @@ class DieselCfg(_Strict):
     a1_per_mwh: float = Field(default=0.0, ge=0)
     a0_per_h: float = Field(default=0.0, ge=0)
     startup_cost: float = Field(default=0.0, ge=0)
-    ramp_up_mw_per_h: float = Field(default=math.inf, gt=0)
-    ramp_down_mw_per_h: float = Field(default=math.inf, gt=0)
+    ramp_up_mw_per_h: float | None = Field(default=None, gt=0, description="none: no ramp limit")
+    ramp_down_mw_per_h: float | None = Field(default=None, gt=0, description="none: no ramp limit")
     must_run: bool = False  # on in every step (a CHP that never stops)
 
     @model_validator(mode="after")
@@ -160,6 +160,12 @@ class TradeCfg(_Strict):
     buy_price_per_mwh: list[float]
     sell_price_per_mwh: list[float]
 
+    @model_validator(mode="after")
+    def _order(self) -> TradeCfg:
+        if any(s > b for s, b in zip(self.sell_price_per_mwh, self.buy_price_per_mwh)):
+            raise ValueError("sell_price_per_mwh exceeds buy_price_per_mwh in some step")
+        return self
+
 
 class MgCfg(UnitsCfg):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
@@ -180,6 +186,8 @@ class MgCfg(UnitsCfg):
         owners = [o.owner for o in self.owners]
         if len(set(owners)) != len(owners):
             raise ValueError(f"owners: duplicate owner names {owners}")
+        if self.load is None and not self.owners:
+            raise ValueError("load: an MG needs a load or owners' loads")
         return self
 
 

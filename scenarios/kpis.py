@@ -101,7 +101,7 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         detail: dict[str, float] = {}
         cost = 0.0
         if pm.get("diesel") and units is not None and units.generator is not None:
-            unit = DieselUnit(**units.generator.model_dump())
+            unit = DieselUnit(**units.generator.model_dump(exclude_none=True))
             p = r.s(pm["diesel"], "p_mw")
             c, starts = diesel_cost(unit, p, dt)
             detail.update(diesel_cost=c, diesel_starts=starts, diesel_mwh=float(np.sum(_nz(p)) * dt))
@@ -174,6 +174,11 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
     solve_per_step = solve.max(axis=0) if solve.size else np.zeros(r.n)
     fallback_steps = sum(p.get("ems_fallback_steps", 0) for p in per_party.values())
     extra = _strategy_kpis(r, emap, per_party)
+    extra["internal_trade_mwh"] = _internal_trade_mwh(r, emap)
+    community = emap.get("community")
+    if community:  # the cooperative EMS's own account of its internal trades (kWh per step)
+        extra["internal_trade_by_kind_mwh"] = {
+            kind: float(np.nansum(r.s(community, f"{kind}_internal_kwh"))) / 1000.0 for kind in ("main", "ancillary")}
     return {
         "scenario": r.attrs.get("scenario"),
         "strategy": r.attrs.get("strategy"),
@@ -201,6 +206,24 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         "parties": per_party,
         **extra,
     }
+
+
+def _internal_trade_mwh(r: _Run, emap: dict[str, Any]) -> float:
+    """Energy exchanged between microgrids through the network, as measured: per step the smaller of
+    what the MGs exported and what they imported (each MG's own exchange: the flow at its PCC less what
+    its nested MGs exchange through it)."""
+    parties = {n: pm for n, pm in emap["parties"].items() if pm.get("pcc_line")}
+    flow = {n: _nz(-r.s(pm["pcc_line"], "p_to_mw")) for n, pm in parties.items()}
+    own = {n: f.copy() for n, f in flow.items()}
+    for n, pm in parties.items():
+        parent = pm.get("parent")
+        if parent in own:
+            own[parent] -= flow[n]
+    if not own:
+        return 0.0
+    imports = sum((np.maximum(v, 0.0) for v in own.values()), np.zeros(r.n))
+    exports = sum((np.maximum(-v, 0.0) for v in own.values()), np.zeros(r.n))
+    return float(np.sum(np.minimum(imports, exports)) * r.dt_h)
 
 
 def _strategy_kpis(r: _Run, emap: dict[str, Any], per_party: dict[str, dict[str, float]]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def _quiet_mosaik() -> None:
 def run_scenario(cfg: Config, data_dir: Path, strategy: str, out_path: Path, *,
                  progress: bool = True) -> RunResult:
     """Build the world, run ``cfg.scenario.days`` days, write KPIs into the record and return them."""
-    get_strategy(strategy)
+    get_strategy(strategy).check_scenario(cfg.scenario.name)
     scenario = get_scenario(cfg.scenario.name).load()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -145,7 +145,7 @@ def party_microgrid(cfg: Config, name: str) -> Microgrid:
     if units is None:
         return Microgrid(name=name, pcc_max_mw=1e3, res_curtailment_price_per_mwh=pen.res_curtailment_price_per_mwh,
                          load_shed_price_per_mwh=pen.load_shed_price_per_mwh)
-    diesel = units.generator.model_dump() if units.generator else None
+    diesel = units.generator.model_dump(exclude_none=True) if units.generator else None
     battery = None
     if units.battery is not None:
         battery = units.battery.model_dump(exclude={"grid_forming"})
@@ -223,8 +223,16 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir:
         if name == DN and layout.feeder_loads:
             load_buses = {_fid(ent): int(net.load.at[li, "bus"])
                           for ent, li in zip(feeder_profiles, layout.feeder_loads, strict=True)}
+        owner_model = getattr(importlib.import_module(get_strategy(strategy).module), "OWNER_ATTRS", None)
+        owner_profiles = {o.owner: prof.Load(p_peak_mw=o.p_peak_mw, profile=o.profile, cos_phi=o.cos_phi,
+                                             forecast_error_std=cfg.forecast.error_std)
+                          for o in getattr(units, "owners", [])}
+        # Without owner agents an owner's forecast reaches the MG's EMS in plaintext: the EMS records it
+        # as a message from the owner (load_owners), so the privacy audit sees it.
+        load_owners = ({_fid(ent): owner for owner, ent in owner_profiles.items()}
+                       if owner_profiles and owner_model is None else None)
         ems = ems_sim.MG(mg=party_microgrid(cfg, name).to_dict(), pv_rated_mw=pv_rated, wind_rated_mw=wind_rated,
-                         load_buses=load_buses)
+                         load_buses=load_buses, load_owners=load_owners)
         pm: dict[str, Any] = {"ems": _fid(ems), "kind": "dn" if name == DN else "mg",
                               "load": [], "pv": [], "wind": [], "diesel": None, "storage": None,
                               "profiles": {"load": [], "pv": [], "wind": []}}
@@ -242,11 +250,9 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir:
             world.connect(ent, ems, ("forecast_p_mw", "load_forecast_p_mw"))
             pm["load"].append(_fid(ge[f"Load-{li}"]))
             pm["profiles"]["load"].append(_fid(ent))
-        owner_model = getattr(importlib.import_module(get_strategy(strategy).module), "OWNER_ATTRS", None)
         for o in getattr(units, "owners", []):
             li = party.owner_loads[o.owner]
-            ent = prof.Load(p_peak_mw=o.p_peak_mw, profile=o.profile, cos_phi=o.cos_phi,
-                            forecast_error_std=cfg.forecast.error_std)
+            ent = owner_profiles[o.owner]
             profile_ents.append(ent)
             world.connect(ent, ge[f"Load-{li}"], "p_mw", "q_mvar")  # physics: the owner's actual load
             if owner_model is not None:  # the owner's own agent encrypts its forecast for the MG's EMS

@@ -105,3 +105,36 @@ def test_default_config_builds_the_documented_net() -> None:
         assert net.switch.at[party.pcc_switch, "closed"]
         assert int(net.line.at[party.pcc_line, "from_bus"]) == mg.bus
     assert layout.parties["MG3"].diesel is None, "MG3 has no diesel (spec 002)"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "override", "field"),
+    [
+        ("nested_campus", "mgs.faculty.trade.buy_price_per_mwh=[nan" + ",1.0" * 23 + "]",
+         "mgs[1] (faculty).trade.buy_price_per_mwh"),
+        ("nested_campus", "mgs.faculty.trade.sell_price_per_mwh=[500.0" + ",500.0" * 23 + "]",
+         "mgs[1] (faculty).trade"),
+        ("nested_campus", "mgs.department.diesel.a2_per_mw2h=inf", "mgs[2] (department).diesel.a2_per_mw2h"),
+        ("nested_campus", "mgs.faculty.owners=[]", "mgs[1] (faculty)"),
+        ("nested_campus", "mgs.faculty.parent='department'", "nesting cycle"),
+        ("community_3mg", "mgs.A.chp.a1_per_mwh=inf", "mgs[0] (A).chp.a1_per_mwh"),
+        ("community_3mg", "mgs.B.load.column='demand_Z_kwh'", "mgs[1] (B).load.column"),
+        ("community_3mg", "data.file='nope.csv'", "data.file"),
+        ("ieee33_3mg", "grid.line_max_i_ka=inf", "grid.line_max_i_ka"),
+    ],
+)
+def test_bad_fields_of_every_scenario_exit_2(scenario: str, override: str, field: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", scenario, "--quiet", "--out", str(tmp_path / "x.h5"), "--set", override])
+    err = capsys.readouterr().err
+    assert code == 2 and field in err, err
+    assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize(("scenario", "strategy"), [("community_3mg", "security_constrained"),
+                                                   ("ieee33_3mg", "cooperative"),
+                                                   ("community_3mg", "nested")])
+def test_strategy_built_for_another_scenario_exits_2(scenario: str, strategy: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", scenario, "--strategy", strategy, "--quiet", "--out", str(tmp_path / "x.h5")])
+    assert code == 2 and f"strategy '{strategy}' runs on the scenario(s)" in capsys.readouterr().err

@@ -114,7 +114,14 @@ def test_costs_centralized_le_nested_le_local(runs: dict[str, RunResult]) -> Non
     for run in k.values():
         assert sum(run["cost_by_mg"].values()) == pytest.approx(run["total_cost"], abs=1e-9)
         assert run["ems_fallback_steps"] == 0 and run["pf_failures"] == 0
-    # losses (about 1 kWh a day here) are the only thing no plan sees; allow their cost at the top price
-    tol = 0.01 * 170.0
-    assert k["centralized"]["total_cost"] <= k["nested"]["total_cost"] + tol
-    assert k["nested"]["total_cost"] <= k["local"]["total_cost"] + tol
+    # No plan sees the losses; allow the cost of the runs' difference in losses at the top price, plus the
+    # MIP gap (1e-4) on the day's cost. Measured: 31.31 / 31.37 / 31.46 $.
+    top = 170.0
+
+    def tol(a: str, b: str) -> float:
+        return top * abs(k[a]["losses_mwh"] - k[b]["losses_mwh"]) + 1e-4 * abs(k[a]["total_cost"])
+
+    assert k["centralized"]["total_cost"] <= k["nested"]["total_cost"] + tol("centralized", "nested")
+    assert k["nested"]["total_cost"] <= k["local"]["total_cost"] + tol("nested", "local")
+    assert tol("nested", "local") < k["local"]["total_cost"] - k["centralized"]["total_cost"], \
+        "the tolerance must be smaller than the spread it orders"

@@ -54,7 +54,7 @@ META = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
-        "MG": {"public": True, "params": ["mg", "pv_rated_mw", "wind_rated_mw", "load_buses"],
+        "MG": {"public": True, "params": ["mg", "pv_rated_mw", "wind_rated_mw", "load_buses", "load_owners"],
                "attrs": INPUT_ATTRS + OUTPUT_ATTRS},
     },
 }
@@ -79,6 +79,7 @@ class _Party:
     wind_rated_mw: float
     e_mwh: float
     load_buses: dict[str, int] | None = None  # load forecast source (full id) -> bus, where known
+    load_owners: dict[str, str] | None = None  # load forecast source (full id) -> its owner, where known
     prev_diesel_mw: float = 0.0
     out: dict[str, Any] | None = None
 
@@ -149,7 +150,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             raise ValueError(f"{type(self).__name__}: unknown sim params {sorted(params)}")
         self.site = site or {}
 
-    def create(self, num, model, mg=None, pv_rated_mw=0.0, wind_rated_mw=0.0, load_buses=None):
+    def create(self, num, model, mg=None, pv_rated_mw=0.0, wind_rated_mw=0.0, load_buses=None, load_owners=None):
         if mg is None or num != 1:
             raise ValueError("create one MG entity per call with its 'mg' param")
         spec = Microgrid.from_dict(mg)
@@ -157,7 +158,8 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             raise ValueError(f"party {spec.name!r} created twice")
         e0 = spec.battery.e_init_mwh if spec.battery else 0.0
         self.parties[spec.name] = _Party(spec, float(pv_rated_mw), float(wind_rated_mw), e0,
-                                         dict(load_buses) if load_buses else None)
+                                         dict(load_buses) if load_buses else None,
+                                         dict(load_owners) if load_owners else None)
         self.forecasts[spec.name] = {}
         self.load_sources[spec.name] = {}
         return [{"eid": spec.name, "type": model}]
@@ -173,6 +175,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
 
     def step(self, time, inputs, max_advance):
         new_forecast = False
+        owner_msgs = []
         for name, party in self.parties.items():
             inp = inputs.get(name, {})
             for attr in ("load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw"):
@@ -183,6 +186,10 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             for src, val in inp.get("load_forecast_p_mw", {}).items():
                 if val is not None:
                     self.load_sources[name][src] = (time, [float(x) for x in val])
+                    owner = (party.load_owners or {}).get(src)
+                    if owner is not None:  # an owner's forecast, handed to this EMS in plaintext
+                        owner_msgs.append({"t": time, "sender": f"{name}:{owner}", "receiver": name,
+                                           "kind": "load_forecast_p_mw", "values": [float(x) for x in val]})
             soc = sum_inputs(inp.get("soc_mwh", {}))
             if soc is not None and not math.isnan(soc):
                 party.e_mwh = float(soc)
@@ -195,6 +202,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             party.out = self._outputs(name, party, time, planning_info)
         if not self.plans_include_nested:
             self._add_nested_flows()
+        self.messages = owner_msgs + self.messages
         return time + self.step_size
 
     def _add_nested_flows(self) -> None:

@@ -38,7 +38,7 @@ META = {
     "models": {
         "MG": {
             "public": True,
-            "params": ["mg", "pv_rated_mw", "wind_rated_mw", "load_buses"],
+            "params": ["mg", "pv_rated_mw", "wind_rated_mw", "load_buses", "load_owners"],
             "attrs": INPUT_ATTRS + OUTPUT_ATTRS,
         },
     },
@@ -54,6 +54,8 @@ class _Entity:
         self.e_mwh = mg.battery.e_init_mwh if mg.battery else 0.0
         self.prev_diesel_mw = 0.0
         self.out: dict[str, Any] = {}
+        self.load_owners: dict[str, str] = {}
+        self.messages: list[dict[str, Any]] = []
 
 
 class RuleBasedEMS(mosaik_api_v3.Simulator):
@@ -78,7 +80,7 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
     def dt_h(self) -> float:
         return self.step_size * self.time_resolution / 3600.0
 
-    def create(self, num, model, mg=None, pv_rated_mw=0.0, wind_rated_mw=0.0, load_buses=None):
+    def create(self, num, model, mg=None, pv_rated_mw=0.0, wind_rated_mw=0.0, load_buses=None, load_owners=None):
         if mg is None:
             raise ValueError("MG entity needs the 'mg' param")
         spec = Microgrid.from_dict(mg)
@@ -87,6 +89,7 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         if spec.name in self.entities:
             raise ValueError(f"MG {spec.name!r} created twice")
         self.entities[spec.name] = _Entity(spec, float(pv_rated_mw), float(wind_rated_mw))
+        self.entities[spec.name].load_owners = dict(load_owners or {})
         return [{"eid": spec.name, "type": model}]
 
     def step(self, time, inputs, max_advance):
@@ -96,6 +99,11 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         for eid, ent in self.entities.items():
             inp = inputs.get(eid, {})
             planning = False
+            # an owner's forecast reaches this EMS in plaintext: on record as a message from the owner
+            ent.messages = [{"t": time, "sender": f"{eid}:{ent.load_owners[src]}", "receiver": eid,
+                             "kind": "load_forecast_p_mw", "values": [float(x) for x in val]}
+                            for src, val in inp.get("load_forecast_p_mw", {}).items()
+                            if val is not None and src in ent.load_owners]
             for attr in ("load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw"):
                 val = sum_inputs(inp.get(attr, {}))
                 if val is not None:
@@ -164,7 +172,7 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
             data[eid] = {}
             for attr in attrs:
                 if attr == "messages":
-                    data[eid][attr] = []
+                    data[eid][attr] = ent.messages
                 else:  # plans exist only at planning times: None in between (mosaik passes it on)
                     data[eid][attr] = ent.out.get(attr)
         return data
