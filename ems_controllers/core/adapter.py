@@ -21,6 +21,7 @@ every party's problem over one horizon and returns a typed :class:`SolveResult`;
 from __future__ import annotations
 
 import abc
+import copy
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -99,7 +100,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
     plans_include_nested = False
 
     def __init__(self) -> None:
-        super().__init__(META)
+        super().__init__(copy.deepcopy(META))  # subclasses extend their own copy
         self.parties: dict[str, _Party] = {}
         self.forecasts: dict[str, dict[str, tuple[int, list[float]]]] = {}
         # per source, for strategies that need to know where a load is: party -> source -> (t, values)
