@@ -83,8 +83,8 @@ def run_scenario(cfg: Config, data_dir: Path, strategy: str, out_path: Path, *,
     finally:
         try:
             world.shutdown()
-        except Exception:  # noqa: BLE001 - already shut down, or a dead simulator
-            pass
+        except Exception as exc:  # noqa: BLE001 - already shut down, or a dead simulator
+            logger.debug("world shutdown: %s", exc)
     wall = time.perf_counter() - t0
     with h5py.File(out_path, "a") as f:
         f.attrs["wall_time_s"] = wall

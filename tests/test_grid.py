@@ -345,16 +345,22 @@ def test_fast_path_with_trafo_and_cable_ring_matches_runpp() -> None:
             step_in[f"Switch-{open_sw}"] = {"closed": {"src": False}}
         if close_sw is not None:
             step_in[f"Switch-{close_sw}"] = {"closed": {"src": True}}
-        sim.step(3600 * k, step_in, BIG)
-        data = sim.get_data(request)
-        assert sim.last_path == "fast"
-        ref = reference_runpp(net, data)
-        vm = np.array([data[f"Bus-{i}"]["vm_pu"] for i in net.bus.index])
-        np.testing.assert_allclose(vm, ref.res_bus["vm_pu"].to_numpy(), atol=VM_TOL_PU, rtol=0)
-        losses = ref.res_line["pl_mw"].sum() + ref.res_trafo["pl_mw"].sum()
-        assert data["Grid-0"]["losses_mw"] == pytest.approx(losses, abs=P_TOL_MW)
+        data, ref = _step_matches_runpp(sim, net, request, 3600 * k, step_in)
         loading = max(ref.res_line["loading_percent"].max(), ref.res_trafo["loading_percent"].max())
         assert data["Grid-0"]["max_loading_percent"] == pytest.approx(loading, abs=1e-4)
+
+
+def _step_matches_runpp(sim, net, request, time_s: int, step_in: dict):
+    """Step the fast path and check its voltages and losses against a fresh runpp of the same state."""
+    sim.step(time_s, step_in, BIG)
+    data = sim.get_data(request)
+    assert sim.last_path == "fast"
+    ref = reference_runpp(net, data)
+    vm = np.array([data[f"Bus-{i}"]["vm_pu"] for i in net.bus.index])
+    np.testing.assert_allclose(vm, ref.res_bus["vm_pu"].to_numpy(), atol=VM_TOL_PU, rtol=0)
+    losses = ref.res_line["pl_mw"].sum() + ref.res_trafo["pl_mw"].sum()
+    assert data["Grid-0"]["losses_mw"] == pytest.approx(losses, abs=P_TOL_MW)
+    return data, ref
 
 
 def test_fast_path_with_trafo_switches_matches_runpp() -> None:
@@ -366,14 +372,7 @@ def test_fast_path_with_trafo_switches_matches_runpp() -> None:
     assert sim._fast is not None
     trafo_switch = int(net.switch.index[(net.switch["et"] == "t") & (net.switch["element"] == 1)][0])
     for k, step_in in enumerate(({}, inputs(**{f"Switch-{trafo_switch}": {"closed": False}}))):
-        sim.step(3600 * k, step_in, BIG)
-        data = sim.get_data(request)
-        assert sim.last_path == "fast"
-        ref = reference_runpp(net, data)
-        vm = np.array([data[f"Bus-{i}"]["vm_pu"] for i in net.bus.index])
-        np.testing.assert_allclose(vm, ref.res_bus["vm_pu"].to_numpy(), atol=VM_TOL_PU, rtol=0)
-        losses = ref.res_line["pl_mw"].sum() + ref.res_trafo["pl_mw"].sum()
-        assert data["Grid-0"]["losses_mw"] == pytest.approx(losses, abs=P_TOL_MW)
+        data, ref = _step_matches_runpp(sim, net, request, 3600 * k, step_in)
     fed = net.bus.index[np.isnan(ref.res_bus["vm_pu"].to_numpy())]
     assert data["Grid-0"]["unsupplied_mw"] == pytest.approx(net.load.loc[net.load["bus"].isin(fed), "p_mw"].sum())
 
