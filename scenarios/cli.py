@@ -6,16 +6,17 @@ Exit codes: 0 success, 2 bad input (config, data, unknown names, unreadable file
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ems_controllers.registry import STRATEGIES
 from scenarios.config import ConfigError, load_config
 from scenarios.registry import DEFAULT_SCENARIO, DEFAULT_STRATEGY, SCENARIOS, get_scenario
+from scenarios.stdio import result_stdout, write_json
 
 logger = logging.getLogger("mmg_cosim")
 RESULTS_DIR = Path("results")
@@ -26,17 +27,29 @@ def _bad_input(msg: str) -> int:
     return 2
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    print("scenarios:")
+def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    if args.json:
+        write_json(out, {"scenarios": {e.name: {"description": e.description,
+                                                "config": e.default_config.name} for e in SCENARIOS.values()},
+                         "strategies": {s.name: {"description": s.description} for s in STRATEGIES.values()}})
+        return 0
+    print("scenarios:", file=out)
     for e in SCENARIOS.values():
-        print(f"  {e.name:<14} {e.description}  (config: {e.default_config.name})")
-    print("strategies:")
+        print(f"  {e.name:<14} {e.description}  (config: {e.default_config.name})", file=out)
+    print("strategies:", file=out)
     for s in STRATEGIES.values():
-        print(f"  {s.name:<14} {s.description}")
+        print(f"  {s.name:<14} {s.description}", file=out)
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def result_file_name(scenario: str, spec: str) -> str:
+    """A readable, shell-safe file name for a run of ``spec`` (a strategy with options) on ``scenario``:
+    ``community_3mg-cooperative_ancillary-extended.h5`` for ``cooperative:ancillary='extended'``."""
+    label = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.replace(":", "_", 1)).strip("-._") or "run"
+    return f"{scenario}-{label}.h5"
+
+
+def cmd_run(args: argparse.Namespace, out_stream: TextIO) -> int:
     from ems_controllers.registry import get_strategy
 
     try:
@@ -52,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         entry.load().build_net(cfg)
     except (ConfigError, ValueError) as exc:
         return _bad_input(str(exc))
-    out = Path(args.out) if args.out else RESULTS_DIR / f"{entry.name}-{args.strategy}.h5"
+    out = Path(args.out) if args.out else RESULTS_DIR / result_file_name(entry.name, args.strategy)
     from scenarios.runner import run_scenario
 
     try:
@@ -62,9 +75,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"mmg-cosim: run failed: {type(exc).__name__}: {exc}; completed steps are in {out}",
               file=sys.stderr)
         return 1
+    if args.json:
+        write_json(out_stream, result.kpis)
+        return 0
     print(f"wrote {result.path} ({cfg.n_steps} steps of {cfg.scenario.step_s} s, "
-          f"{result.wall_time_s:.1f} s wall)")
-    _print_kpis(result.kpis)
+          f"{result.wall_time_s:.1f} s wall)", file=out_stream)
+    _print_kpis(result.kpis, out_stream)
     return 0
 
 
@@ -88,7 +104,7 @@ COMPARE_COLUMNS = [
 ]
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
+def cmd_compare(args: argparse.Namespace, out_stream: TextIO) -> int:
     from ems_controllers.registry import get_strategy
     from scenarios.runner import run_scenario
 
@@ -110,8 +126,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
     results: dict[str, dict[str, Any]] = {}
     for spec, name, cfg, data_dir in runs:
-        label = spec.replace(":", "_").replace("=", "").replace("+", "_").replace(",", "_")
-        out = out_dir / f"{entry.name}-{label}.h5"
+        out = out_dir / result_file_name(entry.name, spec)
         if not args.json:
             print(f"running {spec} -> {out}", file=sys.stderr)
         try:
@@ -120,13 +135,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
             logger.exception("run of %s failed", spec)
             results[spec] = {"run_error": f"{type(exc).__name__}: {exc}", "path": str(out)}
     if args.json:
-        print(json.dumps(results, indent=2, default=float))
+        write_json(out_stream, results)
     else:
-        _print_compare(results)
+        _print_compare(results, out_stream)
     return 1 if any("run_error" in k for k in results.values()) else 0
 
 
-def _print_compare(results: dict[str, dict[str, Any]]) -> None:
+def _print_compare(results: dict[str, dict[str, Any]], out: TextIO) -> None:
     parties = sorted({p for k in results.values() for p in k.get("cost_by_mg", {})})
     cols = [(key, head) for key, head in COMPARE_COLUMNS] + [(f"cost:{p}", f"cost {p}") for p in parties]
     cells: dict[str, list[str]] = {}
@@ -138,12 +153,14 @@ def _print_compare(results: dict[str, dict[str, Any]]) -> None:
         cells[spec] = row
     widths = [max(len(head), *(len(r[i]) for r in cells.values())) + 2 for i, (_, head) in enumerate(cols)]
     first = max(12, *(len(s) for s in results)) + 1
-    print(f"{'strategy':<{first}}" + "".join(f"{head:>{w}}" for (_, head), w in zip(cols, widths, strict=True)))
+    print(f"{'strategy':<{first}}" + "".join(f"{head:>{w}}" for (_, head), w in zip(cols, widths, strict=True)),
+          file=out)
     for spec, k in results.items():
         if "run_error" in k:
-            print(f"{spec:<{first}}  run failed: {k['run_error']}")
+            print(f"{spec:<{first}}  run failed: {k['run_error']}", file=out)
             continue
-        print(f"{spec:<{first}}" + "".join(f"{c:>{w}}" for c, w in zip(cells[spec], widths, strict=True)))
+        print(f"{spec:<{first}}" + "".join(f"{c:>{w}}" for c, w in zip(cells[spec], widths, strict=True)),
+              file=out)
 
 
 def _fmt(v: Any) -> str:
@@ -152,23 +169,23 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _print_kpis(k: dict[str, Any]) -> None:
+def _print_kpis(k: dict[str, Any], out: TextIO) -> None:
     keys = ["scenario", "strategy", "n_steps", "total_cost", "energy_bought_mwh", "energy_sold_mwh",
             "unserved_mwh", "losses_mwh", "n_voltage_violations", "min_vm_pu", "max_vm_pu",
             "n_line_overloads", "max_loading_percent", "pf_failures", "wall_time_s"]
     for key in keys:
         if key in k:
-            print(f"  {key:<22} {_fmt(k[key])}")
-    print("  cost_by_mg:")
+            print(f"  {key:<22} {_fmt(k[key])}", file=out)
+    print("  cost_by_mg:", file=out)
     for name, c in k.get("cost_by_mg", {}).items():
-        print(f"    {name:<20} {_fmt(c)}")
+        print(f"    {name:<20} {_fmt(c)}", file=out)
     for key in ("solve_time_s", "soc_drift_mwh_max", "exchange_deviation_mwh", "ems_fallback_steps",
                 "linearisation_vm_error_max_pu", "linearisation_loading_error_max_percent"):
         if key in k:
-            print(f"  {key:<22} {_fmt(k[key])}")
+            print(f"  {key:<22} {_fmt(k[key])}", file=out)
     for key in ("solve_time_by_step_s", "aggregation_saving_share"):
         if key in k:
-            print(f"  {key}: " + ", ".join(f"{n} {_fmt(v)}" for n, v in k[key].items()))
+            print(f"  {key}: " + ", ".join(f"{n} {_fmt(v)}" for n, v in k[key].items()), file=out)
 
 
 def _read_run(path: Path, reader: Any) -> Any:
@@ -181,7 +198,7 @@ def _read_run(path: Path, reader: Any) -> Any:
         return _bad_input(f"{path} is not a readable mmg-cosim run: {type(exc).__name__}: {exc}")
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     import h5py
 
     from scenarios.kpis import compute_kpis
@@ -194,20 +211,21 @@ def cmd_report(args: argparse.Namespace) -> int:
         err = f.attrs.get("run_error")
     if err is not None:
         kpis["run_error"] = err.decode() if isinstance(err, bytes) else str(err)
-    if args.json:
-        print(json.dumps(kpis, indent=2, default=float))
-    else:
-        _print_kpis(kpis)
+    plots = []
     if args.plots:
         from scenarios.plots import plot_run
 
-        for p in plot_run(path, Path(args.plots)):
-            if not args.json:
-                print(f"  plot: {p}")
+        plots = [str(p) for p in plot_run(path, Path(args.plots))]
+    if args.json:
+        write_json(out, kpis | ({"plots": plots} if args.plots else {}))
+        return 0
+    _print_kpis(kpis, out)
+    for p in plots:
+        print(f"  plot: {p}", file=out)
     return 0
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
+def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     from scenarios.audit import audit_run
 
     path = Path(args.run)
@@ -215,20 +233,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if isinstance(rep, int):
         return rep
     if args.json:
-        print(json.dumps({"received": {r: {s: sorted(k) for s, k in d.items()} for r, d in rep.received.items()},
-                          "findings": rep.findings, "n_messages": rep.n_messages,
-                          "n_ciphertext": rep.n_ciphertext}, indent=2))
+        write_json(out, {"received": rep.received, "findings": rep.findings, "n_messages": rep.n_messages,
+                         "n_ciphertext": rep.n_ciphertext})
         return 0
-    print(f"{rep.n_messages} messages crossed an ownership boundary, {rep.n_ciphertext} as ciphertext only")
-    print("plaintext received (receiver <- sender: kinds):")
+    print(f"{rep.n_messages} messages crossed an ownership boundary, {rep.n_ciphertext} as ciphertext only",
+          file=out)
+    print("plaintext received (receiver <- sender: kinds):", file=out)
     for receiver, senders in sorted(rep.received.items()):
         for sender, kinds in sorted(senders.items()):
-            print(f"  {receiver} <- {sender}: {', '.join(sorted(kinds))}")
+            print(f"  {receiver} <- {sender}: {', '.join(sorted(kinds))}", file=out)
     if not rep.received:
-        print("  (none)")
-    print("findings:" if rep.findings else "findings: none (no owner's data and no internal data in plaintext)")
+        print("  (none)", file=out)
+    print("findings:" if rep.findings else "findings: none (no owner's data and no internal data in plaintext)",
+          file=out)
     for f in rep.findings:
-        print(f"  {f}")
+        print(f"  {f}", file=out)
     return 0
 
 
@@ -236,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmg-cosim", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command")
-    sub.add_parser("list", help="list scenarios and strategies").set_defaults(func=cmd_list)
+    ls = sub.add_parser("list", help="list scenarios and strategies")
+    ls.add_argument("--json", action="store_true", help="one JSON object: scenarios and strategies")
+    ls.set_defaults(func=cmd_list)
     r = sub.add_parser("run", help="run a scenario with one strategy")
     r.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO)
     r.add_argument("--strategy", default=DEFAULT_STRATEGY)
@@ -246,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override one config field, e.g. --set forecast.error_std=0.1 (repeatable)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--json", action="store_true", help="print the run's KPIs as one JSON object")
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("compare", help="run several strategies on the same scenario, one table")
     c.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO)
@@ -280,7 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["run"])
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    return int(args.func(args))
+    # Whatever the work prints (solvers, libraries, simulator processes) goes to stderr; the result
+    # alone reaches stdout.
+    with result_stdout() as out:
+        return int(args.func(args, out))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+"""``--json`` prints exactly one strict JSON document on stdout, whatever solvers and libraries print.
+
+Every command that has ``--json`` runs here as a user runs it (a subprocess), and every shipped strategy
+solves in one of them on a scenario it runs on; ``json.loads`` of the whole stdout must succeed and
+``NaN``/``Infinity`` must not appear.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ems_controllers.registry import STRATEGIES
+from scenarios.registry import DEFAULT_SCENARIO
+from scenarios.stdio import result_stdout, strict, write_json
+
+CLI = [sys.executable, "-m", "scenarios.cli"]
+HIGHS_PRINTS_BANNER = tuple(int(x) for x in version("highspy").split(".")[:2]) >= (1, 16)
+
+
+def _strict_loads(text: str) -> Any:
+    def refuse(token: str) -> float:
+        raise ValueError(f"non-standard JSON constant {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _strategies_by_scenario() -> dict[str, list[str]]:
+    by: dict[str, list[str]] = defaultdict(list)
+    for s in STRATEGIES.values():
+        by[s.scenarios[0] if s.scenarios else DEFAULT_SCENARIO].append(s.name)
+    return dict(by)
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    """``compare --json`` of every shipped strategy, one process per scenario, run side by side."""
+    procs = {}
+    for scenario, names in _strategies_by_scenario().items():
+        out_dir = tmp_path_factory.mktemp(scenario)
+        cmd = [*CLI, "compare", scenario, "--strategies", ",".join(names), "--json", "--out-dir", str(out_dir)]
+        procs[scenario] = (out_dir, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                     text=True))
+    done = {}
+    for scenario, (out_dir, p) in procs.items():
+        stdout, stderr = p.communicate(timeout=600)
+        done[scenario] = (out_dir, subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    return done
+
+
+def test_compare_json_of_every_strategy_is_one_strict_document(compared: dict[str, Any]) -> None:
+    for scenario, (_, r) in compared.items():
+        assert r.returncode == 0, r.stderr[-3000:]
+        doc = _strict_loads(r.stdout)
+        assert set(doc) == set(_strategies_by_scenario()[scenario])
+        for kpis in doc.values():
+            assert kpis["scenario"] == scenario and isinstance(kpis["total_cost"], float)
+    if HIGHS_PRINTS_BANNER:  # the chatter existed and went to stderr
+        assert any("Running HiGHS" in r.stderr for _, r in compared.values())
+        assert not any("HiGHS" in r.stdout for _, r in compared.values())
+
+
+def test_report_and_audit_json_of_every_run(compared: dict[str, Any]) -> None:
+    files = [f for out_dir, _ in compared.values() for f in sorted(out_dir.glob("*.h5"))]
+    assert len(files) == len(STRATEGIES)
+    for f in files:
+        r = subprocess.run([*CLI, "report", str(f), "--json"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert _strict_loads(r.stdout)["n_steps"] > 0
+        r = subprocess.run([*CLI, "audit", str(f), "--json"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert set(_strict_loads(r.stdout)) == {"received", "findings", "n_messages", "n_ciphertext"}
+
+
+def test_run_json_with_a_solving_ems_in_its_own_process(tmp_path: Path) -> None:
+    """The EMS child process inherits the redirected descriptor: its banner cannot reach stdout."""
+    out = tmp_path / "c.h5"
+    r = subprocess.run([*CLI, "run", "--strategy", "centralized", "--quiet", "--json", "--out", str(out),
+                        "--set", "run.separate_processes=['ems']"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert _strict_loads(r.stdout)["strategy"] == "centralized"
+    if HIGHS_PRINTS_BANNER:
+        assert "Running HiGHS" in r.stderr
+
+
+def test_list_json() -> None:
+    r = subprocess.run([*CLI, "list", "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    doc = _strict_loads(r.stdout)
+    assert set(doc["strategies"]) == set(STRATEGIES) and DEFAULT_SCENARIO in doc["scenarios"]
+
+
+def test_native_writes_inside_the_block_go_to_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    with result_stdout() as out:
+        os.write(1, b"native chatter\n")
+        print("python chatter")
+        subprocess.run([sys.executable, "-c", "print('child chatter')"], check=True)
+        write_json(out, {"x": float("nan"), "y": [float("inf"), 1.5], "z": {"a"}})
+    captured = capfd.readouterr()
+    assert _strict_loads(captured.out) == {"x": None, "y": [None, 1.5], "z": ["a"]}
+    for chatter in ("native chatter", "python chatter", "child chatter"):
+        assert chatter in captured.err
+
+
+def test_strict_converts_numpy_and_non_finite() -> None:
+    import numpy as np
+
+    doc = strict({"a": np.float64("nan"), "b": np.int64(3), "c": np.array([1.0, np.inf]), 4: np.bool_(True)})
+    assert doc == {"a": None, "b": 3, "c": [1.0, None], "4": True}
+    assert json.dumps(doc, allow_nan=False)
