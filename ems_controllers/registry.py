@@ -16,8 +16,7 @@ class Strategy:
 
     def check_scenario(self, scenario: str) -> None:
         if self.scenarios is not None and scenario not in self.scenarios:
-            raise ValueError(f"strategy {self.name!r} runs on the scenario(s) {list(self.scenarios)}, "
-                             f"not {scenario!r}")
+            raise ValueError(f"strategy {self.name!r} runs on the scenario(s) {list(self.scenarios)}, not {scenario!r}")
 
     @property
     def module(self) -> str:

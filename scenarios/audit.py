@@ -34,8 +34,9 @@ def is_internal(kind: str) -> bool:
 
 def audit_messages(messages: list[dict], parties: set[str]) -> AuditReport:
     received = audit(messages)
-    report = AuditReport(received, n_messages=len(messages),
-                         n_ciphertext=sum(1 for m in messages if "ciphertext_bytes" in m))
+    report = AuditReport(
+        received, n_messages=len(messages), n_ciphertext=sum(1 for m in messages if "ciphertext_bytes" in m)
+    )
     for receiver, senders in sorted(received.items()):
         for sender, kinds in sorted(senders.items()):
             if ":" in sender and sender.split(":", 1)[0] in parties:

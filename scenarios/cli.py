@@ -29,9 +29,15 @@ def _bad_input(msg: str) -> int:
 
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
-        write_json(out, {"scenarios": {e.name: {"description": e.description,
-                                                "config": e.default_config.name} for e in SCENARIOS.values()},
-                         "strategies": {s.name: {"description": s.description} for s in STRATEGIES.values()}})
+        write_json(
+            out,
+            {
+                "scenarios": {
+                    e.name: {"description": e.description, "config": e.default_config.name} for e in SCENARIOS.values()
+                },
+                "strategies": {s.name: {"description": s.description} for s in STRATEGIES.values()},
+            },
+        )
         return 0
     print("scenarios:", file=out)
     for e in SCENARIOS.values():
@@ -70,16 +76,17 @@ def cmd_run(args: argparse.Namespace, out_stream: TextIO) -> int:
 
     try:
         result = run_scenario(cfg, data_dir, args.strategy, out, progress=not args.quiet)
-    except Exception as exc:  # noqa: BLE001 - reported with the file that keeps the completed steps
+    except Exception as exc:
         logger.exception("run failed")
-        print(f"mmg-cosim: run failed: {type(exc).__name__}: {exc}; completed steps are in {out}",
-              file=sys.stderr)
+        print(f"mmg-cosim: run failed: {type(exc).__name__}: {exc}; completed steps are in {out}", file=sys.stderr)
         return 1
     if args.json:
         write_json(out_stream, result.kpis)
         return 0
-    print(f"wrote {result.path} ({cfg.n_steps} steps of {cfg.scenario.step_s} s, "
-          f"{result.wall_time_s:.1f} s wall)", file=out_stream)
+    print(
+        f"wrote {result.path} ({cfg.n_steps} steps of {cfg.scenario.step_s} s, {result.wall_time_s:.1f} s wall)",
+        file=out_stream,
+    )
     _print_kpis(result.kpis, out_stream)
     return 0
 
@@ -94,13 +101,22 @@ def parse_strategy_spec(spec: str) -> tuple[str, list[str]]:
 
 
 COMPARE_COLUMNS = [
-    ("total_cost", "total cost"), ("energy_bought_mwh", "bought MWh"), ("energy_sold_mwh", "sold MWh"),
-    ("n_voltage_violations", "V viol"), ("min_vm_pu", "min vm"), ("max_vm_pu", "max vm"),
-    ("n_line_overloads", "overloads"), ("losses_mwh", "losses MWh"), ("pf_failures", "pf fail"),
+    ("total_cost", "total cost"),
+    ("energy_bought_mwh", "bought MWh"),
+    ("energy_sold_mwh", "sold MWh"),
+    ("n_voltage_violations", "V viol"),
+    ("min_vm_pu", "min vm"),
+    ("max_vm_pu", "max vm"),
+    ("n_line_overloads", "overloads"),
+    ("losses_mwh", "losses MWh"),
+    ("pf_failures", "pf fail"),
     ("internal_trade_mwh", "internal MWh"),
-    ("soc_drift_mwh_max", "SoC drift"), ("exchange_deviation_mwh", "exch dev MWh"),
+    ("soc_drift_mwh_max", "SoC drift"),
+    ("exchange_deviation_mwh", "exch dev MWh"),
     ("linearisation_vm_error_max_pu", "lin V err"),
-    ("ems_fallback_steps", "fallbacks"), ("solve_time_s", "solve s"), ("wall_time_s", "wall s"),
+    ("ems_fallback_steps", "fallbacks"),
+    ("solve_time_s", "solve s"),
+    ("wall_time_s", "wall s"),
 ]
 
 
@@ -131,7 +147,7 @@ def cmd_compare(args: argparse.Namespace, out_stream: TextIO) -> int:
             print(f"running {spec} -> {out}", file=sys.stderr)
         try:
             results[spec] = run_scenario(cfg, data_dir, name, out, progress=False).kpis
-        except Exception as exc:  # noqa: BLE001 - one failed strategy does not hide the others
+        except Exception as exc:
             logger.exception("run of %s failed", spec)
             results[spec] = {"run_error": f"{type(exc).__name__}: {exc}", "path": str(out)}
     if args.json:
@@ -153,14 +169,14 @@ def _print_compare(results: dict[str, dict[str, Any]], out: TextIO) -> None:
         cells[spec] = row
     widths = [max(len(head), *(len(r[i]) for r in cells.values())) + 2 for i, (_, head) in enumerate(cols)]
     first = max(12, *(len(s) for s in results)) + 1
-    print(f"{'strategy':<{first}}" + "".join(f"{head:>{w}}" for (_, head), w in zip(cols, widths, strict=True)),
-          file=out)
+    print(
+        f"{'strategy':<{first}}" + "".join(f"{head:>{w}}" for (_, head), w in zip(cols, widths, strict=True)), file=out
+    )
     for spec, k in results.items():
         if "run_error" in k:
             print(f"{spec:<{first}}  run failed: {k['run_error']}", file=out)
             continue
-        print(f"{spec:<{first}}" + "".join(f"{c:>{w}}" for c, w in zip(cells[spec], widths, strict=True)),
-              file=out)
+        print(f"{spec:<{first}}" + "".join(f"{c:>{w}}" for c, w in zip(cells[spec], widths, strict=True)), file=out)
 
 
 def _fmt(v: Any) -> str:
@@ -170,17 +186,37 @@ def _fmt(v: Any) -> str:
 
 
 def _print_kpis(k: dict[str, Any], out: TextIO) -> None:
-    keys = ["scenario", "strategy", "n_steps", "total_cost", "energy_bought_mwh", "energy_sold_mwh",
-            "unserved_mwh", "losses_mwh", "n_voltage_violations", "min_vm_pu", "max_vm_pu",
-            "n_line_overloads", "max_loading_percent", "pf_failures", "wall_time_s"]
+    keys = [
+        "scenario",
+        "strategy",
+        "n_steps",
+        "total_cost",
+        "energy_bought_mwh",
+        "energy_sold_mwh",
+        "unserved_mwh",
+        "losses_mwh",
+        "n_voltage_violations",
+        "min_vm_pu",
+        "max_vm_pu",
+        "n_line_overloads",
+        "max_loading_percent",
+        "pf_failures",
+        "wall_time_s",
+    ]
     for key in keys:
         if key in k:
             print(f"  {key:<22} {_fmt(k[key])}", file=out)
     print("  cost_by_mg:", file=out)
     for name, c in k.get("cost_by_mg", {}).items():
         print(f"    {name:<20} {_fmt(c)}", file=out)
-    for key in ("solve_time_s", "soc_drift_mwh_max", "exchange_deviation_mwh", "ems_fallback_steps",
-                "linearisation_vm_error_max_pu", "linearisation_loading_error_max_percent"):
+    for key in (
+        "solve_time_s",
+        "soc_drift_mwh_max",
+        "exchange_deviation_mwh",
+        "ems_fallback_steps",
+        "linearisation_vm_error_max_pu",
+        "linearisation_loading_error_max_percent",
+    ):
         if key in k:
             print(f"  {key:<22} {_fmt(k[key])}", file=out)
     for key in ("solve_time_by_step_s", "aggregation_saving_share"):
@@ -233,19 +269,26 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     if isinstance(rep, int):
         return rep
     if args.json:
-        write_json(out, {"received": rep.received, "findings": rep.findings, "n_messages": rep.n_messages,
-                         "n_ciphertext": rep.n_ciphertext})
+        write_json(
+            out,
+            {
+                "received": rep.received,
+                "findings": rep.findings,
+                "n_messages": rep.n_messages,
+                "n_ciphertext": rep.n_ciphertext,
+            },
+        )
         return 0
-    print(f"{rep.n_messages} messages crossed an ownership boundary, {rep.n_ciphertext} as ciphertext only",
-          file=out)
+    print(f"{rep.n_messages} messages crossed an ownership boundary, {rep.n_ciphertext} as ciphertext only", file=out)
     print("plaintext received (receiver <- sender: kinds):", file=out)
     for receiver, senders in sorted(rep.received.items()):
         for sender, kinds in sorted(senders.items()):
             print(f"  {receiver} <- {sender}: {', '.join(sorted(kinds))}", file=out)
     if not rep.received:
         print("  (none)", file=out)
-    print("findings:" if rep.findings else "findings: none (no owner's data and no internal data in plaintext)",
-          file=out)
+    print(
+        "findings:" if rep.findings else "findings: none (no owner's data and no internal data in plaintext)", file=out
+    )
     for f in rep.findings:
         print(f"  {f}", file=out)
     return 0
@@ -264,16 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--days", type=int, default=None, help="days to simulate (overrides scenario.days)")
     r.add_argument("--out", help="HDF5 file (default results/<scenario>-<strategy>.h5)")
     r.add_argument("--config", help="a TOML config of the scenario's schema (default: the embedded one)")
-    r.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override one config field, e.g. --set forecast.error_std=0.1 (repeatable)")
+    r.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override one config field, e.g. --set forecast.error_std=0.1 (repeatable)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--json", action="store_true", help="print the run's KPIs as one JSON object")
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("compare", help="run several strategies on the same scenario, one table")
     c.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO)
-    c.add_argument("--strategies", required=True,
-                   help="comma-separated: name, name:key=value (sets ems.key; several options joined "
-                        "with '+', e.g. local,centralized:rolling=true+horizon='shrinking'), or module:Class")
+    c.add_argument(
+        "--strategies",
+        required=True,
+        help="comma-separated: name, name:key=value (sets ems.key; several options joined "
+        "with '+', e.g. local,centralized:rolling=true+horizon='shrinking'), or module:Class",
+    )
     c.add_argument("--days", type=int, default=None)
     c.add_argument("--config", help="a TOML config of the scenario's schema")
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every run")
@@ -295,13 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "-v", "--verbose"):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "-v", "--verbose")):
         argv = ["run", *argv]
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["run"])
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     # Whatever the work prints (solvers, libraries, simulator processes) goes to stderr; the result
     # alone reaches stdout.
     with result_stdout() as out:

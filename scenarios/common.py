@@ -25,11 +25,23 @@ GRID_RECORD = {
     "StaticGen": ["p_mw", "p_avail_mw", "curtailed_mw"],
     "Storage": ["p_mw", "soc_mwh", "clipped_mw"],
     "ExtGrid": ["p_mw", "q_mvar"],
-    "Grid": ["pf_converged", "losses_mw", "min_vm_pu", "max_vm_pu", "max_loading_percent",
-             "n_voltage_violations", "n_overloads", "unsupplied_mw"],
+    "Grid": [
+        "pf_converged",
+        "losses_mw",
+        "min_vm_pu",
+        "max_vm_pu",
+        "max_loading_percent",
+        "n_voltage_violations",
+        "n_overloads",
+        "unsupplied_mw",
+    ],
 }
-PROFILE_RECORD = {"Load": ["p_mw", "q_mvar", "forecast_p_mw"], "PV": ["p_mw", "forecast_p_mw"],
-                  "Wind": ["p_mw", "forecast_p_mw"], "Series": ["p_mw", "forecast_p_mw"]}
+PROFILE_RECORD = {
+    "Load": ["p_mw", "q_mvar", "forecast_p_mw"],
+    "PV": ["p_mw", "forecast_p_mw"],
+    "Wind": ["p_mw", "forecast_p_mw"],
+    "Series": ["p_mw", "forecast_p_mw"],
+}
 
 
 def sim_config(cfg: Config, strategy: str) -> dict[str, dict[str, str]]:
@@ -63,10 +75,18 @@ def start_ems(world: Any, cfg: Config, strategy: str, site: dict[str, Any] | Non
     """The EMS simulator with the scenario's tariff and EMS settings (a rule-based EMS ignores the
     solver settings, strategies that do not model the network ignore ``site``)."""
     e = cfg.ems
-    return world.start("EMS", step_size=cfg.scenario.step_s, tariff=cfg.tariff.model_dump(),
-                       mip_rel_gap=e.mip_rel_gap, time_limit_s=e.time_limit_s,
-                       pwl_max_error_per_h=e.pwl_max_error_per_h, rolling=e.rolling, horizon=e.horizon,
-                       site=site or {}, **{k: getattr(e, k) for k in get_strategy(strategy).params})
+    return world.start(
+        "EMS",
+        step_size=cfg.scenario.step_s,
+        tariff=cfg.tariff.model_dump(),
+        mip_rel_gap=e.mip_rel_gap,
+        time_limit_s=e.time_limit_s,
+        pwl_max_error_per_h=e.pwl_max_error_per_h,
+        rolling=e.rolling,
+        horizon=e.horizon,
+        site=site or {},
+        **{k: getattr(e, k) for k in get_strategy(strategy).params},
+    )
 
 
 def ems_output_attrs(strategy: str) -> list[str]:

@@ -30,16 +30,21 @@ def build_net(cfg: Config) -> NetLayout:
         if mg.parent is not None:
             raise ConfigError(f"mgs[{i}] ({mg.name}).parent: {NAME} has no nested microgrids")
         if mg.bus not in net.bus.index:
-            raise ConfigError(f"mgs[{i}] ({mg.name}).bus: bus {mg.bus} is not in {g.net} "
-                              f"(buses {list(net.bus.index)})")
+            raise ConfigError(f"mgs[{i}] ({mg.name}).bus: bus {mg.bus} is not in {g.net} (buses {list(net.bus.index)})")
         if mg.generator is None:
             raise ConfigError(f"mgs[{i}] ({mg.name}).chp: every community MG needs its CHP")
     parties: dict[str, PartyUnits] = {}
     for mg in cfg.mgs:
         feeder_line = net.line[(net.line.from_bus == mg.bus) | (net.line.to_bus == mg.bus)].iloc[0]
         parties[mg.name] = add_mg_behind_pcc(
-            net, mg, float(net.bus.at[mg.bus, "vn_kv"]), float(feeder_line.r_ohm_per_km),
-            float(feeder_line.x_ohm_per_km), float(feeder_line.max_i_ka), (g.vm_min_pu, g.vm_max_pu))
+            net,
+            mg,
+            float(net.bus.at[mg.bus, "vn_kv"]),
+            float(feeder_line.r_ohm_per_km),
+            float(feeder_line.x_ohm_per_km),
+            float(feeder_line.max_i_ka),
+            (g.vm_min_pu, g.vm_max_pu),
+        )
     finish_flags(net)
     return NetLayout(net, parties, [], [])
 

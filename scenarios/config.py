@@ -112,6 +112,7 @@ class PvCfg(_Strict):
     @property
     def peak_mw(self) -> float:
         return max(self.p_mw_per_hour) if self.p_mw_per_hour is not None else float(self.p_peak_mw or 0.0)
+
     tilt_deg: float = Field(default=30.0, ge=0, le=90)
     azimuth_deg: float = Field(default=180.0, ge=0, lt=360)
 
@@ -169,8 +170,11 @@ class TradeCfg(_Strict):
 
 class MgCfg(UnitsCfg):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
-    bus: int | None = Field(default=None, ge=0, description="feeder bus (pandapower index); none for an "
-                                                               "MG nested in another (it hangs on its parent's bus)")
+    bus: int | None = Field(
+        default=None,
+        ge=0,
+        description="feeder bus (pandapower index); none for an MG nested in another (it hangs on its parent's bus)",
+    )
     pcc_max_mw: float = Field(default=5.0, gt=0)
     pcc_line_length_km: float = Field(default=0.1, gt=0)
     parent: str | None = Field(default=None, description="the MG this one is nested in")
@@ -239,16 +243,19 @@ class EmsCfg(_Strict):
     pwl_max_error_per_h: float = Field(default=0.5, gt=0, description="diesel cost PWL bound, $/h")
     rolling: bool = Field(default=False, description="re-plan every step from the measured SoC")
     horizon: Literal["receding", "shrinking"] = Field(
-        default="receding", description="rolling window: forecast length, or to the end of the day")
+        default="receding", description="rolling window: forecast length, or to the end of the day"
+    )
     case: Literal[1, 2, 3] = Field(default=2, description="security_constrained: spec 002's case")
     key_bits: int = Field(default=2048, ge=2048, description="nested: Paillier key size")
     packed: bool = Field(default=True, description="nested: pack a forecast into one plaintext")
     ancillary: Literal["paper", "extended"] = Field(
-        default="paper", description="cooperative: which MGs may move their CHP in step 2")
+        default="paper", description="cooperative: which MGs may move their CHP in step 2"
+    )
     deviation_price_per_mwh: float = Field(default=500.0, gt=0, description="security_constrained")
     redistribution_price_per_mwh: float = Field(default=250.0, ge=0, description="security_constrained")
-    s_max_factor: float = Field(default=0.95, gt=0, le=1, description="security_constrained: line limit "
-                                                                       "as a share of the rating")
+    s_max_factor: float = Field(
+        default=0.95, gt=0, le=1, description="security_constrained: line limit as a share of the rating"
+    )
 
     @model_validator(mode="after")
     def _prices(self) -> EmsCfg:
@@ -317,15 +324,16 @@ class Config(_Strict):
         for key in ("buy_price_per_mwh", "sell_price_per_mwh"):
             n = len(getattr(self.tariff, key))
             if n != steps_per_day:
-                raise ValueError(f"tariff.{key} has {n} values, a day has {steps_per_day} steps "
-                                 f"of scenario.step_s={self.scenario.step_s}")
+                raise ValueError(
+                    f"tariff.{key} has {n} values, a day has {steps_per_day} steps "
+                    f"of scenario.step_s={self.scenario.step_s}"
+                )
         if any(s > b for s, b in zip(self.tariff.sell_price_per_mwh, self.tariff.buy_price_per_mwh)):
             raise ValueError("tariff.sell_price_per_mwh exceeds buy_price_per_mwh in some step")
         if self.forecast.every_s % self.scenario.step_s:
             raise ValueError("forecast.every_s must be a multiple of scenario.step_s")
         if self.forecast.horizon_steps * self.scenario.step_s < self.forecast.every_s:
-            raise ValueError("forecast.horizon_steps does not reach the next planning time "
-                             "(forecast.every_s)")
+            raise ValueError("forecast.horizon_steps does not reach the next planning time (forecast.every_s)")
         names = [m.name for m in self.mgs]
         if len(set(names)) != len(names):
             raise ValueError(f"mgs: duplicate MG names {names}")
@@ -443,11 +451,15 @@ def fill_from_data(raw: dict[str, Any], data_dir: Path) -> dict[str, Any]:
             raise ConfigError(f"{where}: column {name!r} not in {path.name} (has {list(df.columns)})")
         col = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
         if np.isnan(col).any():
-            raise ConfigError(f"{where}: column {name!r} in {path.name} holds NaN or non-numbers "
-                              f"(first at row {int(np.flatnonzero(np.isnan(col))[0])})")
+            raise ConfigError(
+                f"{where}: column {name!r} in {path.name} holds NaN or non-numbers "
+                f"(first at row {int(np.flatnonzero(np.isnan(col))[0])})"
+            )
         if steps_per_day is not None and len(col) != steps_per_day:
-            raise ConfigError(f"{where}: column {name!r} has {len(col)} values, a day has {steps_per_day} "
-                              f"steps of scenario.step_s={step_s}")
+            raise ConfigError(
+                f"{where}: column {name!r} has {len(col)} values, a day has {steps_per_day} "
+                f"steps of scenario.step_s={step_s}"
+            )
         return [float(x) for x in col]
 
     dt_h = step_s / 3600.0
@@ -516,8 +528,8 @@ def validate_data(cfg: Config, data_dir: Path) -> None:
         col = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
         if np.isnan(col).any():
             bad = int(np.flatnonzero(np.isnan(col))[0])
-            raise ConfigError(f"{where}: profile {name!r} in {path.name} holds NaN or non-numbers "
-                              f"(first at row {bad})")
+            raise ConfigError(f"{where}: profile {name!r} in {path.name} holds NaN or non-numbers (first at row {bad})")
         if len(col) < 8760:
-            raise ConfigError(f"{where}: profile {name!r} in {path.name} has {len(col)} hourly values, "
-                              "a year needs 8760")
+            raise ConfigError(
+                f"{where}: profile {name!r} in {path.name} has {len(col)} hourly values, a year needs 8760"
+            )

@@ -45,15 +45,29 @@ def build_net(cfg: Config) -> NetLayout:
     tie_switches = []
     for li in g.tie_lines:
         net.line.loc[li, "in_service"] = True
-        tie_switches.append(pp.create_switch(net, bus=int(net.line.at[li, "from_bus"]), element=li, et="l",
-                                             closed=g.tie_switches_closed, name=f"tie {li}"))
+        tie_switches.append(
+            pp.create_switch(
+                net,
+                bus=int(net.line.at[li, "from_bus"]),
+                element=li,
+                et="l",
+                closed=g.tie_switches_closed,
+                name=f"tie {li}",
+            )
+        )
     parties: dict[str, PartyUnits] = {}
     vn_kv = float(net.bus.vn_kv.iloc[0])
     ref_line = net.line.iloc[0]
     for mg in cfg.mgs:
-        parties[mg.name] = add_mg_behind_pcc(net, mg, vn_kv, float(ref_line.r_ohm_per_km),
-                                             float(ref_line.x_ohm_per_km), g.line_max_i_ka,
-                                             (g.vm_min_pu, g.vm_max_pu))
+        parties[mg.name] = add_mg_behind_pcc(
+            net,
+            mg,
+            vn_kv,
+            float(ref_line.r_ohm_per_km),
+            float(ref_line.x_ohm_per_km),
+            g.line_max_i_ka,
+            (g.vm_min_pu, g.vm_max_pu),
+        )
     dn = PartyUnits(bus=cfg.dn.bus if cfg.dn else 0, load=feeder_loads)
     if cfg.dn is not None:
         _add_units(net, cfg.dn, cfg.dn.bus, DN, dn)
@@ -73,8 +87,7 @@ def validate_against_net(cfg: Config, net: Any) -> None:
     for where, lines in (("grid.trunk_lines", cfg.grid.trunk_lines), ("grid.tie_lines", cfg.grid.tie_lines)):
         bad = [li for li in lines if li not in net.line.index]
         if bad:
-            raise ConfigError(f"{where}: lines {bad} are not in {cfg.grid.net} "
-                              f"(lines 0..{len(net.line) - 1})")
+            raise ConfigError(f"{where}: lines {bad} are not in {cfg.grid.net} (lines 0..{len(net.line) - 1})")
 
 
 def build(world: Any, cfg: Config, *, strategy: str, data_dir: Any) -> Built:

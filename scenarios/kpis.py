@@ -73,8 +73,10 @@ class _Run:
             return None
         spd = len(trade.buy_price_per_mwh)
         idx = np.arange(self.n) % spd
-        return (np.asarray(trade.buy_price_per_mwh, dtype=float)[idx],
-                np.asarray(trade.sell_price_per_mwh, dtype=float)[idx])
+        return (
+            np.asarray(trade.buy_price_per_mwh, dtype=float)[idx],
+            np.asarray(trade.sell_price_per_mwh, dtype=float)[idx],
+        )
 
 
 def diesel_cost(unit: DieselUnit, p_mw: np.ndarray, dt_h: float) -> tuple[float, int]:
@@ -115,8 +117,11 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         if pm.get("pcc_line"):
             imp = -r.s(pm["pcc_line"], "p_to_mw")  # flow out of the line's MG-side end = into the MG
             pay = float(np.sum(r.exchange_cost(imp, r.trade_prices(units))))
-            detail.update(exchange_cost=pay, import_mwh=float(np.sum(np.maximum(_nz(imp), 0)) * dt),
-                          export_mwh=float(np.sum(np.maximum(-_nz(imp), 0)) * dt))
+            detail.update(
+                exchange_cost=pay,
+                import_mwh=float(np.sum(np.maximum(_nz(imp), 0)) * dt),
+                export_mwh=float(np.sum(np.maximum(-_nz(imp), 0)) * dt),
+            )
             cost += pay
             parent = pm.get("parent")
             if parent:  # a nested MG pays its parent at the trading prices
@@ -178,7 +183,8 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
     community = emap.get("community")
     if community:  # the cooperative EMS's own account of its internal trades (kWh per step)
         extra["internal_trade_by_kind_mwh"] = {
-            kind: float(np.nansum(r.s(community, f"{kind}_internal_kwh"))) / 1000.0 for kind in ("main", "ancillary")}
+            kind: float(np.nansum(r.s(community, f"{kind}_internal_kwh"))) / 1000.0 for kind in ("main", "ancillary")
+        }
     return {
         "scenario": r.attrs.get("scenario"),
         "strategy": r.attrs.get("strategy"),
@@ -199,8 +205,9 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         "solve_time_s": float(np.sum(solve_per_step)),
         "solve_time_max_s": float(np.max(solve_per_step)) if r.n else 0.0,
         "ems_fallback_steps": int(fallback_steps),
-        "soc_drift_mwh_max": max((p["soc_drift_mwh_max"] for p in per_party.values()
-                                  if "soc_drift_mwh_max" in p), default=float("nan")),
+        "soc_drift_mwh_max": max(
+            (p["soc_drift_mwh_max"] for p in per_party.values() if "soc_drift_mwh_max" in p), default=float("nan")
+        ),
         "exchange_deviation_mwh": float(sum(p.get("exchange_deviation_mwh", 0.0) for p in per_party.values())),
         "wall_time_s": float(r.attrs.get("wall_time_s", float("nan"))),
         "parties": per_party,
@@ -236,8 +243,9 @@ def _strategy_kpis(r: _Run, emap: dict[str, Any], per_party: dict[str, dict[str,
     steps = {k: r.s(dn["ems"], k) for k in ("step1_s", "step2_s", "step3_s", "split_s")}
     if any(np.isfinite(v).any() for v in steps.values()):
         out["solve_time_by_step_s"] = {k: float(np.nansum(v)) for k, v in steps.items()}
-        out["solve_time_by_step_max_s"] = {k: float(np.nanmax(v)) if np.isfinite(v).any() else 0.0
-                                           for k, v in steps.items()}
+        out["solve_time_by_step_max_s"] = {
+            k: float(np.nanmax(v)) if np.isfinite(v).any() else 0.0 for k, v in steps.items()
+        }
     shares = {name: r.s(pm["ems"], "saving_share") for name, pm in emap["parties"].items() if name != "DN"}
     if any(np.isfinite(v).any() for v in shares.values()):
         out["aggregation_saving_share"] = {n: float(np.nansum(v)) for n, v in shares.items()}
@@ -246,19 +254,22 @@ def _strategy_kpis(r: _Run, emap: dict[str, Any], per_party: dict[str, dict[str,
     pred_vm = r.series.get((dn["ems"], "predicted_vm_pu"))
     if pred_vm is not None and pred_vm.ndim == 2:
         sid = emap["grid"].split(".", 1)[0]
-        buses = sorted(int(fid.rsplit("-", 1)[1]) for (fid, a) in r.series
-                       if a == "vm_pu" and fid.startswith(sid + ".Bus-"))
+        buses = sorted(
+            int(fid.rsplit("-", 1)[1]) for (fid, a) in r.series if a == "vm_pu" and fid.startswith(sid + ".Bus-")
+        )
         if len(buses) == pred_vm.shape[1]:
             ac = np.column_stack([r.s(f"{sid}.Bus-{b}", "vm_pu") for b in buses])
             err = pred_vm[: r.n] - ac
             if np.isfinite(err).any():
                 i = np.nanargmax(np.abs(err))
                 out["linearisation_vm_error_max_pu"] = float(np.abs(err).flat[i])
-                out["linearisation_vm_error_where"] = {"step": int(i // err.shape[1]),
-                                                       "bus": buses[i % err.shape[1]]}
+                out["linearisation_vm_error_where"] = {"step": int(i // err.shape[1]), "bus": buses[i % err.shape[1]]}
         pred_ld = r.series.get((dn["ems"], "predicted_loading_percent"))
-        lines = sorted(int(fid.rsplit("-", 1)[1]) for (fid, a) in r.series
-                       if a == "loading_percent" and fid.startswith(sid + ".Line-"))
+        lines = sorted(
+            int(fid.rsplit("-", 1)[1])
+            for (fid, a) in r.series
+            if a == "loading_percent" and fid.startswith(sid + ".Line-")
+        )
         if pred_ld is not None and len(lines) == pred_ld.shape[1]:
             ac = np.column_stack([r.s(f"{sid}.Line-{li}", "loading_percent") for li in lines])
             err = pred_ld[: r.n] - ac

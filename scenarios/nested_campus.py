@@ -51,8 +51,15 @@ def build_net(cfg: Config) -> NetLayout:
         ref = net.line[(net.line.from_bus == at) | (net.line.to_bus == at)]
         ref_line = ref.iloc[0] if len(ref) else net.line.iloc[0]
         parties[mg.name] = add_mg_behind_pcc(
-            net, mg, float(net.bus.at[at, "vn_kv"]), float(ref_line.r_ohm_per_km), float(ref_line.x_ohm_per_km),
-            float(ref_line.max_i_ka), (g.vm_min_pu, g.vm_max_pu), from_bus=at)
+            net,
+            mg,
+            float(net.bus.at[at, "vn_kv"]),
+            float(ref_line.r_ohm_per_km),
+            float(ref_line.x_ohm_per_km),
+            float(ref_line.max_i_ka),
+            (g.vm_min_pu, g.vm_max_pu),
+            from_bus=at,
+        )
     finish_flags(net)
     return NetLayout(net, parties, [], [])
 

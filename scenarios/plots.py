@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from scenarios.config import Config  # noqa: E402
-from sims.recorder import read_attrs, read_plans, read_series  # noqa: E402
+from scenarios.config import Config
+from sims.recorder import read_attrs, read_plans, read_series
 
 
 def _hours(n: int, step_s: int) -> np.ndarray:
@@ -61,14 +61,19 @@ def plot_run(path: Path, out_dir: Path) -> list[Path]:
     for name, pm in parties.items():
         if not pm.get("storage"):
             continue
-        line, = ax.plot(t, s[(pm["storage"], "soc_mwh")], label=f"{name} measured")
+        (line,) = ax.plot(t, s[(pm["storage"], "soc_mwh")], label=f"{name} measured")
         plan = plans.get((pm["ems"], "plan_soc_mwh"))
         if plan is not None:
             for k in np.flatnonzero(np.isfinite(plan).any(axis=1)):
                 row = plan[k]
                 m = min(len(row), n - k)
-                ax.plot(t[k:k + m], row[:m], ls=":", color=line.get_color(),
-                        label=f"{name} planned" if k == np.flatnonzero(np.isfinite(plan).any(axis=1))[0] else None)
+                ax.plot(
+                    t[k : k + m],
+                    row[:m],
+                    ls=":",
+                    color=line.get_color(),
+                    label=f"{name} planned" if k == np.flatnonzero(np.isfinite(plan).any(axis=1))[0] else None,
+                )
     ax.set_ylabel("stored energy (MWh, end of step)")
     ax.set_xlabel("hour")
     ax.set_title(f"Battery state of charge ({title})")
@@ -100,8 +105,7 @@ def plot_run(path: Path, out_dir: Path) -> list[Path]:
 
     written.append(_plan_vs_actual(s, emap, t, n, title, out_dir))
 
-    lines = sorted({fid for (fid, a) in s if a == "loading_percent"},
-                   key=lambda f: int(f.rsplit("-", 1)[1]))
+    lines = sorted({fid for (fid, a) in s if a == "loading_percent"}, key=lambda f: int(f.rsplit("-", 1)[1]))
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), gridspec_kw={"height_ratios": [1, 2]}, sharex=True)
     ax1.plot(t, s[(grid, "max_loading_percent")], color="tab:purple")
     ax1.axhline(100, color="r", ls="--", lw=1)
@@ -110,8 +114,13 @@ def plot_run(path: Path, out_dir: Path) -> list[Path]:
     ax1.grid(alpha=0.3)
     if lines:
         mat = np.vstack([s[(f, "loading_percent")] for f in lines])
-        im = ax2.imshow(mat, aspect="auto", origin="lower", cmap="viridis",
-                        extent=(t[0], t[-1] + (t[1] - t[0] if n > 1 else 1), -0.5, len(lines) - 0.5))
+        im = ax2.imshow(
+            mat,
+            aspect="auto",
+            origin="lower",
+            cmap="viridis",
+            extent=(t[0], t[-1] + (t[1] - t[0] if n > 1 else 1), -0.5, len(lines) - 0.5),
+        )
         ax2.set_ylabel("line index")
         fig.colorbar(im, ax=ax2, label="loading (%)")
     ax2.set_xlabel("hour")
@@ -139,7 +148,7 @@ def _plan_vs_actual(s: dict, emap: dict, t: np.ndarray, n: int, title: str, out_
             if not fids:
                 continue
             actual = sum((np.nan_to_num(s[(f, "p_mw")]) for f in fids if (f, "p_mw") in s), np.zeros(n))
-            line, = ax.plot(t, actual, label=f"{label} actual")
+            (line,) = ax.plot(t, actual, label=f"{label} actual")
             fcs = [s[(f, "forecast_p_mw")] for f in fids if (f, "forecast_p_mw") in s]
             if not fcs:
                 continue
@@ -148,8 +157,13 @@ def _plan_vs_actual(s: dict, emap: dict, t: np.ndarray, n: int, title: str, out_
             for k in range(0, n, steps_per_day):  # the forecast issued at the start of each day
                 if np.isfinite(fc[k]).any():
                     m = min(fc.shape[1], n - k)
-                    ax.plot(t[k:k + m], fc[k, :m], ls=":", color=line.get_color(),
-                            label=f"{label} forecast" if k == 0 else None)
+                    ax.plot(
+                        t[k : k + m],
+                        fc[k, :m],
+                        ls=":",
+                        color=line.get_color(),
+                        label=f"{label} forecast" if k == 0 else None,
+                    )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=3)
     axes[0, 0].set_title(f"Planned vs measured exchange ({title})")

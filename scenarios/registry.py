@@ -24,12 +24,24 @@ class ScenarioEntry:
 SCENARIOS: dict[str, ScenarioEntry] = {
     e.name: e
     for e in [
-        ScenarioEntry("ieee33_3mg", "scenarios.ieee33_3mg", DATA_DIR / "ieee33_3mg.toml",
-                      "case33bw feeder, three microgrids (PV, wind, diesel, battery), the DN's diesel and battery"),
-        ScenarioEntry("community_3mg", "scenarios.community_3mg", DATA_DIR / "community_3mg.toml",
-                      "three CHP + PV microgrids trading internally and with the utility (spec 003)"),
-        ScenarioEntry("nested_campus", "scenarios.nested_campus", DATA_DIR / "nested_campus.toml",
-                      "department inside faculty inside campus with owners' loads, CIGRE LV (spec 000)"),
+        ScenarioEntry(
+            "ieee33_3mg",
+            "scenarios.ieee33_3mg",
+            DATA_DIR / "ieee33_3mg.toml",
+            "case33bw feeder, three microgrids (PV, wind, diesel, battery), the DN's diesel and battery",
+        ),
+        ScenarioEntry(
+            "community_3mg",
+            "scenarios.community_3mg",
+            DATA_DIR / "community_3mg.toml",
+            "three CHP + PV microgrids trading internally and with the utility (spec 003)",
+        ),
+        ScenarioEntry(
+            "nested_campus",
+            "scenarios.nested_campus",
+            DATA_DIR / "nested_campus.toml",
+            "department inside faculty inside campus with owners' loads, CIGRE LV (spec 000)",
+        ),
     ]
 }
 DEFAULT_SCENARIO = "ieee33_3mg"

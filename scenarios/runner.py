@@ -40,8 +40,7 @@ def _quiet_mosaik() -> None:
     loguru_logger.add(sys.stderr, level="WARNING")
 
 
-def run_scenario(cfg: Config, data_dir: Path, strategy: str, out_path: Path, *,
-                 progress: bool = True) -> RunResult:
+def run_scenario(cfg: Config, data_dir: Path, strategy: str, out_path: Path, *, progress: bool = True) -> RunResult:
     """Build the world, run ``cfg.scenario.days`` days, write KPIs into the record and return them."""
     get_strategy(strategy).check_scenario(cfg.scenario.name)
     scenario = get_scenario(cfg.scenario.name).load()

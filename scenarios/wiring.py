@@ -63,21 +63,37 @@ def _add_units(net: Any, units: UnitsCfg, bus: int, name: str, party: PartyUnits
         q = o.p_peak_mw * math.tan(math.acos(o.cos_phi))
         party.owner_loads[o.owner] = pp.create_load(net, bus, p_mw=o.p_peak_mw, q_mvar=q, name=f"{name} {o.owner}")
     if units.pv is not None:
-        party.pv.append(pp.create_sgen(net, bus, p_mw=0.0, max_p_mw=units.pv.peak_mw, name=f"{name} PV",
-                                       type="PV", controllable=False))
+        party.pv.append(
+            pp.create_sgen(
+                net, bus, p_mw=0.0, max_p_mw=units.pv.peak_mw, name=f"{name} PV", type="PV", controllable=False
+            )
+        )
     if units.wind is not None:
-        party.wind.append(pp.create_sgen(net, bus, p_mw=0.0, max_p_mw=units.wind.p_rated_mw,
-                                         name=f"{name} wind", type="WP", controllable=False))
+        party.wind.append(
+            pp.create_sgen(
+                net, bus, p_mw=0.0, max_p_mw=units.wind.p_rated_mw, name=f"{name} wind", type="WP", controllable=False
+            )
+        )
     gen = units.generator
     if gen is not None:
         kind = "CHP" if units.chp is not None else "diesel"
-        party.diesel = pp.create_sgen(net, bus, p_mw=0.0, max_p_mw=gen.p_max_mw, min_p_mw=0.0,
-                                      name=f"{name} {kind}", type=kind, controllable=True)
+        party.diesel = pp.create_sgen(
+            net, bus, p_mw=0.0, max_p_mw=gen.p_max_mw, min_p_mw=0.0, name=f"{name} {kind}", type=kind, controllable=True
+        )
     if units.battery is not None:
         b = units.battery
-        idx = pp.create_storage(net, bus, p_mw=0.0, max_e_mwh=b.e_max_mwh, name=f"{name} battery",
-                                soc_percent=100.0 * b.e_init_mwh / b.e_max_mwh, min_e_mwh=b.e_min_mwh,
-                                max_p_mw=b.p_ch_max_mw, min_p_mw=-b.p_dis_max_mw, controllable=True)
+        idx = pp.create_storage(
+            net,
+            bus,
+            p_mw=0.0,
+            max_e_mwh=b.e_max_mwh,
+            name=f"{name} battery",
+            soc_percent=100.0 * b.e_init_mwh / b.e_max_mwh,
+            min_e_mwh=b.e_min_mwh,
+            max_p_mw=b.p_ch_max_mw,
+            min_p_mw=-b.p_dis_max_mw,
+            controllable=True,
+        )
         net.storage.loc[idx, "eta_ch"] = b.eta_ch
         net.storage.loc[idx, "eta_dis"] = b.eta_dis
         net.storage.loc[idx, "grid_forming"] = b.grid_forming
@@ -86,15 +102,31 @@ def _add_units(net: Any, units: UnitsCfg, bus: int, name: str, party: PartyUnits
         net.sgen.loc[party.diesel, "grid_forming"] = units.battery is None or not units.battery.grid_forming
 
 
-def add_mg_behind_pcc(net: Any, mg: MgCfg, vn_kv: float, r_ohm_per_km: float, x_ohm_per_km: float,
-                      max_i_ka: float, vm_band: tuple[float, float], from_bus: int | None = None) -> PartyUnits:
+def add_mg_behind_pcc(
+    net: Any,
+    mg: MgCfg,
+    vn_kv: float,
+    r_ohm_per_km: float,
+    x_ohm_per_km: float,
+    max_i_ka: float,
+    vm_band: tuple[float, float],
+    from_bus: int | None = None,
+) -> PartyUnits:
     """An MG on a bus of its own, joined to its feeder bus (or, nested, to its parent's bus:
     ``from_bus``) by a short line whose switch is its PCC."""
     at = mg.bus if from_bus is None else from_bus
     mg_bus = pp.create_bus(net, vn_kv=vn_kv, name=mg.name, min_vm_pu=vm_band[0], max_vm_pu=vm_band[1])
     line = pp.create_line_from_parameters(
-        net, from_bus=at, to_bus=mg_bus, length_km=mg.pcc_line_length_km, r_ohm_per_km=r_ohm_per_km,
-        x_ohm_per_km=x_ohm_per_km, c_nf_per_km=0.0, max_i_ka=max_i_ka, name=f"{mg.name} PCC")
+        net,
+        from_bus=at,
+        to_bus=mg_bus,
+        length_km=mg.pcc_line_length_km,
+        r_ohm_per_km=r_ohm_per_km,
+        x_ohm_per_km=x_ohm_per_km,
+        c_nf_per_km=0.0,
+        max_i_ka=max_i_ka,
+        name=f"{mg.name} PCC",
+    )
     sw = pp.create_switch(net, bus=at, element=line, et="l", closed=True, name=f"{mg.name} PCC")
     party = PartyUnits(bus=mg_bus, pcc_line=line, pcc_switch=sw)
     _add_units(net, mg, mg_bus, mg.name, party)
@@ -133,8 +165,7 @@ def site_of(cfg: Config, layout: NetLayout) -> dict[str, Any]:
         "net": pp.to_json(layout.net),
         "party_bus": {name: int(p.bus) for name, p in layout.parties.items()},
         "tie_switches": [int(s) for s in layout.tie_switches],
-        "pcc_switches": {name: int(p.pcc_switch) for name, p in layout.parties.items()
-                         if p.pcc_switch is not None},
+        "pcc_switches": {name: int(p.pcc_switch) for name, p in layout.parties.items() if p.pcc_switch is not None},
     }
 
 
@@ -143,25 +174,31 @@ def party_microgrid(cfg: Config, name: str) -> Microgrid:
     units: UnitsCfg | None = cfg.dn if name == DN else next(m for m in cfg.mgs if m.name == name)
     pen = cfg.penalties
     if units is None:
-        return Microgrid(name=name, pcc_max_mw=1e3, res_curtailment_price_per_mwh=pen.res_curtailment_price_per_mwh,
-                         load_shed_price_per_mwh=pen.load_shed_price_per_mwh)
+        return Microgrid(
+            name=name,
+            pcc_max_mw=1e3,
+            res_curtailment_price_per_mwh=pen.res_curtailment_price_per_mwh,
+            load_shed_price_per_mwh=pen.load_shed_price_per_mwh,
+        )
     diesel = units.generator.model_dump(exclude_none=True) if units.generator else None
     battery = None
     if units.battery is not None:
         battery = units.battery.model_dump(exclude={"grid_forming"})
-    return Microgrid.from_dict({
-        "name": name,
-        "diesel": diesel,
-        "battery": battery,
-        "pcc_max_mw": units.pcc_max_mw if isinstance(units, MgCfg) else 1e3,
-        "res_curtailment_price_per_mwh": pen.res_curtailment_price_per_mwh,
-        "load_shed_price_per_mwh": pen.load_shed_price_per_mwh,
-        "pv_curtailable": units.pv.curtailable if units.pv else True,
-        "parent": getattr(units, "parent", None),
-        "trade_buy_price_per_mwh": units.trade.buy_price_per_mwh if getattr(units, "trade", None) else None,
-        "trade_sell_price_per_mwh": units.trade.sell_price_per_mwh if getattr(units, "trade", None) else None,
-        "wind_curtailable": units.wind.curtailable if units.wind else True,
-    })
+    return Microgrid.from_dict(
+        {
+            "name": name,
+            "diesel": diesel,
+            "battery": battery,
+            "pcc_max_mw": units.pcc_max_mw if isinstance(units, MgCfg) else 1e3,
+            "res_curtailment_price_per_mwh": pen.res_curtailment_price_per_mwh,
+            "load_shed_price_per_mwh": pen.load_shed_price_per_mwh,
+            "pv_curtailable": units.pv.curtailable if units.pv else True,
+            "parent": getattr(units, "parent", None),
+            "trade_buy_price_per_mwh": units.trade.buy_price_per_mwh if getattr(units, "trade", None) else None,
+            "trade_sell_price_per_mwh": units.trade.sell_price_per_mwh if getattr(units, "trade", None) else None,
+            "wind_curtailable": units.wind.curtailable if units.wind else True,
+        }
+    )
 
 
 def _fid(entity: Any) -> str:
@@ -174,16 +211,23 @@ def _profile(prof: Any, kind: str, unit: LoadCfg | PvCfg | Any, cfg: Config, **l
     series = getattr(unit, "p_mw_per_hour", None)
     if series is not None:
         extra = {"cos_phi": unit.cos_phi} if kind == "load" else {}
-        return prof.Series(p_mw_per_hour=list(series), kind="load" if kind == "load" else "generation",
-                           forecast_error_std=err, **extra)
+        return prof.Series(
+            p_mw_per_hour=list(series), kind="load" if kind == "load" else "generation", forecast_error_std=err, **extra
+        )
     if kind == "load":
-        return prof.Load(p_peak_mw=unit.p_peak_mw, profile=unit.profile, cos_phi=unit.cos_phi,
-                         forecast_error_std=err, **load_kw)
+        return prof.Load(
+            p_peak_mw=unit.p_peak_mw, profile=unit.profile, cos_phi=unit.cos_phi, forecast_error_std=err, **load_kw
+        )
     if kind == "pv":
-        return prof.PV(p_peak_mw=unit.p_peak_mw, tilt_deg=unit.tilt_deg, azimuth_deg=unit.azimuth_deg,
-                       forecast_error_std=err)
-    return prof.Wind(p_rated_mw=unit.p_rated_mw, turbine_type=unit.turbine_type, hub_height_m=unit.hub_height_m,
-                     forecast_error_std=err)
+        return prof.PV(
+            p_peak_mw=unit.p_peak_mw, tilt_deg=unit.tilt_deg, azimuth_deg=unit.azimuth_deg, forecast_error_std=err
+        )
+    return prof.Wind(
+        p_rated_mw=unit.p_rated_mw,
+        turbine_type=unit.turbine_type,
+        hub_height_m=unit.hub_height_m,
+        forecast_error_std=err,
+    )
 
 
 def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir: Any) -> Built:
@@ -207,35 +251,63 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir:
     for li in layout.feeder_loads:
         p_nom, q_nom = float(net.load.at[li, "p_mw"]), float(net.load.at[li, "q_mvar"])
         cos_phi = p_nom / math.hypot(p_nom, q_nom) if p_nom > 0 else 1.0
-        ent = prof.Load(p_peak_mw=p_nom * cfg.grid.feeder_load_scale, profile=cfg.grid.feeder_load_profile,
-                        cos_phi=cos_phi, forecast_error_std=cfg.forecast.error_std)
+        ent = prof.Load(
+            p_peak_mw=p_nom * cfg.grid.feeder_load_scale,
+            profile=cfg.grid.feeder_load_profile,
+            cos_phi=cos_phi,
+            forecast_error_std=cfg.forecast.error_std,
+        )
         world.connect(ent, ge[f"Load-{li}"], "p_mw", "q_mvar")
         feeder_profiles.append(ent)
         profile_ents.append(ent)
 
-    entity_map: dict[str, Any] = {"grid": _fid(grid), "ext_grid": [_fid(ge[f"ExtGrid-{i}"]) for i in net.ext_grid.index],
-                                  "parties": {}, "tie_switches": [_fid(ge[f"Switch-{s}"]) for s in layout.tie_switches]}
+    entity_map: dict[str, Any] = {
+        "grid": _fid(grid),
+        "ext_grid": [_fid(ge[f"ExtGrid-{i}"]) for i in net.ext_grid.index],
+        "parties": {},
+        "tie_switches": [_fid(ge[f"Switch-{s}"]) for s in layout.tie_switches],
+    }
     for name, party in layout.parties.items():
         units: UnitsCfg | None = cfg.dn if name == DN else next(m for m in cfg.mgs if m.name == name)
         pv_rated = units.pv.peak_mw if units is not None and units.pv else 0.0
         wind_rated = units.wind.p_rated_mw if units is not None and units.wind else 0.0
         load_buses = None
         if name == DN and layout.feeder_loads:
-            load_buses = {_fid(ent): int(net.load.at[li, "bus"])
-                          for ent, li in zip(feeder_profiles, layout.feeder_loads, strict=True)}
+            load_buses = {
+                _fid(ent): int(net.load.at[li, "bus"])
+                for ent, li in zip(feeder_profiles, layout.feeder_loads, strict=True)
+            }
         owner_model = getattr(importlib.import_module(get_strategy(strategy).module), "OWNER_ATTRS", None)
-        owner_profiles = {o.owner: prof.Load(p_peak_mw=o.p_peak_mw, profile=o.profile, cos_phi=o.cos_phi,
-                                             forecast_error_std=cfg.forecast.error_std)
-                          for o in getattr(units, "owners", [])}
+        owner_profiles = {
+            o.owner: prof.Load(
+                p_peak_mw=o.p_peak_mw, profile=o.profile, cos_phi=o.cos_phi, forecast_error_std=cfg.forecast.error_std
+            )
+            for o in getattr(units, "owners", [])
+        }
         # Without owner agents an owner's forecast reaches the MG's EMS in plaintext: the EMS records it
         # as a message from the owner (load_owners), so the privacy audit sees it.
-        load_owners = ({_fid(ent): owner for owner, ent in owner_profiles.items()}
-                       if owner_profiles and owner_model is None else None)
-        ems = ems_sim.MG(mg=party_microgrid(cfg, name).to_dict(), pv_rated_mw=pv_rated, wind_rated_mw=wind_rated,
-                         load_buses=load_buses, load_owners=load_owners)
-        pm: dict[str, Any] = {"ems": _fid(ems), "kind": "dn" if name == DN else "mg",
-                              "load": [], "pv": [], "wind": [], "diesel": None, "storage": None,
-                              "profiles": {"load": [], "pv": [], "wind": []}}
+        load_owners = (
+            {_fid(ent): owner for owner, ent in owner_profiles.items()}
+            if owner_profiles and owner_model is None
+            else None
+        )
+        ems = ems_sim.MG(
+            mg=party_microgrid(cfg, name).to_dict(),
+            pv_rated_mw=pv_rated,
+            wind_rated_mw=wind_rated,
+            load_buses=load_buses,
+            load_owners=load_owners,
+        )
+        pm: dict[str, Any] = {
+            "ems": _fid(ems),
+            "kind": "dn" if name == DN else "mg",
+            "load": [],
+            "pv": [],
+            "wind": [],
+            "diesel": None,
+            "storage": None,
+            "profiles": {"load": [], "pv": [], "wind": []},
+        }
         # Loads: profile -> grid (actual) and -> EMS (forecast).
         if name == DN:
             for ent, li in zip(feeder_profiles, layout.feeder_loads, strict=True):

@@ -98,14 +98,10 @@ class ModelSpec:
 
 MODEL_SPECS: dict[str, ModelSpec] = {
     "Bus": ModelSpec("bus", (), ("vm_pu", "va_degree", "p_mw", "q_mvar")),
-    "Line": ModelSpec(
-        "line", (), ("loading_percent", "i_ka", "p_from_mw", "q_from_mvar", "p_to_mw", "pl_mw")
-    ),
+    "Line": ModelSpec("line", (), ("loading_percent", "i_ka", "p_from_mw", "q_from_mvar", "p_to_mw", "pl_mw")),
     "Switch": ModelSpec("switch", ("closed",), ("closed",)),
     "Load": ModelSpec("load", ("p_mw", "q_mvar"), ("p_mw", "q_mvar")),
-    "StaticGen": ModelSpec(
-        "sgen", ("p_mw", "p_avail_mw"), ("p_mw", "p_avail_mw", "curtailed_mw")
-    ),
+    "StaticGen": ModelSpec("sgen", ("p_mw", "p_avail_mw"), ("p_mw", "p_avail_mw", "curtailed_mw")),
     "Storage": ModelSpec("storage", ("p_mw",), ("p_mw", "soc_mwh", "clipped_mw")),
     "ExtGrid": ModelSpec("ext_grid", (), ("p_mw", "q_mvar")),
 }
@@ -152,9 +148,7 @@ def load_net(net: str) -> pp.pandapowerNet:
         result = func()
         if isinstance(result, pp.pandapowerNet):
             return result
-    raise ValueError(
-        f"unknown net {net!r}: neither a pandapower.networks function, a JSON file nor a JSON string"
-    )
+    raise ValueError(f"unknown net {net!r}: neither a pandapower.networks function, a JSON file nor a JSON string")
 
 
 def _col(table: Any, name: str, default: float) -> np.ndarray:
@@ -224,17 +218,36 @@ class _FastModel:
             (reactivate if wanted[i] else deactivate)(i)
         current[:] = wanted
 
-    def apply_topology(self, line_state: np.ndarray, trafo_state: np.ndarray, bus_active: np.ndarray,
-                       load_on: np.ndarray, sgen_on: np.ndarray, storage_on: np.ndarray) -> None:
+    def apply_topology(
+        self,
+        line_state: np.ndarray,
+        trafo_state: np.ndarray,
+        bus_active: np.ndarray,
+        load_on: np.ndarray,
+        sgen_on: np.ndarray,
+        storage_on: np.ndarray,
+    ) -> None:
         m = self.model
         # element and line deactivation before buses, bus reactivation before elements
         self.set_active(self.load_active, load_on, m.deactivate_load, m.reactivate_load)
         self.set_active(self.sgen_active, sgen_on, m.deactivate_sgen, m.reactivate_sgen)
         self.set_active(self.storage_active, storage_on, m.deactivate_storage, m.reactivate_storage)
-        self._set_sides(self.line_state, line_state, m.deactivate_powerline, m.reactivate_powerline,
-                        m.deactivate_powerline_side1, m.deactivate_powerline_side2)
-        self._set_sides(self.trafo_state, trafo_state, m.deactivate_trafo, m.reactivate_trafo,
-                        m.deactivate_trafo_side1, m.deactivate_trafo_side2)
+        self._set_sides(
+            self.line_state,
+            line_state,
+            m.deactivate_powerline,
+            m.reactivate_powerline,
+            m.deactivate_powerline_side1,
+            m.deactivate_powerline_side2,
+        )
+        self._set_sides(
+            self.trafo_state,
+            trafo_state,
+            m.deactivate_trafo,
+            m.reactivate_trafo,
+            m.deactivate_trafo_side1,
+            m.deactivate_trafo_side2,
+        )
         for i in np.flatnonzero(self.bus_active != bus_active).tolist():
             if bus_active[i]:
                 m.reactivate_bus(i)
@@ -248,8 +261,14 @@ class _FastModel:
         self.set_active(self.storage_active, storage_on, m.deactivate_storage, m.reactivate_storage)
 
     @staticmethod
-    def _set_sides(current: np.ndarray, wanted: np.ndarray, deactivate: Any, reactivate: Any,
-                   deactivate_side1: Any, deactivate_side2: Any) -> None:
+    def _set_sides(
+        current: np.ndarray,
+        wanted: np.ndarray,
+        deactivate: Any,
+        reactivate: Any,
+        deactivate_side1: Any,
+        deactivate_side2: Any,
+    ) -> None:
         for i in np.flatnonzero(current != wanted).tolist():
             new = int(wanted[i])
             if new == 0:
@@ -284,7 +303,7 @@ class _FastModel:
             return None
         try:
             V = self.model.ac_pf(V0, NR_MAXIT, NR_TOL)
-        except Exception:  # noqa: BLE001 - any solver failure is a non-converged power flow
+        except Exception:
             logger.debug("lightsim2grid ac_pf raised", exc_info=True)
             return None
         if len(V) == 0 or not np.all(np.isfinite(V)):
@@ -355,19 +374,28 @@ class GridSim(mosaik_api_v3.Simulator):
         net = self.net
         assert net is not None
         children = []
-        bus_of = {"line": ("from_bus", "to_bus"), "load": ("bus",), "sgen": ("bus",),
-                  "storage": ("bus",), "ext_grid": ("bus",), "switch": ("bus",), "bus": ()}
+        bus_of = {
+            "line": ("from_bus", "to_bus"),
+            "load": ("bus",),
+            "sgen": ("bus",),
+            "storage": ("bus",),
+            "ext_grid": ("bus",),
+            "switch": ("bus",),
+            "bus": (),
+        }
         for model_name, spec in MODEL_SPECS.items():
             table = net[spec.element]
             buses = [table[c].to_numpy() for c in bus_of[spec.element]]
             for pos, idx in enumerate(table.index):
                 eid = f"{model_name}-{idx}"
                 self._eids[eid] = (model_name, pos)
-                children.append({
-                    "eid": eid,
-                    "type": model_name,
-                    "rel": [f"Bus-{int(b[pos])}" for b in buses],
-                })
+                children.append(
+                    {
+                        "eid": eid,
+                        "type": model_name,
+                        "rel": [f"Bus-{int(b[pos])}" for b in buses],
+                    }
+                )
         self._eids["Grid-0"] = ("Grid", 0)
         return [{"eid": "Grid-0", "type": "Grid", "children": children, "rel": []}]
 
@@ -413,8 +441,7 @@ class GridSim(mosaik_api_v3.Simulator):
         self._line_from = pos_of(line["from_bus"])
         self._line_to = pos_of(line["to_bus"])
         self._line_in_service = line["in_service"].to_numpy(dtype=bool)
-        self._line_imax = (_col(line, "max_i_ka", np.inf) * _col(line, "df", 1.0)
-                           * _col(line, "parallel", 1.0))
+        self._line_imax = _col(line, "max_i_ka", np.inf) * _col(line, "df", 1.0) * _col(line, "parallel", 1.0)
         trafo = net.trafo
         self._trafo_hv = pos_of(trafo["hv_bus"])
         self._trafo_lv = pos_of(trafo["lv_bus"])
@@ -427,18 +454,24 @@ class GridSim(mosaik_api_v3.Simulator):
         self._sw_closed = sw["closed"].to_numpy(dtype=bool).copy()
         self._topology_cache: dict[bytes, dict[str, Any]] = {}
         line_pos = {int(i): p for p, i in enumerate(line.index)}
-        self._sw_line_pos = np.array([line_pos.get(int(e), -1) if t == "l" else -1
-                                      for e, t in zip(self._sw_element, self._sw_et)], dtype=np.int64)
+        self._sw_line_pos = np.array(
+            [line_pos.get(int(e), -1) if t == "l" else -1 for e, t in zip(self._sw_element, self._sw_et)],
+            dtype=np.int64,
+        )
         # a line switch opens the line end at its bus, a trafo switch the trafo side at its bus
         self._sw_line_side = np.array(
-            [0 if p < 0 else (1 if self._line_from[p] == b else 2)
-             for p, b in zip(self._sw_line_pos, self._sw_bus)], dtype=np.int64)
+            [0 if p < 0 else (1 if self._line_from[p] == b else 2) for p, b in zip(self._sw_line_pos, self._sw_bus)],
+            dtype=np.int64,
+        )
         trafo_pos = {int(i): p for p, i in enumerate(trafo.index)}
-        self._sw_trafo_pos = np.array([trafo_pos.get(int(e), -1) if t == "t" else -1
-                                       for e, t in zip(self._sw_element, self._sw_et)], dtype=np.int64)
+        self._sw_trafo_pos = np.array(
+            [trafo_pos.get(int(e), -1) if t == "t" else -1 for e, t in zip(self._sw_element, self._sw_et)],
+            dtype=np.int64,
+        )
         self._sw_trafo_side = np.array(
-            [0 if p < 0 else (1 if self._trafo_hv[p] == b else 2)
-             for p, b in zip(self._sw_trafo_pos, self._sw_bus)], dtype=np.int64)
+            [0 if p < 0 else (1 if self._trafo_hv[p] == b else 2) for p, b in zip(self._sw_trafo_pos, self._sw_bus)],
+            dtype=np.int64,
+        )
 
         load = net.load
         self._load_bus = pos_of(load["bus"])
@@ -516,12 +549,30 @@ class GridSim(mosaik_api_v3.Simulator):
             return "net has gen elements"
         if len(net.switch) and not net.switch["et"].isin(["l", "t"]).all():
             return "net has bus-bus switches"
-        for table in ("trafo3w", "impedance", "ward", "xward", "dcline", "motor", "asymmetric_load",
-                      "asymmetric_sgen", "svc", "tcsc", "ssc", "vsc"):
+        for table in (
+            "trafo3w",
+            "impedance",
+            "ward",
+            "xward",
+            "dcline",
+            "motor",
+            "asymmetric_load",
+            "asymmetric_sgen",
+            "svc",
+            "tcsc",
+            "ssc",
+            "vsc",
+        ):
             if table in net and len(net[table]):
                 return f"net has {table} elements"
-        for column in ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent",
-                       "const_i_q_percent", "const_z_percent", "const_i_percent"):
+        for column in (
+            "const_z_p_percent",
+            "const_i_p_percent",
+            "const_z_q_percent",
+            "const_i_q_percent",
+            "const_z_percent",
+            "const_i_percent",
+        ):
             if column in net.load.columns and (net.load[column].fillna(0) != 0).any():
                 return "net has voltage-dependent loads"
         for table in ("line", "trafo"):
@@ -573,8 +624,7 @@ class GridSim(mosaik_api_v3.Simulator):
             return "energised buses differ between lightsim2grid and pandapower"
         dev = float(np.max(np.abs(vm_pp[both] - vm_fast[both]), initial=0.0))
         va_pp = probe.res_bus["va_degree"].to_numpy(dtype=float)
-        va_dev = float(np.max(np.abs(va_pp[both] - np.degrees(np.angle(V[both])) - fast.ext_va_deg),
-                              initial=0.0))
+        va_dev = float(np.max(np.abs(va_pp[both] - np.degrees(np.angle(V[both])) - fast.ext_va_deg), initial=0.0))
         if dev > FAST_PATH_TOL_PU or va_dev > 1e-4:
             return f"lightsim2grid deviates from runpp by {dev:.2e} pu / {va_dev:.2e} deg"
         logger.debug("fast path validated: max |dvm| %.2e pu", dev)
@@ -696,9 +746,16 @@ class GridSim(mosaik_api_v3.Simulator):
         applied = np.where(self._st_in_service, applied, 0.0)
         clipped = p - applied
         for pos in np.flatnonzero(np.abs(clipped) > 1e-9).tolist():
-            logger.warning("t=%s: storage %s (index %s) %s %.4f MW clipped to %.4f MW (SoC %.4f MWh)",
-                           time, self._st_names[pos], self._st_index[pos], what, p[pos], applied[pos],
-                           self._soc[pos])
+            logger.warning(
+                "t=%s: storage %s (index %s) %s %.4f MW clipped to %.4f MW (SoC %.4f MWh)",
+                time,
+                self._st_names[pos],
+                self._st_index[pos],
+                what,
+                p[pos],
+                applied[pos],
+                self._soc[pos],
+            )
         return applied
 
     def _integrate_soc(self, p: np.ndarray) -> None:
@@ -749,9 +806,13 @@ class GridSim(mosaik_api_v3.Simulator):
                     sgen_p[pos] = result["slack_p"][(kind, pos)]
                     limit = sgen_avail[pos]
                     if not 0.0 <= sgen_p[pos] <= limit + 1e-9:
-                        logger.warning("t=%s: grid-forming sgen %s balances its island with %.4f MW, "
-                                       "outside [0, %.4f] MW", time, self.net.sgen.index[pos],
-                                       sgen_p[pos], limit)
+                        logger.warning(
+                            "t=%s: grid-forming sgen %s balances its island with %.4f MW, outside [0, %.4f] MW",
+                            time,
+                            self.net.sgen.index[pos],
+                            sgen_p[pos],
+                            limit,
+                        )
                     curtailed[pos] = 0.0
                 else:
                     st_p[pos] = result["slack_p"][(kind, pos)]
@@ -772,8 +833,9 @@ class GridSim(mosaik_api_v3.Simulator):
             sgen_p[gf_sg] = np.nan
             self._integrate_soc(np.nan_to_num(st_p, nan=0.0))
             clipped = st_set - st_p
-        self._fill_outputs(result, topo, load_on, load_p, load_q, sgen_p, sgen_avail, curtailed,
-                           st_p, clipped, unsupplied_mw)
+        self._fill_outputs(
+            result, topo, load_on, load_p, load_q, sgen_p, sgen_avail, curtailed, st_p, clipped, unsupplied_mw
+        )
 
     def _apply_fast_topology(self, topo: dict[str, Any]) -> None:
         fast = self._fast
@@ -788,8 +850,9 @@ class GridSim(mosaik_api_v3.Simulator):
             self._st_in_service & energised[self._st_bus],
         )
 
-    def _run_fast(self, topo: dict[str, Any], load_p: np.ndarray, load_q: np.ndarray, sgen_p: np.ndarray,
-                  st_p: np.ndarray) -> dict | None:
+    def _run_fast(
+        self, topo: dict[str, Any], load_p: np.ndarray, load_q: np.ndarray, sgen_p: np.ndarray, st_p: np.ndarray
+    ) -> dict | None:
         fast = self._fast
         assert fast is not None
         m = fast.model
@@ -817,19 +880,20 @@ class GridSim(mosaik_api_v3.Simulator):
         eg_p = np.zeros(len(self._eg_bus))
         eg_q = np.zeros(len(self._eg_bus))
         eg_on = np.flatnonzero(self._eg_in_service)
-        eg_p[eg_on] = gen_p[n_gen: n_gen + len(eg_on)]
-        eg_q[eg_on] = gen_q[n_gen: n_gen + len(eg_on)]
+        eg_p[eg_on] = gen_p[n_gen : n_gen + len(eg_on)]
+        eg_q[eg_on] = gen_q[n_gen : n_gen + len(eg_on)]
         res = {
-            "vm": vm, "va": va,
+            "vm": vm,
+            "va": va,
             "line": (np.array(p1), np.array(q1), np.array(a1), np.array(p2), np.array(q2), np.array(a2)),
-            "eg_p": eg_p, "eg_q": eg_q,
+            "eg_p": eg_p,
+            "eg_q": eg_q,
             "slack_p": {},
         }
         if len(self._trafo_hv):
             tp1, tq1, _, ta1 = m.get_trafo_res1()
             tp2, tq2, _, ta2 = m.get_trafo_res2()
-            res["trafo"] = (np.array(tp1), np.array(tq1), np.array(ta1), np.array(tp2), np.array(tq2),
-                            np.array(ta2))
+            res["trafo"] = (np.array(tp1), np.array(tq1), np.array(ta1), np.array(tp2), np.array(tq2), np.array(ta2))
         shunt_p = np.zeros(0)
         shunt_q = np.zeros(0)
         if len(self._shunt_bus):
@@ -852,8 +916,16 @@ class GridSim(mosaik_api_v3.Simulator):
             topo["main"] = main
         return main
 
-    def _solve_islands(self, main: dict[str, Any], gf_islands: dict[int, tuple[str, int]], res: dict,
-                       load_p: np.ndarray, load_q: np.ndarray, sgen_p: np.ndarray, st_p: np.ndarray) -> bool:
+    def _solve_islands(
+        self,
+        main: dict[str, Any],
+        gf_islands: dict[int, tuple[str, int]],
+        res: dict,
+        load_p: np.ndarray,
+        load_q: np.ndarray,
+        sgen_p: np.ndarray,
+        st_p: np.ndarray,
+    ) -> bool:
         """Solve each grid-forming island on its own fast model; merge into ``res``. False if any fails."""
         cache = main["island_models"]
         for label, unit in gf_islands.items():
@@ -921,10 +993,14 @@ class GridSim(mosaik_api_v3.Simulator):
                     sgen_pos=net.sgen.index.get_indexer(sub.sgen.index),
                     st_pos=net.storage.index.get_indexer(sub.storage.index),
                 )
-                fast.apply_topology(line_state, trafo_state, np.ones(len(sub.bus), dtype=bool),
-                                    sub.load["in_service"].to_numpy(dtype=bool),
-                                    sub.sgen["in_service"].to_numpy(dtype=bool),
-                                    sub.storage["in_service"].to_numpy(dtype=bool))
+                fast.apply_topology(
+                    line_state,
+                    trafo_state,
+                    np.ones(len(sub.bus), dtype=bool),
+                    sub.load["in_service"].to_numpy(dtype=bool),
+                    sub.sgen["in_service"].to_numpy(dtype=bool),
+                    sub.storage["in_service"].to_numpy(dtype=bool),
+                )
                 reason = self._compare_with_runpp(sub, fast)
             except Exception as exc:  # noqa: BLE001 - conversion failures only disable the fast path
                 reason = f"lightsim2grid conversion failed: {exc}"
@@ -933,8 +1009,15 @@ class GridSim(mosaik_api_v3.Simulator):
             return None
         return island
 
-    def _run_pandapower(self, topo: dict[str, Any], load_p: np.ndarray, load_q: np.ndarray,
-                        sgen_p: np.ndarray, st_p: np.ndarray, slack_units: list[tuple[str, int]]) -> dict | None:
+    def _run_pandapower(
+        self,
+        topo: dict[str, Any],
+        load_p: np.ndarray,
+        load_q: np.ndarray,
+        sgen_p: np.ndarray,
+        st_p: np.ndarray,
+        slack_units: list[tuple[str, int]],
+    ) -> dict | None:
         net = self._pp_net
         ls = self._load_scaling
         net.load["p_mw"] = np.divide(load_p, ls, out=np.zeros_like(load_p), where=ls != 0)
@@ -967,9 +1050,12 @@ class GridSim(mosaik_api_v3.Simulator):
             va = np.where(energised, net.res_bus["va_degree"].to_numpy(dtype=float), np.nan)
             rl = net.res_line
             res = {
-                "vm": vm, "va": va,
-                "line": tuple(rl[c].to_numpy(dtype=float) for c in
-                              ("p_from_mw", "q_from_mvar", "i_from_ka", "p_to_mw", "q_to_mvar", "i_to_ka")),
+                "vm": vm,
+                "va": va,
+                "line": tuple(
+                    rl[c].to_numpy(dtype=float)
+                    for c in ("p_from_mw", "q_from_mvar", "i_from_ka", "p_to_mw", "q_to_mvar", "i_to_ka")
+                ),
                 "eg_p": net.res_ext_grid["p_mw"].to_numpy(dtype=float)[:n_eg],
                 "eg_q": net.res_ext_grid["q_mvar"].to_numpy(dtype=float)[:n_eg],
                 "pp_bus_pq": (net.res_bus["p_mw"].to_numpy(dtype=float), net.res_bus["q_mvar"].to_numpy(dtype=float)),
@@ -977,8 +1063,10 @@ class GridSim(mosaik_api_v3.Simulator):
             }
             if len(self._trafo_hv):
                 rt = net.res_trafo
-                res["trafo"] = tuple(rt[c].to_numpy(dtype=float) for c in
-                                     ("p_hv_mw", "q_hv_mvar", "i_hv_ka", "p_lv_mw", "q_lv_mvar", "i_lv_ka"))
+                res["trafo"] = tuple(
+                    rt[c].to_numpy(dtype=float)
+                    for c in ("p_hv_mw", "q_hv_mvar", "i_hv_ka", "p_lv_mw", "q_lv_mvar", "i_lv_ka")
+                )
                 res["trafo_loading"] = rt["loading_percent"].to_numpy(dtype=float)
             for kind, pos, eg_idx in temp_eg:
                 p_eg = float(net.res_ext_grid.at[eg_idx, "p_mw"])
@@ -1004,16 +1092,30 @@ class GridSim(mosaik_api_v3.Simulator):
         self._out["Switch"]["closed"] = [bool(c) for c in self._sw_closed]
         self._out["Grid"] = {attr: [nan] for attr in GRID_OUTPUTS}
 
-    def _fill_outputs(self, res: dict | None, topo: dict[str, Any], load_on: np.ndarray, load_p: np.ndarray,
-                      load_q: np.ndarray, sgen_p: np.ndarray, sgen_avail: np.ndarray, curtailed: np.ndarray,
-                      st_p: np.ndarray, clipped: np.ndarray, unsupplied_mw: float) -> None:
+    def _fill_outputs(
+        self,
+        res: dict | None,
+        topo: dict[str, Any],
+        load_on: np.ndarray,
+        load_p: np.ndarray,
+        load_q: np.ndarray,
+        sgen_p: np.ndarray,
+        sgen_avail: np.ndarray,
+        curtailed: np.ndarray,
+        st_p: np.ndarray,
+        clipped: np.ndarray,
+        unsupplied_mw: float,
+    ) -> None:
         out = self._out
         nb = self._n_bus
         load_p_out = np.where(load_on, load_p, 0.0)
         load_q_out = np.where(load_on, load_q, 0.0)
         out["Load"] = {"p_mw": load_p_out.tolist(), "q_mvar": load_q_out.tolist()}
-        out["StaticGen"] = {"p_mw": sgen_p.tolist(), "p_avail_mw": sgen_avail.tolist(),
-                            "curtailed_mw": curtailed.tolist()}
+        out["StaticGen"] = {
+            "p_mw": sgen_p.tolist(),
+            "p_avail_mw": sgen_avail.tolist(),
+            "curtailed_mw": curtailed.tolist(),
+        }
         out["Storage"] = {"p_mw": st_p.tolist(), "soc_mwh": self._soc.tolist(), "clipped_mw": clipped.tolist()}
         out["Switch"] = {"closed": [bool(c) for c in self._sw_closed]}
         nan = float("nan")
@@ -1035,25 +1137,38 @@ class GridSim(mosaik_api_v3.Simulator):
             sg_q = np.where(self._sgen_in_service & energised[self._sgen_bus], self._sgen_q, 0.0)
             st = np.where(np.isnan(st_p), 0.0, st_p)
             st_q = np.where(self._st_in_service & energised[self._st_bus], self._st_q, 0.0)
-            bus_p = (np.bincount(self._load_bus, load_p_out, nb) - np.bincount(self._sgen_bus, sg, nb)
-                     + np.bincount(self._st_bus, st, nb) - np.bincount(self._eg_bus, res["eg_p"], nb))
-            bus_q = (np.bincount(self._load_bus, load_q_out, nb) - np.bincount(self._sgen_bus, sg_q, nb)
-                     + np.bincount(self._st_bus, st_q, nb) - np.bincount(self._eg_bus, res["eg_q"], nb))
+            bus_p = (
+                np.bincount(self._load_bus, load_p_out, nb)
+                - np.bincount(self._sgen_bus, sg, nb)
+                + np.bincount(self._st_bus, st, nb)
+                - np.bincount(self._eg_bus, res["eg_p"], nb)
+            )
+            bus_q = (
+                np.bincount(self._load_bus, load_q_out, nb)
+                - np.bincount(self._sgen_bus, sg_q, nb)
+                + np.bincount(self._st_bus, st_q, nb)
+                - np.bincount(self._eg_bus, res["eg_q"], nb)
+            )
             sh_p, sh_q = res["shunt"]
             if len(sh_p):
                 bus_p = bus_p + np.bincount(self._shunt_bus, sh_p, nb)
                 bus_q = bus_q + np.bincount(self._shunt_bus, sh_q, nb)
         bus_p = np.where(energised, bus_p, nan)
         bus_q = np.where(energised, bus_q, nan)
-        out["Bus"] = {"vm_pu": vm.tolist(), "va_degree": va.tolist(), "p_mw": bus_p.tolist(),
-                      "q_mvar": bus_q.tolist()}
+        out["Bus"] = {"vm_pu": vm.tolist(), "va_degree": va.tolist(), "p_mw": bus_p.tolist(), "q_mvar": bus_q.tolist()}
         p1, q1, a1, p2, q2, a2 = res["line"]
         i_ka = np.maximum(np.nan_to_num(a1), np.nan_to_num(a2))
         with np.errstate(divide="ignore", invalid="ignore"):
             loading = i_ka / self._line_imax * 100.0
         pl = p1 + p2
-        out["Line"] = {"loading_percent": loading.tolist(), "i_ka": i_ka.tolist(), "p_from_mw": p1.tolist(),
-                       "q_from_mvar": q1.tolist(), "p_to_mw": p2.tolist(), "pl_mw": pl.tolist()}
+        out["Line"] = {
+            "loading_percent": loading.tolist(),
+            "i_ka": i_ka.tolist(),
+            "p_from_mw": p1.tolist(),
+            "q_from_mvar": q1.tolist(),
+            "p_to_mw": p2.tolist(),
+            "pl_mw": pl.tolist(),
+        }
         out["ExtGrid"] = {"p_mw": res["eg_p"].tolist(), "q_mvar": res["eg_q"].tolist()}
 
         losses = float(np.nansum(pl))
@@ -1072,8 +1187,7 @@ class GridSim(mosaik_api_v3.Simulator):
         grid["min_vm_pu"] = [float(np.min(vm_e))] if len(vm_e) else [nan]
         grid["max_vm_pu"] = [float(np.max(vm_e))] if len(vm_e) else [nan]
         grid["max_loading_percent"] = [float(np.nanmax(all_loading))] if len(all_loading) else [0.0]
-        grid["n_voltage_violations"] = [int(np.sum((vm_e < self._vmin[energised])
-                                                   | (vm_e > self._vmax[energised])))]
+        grid["n_voltage_violations"] = [int(np.sum((vm_e < self._vmin[energised]) | (vm_e > self._vmax[energised])))]
         grid["n_overloads"] = [int(np.sum(all_loading > 100.0))]
 
     def _trafo_loading(self, i_hv: np.ndarray, i_lv: np.ndarray) -> np.ndarray:

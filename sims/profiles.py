@@ -127,9 +127,7 @@ def start_offset_s(start: str | pd.Timestamp) -> float:
     """
     ts = pd.Timestamp(start)
     day = ts.dayofyear - 1
-    if ts.is_leap_year and ts.month > 2:
-        day -= 1
-    elif ts.is_leap_year and ts.month == 2 and ts.day == 29:
+    if (ts.is_leap_year and ts.month > 2) or (ts.is_leap_year and ts.month == 2 and ts.day == 29):
         day -= 1
     return float(day * 86400 + ts.hour * 3600 + ts.minute * 60 + ts.second)
 
@@ -236,8 +234,7 @@ def _check_turbine(turbine_type: str) -> str:
     valid = turbine_types()
     if turbine_type not in valid:
         raise ValueError(
-            f"turbine_type: unknown turbine {turbine_type!r}; valid (windpowerlib library): "
-            f"{', '.join(valid)}"
+            f"turbine_type: unknown turbine {turbine_type!r}; valid (windpowerlib library): {', '.join(valid)}"
         )
     return turbine_type
 
@@ -253,15 +250,26 @@ def _pv_per_unit(tilt_deg: float, azimuth_deg: float, weather: Weather) -> np.nd
     w = weather.frame
     mid = w.index + pd.Timedelta(minutes=30)
     sun = pvlib.solarposition.get_solarposition(
-        mid, weather.latitude, weather.longitude, altitude=weather.altitude_m,
-        pressure=w["pressure"].to_numpy(), temperature=w["temp_air"].to_numpy(),
+        mid,
+        weather.latitude,
+        weather.longitude,
+        altitude=weather.altitude_m,
+        pressure=w["pressure"].to_numpy(),
+        temperature=w["temp_air"].to_numpy(),
     )
     dni_extra = pvlib.irradiance.get_extra_radiation(mid)
     airmass = pvlib.atmosphere.get_relative_airmass(sun["apparent_zenith"])
     poa = pvlib.irradiance.get_total_irradiance(
-        tilt_deg, azimuth_deg, sun["apparent_zenith"], sun["azimuth"],
-        w["dni"].to_numpy(), w["ghi"].to_numpy(), w["dhi"].to_numpy(),
-        dni_extra=dni_extra.to_numpy(), airmass=airmass.to_numpy(), albedo=PV_ALBEDO,
+        tilt_deg,
+        azimuth_deg,
+        sun["apparent_zenith"],
+        sun["azimuth"],
+        w["dni"].to_numpy(),
+        w["ghi"].to_numpy(),
+        w["dhi"].to_numpy(),
+        dni_extra=dni_extra.to_numpy(),
+        airmass=airmass.to_numpy(),
+        albedo=PV_ALBEDO,
         model="haydavies",
     )
     aoi = pvlib.irradiance.aoi(tilt_deg, azimuth_deg, sun["apparent_zenith"], sun["azimuth"])
@@ -282,9 +290,7 @@ def _pv_per_unit(tilt_deg: float, azimuth_deg: float, weather: Weather) -> np.nd
     return out
 
 
-def pv_profile_p_mw(
-    p_peak_mw: float, tilt_deg: float, azimuth_deg: float, weather: Weather
-) -> np.ndarray:
+def pv_profile_p_mw(p_peak_mw: float, tilt_deg: float, azimuth_deg: float, weather: Weather) -> np.ndarray:
     """Hourly AC power (MW) of a PV system of DC nameplate ``p_peak_mw`` over one year (8760)."""
     p_peak_mw = _check_positive("p_peak_mw", p_peak_mw)
     if not 0.0 <= float(tilt_deg) <= 90.0:
@@ -322,17 +328,13 @@ def _wind_per_unit(turbine_type: str, hub_height_m: float, weather: Weather) -> 
     return out
 
 
-def wind_profile_p_mw(
-    p_rated_mw: float, turbine_type: str, hub_height_m: float, weather: Weather
-) -> np.ndarray:
+def wind_profile_p_mw(p_rated_mw: float, turbine_type: str, hub_height_m: float, weather: Weather) -> np.ndarray:
     """Hourly power (MW) of a wind unit of rating ``p_rated_mw`` over one year (8760 values)."""
     p_rated_mw = _check_positive("p_rated_mw", p_rated_mw)
     _check_turbine(turbine_type)
     hub_height_m = float(hub_height_m)
     if not math.isfinite(hub_height_m) or hub_height_m <= WIND_MEASUREMENT_HEIGHT_M:
-        raise ValueError(
-            f"hub_height_m must be > {WIND_MEASUREMENT_HEIGHT_M} m, got {hub_height_m!r}"
-        )
+        raise ValueError(f"hub_height_m must be > {WIND_MEASUREMENT_HEIGHT_M} m, got {hub_height_m!r}")
     return p_rated_mw * _wind_per_unit(turbine_type, hub_height_m, weather)
 
 
@@ -420,17 +422,11 @@ class _ModelSpec:
 
 _MODELS: dict[str, _ModelSpec] = {
     "PV": _ModelSpec(("p_peak_mw", "tilt_deg", "azimuth_deg", "forecast_error_std"), ("p_mw",)),
-    "Wind": _ModelSpec(
-        ("p_rated_mw", "turbine_type", "hub_height_m", "forecast_error_std"), ("p_mw",)
-    ),
-    "Load": _ModelSpec(
-        ("p_peak_mw", "profile", "cos_phi", "forecast_error_std"), ("p_mw", "q_mvar")
-    ),
+    "Wind": _ModelSpec(("p_rated_mw", "turbine_type", "hub_height_m", "forecast_error_std"), ("p_mw",)),
+    "Load": _ModelSpec(("p_peak_mw", "profile", "cos_phi", "forecast_error_std"), ("p_mw", "q_mvar")),
     # A given daily series (e.g. a paper's 24 hourly values), repeated every day: a load (with q from
     # cos_phi) or a generation (forecasts clipped to [0, its peak], zero where the actual is zero).
-    "Series": _ModelSpec(
-        ("p_mw_per_hour", "kind", "cos_phi", "forecast_error_std"), ("p_mw", "q_mvar")
-    ),
+    "Series": _ModelSpec(("p_mw_per_hour", "kind", "cos_phi", "forecast_error_std"), ("p_mw", "q_mvar")),
 }
 _FORECAST_ATTR = "forecast_p_mw"
 
@@ -475,7 +471,7 @@ class ProfileSim(mosaik_api_v3.Simulator):
         self._profiles_file: str | None = None
         self._weather: Weather | None = None
         self._units: dict[str, _Unit] = {}
-        self._counters: dict[str, int] = {name: 0 for name in _MODELS}
+        self._counters: dict[str, int] = dict.fromkeys(_MODELS, 0)
         self._year = 2016
         self._out: dict[str, dict[str, Any]] = {}
         self._eids: list[str] = []
@@ -493,17 +489,13 @@ class ProfileSim(mosaik_api_v3.Simulator):
         load_profiles_file: str | None = None,
     ) -> dict[str, Any]:
         if not (isinstance(step_size, int) and step_size > 0):
-            raise ValueError(
-                f"step_size must be a positive integer (time units), got {step_size!r}"
-            )
+            raise ValueError(f"step_size must be a positive integer (time units), got {step_size!r}")
         if not (float(time_resolution) > 0):
             raise ValueError(f"time_resolution must be > 0, got {time_resolution!r}")
         if not float(forecast_every_s) > 0:
             raise ValueError(f"forecast_every_s must be > 0, got {forecast_every_s!r}")
         if not (isinstance(forecast_horizon_steps, int) and forecast_horizon_steps > 0):
-            raise ValueError(
-                f"forecast_horizon_steps must be a positive integer, got {forecast_horizon_steps!r}"
-            )
+            raise ValueError(f"forecast_horizon_steps must be a positive integer, got {forecast_horizon_steps!r}")
         if not (isinstance(seed, int) and seed >= 0):
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         try:
@@ -522,7 +514,11 @@ class ProfileSim(mosaik_api_v3.Simulator):
         self._profiles_file = None if load_profiles_file is None else str(load_profiles_file)
         logger.debug(
             "%s: start %s (hour-of-year %.2f), step %s s, forecasts every %s s for %d steps",
-            sid, start, self._offset_s / S_PER_H, self.step_s, forecast_every_s,
+            sid,
+            start,
+            self._offset_s / S_PER_H,
+            self.step_s,
+            forecast_every_s,
             forecast_horizon_steps,
         )
         return self.meta
@@ -539,16 +535,16 @@ class ProfileSim(mosaik_api_v3.Simulator):
     def _make_unit(self, model: str, params: dict[str, Any]) -> _Unit:
         unknown = set(params) - set(_MODELS[model].params)
         if unknown:
-            raise ValueError(
-                f"{model}: unknown params {sorted(unknown)}; valid: {list(_MODELS[model].params)}"
-            )
+            raise ValueError(f"{model}: unknown params {sorted(unknown)}; valid: {list(_MODELS[model].params)}")
         error_frac = _check_positive("forecast_error_std", params.get("forecast_error_std", 0.0))
         if model == "PV":
             if "p_peak_mw" not in params:
                 raise ValueError("PV: p_peak_mw is required")
             rating = _check_positive("p_peak_mw", params["p_peak_mw"])
             series = pv_profile_p_mw(
-                rating, params.get("tilt_deg", 30.0), params.get("azimuth_deg", 180.0),
+                rating,
+                params.get("tilt_deg", 30.0),
+                params.get("azimuth_deg", 180.0),
                 self._weather_for_run(),
             )
             return _Unit(series, error_frac * rating, rating, True, None)
@@ -557,8 +553,10 @@ class ProfileSim(mosaik_api_v3.Simulator):
                 raise ValueError("Wind: p_rated_mw is required")
             rating = _check_positive("p_rated_mw", params["p_rated_mw"])
             series = wind_profile_p_mw(
-                rating, params.get("turbine_type", DEFAULT_TURBINE_TYPE),
-                params.get("hub_height_m", DEFAULT_HUB_HEIGHT_M), self._weather_for_run(),
+                rating,
+                params.get("turbine_type", DEFAULT_TURBINE_TYPE),
+                params.get("hub_height_m", DEFAULT_HUB_HEIGHT_M),
+                self._weather_for_run(),
             )
             return _Unit(series, error_frac * rating, rating, False, None)
         if model == "Series":
@@ -622,9 +620,7 @@ class ProfileSim(mosaik_api_v3.Simulator):
                 data["q_mvar"] = p_mw * math.tan(math.acos(unit.cos_phi))
             if planning:
                 rng = entity_rng(self._seed, eid, int(round(t_s)))
-                fc = forecast_p_mw(
-                    windows[row], unit.error_std_mw, rng, unit.upper_mw, unit.zero_where_actual_zero
-                )
+                fc = forecast_p_mw(windows[row], unit.error_std_mw, rng, unit.upper_mw, unit.zero_where_actual_zero)
                 data[_FORECAST_ATTR] = fc.tolist()
             else:
                 data[_FORECAST_ATTR] = None

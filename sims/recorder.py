@@ -214,8 +214,7 @@ class _Writer:
 
     def _put_late(self, col: _Column, row: int, value: Any) -> None:
         """A value for a row before the current window (time went back): write it directly."""
-        logger.warning("recorder: %s got a value for step %d, already written; writing it directly",
-                       col.label, row)
+        logger.warning("recorder: %s got a value for step %d, already written; writing it directly", col.label, row)
         ds = self._dataset(col)
         if col.kind == "float":
             ds[row] = _to_float(value, col)
@@ -232,14 +231,20 @@ class _Writer:
         rows = self.flushed
         c = self.chunk_rows
         if col.kind == "float":
-            ds = grp.create_dataset(col.name, shape=(rows,), maxshape=(None,), dtype=np.float64,
-                                    chunks=(c,), fillvalue=np.nan)
+            ds = grp.create_dataset(
+                col.name, shape=(rows,), maxshape=(None,), dtype=np.float64, chunks=(c,), fillvalue=np.nan
+            )
         elif col.kind == "list":
-            ds = grp.create_dataset(col.name, shape=(rows, col.width), maxshape=(None, col.width),
-                                    dtype=np.float64, chunks=(c, col.width), fillvalue=np.nan)
+            ds = grp.create_dataset(
+                col.name,
+                shape=(rows, col.width),
+                maxshape=(None, col.width),
+                dtype=np.float64,
+                chunks=(c, col.width),
+                fillvalue=np.nan,
+            )
         else:
-            ds = grp.create_dataset(col.name, shape=(rows,), maxshape=(None,), dtype=_STR_DTYPE,
-                                    chunks=(c,))
+            ds = grp.create_dataset(col.name, shape=(rows,), maxshape=(None,), dtype=_STR_DTYPE, chunks=(c,))
         col.dataset = ds
         col.extent = rows
         return ds
@@ -264,15 +269,17 @@ class _Writer:
             values = msg.get("values")
             cbytes = msg.get("ciphertext_bytes")
             t = msg.get("t", time_s)
-            self.messages.append((
-                float(t),
-                str(msg.get("sender", src)),
-                str(msg.get("receiver", "")),
-                str(msg.get("kind", "")),
-                -1 if values is None else len(values),
-                -1 if cbytes is None else int(cbytes),
-                "" if values is None else _dumps([float(v) for v in values]),
-            ))
+            self.messages.append(
+                (
+                    float(t),
+                    str(msg.get("sender", src)),
+                    str(msg.get("receiver", "")),
+                    str(msg.get("kind", "")),
+                    -1 if values is None else len(values),
+                    -1 if cbytes is None else int(cbytes),
+                    "" if values is None else _dumps([float(v) for v in values]),
+                )
+            )
 
     def _write_messages(self) -> None:
         if not self.messages:
@@ -283,7 +290,7 @@ class _Writer:
         for (name, dtype), data in zip(_MESSAGE_COLUMNS, cols, strict=True):
             ds = grp[name]
             ds.resize((start + n,))
-            ds[start:start + n] = np.array(data, dtype=object if dtype is _STR_DTYPE else dtype)
+            ds[start : start + n] = np.array(data, dtype=object if dtype is _STR_DTYPE else dtype)
         self.n_messages += n
         self.messages.clear()
 
@@ -335,7 +342,7 @@ class _Writer:
                     lo = max(self.flushed, self.win_start)
                     hi = min(upto, self.win_start + self.chunk_rows)
                     if hi > lo:
-                        ds[lo:hi] = col.buf[lo - self.win_start:hi - self.win_start]
+                        ds[lo:hi] = col.buf[lo - self.win_start : hi - self.win_start]
             self.flushed = max(self.flushed, upto)
             self.n_rows = max(self.n_rows, upto)
         self._write_messages()
@@ -381,13 +388,13 @@ def _to_row(value: Any, col: _Column) -> np.ndarray:
         return row
     if isinstance(value, (str, Mapping)) or np.ndim(value) == 0:
         raise TypeError(f"recorder: {col.label} holds lists but got {type(value).__name__} {value!r}")
-    arr = np.array([math.nan if v is None else v for v in np.ravel(np.asarray(value, dtype=object))],
-                   dtype=np.float64)
+    arr = np.array([math.nan if v is None else v for v in np.ravel(np.asarray(value, dtype=object))], dtype=np.float64)
     if arr.size > col.width:
         raise ValueError(
             f"recorder: {col.label} was first seen with {col.width} elements, now got {arr.size}; "
-            "the width of a list-valued series is fixed at its first value")
-    row[:arr.size] = arr
+            "the width of a list-valued series is fixed at its first value"
+        )
+    row[: arr.size] = arr
     return row
 
 
@@ -417,9 +424,16 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.writer: _Writer | None = None
         self.path: Path | None = None
 
-    def init(self, sid: str, time_resolution: float = 1.0, step_size: int = 3600,
-             path: str = "results/run.h5", attrs: Mapping[str, Any] | None = None,
-             buffer_steps: int = 24, n_steps: int | None = None) -> dict:
+    def init(
+        self,
+        sid: str,
+        time_resolution: float = 1.0,
+        step_size: int = 3600,
+        path: str = "results/run.h5",
+        attrs: Mapping[str, Any] | None = None,
+        buffer_steps: int = 24,
+        n_steps: int | None = None,
+    ) -> dict:
         if step_size <= 0:
             raise ValueError(f"step_size must be > 0, got {step_size}")
         self.sid = sid
@@ -464,7 +478,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
             return
         try:
             graph = yield mosaik.get_related_entities()
-        except Exception:  # noqa: BLE001 - the graph is optional; the run goes on without it
+        except Exception:
             logger.warning("recorder: mosaik gave no entity graph; Relations/ stays empty", exc_info=True)
             return
         self._write_relations(graph)
@@ -690,8 +704,14 @@ def open_run(path: str | Path) -> Run:
     """Read a whole run file (also one left by a killed run) into a :class:`Run`."""
     with h5py.File(path, "r") as f:
         kpis = json.loads(_decode(f["KPIs"].attrs["json"])) if "KPIs" in f else {}
-        return Run(attrs=_root_attrs(f), series=_read_tree(f, "Series"), plans=_read_tree(f, "Plans"),
-                   messages=_read_messages(f), kpis=kpis, relations=_read_relations(f))
+        return Run(
+            attrs=_root_attrs(f),
+            series=_read_tree(f, "Series"),
+            plans=_read_tree(f, "Plans"),
+            messages=_read_messages(f),
+            kpis=kpis,
+            relations=_read_relations(f),
+        )
 
 
 def main() -> None:

@@ -13,8 +13,9 @@ from scenarios.runner import RunResult, run_scenario
 DEFAULT_CONFIG = get_scenario("ieee33_3mg").default_config
 
 
-def run_default(tmp_path: Path, overrides: list[str] | None = None, name: str = "run.h5",
-                strategy: str = "rule_based") -> RunResult:
+def run_default(
+    tmp_path: Path, overrides: list[str] | None = None, name: str = "run.h5", strategy: str = "rule_based"
+) -> RunResult:
     cfg, data_dir = load_config(DEFAULT_CONFIG, overrides or [])
     return run_scenario(cfg, data_dir, strategy, tmp_path / name, progress=False)
 

@@ -8,9 +8,14 @@ from ems_controllers.core.types import Battery, DieselUnit, Microgrid
 from ems_controllers.local.sim import LocalEMS
 
 H = 3600
-MG = Microgrid("MG1", diesel=DieselUnit(p_max_mw=1.0, p_min_mw=0.1, a2_per_mw2h=10.0, a1_per_mwh=80.0),
-               battery=Battery(e_max_mwh=1.0, e_init_mwh=0.5, e_final_mwh=0.5, p_ch_max_mw=0.5,
-                               p_dis_max_mw=0.5, eta_ch=0.9, eta_dis=0.9), pcc_max_mw=2.0)
+MG = Microgrid(
+    "MG1",
+    diesel=DieselUnit(p_max_mw=1.0, p_min_mw=0.1, a2_per_mw2h=10.0, a1_per_mwh=80.0),
+    battery=Battery(
+        e_max_mwh=1.0, e_init_mwh=0.5, e_final_mwh=0.5, p_ch_max_mw=0.5, p_dis_max_mw=0.5, eta_ch=0.9, eta_dis=0.9
+    ),
+    pcc_max_mw=2.0,
+)
 TARIFF = {"buy_price_per_mwh": [100.0] * 12 + [200.0] * 12, "sell_price_per_mwh": [90.0] * 12 + [180.0] * 12}
 
 
@@ -23,12 +28,19 @@ def _ems(**params: object) -> LocalEMS:
 
 def _inputs(n: int | None, soc: float) -> dict:
     fc = None if n is None else [0.3] * n
-    return {"MG1": {"load_forecast_p_mw": {"P.L": fc}, "pv_forecast_p_mw": {"P.PV": None if n is None else [0.0] * n},
-                    "soc_mwh": {"G.S": soc}}}
+    return {
+        "MG1": {
+            "load_forecast_p_mw": {"P.L": fc},
+            "pv_forecast_p_mw": {"P.PV": None if n is None else [0.0] * n},
+            "soc_mwh": {"G.S": soc},
+        }
+    }
 
 
 def _out(ems: LocalEMS) -> dict:
-    return ems.get_data({"MG1": ["battery_p_mw", "ems_status", "plan_soc_mwh", "solve_time_s", "planned_soc_mwh"]})["MG1"]
+    return ems.get_data({"MG1": ["battery_p_mw", "ems_status", "plan_soc_mwh", "solve_time_s", "planned_soc_mwh"]})[
+        "MG1"
+    ]
 
 
 def test_day_ahead_plans_only_when_forecasts_arrive() -> None:

@@ -17,8 +17,19 @@ from scenarios.runner import RunResult, run_scenario
 from sims.recorder import read_attrs, read_messages
 
 CONFIG = get_scenario("community_3mg").default_config
-MG_ATTRS = ["chp_step1_kwh", "chp_kwh", "surplus_kwh", "shortage_kwh", "self_sufficient", "main_send_kwh",
-            "main_receive_kwh", "ancillary_up_kwh", "ancillary_down_kwh", "ext_sell_kwh", "ext_buy_kwh"]
+MG_ATTRS = [
+    "chp_step1_kwh",
+    "chp_kwh",
+    "surplus_kwh",
+    "shortage_kwh",
+    "self_sufficient",
+    "main_send_kwh",
+    "main_receive_kwh",
+    "ancillary_up_kwh",
+    "ancillary_down_kwh",
+    "ext_sell_kwh",
+    "ext_buy_kwh",
+]
 COMMUNITY_ATTRS = ["main_internal_kwh", "ancillary_internal_kwh", "cost_step1", "cost_final", "cost_central_lp"]
 # Hours (0-based steps) where the paper's two steps miss the central LP on the spec's data: B could
 # displace purchases in hours 13-14 and C could stop selling below its cost in hours 17-22 (1-based),
@@ -26,8 +37,7 @@ COMMUNITY_ATTRS = ["main_internal_kwh", "ancillary_internal_kwh", "cost_step1", 
 PAPER_GAP_STEPS = [12, 13, 16, 17, 18, 19, 20, 21]
 
 
-def _run(tmp: Path, name: str, strategy: str, overrides: list[str] | None = None,
-         config: Path = CONFIG) -> RunResult:
+def _run(tmp: Path, name: str, strategy: str, overrides: list[str] | None = None, config: Path = CONFIG) -> RunResult:
     cfg, data_dir = load_config(config, overrides or [])
     return run_scenario(cfg, data_dir, strategy, tmp / name, progress=False)
 
@@ -35,10 +45,12 @@ def _run(tmp: Path, name: str, strategy: str, overrides: list[str] | None = None
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
     d = tmp_path_factory.mktemp("community")
-    return {"paper": _run(d, "paper.h5", "cooperative"),
-            "extended": _run(d, "extended.h5", "cooperative", ["ems.ancillary='extended'"]),
-            "centralized": _run(d, "central.h5", "centralized"),
-            "local": _run(d, "local.h5", "local")}
+    return {
+        "paper": _run(d, "paper.h5", "cooperative"),
+        "extended": _run(d, "extended.h5", "cooperative", ["ems.ancillary='extended'"]),
+        "centralized": _run(d, "central.h5", "centralized"),
+        "local": _run(d, "local.h5", "local"),
+    }
 
 
 def _series_h5(path: Path, eid: str, attr: str) -> np.ndarray:
@@ -67,8 +79,9 @@ def test_every_mg_balances_every_hour(runs: dict[str, RunResult]) -> None:
             g = {a: _series_h5(path, mg.name, a) for a in MG_ATTRS}
             demand = np.asarray(mg.load.p_mw_per_hour) * 1000.0  # MW over 1 h -> kWh
             pv = np.asarray(mg.pv.p_mw_per_hour) * 1000.0
-            np.testing.assert_allclose(g["chp_kwh"], g["chp_step1_kwh"] + g["ancillary_up_kwh"]
-                                       - g["ancillary_down_kwh"], atol=1e-9)
+            np.testing.assert_allclose(
+                g["chp_kwh"], g["chp_step1_kwh"] + g["ancillary_up_kwh"] - g["ancillary_down_kwh"], atol=1e-9
+            )
             # supply = demand, with main and external trades; ancillary energy moves inside the CHP change
             net_import = demand - pv - g["chp_kwh"]
             trades = g["ext_buy_kwh"] - g["ext_sell_kwh"] + g["main_receive_kwh"] - g["main_send_kwh"]
@@ -97,6 +110,7 @@ def test_costs_order_and_add_up(runs: dict[str, RunResult]) -> None:
     for run in k.values():
         assert sum(run["cost_by_mg"].values()) == pytest.approx(run["total_cost"], rel=1e-9)
         assert run["n_voltage_violations"] == 0 and run["pf_failures"] == 0
+
     # No plan sees the losses: allow the cost of the runs' difference in losses at the top price
     # (170 KRW/kWh = 170000 KRW/MWh). The extended rule reaches the LP, the paper's rule lies between.
     def tol(a: str, b: str) -> float:
@@ -105,13 +119,13 @@ def test_costs_order_and_add_up(runs: dict[str, RunResult]) -> None:
     assert k["extended"]["total_cost"] <= k["paper"]["total_cost"] + tol("extended", "paper")
     assert k["paper"]["total_cost"] <= k["local"]["total_cost"] + tol("paper", "local")
     assert abs(k["extended"]["total_cost"] - k["centralized"]["total_cost"]) <= tol("extended", "centralized")
-    assert tol("extended", "paper") < k["paper"]["total_cost"] - k["extended"]["total_cost"], \
+    assert tol("extended", "paper") < k["paper"]["total_cost"] - k["extended"]["total_cost"], (
         "the tolerance must be smaller than the gap it checks (12,120 KRW on the plans)"
+    )
 
 
 def test_uems_messages_hold_only_what_the_spec_allows(runs: dict[str, RunResult]) -> None:
-    allowed = {"surplus_kwh", "shortage_kwh", "self_sufficient", "up_room_kwh", "down_room_kwh",
-               "chp_cost_per_kwh"}
+    allowed = {"surplus_kwh", "shortage_kwh", "self_sufficient", "up_room_kwh", "down_room_kwh", "chp_cost_per_kwh"}
     msgs = read_messages(runs["paper"].path)
     reports = [m for m in msgs if m["receiver"] == "central"]
     assert len(reports) == 24 * 3
@@ -135,14 +149,32 @@ def test_a_second_community_runs_from_its_own_files(tmp_path: Path) -> None:
     buses = [4, 6, 9, 11, 13]
     for i, (n, bus) in enumerate(zip(names, buses, strict=True)):
         lo, hi, cost = 100 + 20 * i, 350 + 30 * i, 95 + 8 * i
-        text += (f'\n[[mgs]]\nname = "{n}"\nbus = {bus}\nload = {{ column = "demand_{n}_kwh" }}\n'
-                 f'pv = {{ column = "pv_{n}_kwh", curtailable = false }}\n'
-                 f"chp = {{ p_min_mw = {lo / 1000}, p_max_mw = {hi / 1000}, a1_per_mwh = {cost * 1000.0}, "
-                 f"must_run = true }}\n")
+        text += (
+            f'\n[[mgs]]\nname = "{n}"\nbus = {bus}\nload = {{ column = "demand_{n}_kwh" }}\n'
+            f'pv = {{ column = "pv_{n}_kwh", curtailable = false }}\n'
+            f"chp = {{ p_min_mw = {lo / 1000}, p_max_mw = {hi / 1000}, a1_per_mwh = {cost * 1000.0}, "
+            f"must_run = true }}\n"
+        )
     (tmp_path / "five.toml").write_text(text)
-    r = subprocess.run([sys.executable, "-m", "scenarios.cli", "compare", "community_3mg", "--config",
-                        str(tmp_path / "five.toml"), "--strategies", "cooperative,centralized", "--json",
-                        "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scenarios.cli",
+            "compare",
+            "community_3mg",
+            "--config",
+            str(tmp_path / "five.toml"),
+            "--strategies",
+            "cooperative,centralized",
+            "--json",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     k = json.loads(r.stdout)
     assert set(k["cooperative"]["cost_by_mg"]) == {*names, "network"}

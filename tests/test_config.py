@@ -35,8 +35,9 @@ def _run_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str) -> 
         ("forecast.horizon_steps=12", "forecast.horizon_steps"),
     ],
 )
-def test_bad_field_exits_2_naming_it(override: str, field: str, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_field_exits_2_naming_it(
+    override: str, field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, err = _run_cli(capsys, tmp_path, "--set", override)
     assert code == 2
     assert field in err, err
@@ -110,10 +111,16 @@ def test_default_config_builds_the_documented_net() -> None:
 @pytest.mark.parametrize(
     ("scenario", "override", "field"),
     [
-        ("nested_campus", "mgs.faculty.trade.buy_price_per_mwh=[nan" + ",1.0" * 23 + "]",
-         "mgs[1] (faculty).trade.buy_price_per_mwh"),
-        ("nested_campus", "mgs.faculty.trade.sell_price_per_mwh=[500.0" + ",500.0" * 23 + "]",
-         "mgs[1] (faculty).trade"),
+        (
+            "nested_campus",
+            "mgs.faculty.trade.buy_price_per_mwh=[nan" + ",1.0" * 23 + "]",
+            "mgs[1] (faculty).trade.buy_price_per_mwh",
+        ),
+        (
+            "nested_campus",
+            "mgs.faculty.trade.sell_price_per_mwh=[500.0" + ",500.0" * 23 + "]",
+            "mgs[1] (faculty).trade",
+        ),
         ("nested_campus", "mgs.department.diesel.a2_per_mw2h=inf", "mgs[2] (department).diesel.a2_per_mw2h"),
         ("nested_campus", "mgs.faculty.owners=[]", "mgs[1] (faculty)"),
         ("nested_campus", "mgs.faculty.parent='department'", "nesting cycle"),
@@ -123,18 +130,21 @@ def test_default_config_builds_the_documented_net() -> None:
         ("ieee33_3mg", "grid.line_max_i_ka=inf", "grid.line_max_i_ka"),
     ],
 )
-def test_bad_fields_of_every_scenario_exit_2(scenario: str, override: str, field: str, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_fields_of_every_scenario_exit_2(
+    scenario: str, override: str, field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["run", scenario, "--quiet", "--out", str(tmp_path / "x.h5"), "--set", override])
     err = capsys.readouterr().err
     assert code == 2 and field in err, err
     assert not (tmp_path / "x.h5").exists()
 
 
-@pytest.mark.parametrize(("scenario", "strategy"), [("community_3mg", "security_constrained"),
-                                                   ("ieee33_3mg", "cooperative"),
-                                                   ("community_3mg", "nested")])
-def test_strategy_built_for_another_scenario_exits_2(scenario: str, strategy: str, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("scenario", "strategy"),
+    [("community_3mg", "security_constrained"), ("ieee33_3mg", "cooperative"), ("community_3mg", "nested")],
+)
+def test_strategy_built_for_another_scenario_exits_2(
+    scenario: str, strategy: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["run", scenario, "--strategy", strategy, "--quiet", "--out", str(tmp_path / "x.h5")])
     assert code == 2 and f"strategy '{strategy}' runs on the scenario(s)" in capsys.readouterr().err

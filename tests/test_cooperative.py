@@ -61,8 +61,13 @@ PAPER_GAPS = {13: 680.0, 14: 1090.0, 17: 870.0, 18: 585.0, 19: 570.0, 20: 1845.0
 def _five_mg_community() -> tuple[list[ChpMg], list[HourData]]:
     """A made-up community: five MGs with other names, limits, costs and prices (seeded)."""
     rng = np.random.default_rng(7)
-    mgs = [ChpMg("north", 50, 250, 0.21), ChpMg("south", 0, 120, 0.15), ChpMg("east", 100, 400, 0.27),
-           ChpMg("west", 30, 90, 0.33), ChpMg("hub", 200, 600, 0.18)]
+    mgs = [
+        ChpMg("north", 50, 250, 0.21),
+        ChpMg("south", 0, 120, 0.15),
+        ChpMg("east", 100, 400, 0.27),
+        ChpMg("west", 30, 90, 0.33),
+        ChpMg("hub", 200, 600, 0.18),
+    ]
     hours = []
     for k in range(24):
         sell = 0.12 + 0.06 * (k % 4)
@@ -78,16 +83,22 @@ FIVE_MGS, FIVE_HOURS = _five_mg_community()
 
 # ---- inputs ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"buy_price_per_kwh": 1.0, "sell_price_per_kwh": 2.0, "demand_kwh": {"A": 1}, "pv_kwh": {"A": 0}},
-     "buy_price_per_kwh"),
-    ({"buy_price_per_kwh": 2.0, "sell_price_per_kwh": 1.0, "demand_kwh": {"A": -1}, "pv_kwh": {"A": 0}},
-     "demand_kwh"),
-    ({"buy_price_per_kwh": 2.0, "sell_price_per_kwh": 1.0, "demand_kwh": {"A": 1}, "pv_kwh": {"A": -2}},
-     "pv_kwh"),
-    ({"buy_price_per_kwh": 2.0, "sell_price_per_kwh": 1.0, "demand_kwh": {"A": 1}, "pv_kwh": {"B": 0}},
-     "pv_kwh"),
-])
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        (
+            {"buy_price_per_kwh": 1.0, "sell_price_per_kwh": 2.0, "demand_kwh": {"A": 1}, "pv_kwh": {"A": 0}},
+            "buy_price_per_kwh",
+        ),
+        (
+            {"buy_price_per_kwh": 2.0, "sell_price_per_kwh": 1.0, "demand_kwh": {"A": -1}, "pv_kwh": {"A": 0}},
+            "demand_kwh",
+        ),
+        ({"buy_price_per_kwh": 2.0, "sell_price_per_kwh": 1.0, "demand_kwh": {"A": 1}, "pv_kwh": {"A": -2}}, "pv_kwh"),
+        ({"buy_price_per_kwh": 2.0, "sell_price_per_kwh": 1.0, "demand_kwh": {"A": 1}, "pv_kwh": {"B": 0}}, "pv_kwh"),
+    ],
+)
 def test_hour_data_validation_names_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         HourData(**kwargs)
@@ -116,7 +127,10 @@ def test_step1_cost_at_or_above_buy_runs_minimum() -> None:
     assert (r.regime, r.chp_kwh, r.shortage_kwh, r.surplus_kwh) == ("min", 100, 100, 0)
     assert r.cost == pytest.approx(120 * 100 + 120 * 100)
     assert not r.self_sufficient and r.report.as_dict() == {
-        "surplus_kwh": 0, "shortage_kwh": 100, "self_sufficient": False}
+        "surplus_kwh": 0,
+        "shortage_kwh": 100,
+        "self_sufficient": False,
+    }
     # net inside [min, max] but cost == buy: not self-sufficient (the rule needs sell < cost < buy)
     assert not step1(M, 100, 0, 120, 100).self_sufficient
 
@@ -145,8 +159,14 @@ def test_step1_self_sufficient_reports_its_room_and_cost() -> None:
     r = step1(M, 250, 50, 150, 100)
     assert r.self_sufficient and r.chp_kwh == 200 and r.surplus_kwh == r.shortage_kwh == 0
     assert r.cost == pytest.approx(120 * 200)
-    assert r.report.as_dict() == {"surplus_kwh": 0, "shortage_kwh": 0, "self_sufficient": True,
-                                  "up_room_kwh": 100, "down_room_kwh": 100, "chp_cost_per_kwh": 120}
+    assert r.report.as_dict() == {
+        "surplus_kwh": 0,
+        "shortage_kwh": 0,
+        "self_sufficient": True,
+        "up_room_kwh": 100,
+        "down_room_kwh": 100,
+        "chp_cost_per_kwh": 120,
+    }
     # the bounds are inclusive
     assert step1(M, 100, 0, 150, 100).self_sufficient and step1(M, 300, 0, 150, 100).self_sufficient
 
@@ -154,21 +174,27 @@ def test_step1_self_sufficient_reports_its_room_and_cost() -> None:
 def test_step1_extended_report_of_a_movable_mg() -> None:
     r = step1(M, 50, 0, 150, 100, mode="extended")
     assert not r.self_sufficient
-    assert r.report.as_dict() == {"surplus_kwh": 50, "shortage_kwh": 0, "self_sufficient": False,
-                                  "up_room_kwh": 200, "down_room_kwh": 0, "chp_cost_per_kwh": 120}
+    assert r.report.as_dict() == {
+        "surplus_kwh": 50,
+        "shortage_kwh": 0,
+        "self_sufficient": False,
+        "up_room_kwh": 200,
+        "down_room_kwh": 0,
+        "chp_cost_per_kwh": 120,
+    }
     # a CHP outside the prices reports no room even in extended mode
     assert not step1(M, 50, 0, 120, 100, mode="extended").report.movable
 
 
 # ---- step 2 ---------------------------------------------------------------------------------------
 
+
 def _ss(up: float, down: float, cost: float) -> Report:
     return Report(0.0, 0.0, True, up, down, cost)
 
 
 def test_step2_surplus_rich_hour() -> None:
-    reports = {"P": Report(60, 0, False), "Q": Report(40, 0, False), "R": Report(0, 50, False),
-               "H": _ss(10, 20, 130)}
+    reports = {"P": Report(60, 0, False), "Q": Report(40, 0, False), "R": Report(0, 50, False), "H": _ss(10, 20, 130)}
     r = step2(reports, 150, 100)
     z = r.by_mg
     assert r.main_internal_kwh == 50
@@ -181,8 +207,14 @@ def test_step2_surplus_rich_hour() -> None:
 
 
 def test_step2_shortage_rich_hour_cheapest_raises_first() -> None:
-    reports = {"R": Report(0, 45, False), "T": Report(0, 20, False), "P": Report(40, 0, False),
-               "H": _ss(30, 5, 130), "G": _ss(10, 5, 110), "K": _ss(20, 5, 120)}
+    reports = {
+        "R": Report(0, 45, False),
+        "T": Report(0, 20, False),
+        "P": Report(40, 0, False),
+        "H": _ss(30, 5, 130),
+        "G": _ss(10, 5, 110),
+        "K": _ss(20, 5, 120),
+    }
     r = step2(reports, 150, 100)
     z = r.by_mg
     assert r.main_internal_kwh == 40
@@ -241,6 +273,7 @@ def test_step2_paper_mode_ignores_room_of_non_self_sufficient_mgs() -> None:
 
 # ---- invariants over whole days -------------------------------------------------------------------
 
+
 def _days():
     for mode in ("paper", "extended"):
         yield SPEC_MGS, SPEC_HOURS, mode
@@ -255,21 +288,24 @@ def test_energy_balance_bills_and_gap_every_hour(mgs, hours, mode) -> None:
             x = res.mgs[m.name]
             # pv + chp_final + main_receive + ancillary_receive + ext_buy
             #   = demand + main_send + ancillary_send + ext_sell
-            lhs = (hour.pv_kwh[m.name] + x.chp_kwh + x.main_receive_kwh + x.ancillary_receive_kwh
-                   + x.ext_buy_kwh)
+            lhs = hour.pv_kwh[m.name] + x.chp_kwh + x.main_receive_kwh + x.ancillary_receive_kwh + x.ext_buy_kwh
             rhs = hour.demand_kwh[m.name] + x.main_send_kwh + x.ancillary_send_kwh + x.ext_sell_kwh
             assert lhs == pytest.approx(rhs, abs=1e-9)
             assert x.chp_kwh == pytest.approx(x.chp_step1_kwh + x.ancillary_up_kwh - x.ancillary_down_kwh)
             assert m.chp_min_kwh - 1e-9 <= x.chp_kwh <= m.chp_max_kwh + 1e-9
-            direct = (m.chp_cost_per_kwh * x.chp_kwh + hour.buy_price_per_kwh * x.ext_buy_kwh
-                      - hour.sell_price_per_kwh * x.ext_sell_kwh + x.internal_payment)
+            direct = (
+                m.chp_cost_per_kwh * x.chp_kwh
+                + hour.buy_price_per_kwh * x.ext_buy_kwh
+                - hour.sell_price_per_kwh * x.ext_sell_kwh
+                + x.internal_payment
+            )
             assert x.bill == pytest.approx(direct, abs=1e-6)
             assert min(x.main_send_kwh, x.main_receive_kwh) == 0 and min(x.ext_buy_kwh, x.ext_sell_kwh) == 0
         assert sum(x.bill for x in res.mgs.values()) == pytest.approx(res.cost_final, abs=1e-6)
         assert abs(sum(x.internal_payment for x in res.mgs.values())) < 1e-6
-        community = sum(m.chp_cost_per_kwh * res.mgs[m.name].chp_kwh for m in mgs) \
-            + sum(hour.buy_price_per_kwh * x.ext_buy_kwh - hour.sell_price_per_kwh * x.ext_sell_kwh
-                  for x in res.mgs.values())
+        community = sum(m.chp_cost_per_kwh * res.mgs[m.name].chp_kwh for m in mgs) + sum(
+            hour.buy_price_per_kwh * x.ext_buy_kwh - hour.sell_price_per_kwh * x.ext_sell_kwh for x in res.mgs.values()
+        )
         assert res.cost_final == pytest.approx(community, abs=1e-6)
         assert sum(x.main_send_kwh for x in res.mgs.values()) == pytest.approx(res.main_internal_kwh)
         assert sum(x.main_receive_kwh for x in res.mgs.values()) == pytest.approx(res.main_internal_kwh)
@@ -285,6 +321,7 @@ def test_extended_never_costs_more_than_paper(mgs, hours) -> None:
 
 # ---- central LP -----------------------------------------------------------------------------------
 
+
 def test_central_lp_matches_the_merit_order_closed_form() -> None:
     rng = np.random.default_rng(3)
     cases = [(SPEC_MGS, h) for h in SPEC_HOURS] + [(FIVE_MGS, h) for h in FIVE_HOURS]
@@ -296,8 +333,17 @@ def test_central_lp_matches_the_merit_order_closed_form() -> None:
             mgs.append(ChpMg(f"m{i}", lo, lo + float(rng.uniform(0, 200)), float(rng.uniform(50, 200))))
         sell = float(rng.uniform(50, 150))
         buy = sell + float(rng.uniform(0, 60))
-        cases.append((mgs, HourData(buy, sell, {m.name: float(rng.uniform(0, 400)) for m in mgs},
-                                    {m.name: float(rng.uniform(0, 100)) for m in mgs})))
+        cases.append(
+            (
+                mgs,
+                HourData(
+                    buy,
+                    sell,
+                    {m.name: float(rng.uniform(0, 400)) for m in mgs},
+                    {m.name: float(rng.uniform(0, 100)) for m in mgs},
+                ),
+            )
+        )
     for mgs, hour in cases:
         lp, ref = central_lp(mgs, hour), merit_order_lp(mgs, hour)
         assert lp.ok and lp.status == "optimal"
@@ -323,6 +369,7 @@ def test_central_lp_failure_is_a_value(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # ---- gap analysis (pinned findings) ---------------------------------------------------------------
 
+
 def test_gap_analysis_paper_mode_on_the_spec_data() -> None:
     rows = gap_analysis(SPEC_MGS, SPEC_HOURS, "paper")
     assert [r.hour for r in rows] == list(range(1, 25))
@@ -334,12 +381,14 @@ def test_gap_analysis_paper_mode_on_the_spec_data() -> None:
         assert r.cost_final == pytest.approx(r.lp_cost + r.gap)  # type: ignore[operator]
     by_hour = {r.hour: r.reason for r in rows}
     for h in (13, 14):  # B surplus at its minimum while the community buys: it could raise instead
-        assert by_hour[h].startswith("MG B's CHP (cost 120, between prices; not self-sufficient, step 1 at "
-                                     "its minimum with surplus")
+        assert by_hour[h].startswith(
+            "MG B's CHP (cost 120, between prices; not self-sufficient, step 1 at its minimum with surplus"
+        )
         assert "displacing" in by_hour[h] and "paper's step 2 moves only self-sufficient MGs" in by_hour[h]
     for h in (17, 18, 19, 20, 21, 22):  # C short at its maximum while the community sells at < 140
-        assert by_hour[h].startswith("MG C's CHP (cost 140, between prices; not self-sufficient, step 1 at "
-                                     "its maximum with shortage")
+        assert by_hour[h].startswith(
+            "MG C's CHP (cost 140, between prices; not self-sufficient, step 1 at its maximum with shortage"
+        )
         assert "cutting" in by_hour[h] and "paper's step 2 moves only self-sufficient MGs" in by_hour[h]
     # the gap is exactly the price margin on the energy the stuck CHP could have moved
     assert PAPER_GAPS[13] == (130 - 120) * 68 and PAPER_GAPS[22] == (140 - 125) * 220
@@ -365,6 +414,7 @@ def test_extended_mode_does_not_close_a_swap_gap() -> None:
 
 
 # ---- messages -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["paper", "extended"])
 def test_reports_hold_only_the_allowed_keys(mode: str) -> None:

@@ -39,8 +39,7 @@ def test_battery_arbitrage_three_steps():
     0.81 MWh sold at 99 = 80.19 > 50, and the 1 MWh capacity needs 0.1/0.9 MWh more input (cost 5.556);
     discharge all at t2: 1 MWh * 0.9 = 0.9 MW sold at 99 (89.1). Objective = 10 + 50/9 - 89.1.
     """
-    bat = Battery(e_max_mwh=1.0, e_init_mwh=0.0, p_ch_max_mw=1.0, p_dis_max_mw=1.0, eta_ch=0.9,
-                  eta_dis=0.9)
+    bat = Battery(e_max_mwh=1.0, e_init_mwh=0.0, p_ch_max_mw=1.0, p_dis_max_mw=1.0, eta_ch=0.9, eta_dis=0.9)
     mg = Microgrid("A", battery=bat, pcc_max_mw=10.0)
     r = solve_local(PartyProblem(mg, _fc([0, 0, 0])), _hz([10, 50, 100], [9, 49, 99]), TIGHT)
     assert r.status == "optimal" and r.ok
@@ -57,8 +56,7 @@ def test_battery_half_hour_steps():
     at the cheapest step: objective = 0.5*10 - 0.5*99 = -44.5."""
     bat = Battery(e_max_mwh=1.0, e_init_mwh=0.0, p_ch_max_mw=1.0, p_dis_max_mw=1.0)
     mg = Microgrid("A", battery=bat, pcc_max_mw=10.0)
-    r = solve_local(PartyProblem(mg, _fc([0, 0, 0])), _hz([10, 50, 100], [9, 49, 99], dt_h=0.5),
-                    TIGHT)
+    r = solve_local(PartyProblem(mg, _fc([0, 0, 0])), _hz([10, 50, 100], [9, 49, 99], dt_h=0.5), TIGHT)
     assert r.objective == pytest.approx(-44.5, abs=1e-6)
     assert r.plans["A"].soc_mwh == pytest.approx((0.5, 0.5, 0.0), abs=1e-6)
     assert r.plans["A"].battery_p_mw == pytest.approx((1.0, 0.0, -1.0), abs=1e-6)
@@ -66,11 +64,9 @@ def test_battery_half_hour_steps():
 
 def test_battery_final_target_is_lower_bound_at_final_step():
     """Flat prices, target 0.5 at step 1 of 3 from 0.2: buy 0.3 MWh by step 1, may then sell it."""
-    bat = Battery(e_max_mwh=1.0, e_init_mwh=0.2, p_ch_max_mw=1.0, p_dis_max_mw=1.0,
-                  e_final_mwh=0.5)
+    bat = Battery(e_max_mwh=1.0, e_init_mwh=0.2, p_ch_max_mw=1.0, p_dis_max_mw=1.0, e_final_mwh=0.5)
     mg = Microgrid("A", battery=bat, pcc_max_mw=10.0)
-    r = solve_local(PartyProblem(mg, _fc([0, 0, 0])), _hz([10, 10, 100], [9, 9, 99], final_step=1),
-                    TIGHT)
+    r = solve_local(PartyProblem(mg, _fc([0, 0, 0])), _hz([10, 10, 100], [9, 9, 99], final_step=1), TIGHT)
     soc = r.plans["A"].soc_mwh
     assert soc[1] >= 0.5 - 1e-7
     # after the target: fill up at 10 in steps 0/1, sell 1 MWh at 99: 0.8*10 - 99
@@ -83,8 +79,9 @@ def test_diesel_ramp_and_startup_linear_cost():
     Start-up ramp SU = max(P_min, ramp) = 1 MW, so the diesel runs 1, 2, 2 MW: 5 MWh * 50 + 100
     + 1 MWh bought * 100 = 450 (not starting: 600; starting at t1: 550).
     """
-    dg = DieselUnit(p_max_mw=2.0, p_min_mw=0.5, a1_per_mwh=50.0, startup_cost=100.0,
-                    ramp_up_mw_per_h=1.0, ramp_down_mw_per_h=1.0)
+    dg = DieselUnit(
+        p_max_mw=2.0, p_min_mw=0.5, a1_per_mwh=50.0, startup_cost=100.0, ramp_up_mw_per_h=1.0, ramp_down_mw_per_h=1.0
+    )
     mg = Microgrid("D", diesel=dg, pcc_max_mw=10.0)
     hz = _hz([100] * 3, [0] * 3)
     r = solve_local(PartyProblem(mg, _fc([2, 2, 2])), hz, TIGHT)
@@ -104,8 +101,7 @@ def test_diesel_ramp_down_and_shutdown():
     outputs 1.5, 1.0, 0.5, 0 with surplus sold at 0 -> cost = 3 MWh * 50."""
     dg = DieselUnit(p_max_mw=2.0, p_min_mw=0.2, a1_per_mwh=50.0, ramp_down_mw_per_h=0.5)
     mg = Microgrid("D", diesel=dg, pcc_max_mw=10.0)
-    r = solve_local(PartyProblem(mg, _fc([0] * 4), UnitState(diesel_p_mw=2.0)),
-                    _hz([100] * 4, [0] * 4), TIGHT)
+    r = solve_local(PartyProblem(mg, _fc([0] * 4), UnitState(diesel_p_mw=2.0)), _hz([100] * 4, [0] * 4), TIGHT)
     assert r.plans["D"].diesel_p_mw == pytest.approx((1.5, 1.0, 0.5, 0.0), abs=1e-6)
     assert r.objective == pytest.approx(150.0, abs=1e-6)
 
@@ -122,8 +118,9 @@ def test_diesel_pwl_cost_within_bound():
         assert true - 2 * bound * dt_h - 1e-6 <= r.objective <= true + 1e-6
 
 
-@pytest.mark.parametrize("a2,p_min,p_max,err", [(18.0, 0.0, 1.6, 0.5), (15.0, 0.3, 2.0, 0.1),
-                                                 (12.0, 0.0, 3.0, 1.0), (0.5, 0.0, 1.0, 0.5)])
+@pytest.mark.parametrize(
+    "a2,p_min,p_max,err", [(18.0, 0.0, 1.6, 0.5), (15.0, 0.3, 2.0, 0.1), (12.0, 0.0, 3.0, 1.0), (0.5, 0.0, 1.0, 0.5)]
+)
 def test_pwl_bound_holds_and_is_tight(a2, p_min, p_max, err):
     dg = DieselUnit(p_max_mw=p_max, p_min_mw=p_min, a2_per_mw2h=a2, a1_per_mwh=80.0)
     xs = pwl_points(dg, err)
@@ -151,8 +148,9 @@ def test_curtailment_when_export_capped():
     assert r.objective == pytest.approx(-14.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("shed_price,expected_shed,expected_cost",
-                         [(200.0, 3.0, 2 * 50 + 3 * 200), (30.0, 5.0, 5 * 30)])
+@pytest.mark.parametrize(
+    "shed_price,expected_shed,expected_cost", [(200.0, 3.0, 2 * 50 + 3 * 200), (30.0, 5.0, 5 * 30)]
+)
 def test_load_shedding(shed_price, expected_shed, expected_cost):
     """Load 5, import cap 2 at 50: shed the rest at 200; or shed all when shedding (30) is cheaper."""
     mg = Microgrid("L", pcc_max_mw=2.0, load_shed_price_per_mwh=shed_price)

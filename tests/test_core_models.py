@@ -26,19 +26,32 @@ TIGHT = SolverOptions(mip_rel_gap=1e-7, time_limit_s=30.0)
 
 def tariff(n: int, dt_h: float = 1.0) -> tuple[tuple[float, ...], tuple[float, ...]]:
     hours = [k * dt_h for k in range(n)]
-    buy = tuple(115.0 + 45.0 * math.exp(-(((h % 24) - 12.0) / 4.0) ** 2) for h in hours)
+    buy = tuple(115.0 + 45.0 * math.exp(-((((h % 24) - 12.0) / 4.0) ** 2)) for h in hours)
     return buy, tuple(b - 10.0 for b in buy)
 
 
-def party(name: str, rng: random.Random, n: int, dt_h: float = 1.0, *, diesel: bool = True,
-          pcc: float = 2.0) -> PartyProblem:
-    dg = DieselUnit(p_max_mw=rng.uniform(1.2, 2.5), p_min_mw=0.2, a2_per_mw2h=rng.uniform(10, 20),
-                    a1_per_mwh=rng.uniform(75, 95), startup_cost=rng.choice([150.0, 200.0]),
-                    ramp_up_mw_per_h=1.2, ramp_down_mw_per_h=1.2) if diesel else None
-    bat = Battery(e_max_mwh=1.0, e_init_mwh=0.2, p_ch_max_mw=0.5, p_dis_max_mw=0.5, eta_ch=0.98,
-                  eta_dis=0.98, e_final_mwh=0.5)
-    mg = Microgrid(name, diesel=dg, battery=bat, pcc_max_mw=pcc, res_curtailment_price_per_mwh=5.0,
-                   load_shed_price_per_mwh=1000.0)
+def party(
+    name: str, rng: random.Random, n: int, dt_h: float = 1.0, *, diesel: bool = True, pcc: float = 2.0
+) -> PartyProblem:
+    dg = (
+        DieselUnit(
+            p_max_mw=rng.uniform(1.2, 2.5),
+            p_min_mw=0.2,
+            a2_per_mw2h=rng.uniform(10, 20),
+            a1_per_mwh=rng.uniform(75, 95),
+            startup_cost=rng.choice([150.0, 200.0]),
+            ramp_up_mw_per_h=1.2,
+            ramp_down_mw_per_h=1.2,
+        )
+        if diesel
+        else None
+    )
+    bat = Battery(
+        e_max_mwh=1.0, e_init_mwh=0.2, p_ch_max_mw=0.5, p_dis_max_mw=0.5, eta_ch=0.98, eta_dis=0.98, e_final_mwh=0.5
+    )
+    mg = Microgrid(
+        name, diesel=dg, battery=bat, pcc_max_mw=pcc, res_curtailment_price_per_mwh=5.0, load_shed_price_per_mwh=1000.0
+    )
     hours = [k * dt_h for k in range(n)]
     peak = rng.uniform(1.5, 3.0)
     load = tuple(peak * (0.6 + 0.4 * math.sin((h - 6) / 24 * 2 * math.pi) ** 2) for h in hours)
@@ -72,8 +85,14 @@ def test_centralized_cost_at_most_sum_of_local():
     for p in probs:
         pl = c.plans[p.mg.name]
         for t in range(24):
-            supply = (pl.diesel_p_mw[t] + pl.pv_p_mw[t] + pl.wind_p_mw[t] - pl.battery_p_mw[t]
-                      + pl.import_mw[t] + pl.load_shed_mw[t])
+            supply = (
+                pl.diesel_p_mw[t]
+                + pl.pv_p_mw[t]
+                + pl.wind_p_mw[t]
+                - pl.battery_p_mw[t]
+                + pl.import_mw[t]
+                + pl.load_shed_mw[t]
+            )
             assert supply == pytest.approx(p.forecast.load_p_mw[t], abs=1e-6)
         assert pl.soc_mwh[23] >= 0.5 - 1e-6
 
@@ -117,10 +136,14 @@ def _shifted(probs: list[PartyProblem], shift: int, n: int, dt_h: float = 1.0) -
     out = []
     for k, p in enumerate(probs):
         fc = p.forecast
-        rot = (lambda s: s[shift:] + s[:shift])
-        out.append(PartyProblem(p.mg, Forecast(rot(fc.load_p_mw), rot(fc.pv_p_mw),
-                                               rot(fc.wind_p_mw)),
-                                UnitState(e_mwh=0.3 + 0.1 * k, diesel_p_mw=0.8 if k % 2 else 0.0)))
+        rot = lambda s: s[shift:] + s[:shift]
+        out.append(
+            PartyProblem(
+                p.mg,
+                Forecast(rot(fc.load_p_mw), rot(fc.pv_p_mw), rot(fc.wind_p_mw)),
+                UnitState(e_mwh=0.3 + 0.1 * k, diesel_p_mw=0.8 if k % 2 else 0.0),
+            )
+        )
     return out
 
 
@@ -168,7 +191,7 @@ def test_half_hour_steps_scale_energy_not_power():
     rng = random.Random(11)
     p = party("MG", rng, 12, diesel=False)
     fc = p.forecast
-    dup = (lambda s: tuple(v for v in s for _ in range(2)))
+    dup = lambda s: tuple(v for v in s for _ in range(2))
     p2 = PartyProblem(p.mg, Forecast(dup(fc.load_p_mw), dup(fc.pv_p_mw), dup(fc.wind_p_mw)))
     buy, sell = tariff(12)
     r1 = solve_local(p, Horizon(1.0, buy, sell, final_step=11), TIGHT)
@@ -217,10 +240,10 @@ def test_certified_relaxation_matches_the_milp():
         for p in probs:  # the certified plan is a real schedule: balance, bounds
             plan = a.plans[p.mg.name]
             if p.mg.battery is not None:
-                assert all(p.mg.battery.e_min_mwh - 1e-6 <= e <= p.mg.battery.e_max_mwh + 1e-6
-                           for e in plan.soc_mwh)
+                assert all(p.mg.battery.e_min_mwh - 1e-6 <= e <= p.mg.battery.e_max_mwh + 1e-6 for e in plan.soc_mwh)
             if p.mg.diesel is not None:
                 for on, pw in zip(plan.diesel_on, plan.diesel_p_mw, strict=True):
-                    assert (not on and pw <= 1e-6) or (on and p.mg.diesel.p_min_mw - 1e-6 <= pw
-                                                        <= p.mg.diesel.p_max_mw + 1e-6)
+                    assert (not on and pw <= 1e-6) or (
+                        on and p.mg.diesel.p_min_mw - 1e-6 <= pw <= p.mg.diesel.p_max_mw + 1e-6
+                    )
     assert certified >= 1, "the shortcut never applied on these instances"

@@ -182,8 +182,9 @@ def test_aggregation_equals_sum_of_owner_vectors(small_keys: KeyPair) -> None:
     for g, e in zip(got, exact, strict=True):
         assert abs(Fraction(g) - e) <= Fraction(5, 2 * 10**6) + Fraction(abs(g)) / 2**52
     # add is commutative and counts addends; decrypting with a wrong count is refused
-    assert decrypt_sum(small_keys.private_key, codec, add(encs[1], encs[0]), 2) == \
-        decrypt_sum(small_keys.private_key, codec, add(encs[0], encs[1]), 2)
+    assert decrypt_sum(small_keys.private_key, codec, add(encs[1], encs[0]), 2) == decrypt_sum(
+        small_keys.private_key, codec, add(encs[0], encs[1]), 2
+    )
     with pytest.raises(ValueError, match="addends"):
         decrypt_sum(small_keys.private_key, codec, enc, 4)
     with pytest.raises(ValueError):
@@ -216,15 +217,20 @@ def test_mixing_keys_or_codecs_is_refused(small_keys: KeyPair) -> None:
 # ---- channel and audit ----------------------------------------------------------------------------------
 
 
-def mg_aggregation(channel: Channel, keys: KeyPair, codec: FixedPoint | PackedCodec,
-                   loads: dict[str, list[float]], t: float, leaky: bool = False) -> list[float]:
+def mg_aggregation(
+    channel: Channel,
+    keys: KeyPair,
+    codec: FixedPoint | PackedCodec,
+    loads: dict[str, list[float]],
+    t: float,
+    leaky: bool = False,
+) -> list[float]:
     """One planning instant of spec 000's owner -> EMS aggregation; ``leaky`` sends plaintext loads."""
     for owner, load in loads.items():
         if leaky:
             channel.send(t, owner, "ems", "load_forecast", values=load)
         else:
-            channel.send(t, owner, "ems", "load_forecast",
-                         ciphertext=encrypt_vector(keys.public_key, codec, load))
+            channel.send(t, owner, "ems", "load_forecast", ciphertext=encrypt_vector(keys.public_key, codec, load))
     inbox = channel.receive("ems", "load_forecast")
     assert {e.sender for e in inbox} == set(loads)
     if leaky:
@@ -303,8 +309,12 @@ def test_ring_aggregation_through_the_channel(small_keys: KeyPair) -> None:
     total = decrypt_sum(small_keys.private_key, codec, arrived.ciphertext, 4)  # type: ignore[arg-type]
     assert np.max(np.abs(np.array(total) - np.sum(eeps, axis=0))) <= codec.error_bound(4)
     msgs = ch.drain()
-    assert [(m["sender"], m["receiver"]) for m in msgs] == [("mg1", "mg2"), ("mg2", "mg3"), ("mg3", "mg4"),
-                                                             ("mg4", "au")]
+    assert [(m["sender"], m["receiver"]) for m in msgs] == [
+        ("mg1", "mg2"),
+        ("mg2", "mg3"),
+        ("mg3", "mg4"),
+        ("mg4", "au"),
+    ]
     assert audit(msgs) == {} and enc.n_addends == 4
 
 
@@ -312,8 +322,7 @@ def test_message_dicts_round_trip_through_the_recorder(tmp_path: Path, small_key
     ch = Channel()
     mg_aggregation(ch, small_keys, FixedPoint(), {"owner0": [1.0, -2.0], "owner1": [0.25, 0.5]}, 0.0)
     first = ch.drain()
-    mg_aggregation(ch, small_keys, FixedPoint(), {"owner0": [1.0, 2.0], "owner1": [0.5, -0.5]}, 3600.0,
-                   leaky=True)
+    mg_aggregation(ch, small_keys, FixedPoint(), {"owner0": [1.0, 2.0], "owner1": [0.5, -0.5]}, 3600.0, leaky=True)
     second = ch.drain()
     sim = RecorderSim()
     sim.init("Rec", step_size=3600, path=str(tmp_path / "run.h5"))
@@ -327,5 +336,8 @@ def test_message_dicts_round_trip_through_the_recorder(tmp_path: Path, small_key
     for got, want in zip(back, sent, strict=True):
         expected = {k: v for k, v in want.items() if k != "n_values"}
         assert got == expected
-    assert audit(back) == audit(sent) == {"outer_mg": {"ems": {"net_exchange"}},
-                                          "ems": {"owner0": {"load_forecast"}, "owner1": {"load_forecast"}}}
+    assert (
+        audit(back)
+        == audit(sent)
+        == {"outer_mg": {"ems": {"net_exchange"}}, "ems": {"owner0": {"load_forecast"}, "owner1": {"load_forecast"}}}
+    )

@@ -77,9 +77,22 @@ def test_soc_within_bounds_and_consistent_with_power(default_run: RunResult) -> 
 
 def test_costs_add_up_and_kpis_are_complete(default_run: RunResult) -> None:
     k = default_run.kpis
-    for key in ("scenario", "strategy", "total_cost", "cost_by_mg", "energy_bought_mwh", "energy_sold_mwh",
-                "n_voltage_violations", "min_vm_pu", "max_vm_pu", "n_line_overloads", "max_loading_percent",
-                "losses_mwh", "pf_failures", "wall_time_s"):
+    for key in (
+        "scenario",
+        "strategy",
+        "total_cost",
+        "cost_by_mg",
+        "energy_bought_mwh",
+        "energy_sold_mwh",
+        "n_voltage_violations",
+        "min_vm_pu",
+        "max_vm_pu",
+        "n_line_overloads",
+        "max_loading_percent",
+        "losses_mwh",
+        "pf_failures",
+        "wall_time_s",
+    ):
         assert key in k, key
     assert set(k["cost_by_mg"]) == {"MG1", "MG2", "MG3", "DN"}
     assert sum(k["cost_by_mg"].values()) == pytest.approx(k["total_cost"], abs=1e-6)
@@ -114,11 +127,19 @@ def test_ems_as_separate_process_gives_the_same_numbers(default_run: RunResult, 
 def test_cli_run_and_report_json(tmp_path: Path) -> None:
     out = tmp_path / "cli.h5"
     exe = [sys.executable, "-m", "scenarios.cli"]
-    r = subprocess.run([*exe, "run", "--quiet", "--out", str(out), "--set", "forecast.error_std=0.1"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [*exe, "run", "--quiet", "--out", str(out), "--set", "forecast.error_std=0.1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([*exe, "report", str(out), "--json", "--plots", str(tmp_path / "plots")],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [*exe, "report", str(out), "--json", "--plots", str(tmp_path / "plots")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     k = json.loads(r.stdout)
     assert k["scenario"] == "ieee33_3mg" and set(k["cost_by_mg"]) == {"MG1", "MG2", "MG3", "DN"}
@@ -132,12 +153,16 @@ def test_config_variant_file_runs_with_its_own_data(default_run: RunResult, tmp_
     """A user's copy of the config elsewhere (profiles resolved from the embedded data) with a bigger PV."""
     from tests.conftest import DEFAULT_CONFIG
 
-    text = DEFAULT_CONFIG.read_text().replace('pv = { p_peak_mw = 1.0 }', 'pv = { p_peak_mw = 2.0 }', 1)
+    text = DEFAULT_CONFIG.read_text().replace("pv = { p_peak_mw = 1.0 }", "pv = { p_peak_mw = 2.0 }", 1)
     variant = tmp_path / "variant.toml"
     variant.write_text(text)
     out = tmp_path / "variant.h5"
-    r = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", "--quiet", "--config", str(variant),
-                        "--out", str(out)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "scenarios.cli", "run", "--quiet", "--config", str(variant), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     cfg = Config.model_validate(read_attrs(out)["config"])
     assert cfg.mgs[0].pv is not None and cfg.mgs[0].pv.p_peak_mw == 2.0

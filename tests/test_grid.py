@@ -233,9 +233,12 @@ def test_island_with_grid_forming_storage(base_net: pp.pandapowerNet) -> None:
     pv = eid_of(base_net, "sgen", "MG1-pv", "StaticGen")
     wind = eid_of(base_net, "sgen", "MG1-wind", "StaticGen")
     diesel = eid_of(base_net, "sgen", "MG1-diesel", "StaticGen")
-    step_in = {**open_pcc(base_net, "MG1"),
-               **inputs(**{pv: {"p_avail_mw": 0.3}, wind: {"p_avail_mw": 0.1}, diesel: {"p_mw": 0.0},
-                           "Storage-0": {"p_mw": 0.4}})}
+    step_in = {
+        **open_pcc(base_net, "MG1"),
+        **inputs(
+            **{pv: {"p_avail_mw": 0.3}, wind: {"p_avail_mw": 0.1}, diesel: {"p_mw": 0.0}, "Storage-0": {"p_mw": 0.4}}
+        ),
+    }
     sim.step(0, step_in, BIG)
     data = sim.get_data(request)
     assert data["Grid-0"]["pf_converged"] == 1
@@ -313,8 +316,9 @@ def test_multi_bus_grid_forming_island_matches_runpp(base_net: pp.pandapowerNet)
         assert data["Storage-0"]["p_mw"] == pytest.approx(-ref.res_ext_grid.at[1, "p_mw"], abs=P_TOL_MW)
 
 
-def test_diverged_power_flow_gives_nan_and_recovers(base_net: pp.pandapowerNet,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_diverged_power_flow_gives_nan_and_recovers(
+    base_net: pp.pandapowerNet, caplog: pytest.LogCaptureFixture
+) -> None:
     sim, request = make_sim(base_net)
     with caplog.at_level(logging.WARNING, logger="sims.grid"):
         sim.step(0, inputs(**{"Load-17": {"p_mw": 500.0}, "Storage-3": {"p_mw": 0.5}}), BIG)
@@ -478,11 +482,13 @@ class CollectorSim(mosaik_api_v3.Simulator):
 
 def test_mosaik_world_inputs_reach_grid(base_net: pp.pandapowerNet) -> None:
     COLLECTED.clear()
-    world = mosaik.World({
-        "Grid": {"python": "sims.grid:GridSim"},
-        "Source": {"python": "tests.test_grid:SourceSim"},
-        "Collector": {"python": "tests.test_grid:CollectorSim"},
-    })
+    world = mosaik.World(
+        {
+            "Grid": {"python": "sims.grid:GridSim"},
+            "Source": {"python": "tests.test_grid:SourceSim"},
+            "Collector": {"python": "tests.test_grid:CollectorSim"},
+        }
+    )
     grid = world.start("Grid", step_size=3600).Grid(net=pp.to_json(base_net))
     children = {e.eid: e for e in grid.children}
     source = world.start("Source", step_size=3600).Source(values=[0.0, 0.5, -0.5, 0.0])

@@ -47,8 +47,7 @@ def compared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
     for scenario, names in _strategies_by_scenario().items():
         out_dir = tmp_path_factory.mktemp(scenario)
         cmd = [*CLI, "compare", scenario, "--strategies", ",".join(names), "--json", "--out-dir", str(out_dir)]
-        procs[scenario] = (out_dir, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                     text=True))
+        procs[scenario] = (out_dir, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     done = {}
     for scenario, (out_dir, p) in procs.items():
         stdout, stderr = p.communicate(timeout=600)
@@ -83,8 +82,23 @@ def test_report_and_audit_json_of_every_run(compared: dict[str, Any]) -> None:
 def test_run_json_with_a_solving_ems_in_its_own_process(tmp_path: Path) -> None:
     """The EMS child process inherits the redirected descriptor: its banner cannot reach stdout."""
     out = tmp_path / "c.h5"
-    r = subprocess.run([*CLI, "run", "--strategy", "centralized", "--quiet", "--json", "--out", str(out),
-                        "--set", "run.separate_processes=['ems']"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            *CLI,
+            "run",
+            "--strategy",
+            "centralized",
+            "--quiet",
+            "--json",
+            "--out",
+            str(out),
+            "--set",
+            "run.separate_processes=['ems']",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert _strict_loads(r.stdout)["strategy"] == "centralized"
     if HIGHS_PRINTS_BANNER:

@@ -54,10 +54,12 @@ def _three_bus(max_i_ka: float = 0.2, vm_max_pu: float = 1.05):
     for _ in range(3):
         pp.create_bus(net, vn_kv=10.0, min_vm_pu=0.9, max_vm_pu=vm_max_pu)
     pp.create_ext_grid(net, 0, vm_pu=1.0)
-    pp.create_line_from_parameters(net, 0, 1, 1.0, r_ohm_per_km=1.0, x_ohm_per_km=2.0, c_nf_per_km=0.0,
-                                   max_i_ka=max_i_ka)
-    pp.create_line_from_parameters(net, 1, 2, 1.0, r_ohm_per_km=2.0, x_ohm_per_km=1.0, c_nf_per_km=0.0,
-                                   max_i_ka=max_i_ka)
+    pp.create_line_from_parameters(
+        net, 0, 1, 1.0, r_ohm_per_km=1.0, x_ohm_per_km=2.0, c_nf_per_km=0.0, max_i_ka=max_i_ka
+    )
+    pp.create_line_from_parameters(
+        net, 1, 2, 1.0, r_ohm_per_km=2.0, x_ohm_per_km=1.0, c_nf_per_km=0.0, max_i_ka=max_i_ka
+    )
     return net
 
 
@@ -83,6 +85,7 @@ def _compare(net, data):
 # --------------------------------------------------------------------------------------------------
 # Hand-checked 3-bus feeder
 # --------------------------------------------------------------------------------------------------
+
 
 def test_three_bus_by_hand():
     """Loads 0.5 MW + 0.2 Mvar at bus 1, 1.0 MW + 0.5 Mvar at bus 2, V_b = 10 kV (V_b^2 = 100):
@@ -119,6 +122,7 @@ def test_three_bus_by_hand():
 # --------------------------------------------------------------------------------------------------
 # Against AC
 # --------------------------------------------------------------------------------------------------
+
 
 def test_case33bw_nominal_load_vs_ac():
     net = pn.case33bw()  # tie lines 32-36 out of service: radial
@@ -175,6 +179,7 @@ def test_switch_override_and_islands():
 # Pyomo block == numpy snapshot
 # --------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sense", [pyo.minimize, pyo.maximize], ids=["min_import", "max_tie_flow"])
 def test_block_matches_numpy_on_meshed_scenario(sense):
     """With the angle rows the loop flows are determined: minimising the substation import and
@@ -189,13 +194,20 @@ def test_block_matches_numpy_on_meshed_scenario(sense):
     m.T = pyo.RangeSet(0, 1)
     m.net = pyo.Block()
     # MG buses through the injection callables, every other bus through the load params.
-    add_lindistflow(m.net, data, m.T,
-                    p_inj_mw={b: (lambda t, b=b: scale[t] * p[b]) for b in mg_buses},
-                    q_inj_mvar={b: (lambda t, b=b: scale[t] * q[b]) for b in mg_buses})
-    set_network_loads(m.net, {b: [-s * p[b] for s in scale] for b in p if b not in mg_buses},
-                      {b: [-s * q[b] for s in scale] for b in q if b not in mg_buses})
+    add_lindistflow(
+        m.net,
+        data,
+        m.T,
+        p_inj_mw={b: (lambda t, b=b: scale[t] * p[b]) for b in mg_buses},
+        q_inj_mvar={b: (lambda t, b=b: scale[t] * q[b]) for b in mg_buses},
+    )
+    set_network_loads(
+        m.net,
+        {b: [-s * p[b] for s in scale] for b in p if b not in mg_buses},
+        {b: [-s * q[b] for s in scale] for b in q if b not in mg_buses},
+    )
     for j in m.net.nonroot_bus:  # the operating point is below 0.95 pu at the feeder end
-        m.net.w_min_pu2[j] = 0.8 ** 2
+        m.net.w_min_pu2[j] = 0.8**2
     if sense == pyo.minimize:
         m.obj = pyo.Objective(expr=sum(m.net.p_root_mw[t] for t in m.T))
     else:
@@ -216,14 +228,16 @@ def test_block_matches_numpy_on_meshed_scenario(sense):
 # Limits bind
 # --------------------------------------------------------------------------------------------------
 
+
 def _export_model(data, q_per_p: float = 0.0):
     """Maximise a generator's export P (Q = q_per_p * P) at bus 2 of the 3-bus feeder, no load."""
     m = pyo.ConcreteModel()
     m.T = pyo.RangeSet(0, 0)
     m.gen_p_mw = pyo.Var(m.T, bounds=(0.0, None))
     m.net = pyo.Block()
-    add_lindistflow(m.net, data, m.T, p_inj_mw={2: lambda t: m.gen_p_mw[t]},
-                    q_inj_mvar={2: lambda t: q_per_p * m.gen_p_mw[t]})
+    add_lindistflow(
+        m.net, data, m.T, p_inj_mw={2: lambda t: m.gen_p_mw[t]}, q_inj_mvar={2: lambda t: q_per_p * m.gen_p_mw[t]}
+    )
     m.obj = pyo.Objective(expr=m.gen_p_mw[0], sense=pyo.maximize)
     return m, PersistentHighs(m)
 
@@ -238,8 +252,8 @@ def test_export_stops_at_vmax_then_at_line_limit():
     data = network_from_pandapower(_three_bus(max_i_ka=0.2))
     m, solver = _export_model(data)
     assert solver.solve(SolverOptions()).status == "optimal"
-    assert pyo.value(m.gen_p_mw[0]) == pytest.approx((1.05 ** 2 - 1) * 100 / 6, abs=1e-7)
-    assert pyo.value(m.net.w_pu2[2, 0]) == pytest.approx(1.05 ** 2, abs=1e-9)
+    assert pyo.value(m.gen_p_mw[0]) == pytest.approx((1.05**2 - 1) * 100 / 6, abs=1e-7)
+    assert pyo.value(m.net.w_pu2[2, 0]) == pytest.approx(1.05**2, abs=1e-9)
     s_max = math.sqrt(3) * 10 * 0.05
     for li in m.net.line:
         m.net.s_max_mva[li] = s_max
@@ -278,6 +292,7 @@ def test_infeasible_when_load_breaks_the_band():
 # --------------------------------------------------------------------------------------------------
 # Bad input
 # --------------------------------------------------------------------------------------------------
+
 
 def test_rejects_what_the_model_does_not_cover():
     net = _three_bus()

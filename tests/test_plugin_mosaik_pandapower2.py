@@ -32,7 +32,6 @@ A ``Collector`` (any_inputs) keeps what every simulator sent for the assertions.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -54,8 +53,7 @@ BALANCE_TOL_MW = 1e-6
 MG = Microgrid(
     name="MG1",
     diesel=DieselUnit(p_max_mw=0.6, p_min_mw=0.1, a2_per_mw2h=18.0, a1_per_mwh=20.0),
-    battery=Battery(e_max_mwh=1.0, e_init_mwh=0.3, p_ch_max_mw=0.4, p_dis_max_mw=0.4, eta_ch=0.95,
-                    eta_dis=0.95),
+    battery=Battery(e_max_mwh=1.0, e_init_mwh=0.3, p_ch_max_mw=0.4, p_dis_max_mw=0.4, eta_ch=0.95, eta_dis=0.95),
     pcc_max_mw=5.0,
 )
 PV_PEAK_MW, WIND_RATED_MW = 1.2, 0.3
@@ -77,8 +75,13 @@ class SocIntegrator(mosaik_api_v3.Simulator):
     """User glue: the battery's energy, integrated from the EMS's setpoint (``Battery`` dict param)."""
 
     def __init__(self) -> None:
-        super().__init__({"api_version": "3.0", "type": "time-based", "models": {
-            "Soc": {"public": True, "params": ["battery"], "attrs": ["battery_p_mw", "soc_mwh"]}}})
+        super().__init__(
+            {
+                "api_version": "3.0",
+                "type": "time-based",
+                "models": {"Soc": {"public": True, "params": ["battery"], "attrs": ["battery_p_mw", "soc_mwh"]}},
+            }
+        )
         self.step_size = STEP_S
         self.units: dict[str, tuple[Battery, float]] = {}
 
@@ -107,8 +110,13 @@ class Collector(mosaik_api_v3.Simulator):
     """Keeps every input, one value per step, in the module-level ``COLLECTED``."""
 
     def __init__(self) -> None:
-        super().__init__({"api_version": "3.0", "type": "time-based", "models": {
-            "Collector": {"public": True, "params": [], "attrs": [], "any_inputs": True}}})
+        super().__init__(
+            {
+                "api_version": "3.0",
+                "type": "time-based",
+                "models": {"Collector": {"public": True, "params": [], "attrs": [], "any_inputs": True}},
+            }
+        )
 
     def init(self, sid, time_resolution=1.0, step_size=STEP_S):
         self.step_size = step_size
@@ -173,13 +181,11 @@ def test_profiles_and_ems_drive_mosaik_pandapower2(tmp_path: Path) -> None:
     world.connect(feeder_load, feeder_bus, ("p_mw", "P_load[MW]"), ("q_mvar", "Q_load[MVar]"))
     # EMS -> glue -> EMS: the SoC, one step later
     world.connect(ems, soc, "battery_p_mw")
-    world.connect(soc, ems, "soc_mwh", time_shifted=True,
-                  initial_data={"soc_mwh": MG.battery.e_init_mwh})
+    world.connect(soc, ems, "soc_mwh", time_shifted=True, initial_data={"soc_mwh": MG.battery.e_init_mwh})
     # everything of interest -> collector
     for unit in (load, pv, wind, feeder_load):
         world.connect(unit, col, "p_mw")
-    world.connect(ems, col, "diesel_p_mw", "battery_p_mw", "pv_p_mw", "wind_p_mw",
-                  "unserved_mw", "ems_status")
+    world.connect(ems, col, "diesel_p_mw", "battery_p_mw", "pv_p_mw", "wind_p_mw", "unserved_mw", "ems_status")
     world.connect(soc, col, "soc_mwh")
     for bus in buses.values():
         world.connect(bus, col, "P[MW]", "Vm[pu]")
@@ -203,8 +209,7 @@ def test_profiles_and_ems_drive_mosaik_pandapower2(tmp_path: Path) -> None:
     # The MG bus of mosaik-pandapower-2 consumes load + charging - generation - diesel, as set.
     expected_mg = p_load + battery - p_pv - p_wind - diesel
     np.testing.assert_allclose(series(mg_bus, "P[MW]"), expected_mg, atol=BALANCE_TOL_MW)
-    np.testing.assert_allclose(series(feeder_bus, "P[MW]"), series(feeder_load, "p_mw"),
-                               atol=BALANCE_TOL_MW)
+    np.testing.assert_allclose(series(feeder_bus, "P[MW]"), series(feeder_load, "p_mw"), atol=BALANCE_TOL_MW)
     np.testing.assert_allclose(series(buses["Bus-1"], "P[MW]"), 0.0, atol=BALANCE_TOL_MW)
 
     # The external grid supplies the feeder's net load plus (small, non-negative) line losses.

@@ -167,8 +167,9 @@ def _three_units(sim: P.ProfileSim, error_std: float) -> None:
 
 @pytest.mark.parametrize("step_s", [HOUR_S, 900, 5400])
 def test_zero_error_forecast_equals_actuals(step_s: int) -> None:
-    sim = make_sim(start="2021-07-01 00:00:00", forecast_horizon_steps=24, step_size=step_s,
-                   forecast_every_s=24 * step_s)
+    sim = make_sim(
+        start="2021-07-01 00:00:00", forecast_horizon_steps=24, step_size=step_s, forecast_every_s=24 * step_s
+    )
     _three_units(sim, 0.0)
     frames = run_steps(sim, 24, step_s)
     for eid in ("PV-0", "Wind-0", "Load-0"):
@@ -219,9 +220,7 @@ def test_forecast_error_grows_with_lead_time() -> None:
     """Random walk: std at lead k of H is sigma * sqrt(k/H); check first and last lead."""
     actual = np.full(24, 5.0)
     sigma = 0.5
-    draws = np.array([
-        P.forecast_p_mw(actual, sigma, np.random.default_rng([1, i])) for i in range(4000)
-    ]) - actual
+    draws = np.array([P.forecast_p_mw(actual, sigma, np.random.default_rng([1, i])) for i in range(4000)]) - actual
     std = draws.std(axis=0)
     assert std[-1] == pytest.approx(sigma, rel=0.06)
     assert std[0] == pytest.approx(sigma * math.sqrt(1 / 24), rel=0.06)
@@ -248,13 +247,19 @@ class Collector(mosaik_api_v3.Simulator):
     records: list[tuple[int, dict[str, Any]]] = []
 
     def __init__(self) -> None:
-        super().__init__({
-            "api_version": "3.0",
-            "type": "time-based",
-            "models": {"Sink": {
-                "public": True, "params": [], "attrs": ["p_mw", "q_mvar", "forecast_p_mw"],
-            }},
-        })
+        super().__init__(
+            {
+                "api_version": "3.0",
+                "type": "time-based",
+                "models": {
+                    "Sink": {
+                        "public": True,
+                        "params": [],
+                        "attrs": ["p_mw", "q_mvar", "forecast_p_mw"],
+                    }
+                },
+            }
+        )
 
     def create(self, num: int, model: str) -> list[dict[str, Any]]:
         return [{"eid": f"Sink-{i}", "type": model} for i in range(num)]
@@ -274,8 +279,14 @@ def test_mosaik_world_delivers_actuals_and_forecasts() -> None:
         "C": {"python": "tests.test_profiles:Collector"},
     }
     with mosaik.World(sim_config) as world:
-        prof = world.start("P", step_size=HOUR_S, start="2021-06-21 00:00:00",
-                           forecast_every_s=12 * HOUR_S, forecast_horizon_steps=24, seed=1)
+        prof = world.start(
+            "P",
+            step_size=HOUR_S,
+            start="2021-06-21 00:00:00",
+            forecast_every_s=12 * HOUR_S,
+            forecast_horizon_steps=24,
+            seed=1,
+        )
         pv = prof.PV(p_peak_mw=1.0, forecast_error_std=0.1)
         load = prof.Load(p_peak_mw=0.4, profile="G0-A")
         sink, sink_load = world.start("C").Sink.create(2)
@@ -285,8 +296,11 @@ def test_mosaik_world_delivers_actuals_and_forecasts() -> None:
     steps = {t: inp for t, inp in Collector.records}
     assert sorted(steps) == list(range(0, DAY_S + 1, HOUR_S))
     assert all(len(inp["p_mw"]) == 1 for inp in steps.values())
-    with_fc = sorted(t for t, inp in steps.items()
-                     if "forecast_p_mw" in inp and next(iter(inp["forecast_p_mw"].values())) is not None)
+    with_fc = sorted(
+        t
+        for t, inp in steps.items()
+        if "forecast_p_mw" in inp and next(iter(inp["forecast_p_mw"].values())) is not None
+    )
     assert with_fc == [0, 12 * HOUR_S, 24 * HOUR_S]
     fc = next(iter(steps[0]["forecast_p_mw"].values()))
     assert len(fc) == 24 and all(0.0 <= v <= 1.0 for v in fc)

@@ -48,10 +48,22 @@ def record(path: Path, steps: dict[int, dict[str, dict[str, Any]]], **init_kw: A
 def test_layout_and_root_attrs(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dir" / "run.h5"  # parents are created
     cfg = {"strategy": {"name": "central"}, "mgs": [1, 2]}
-    steps = {k: {"p_mw": {"Grid-0.Load-1": 0.5 * k}, "vm_pu": {"Grid-0.Bus-1": 1.0, "Grid-0.Bus-2": 0.99}}
-             for k in range(5)}
-    record(path, steps, attrs={"scenario": "ieee33", "strategy": "central", "start": "2016-01-01 00:00:00",
-                               "config": cfg, "seed": 3, "skip_me": None}, n_steps=5)
+    steps = {
+        k: {"p_mw": {"Grid-0.Load-1": 0.5 * k}, "vm_pu": {"Grid-0.Bus-1": 1.0, "Grid-0.Bus-2": 0.99}} for k in range(5)
+    }
+    record(
+        path,
+        steps,
+        attrs={
+            "scenario": "ieee33",
+            "strategy": "central",
+            "start": "2016-01-01 00:00:00",
+            "config": cfg,
+            "seed": 3,
+            "skip_me": None,
+        },
+        n_steps=5,
+    )
     with h5py.File(path, "r") as f:
         assert set(f) == {"Series", "Plans", "Messages", "Relations"}
         assert set(f["Series"]) == {"Grid-0.Load-1", "Grid-0.Bus-1", "Grid-0.Bus-2"}
@@ -114,8 +126,10 @@ def test_many_steps_across_chunk_windows_match(tmp_path: Path) -> None:
 
 
 def test_bools_and_numpy_scalars_are_float64(tmp_path: Path) -> None:
-    steps = {0: {"closed": {"G.sw": True}, "n": {"G.g": np.int64(3)}},
-             1: {"closed": {"G.sw": False}, "n": {"G.g": np.float32(2.5)}}}
+    steps = {
+        0: {"closed": {"G.sw": True}, "n": {"G.g": np.int64(3)}},
+        1: {"closed": {"G.sw": False}, "n": {"G.g": np.float32(2.5)}},
+    }
     record(tmp_path / "run.h5", steps)
     s = read_series(tmp_path / "run.h5")
     np.testing.assert_array_equal(s[("G.sw", "closed")], [1.0, 0.0])
@@ -123,9 +137,11 @@ def test_bools_and_numpy_scalars_are_float64(tmp_path: Path) -> None:
 
 
 def test_list_valued_attributes_are_2d(tmp_path: Path) -> None:
-    steps = {0: {"forecast_p_mw": {"P.pv": [1.0, 2.0, 3.0]}},
-             2: {"forecast_p_mw": {"P.pv": np.array([4.0, 5.0, 6.0])}},
-             3: {"forecast_p_mw": {"P.pv": [7.0, None]}}}  # shorter: padded with NaN
+    steps = {
+        0: {"forecast_p_mw": {"P.pv": [1.0, 2.0, 3.0]}},
+        2: {"forecast_p_mw": {"P.pv": np.array([4.0, 5.0, 6.0])}},
+        3: {"forecast_p_mw": {"P.pv": [7.0, None]}},
+    }  # shorter: padded with NaN
     record(tmp_path / "run.h5", steps, buffer_steps=1)
     arr = read_series(tmp_path / "run.h5")[("P.pv", "forecast_p_mw")]
     nan = math.nan
@@ -161,8 +177,7 @@ def test_strings_with_gaps(tmp_path: Path) -> None:
 
 def test_plan_attributes_go_to_plans(tmp_path: Path) -> None:
     plan = [0.1 * i for i in range(24)]
-    steps = {0: {"plan_p_mw": {"EMS-0.mg1": plan}, "p_mw": {"EMS-0.mg1": 0.1}},
-             1: {"p_mw": {"EMS-0.mg1": 0.2}}}
+    steps = {0: {"plan_p_mw": {"EMS-0.mg1": plan}, "p_mw": {"EMS-0.mg1": 0.1}}, 1: {"p_mw": {"EMS-0.mg1": 0.2}}}
     record(tmp_path / "run.h5", steps)
     assert ("EMS-0.mg1", "plan_p_mw") not in read_series(tmp_path / "run.h5")
     plans = read_plans(tmp_path / "run.h5")
@@ -176,10 +191,14 @@ def test_plan_attributes_go_to_plans(tmp_path: Path) -> None:
 
 def test_messages(tmp_path: Path) -> None:
     steps = {
-        0: {"messages": {"Coord.c": [
-            {"sender": "mg1", "receiver": "coord", "kind": "bid", "values": [1, 2.5]},
-            {"sender": "mg2", "receiver": "coord", "kind": "enc_bid", "ciphertext_bytes": 512, "t": 10.0},
-        ]}},
+        0: {
+            "messages": {
+                "Coord.c": [
+                    {"sender": "mg1", "receiver": "coord", "kind": "bid", "values": [1, 2.5]},
+                    {"sender": "mg2", "receiver": "coord", "kind": "enc_bid", "ciphertext_bytes": 512, "t": 10.0},
+                ]
+            }
+        },
         1: {"messages": {"Coord.c": []}},
         3: {"messages": {"Coord.c": [{"sender": "coord", "receiver": "mg1", "kind": "price", "values": []}]}},
     }
@@ -199,9 +218,15 @@ def test_messages(tmp_path: Path) -> None:
 def test_write_kpis_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "run.h5"
     record(path, {0: {"p": {"A.b": 1.0}}})
-    kpis = {"total_cost": 1234.5, "n_pf_failures": 0, "strategy": "central", "worst_vm_pu": None,
-            "cost_by_mg": {"mg1": 100.0, "mg2": -20.0, "DN": {"losses": 3.0}},
-            "solve_times_s": [0.1, 0.2], "voltage_violations": np.int64(2)}
+    kpis = {
+        "total_cost": 1234.5,
+        "n_pf_failures": 0,
+        "strategy": "central",
+        "worst_vm_pu": None,
+        "cost_by_mg": {"mg1": 100.0, "mg2": -20.0, "DN": {"losses": 3.0}},
+        "solve_times_s": [0.1, 0.2],
+        "voltage_violations": np.int64(2),
+    }
     write_kpis(path, kpis)
     write_kpis(path, kpis)  # replaces, does not fail
     got = read_kpis(path)
@@ -230,8 +255,10 @@ def test_relations_from_entity_graph(tmp_path: Path) -> None:
     sim.mosaik = FakeMosaik()
     gen = sim.setup_done()
     assert next(gen) == "request"
-    graph = {"nodes": {"Src-0.a": {"type": "A"}, "Rec-0.Recorder": {"type": "Recorder"}},
-             "edges": [["Src-0.a", "Rec-0.Recorder", {}]]}
+    graph = {
+        "nodes": {"Src-0.a": {"type": "A"}, "Rec-0.Recorder": {"type": "Recorder"}},
+        "edges": [["Src-0.a", "Rec-0.Recorder", {}]],
+    }
     with pytest.raises(StopIteration):
         gen.send(graph)
     sim.finalize()
@@ -308,8 +335,9 @@ def test_sigkill_leaves_readable_file_with_flushed_steps(tmp_path: Path) -> None
 SRC_META = {
     "api_version": "3.0",
     "type": "time-based",
-    "models": {"Src": {"public": True, "params": [],
-                       "attrs": ["p_mw", "forecast_p_mw", "status", "plan_p_mw", "messages"]}},
+    "models": {
+        "Src": {"public": True, "params": [], "attrs": ["p_mw", "forecast_p_mw", "status", "plan_p_mw", "messages"]}
+    },
 }
 
 
@@ -335,20 +363,26 @@ class SourceSim(mosaik_api_v3.Simulator):
         data: dict[str, Any] = {}
         for eid, attrs in outputs.items():
             i = int(eid[3:])
-            values = {"p_mw": float(i + k), "forecast_p_mw": [float(k), float(k + 1), float(k + 2)],
-                      "status": "ok" if k % 2 == 0 else "fallback", "plan_p_mw": [float(i)] * 4,
-                      "messages": [{"sender": eid, "receiver": "coord", "kind": "bid", "values": [float(k)]}]}
+            values = {
+                "p_mw": float(i + k),
+                "forecast_p_mw": [float(k), float(k + 1), float(k + 2)],
+                "status": "ok" if k % 2 == 0 else "fallback",
+                "plan_p_mw": [float(i)] * 4,
+                "messages": [{"sender": eid, "receiver": "coord", "kind": "bid", "values": [float(k)]}],
+            }
             data[eid] = {a: values[a] for a in attrs}
         return data
 
 
 def test_mosaik_world(tmp_path: Path) -> None:
     path = tmp_path / "world.h5"
-    world = mosaik.World({"Src": {"python": "tests.test_recorder:SourceSim"},
-                          "Rec": {"python": "sims.recorder:RecorderSim"}})
+    world = mosaik.World(
+        {"Src": {"python": "tests.test_recorder:SourceSim"}, "Rec": {"python": "sims.recorder:RecorderSim"}}
+    )
     src_sim = world.start("Src", step_size=STEP)
-    rec_sim = world.start("Rec", step_size=STEP, path=str(path), buffer_steps=2, n_steps=5,
-                          attrs={"scenario": "test", "config": {"x": 1}})
+    rec_sim = world.start(
+        "Rec", step_size=STEP, path=str(path), buffer_steps=2, n_steps=5, attrs={"scenario": "test", "config": {"x": 1}}
+    )
     srcs = src_sim.Src.create(2)
     rec = rec_sim.Recorder()
     for s in srcs:
@@ -369,8 +403,12 @@ def test_mosaik_world(tmp_path: Path) -> None:
 def test_mosaik_world_recorder_in_own_process(tmp_path: Path) -> None:
     """The recorder as a separate process (``python -m sims.recorder``): same file, relations over TCP."""
     path = tmp_path / "proc.h5"
-    world = mosaik.World({"Src": {"python": "tests.test_recorder:SourceSim"},
-                          "Rec": {"cmd": "%(python)s -m sims.recorder %(addr)s", "cwd": str(REPO)}})
+    world = mosaik.World(
+        {
+            "Src": {"python": "tests.test_recorder:SourceSim"},
+            "Rec": {"cmd": "%(python)s -m sims.recorder %(addr)s", "cwd": str(REPO)},
+        }
+    )
     src = world.start("Src", step_size=STEP).Src.create(1)[0]
     rec = world.start("Rec", step_size=STEP, path=str(path), attrs={"scenario": "proc"}).Recorder()
     world.connect(src, rec, "p_mw", "status")

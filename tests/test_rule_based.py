@@ -10,15 +10,29 @@ from ems_controllers.core.types import Battery, DieselUnit, Microgrid, Tariff
 from ems_controllers.rule_based import model
 from ems_controllers.rule_based.sim import RuleBasedEMS
 
-DIESEL = DieselUnit(p_max_mw=1.6, p_min_mw=0.2, a2_per_mw2h=18.0, a1_per_mwh=90.0, startup_cost=200.0,
-                    ramp_up_mw_per_h=1.3, ramp_down_mw_per_h=1.3)
+DIESEL = DieselUnit(
+    p_max_mw=1.6,
+    p_min_mw=0.2,
+    a2_per_mw2h=18.0,
+    a1_per_mwh=90.0,
+    startup_cost=200.0,
+    ramp_up_mw_per_h=1.3,
+    ramp_down_mw_per_h=1.3,
+)
 BATT = Battery(e_max_mwh=1.0, e_init_mwh=0.2, p_ch_max_mw=0.5, p_dis_max_mw=0.5, eta_ch=0.98, eta_dis=0.98)
 MG = Microgrid("MG1", diesel=DIESEL, battery=BATT, pcc_max_mw=2.0, res_curtailment_price_per_mwh=20.0)
 
 
 def _decide(**kw: float) -> model.Decision:
-    args = dict(load_mw=0.0, res_mw=0.0, e_mwh=0.5, buy_price_per_mwh=150.0, sell_price_per_mwh=140.0,
-                prev_diesel_mw=0.0, dt_h=1.0)
+    args = dict(
+        load_mw=0.0,
+        res_mw=0.0,
+        e_mwh=0.5,
+        buy_price_per_mwh=150.0,
+        sell_price_per_mwh=140.0,
+        prev_diesel_mw=0.0,
+        dt_h=1.0,
+    )
     args.update(kw)
     return model.decide(MG, **args)
 
@@ -60,8 +74,16 @@ def test_ramp_limits_and_cost_with_start_up() -> None:
 
 def test_unserved_beyond_import_limit_is_reported() -> None:
     mg = Microgrid("X", pcc_max_mw=1.0, load_shed_price_per_mwh=1000.0)
-    d = model.decide(mg, load_mw=1.5, res_mw=0.0, e_mwh=0.0, buy_price_per_mwh=150.0,
-                     sell_price_per_mwh=140.0, prev_diesel_mw=0.0, dt_h=0.5)
+    d = model.decide(
+        mg,
+        load_mw=1.5,
+        res_mw=0.0,
+        e_mwh=0.0,
+        buy_price_per_mwh=150.0,
+        sell_price_per_mwh=140.0,
+        prev_diesel_mw=0.0,
+        dt_h=0.5,
+    )
     assert d.import_mw == pytest.approx(1.0) and d.unserved_mw == pytest.approx(0.5)
     assert d.cost == pytest.approx(150 * 1.0 * 0.5 + 1000 * 0.5 * 0.5)
 
@@ -71,8 +93,16 @@ def test_plan_keeps_soc_in_bounds_and_balances_every_step() -> None:
     load = [0.4 + 0.3 * math.sin(k / 3) for k in range(24)]
     res = [max(0.0, 1.5 * math.sin(math.pi * (k - 6) / 12)) for k in range(24)]
     for dt_h in (1.0, 0.25):
-        plan = model.plan(MG, tariff, load_forecast_mw=load, res_forecast_mw=res, e_mwh=0.2,
-                          prev_diesel_mw=0.0, first_step_of_day=0, dt_h=dt_h)
+        plan = model.plan(
+            MG,
+            tariff,
+            load_forecast_mw=load,
+            res_forecast_mw=res,
+            e_mwh=0.2,
+            prev_diesel_mw=0.0,
+            first_step_of_day=0,
+            dt_h=dt_h,
+        )
         e = 0.2
         for k, d in enumerate(plan):
             assert BATT.e_min_mwh - 1e-9 <= d.e_next_mwh <= BATT.e_max_mwh + 1e-9
@@ -84,22 +114,29 @@ def test_plan_keeps_soc_in_bounds_and_balances_every_step() -> None:
 
 def _sim() -> RuleBasedEMS:
     sim = RuleBasedEMS()
-    sim.init("EMS", time_resolution=1.0, step_size=3600,
-             tariff={"buy_price_per_mwh": [150.0] * 24, "sell_price_per_mwh": [140.0] * 24})
+    sim.init(
+        "EMS",
+        time_resolution=1.0,
+        step_size=3600,
+        tariff={"buy_price_per_mwh": [150.0] * 24, "sell_price_per_mwh": [140.0] * 24},
+    )
     sim.create(1, "MG", mg=MG.to_dict(), pv_rated_mw=1.0, wind_rated_mw=0.5)
     return sim
 
 
 def test_adapter_uses_the_forecast_of_the_current_step_and_feeds_back_soc() -> None:
     sim = _sim()
-    fc = {"load_forecast_p_mw": {"P.Load-0": [0.2] * 24}, "pv_forecast_p_mw": {"P.PV-0": [1.0] * 24},
-          "wind_forecast_p_mw": {"P.Wind-0": [0.0] * 24, "P.Wind-1": [0.1] * 24}}
+    fc = {
+        "load_forecast_p_mw": {"P.Load-0": [0.2] * 24},
+        "pv_forecast_p_mw": {"P.PV-0": [1.0] * 24},
+        "wind_forecast_p_mw": {"P.Wind-0": [0.0] * 24, "P.Wind-1": [0.1] * 24},
+    }
     sim.step(0, {"MG1": {**fc, "soc_mwh": {"G.Storage-0": 0.2}}}, 0)
     out = sim.get_data({"MG1": ["battery_p_mw", "plan_soc_mwh", "ems_status", "pcc_closed"]})["MG1"]
     assert out["battery_p_mw"] == pytest.approx(0.5) and out["ems_status"] == "ok" and out["pcc_closed"]
     assert len(out["plan_soc_mwh"]) == 24
     # next hour: no new forecast (None), measured SoC 0.99 -> only 0.01/0.98 MW fits
-    none = {k: {src: None for src in v} for k, v in fc.items()}
+    none = {k: dict.fromkeys(v) for k, v in fc.items()}
     sim.step(3600, {"MG1": {**none, "soc_mwh": {"G.Storage-0": 0.99}}}, 3600)
     out = sim.get_data({"MG1": ["battery_p_mw", "plan_soc_mwh"]})["MG1"]
     assert out["battery_p_mw"] == pytest.approx(0.01 / 0.98) and out["plan_soc_mwh"] is None
@@ -119,5 +156,11 @@ def test_bad_params_are_named() -> None:
         sim.init("EMS")
     sim.init("EMS", tariff={"buy_price_per_mwh": [1.0], "sell_price_per_mwh": [1.0]})
     with pytest.raises(ValueError, match="unknown field"):
-        sim.create(1, "MG", mg={"name": "A", "battery": {"e_max_mwh": 1, "e_init_mwh": 0, "p_ch_max_mw": 1,
-                                                              "p_dis_max_mw": 1, "colour": 3}})
+        sim.create(
+            1,
+            "MG",
+            mg={
+                "name": "A",
+                "battery": {"e_max_mwh": 1, "e_init_mwh": 0, "p_ch_max_mw": 1, "p_dis_max_mw": 1, "colour": 3},
+            },
+        )

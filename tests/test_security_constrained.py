@@ -62,8 +62,9 @@ def _net():
         pp.create_bus(net, vn_kv=10.0, min_vm_pu=0.9, max_vm_pu=1.1)
     pp.create_ext_grid(net, 0, vm_pu=1.0)
     for f, t, i_ka in ((0, 1, 0.2), (1, 2, 0.2), (2, 3, 0.02), (1, 4, 0.2), (3, 4, 0.2)):
-        pp.create_line_from_parameters(net, f, t, 1.0, r_ohm_per_km=0.5, x_ohm_per_km=0.5,
-                                       c_nf_per_km=0.0, max_i_ka=i_ka)
+        pp.create_line_from_parameters(
+            net, f, t, 1.0, r_ohm_per_km=0.5, x_ohm_per_km=0.5, c_nf_per_km=0.0, max_i_ka=i_ka
+        )
     tie = pp.create_switch(net, 3, 4, et="l", closed=False)
     return net, tie
 
@@ -79,11 +80,11 @@ def _mg_a() -> PartyProblem:
 
 
 def _mg_b() -> PartyProblem:
-    bat = Battery(e_max_mwh=0.5, e_init_mwh=0.1, p_ch_max_mw=0.25, p_dis_max_mw=0.25, eta_ch=0.95,
-                  eta_dis=0.95, e_final_mwh=0.1)
+    bat = Battery(
+        e_max_mwh=0.5, e_init_mwh=0.1, p_ch_max_mw=0.25, p_dis_max_mw=0.25, eta_ch=0.95, eta_dis=0.95, e_final_mwh=0.1
+    )
     mg = Microgrid("B", battery=bat, pcc_max_mw=2.0, res_curtailment_price_per_mwh=20.0)
-    return PartyProblem(mg, Forecast((0.8, 0.7, 0.9, 1.0, 0.8, 0.6), (0.0, 0.1, 0.3, 0.3, 0.1, 0.0),
-                                     (0.2,) * N))
+    return PartyProblem(mg, Forecast((0.8, 0.7, 0.9, 1.0, 0.8, 0.6), (0.0, 0.1, 0.3, 0.3, 0.1, 0.0), (0.2,) * N))
 
 
 def _mg_c() -> PartyProblem:
@@ -95,8 +96,14 @@ def _mg_c() -> PartyProblem:
 def _dn(battery: Battery | None = None) -> DnSite:
     mg = Microgrid(DN, battery=battery, pcc_max_mw=100.0, load_shed_price_per_mwh=1000.0)
     prob = PartyProblem(mg, Forecast((0.5,) * N, (0.0,) * N, (0.0,) * N))
-    return DnSite(prob, unit_bus=1, mg_bus=MG_BUS, feeder_p_mw=FEEDER_P, feeder_q_mvar=FEEDER_Q,
-                  mg_q_mvar={"B": [0.05] * N, "C": [0.02] * N})
+    return DnSite(
+        prob,
+        unit_bus=1,
+        mg_bus=MG_BUS,
+        feeder_p_mw=FEEDER_P,
+        feeder_q_mvar=FEEDER_Q,
+        mg_q_mvar={"B": [0.05] * N, "C": [0.02] * N},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +126,7 @@ def results(model):
 # Step 1
 # --------------------------------------------------------------------------------------------------
 
+
 def test_step1_request_is_the_mgs_own_optimum(results):
     res = results[2]
     assert res.ok, res.message
@@ -134,6 +142,7 @@ def test_step1_request_is_the_mgs_own_optimum(results):
 # --------------------------------------------------------------------------------------------------
 # Step 2
 # --------------------------------------------------------------------------------------------------
+
 
 def test_step2_without_network_grants_the_requests(results):
     res = results[1]
@@ -171,6 +180,7 @@ def test_constraints_can_only_cost_the_dno(results):
 # Step 3
 # --------------------------------------------------------------------------------------------------
 
+
 def test_step3_follows_the_cut_grant_by_curtailing(results):
     res = results[2]
     plan = res.plans["A"]
@@ -207,6 +217,7 @@ def test_step3_prefers_deviation_to_load_shedding():
 # --------------------------------------------------------------------------------------------------
 # Case 3 and the split rule
 # --------------------------------------------------------------------------------------------------
+
 
 def test_case3_aggregation_saves_and_the_shares_sum_to_the_saving(model):
     """v(N) <= sum_m v({m}) up to the MIP gap (module docstring); with a gap of 1e-6 the slack is
@@ -272,6 +283,7 @@ def test_bad_input_is_a_value(model):
 # --------------------------------------------------------------------------------------------------
 # shapley_shares by hand
 # --------------------------------------------------------------------------------------------------
+
 
 def _game(**v: float) -> dict[frozenset[str], float]:
     return {frozenset(k): x for k, x in v.items()}

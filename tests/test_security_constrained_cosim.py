@@ -21,8 +21,9 @@ MGS = ("MG1", "MG2", "MG3")
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[int, RunResult]:
     d = tmp_path_factory.mktemp("sc")
-    return {c: run_default(d, [f"ems.case={c}"], name=f"case{c}.h5", strategy="security_constrained")
-            for c in (1, 2, 3)}
+    return {
+        c: run_default(d, [f"ems.case={c}"], name=f"case{c}.h5", strategy="security_constrained") for c in (1, 2, 3)
+    }
 
 
 def _mg_total(run: RunResult) -> float:

@@ -24,14 +24,16 @@ def test_thirty_days_rule_based_balance_every_step(tmp_path: Path) -> None:
         return sum(v for (fid, a), v in s.items() if a == "p_mw" and fid.startswith(f"{sid}.{model}-"))
 
     assert res.kpis["n_steps"] == 30 * 24 and res.kpis["pf_failures"] == 0
-    np.testing.assert_allclose(total("ExtGrid"), total("Load") + total("Storage") - total("StaticGen")
-                               + s[(grid, "losses_mw")], atol=1e-6)
+    np.testing.assert_allclose(
+        total("ExtGrid"), total("Load") + total("Storage") - total("StaticGen") + s[(grid, "losses_mw")], atol=1e-6
+    )
     assert sum(res.kpis["cost_by_mg"].values()) == pytest.approx(res.kpis["total_cost"], rel=1e-9)
 
 
 def test_three_days_rolling_centralized_with_forecast_errors(tmp_path: Path) -> None:
-    res = run_default(tmp_path, ["scenario.days=3", "ems.rolling=true", "forecast.error_std=0.1"],
-                      strategy="centralized")
+    res = run_default(
+        tmp_path, ["scenario.days=3", "ems.rolling=true", "forecast.error_std=0.1"], strategy="centralized"
+    )
     k = res.kpis
     assert k["ems_fallback_steps"] == 0 and k["pf_failures"] == 0
     assert 0 < k["exchange_deviation_mwh"] < 20

@@ -29,8 +29,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
     return {
         "local": run_default(d, [], name="local.h5", strategy="local"),
         "centralized": run_default(d, [], name="central.h5", strategy="centralized"),
-        "shrinking": run_default(d, ["ems.rolling=true", "ems.horizon='shrinking'"], name="shrink.h5",
-                                 strategy="centralized"),
+        "shrinking": run_default(
+            d, ["ems.rolling=true", "ems.horizon='shrinking'"], name="shrink.h5", strategy="centralized"
+        ),
     }
 
 
@@ -75,8 +76,7 @@ def test_planned_setpoints_are_what_the_grid_received(runs: dict[str, RunResult]
         np.testing.assert_allclose(s[(pm["storage"], "p_mw")], s[(pm["ems"], "battery_p_mw")], atol=1e-7)
         np.testing.assert_allclose(s[(pm["storage"], "soc_mwh")], s[(pm["ems"], "planned_soc_mwh")], atol=1e-6)
         # with perfect forecasts the MG's measured exchange is its planned one
-        np.testing.assert_allclose(-s[(pm["pcc_line"], "p_to_mw")], s[(pm["ems"], "planned_import_mw")],
-                                   atol=1e-6)
+        np.testing.assert_allclose(-s[(pm["pcc_line"], "p_to_mw")], s[(pm["ems"], "planned_import_mw")], atol=1e-6)
         if mg.battery is not None and mg.battery.e_final_mwh is not None:
             assert s[(pm["storage"], "soc_mwh")][-1] >= mg.battery.e_final_mwh - 1e-6
 
@@ -116,9 +116,23 @@ def test_infeasible_party_falls_back_alone_and_the_run_completes(tmp_path: Path)
 
 def test_forecast_errors_day_ahead_and_rolling_side_by_side(tmp_path: Path) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "scenarios.cli", "compare", "--strategies",
-         "centralized,centralized:rolling=true", "--set", "forecast.error_std=0.1", "--json",
-         "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "scenarios.cli",
+            "compare",
+            "--strategies",
+            "centralized,centralized:rolling=true",
+            "--set",
+            "forecast.error_std=0.1",
+            "--json",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     k = json.loads(r.stdout)
     da, rolling = k["centralized"], k["centralized:rolling=true"]

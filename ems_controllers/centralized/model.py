@@ -54,9 +54,13 @@ class _Built:
     build_s: float
 
 
-def build_centralized_model(problems: Sequence[PartyProblem], n_steps: int, dt_h: float,
-                            max_error_per_h: float,
-                            network: NetworkHook | None = None) -> pyo.ConcreteModel:
+def build_centralized_model(
+    problems: Sequence[PartyProblem],
+    n_steps: int,
+    dt_h: float,
+    max_error_per_h: float,
+    network: NetworkHook | None = None,
+) -> pyo.ConcreteModel:
     """The system MILP with placeholder data (see the module docstring for the components)."""
     names = [p.mg.name for p in problems]
     m = pyo.ConcreteModel(name="centralized")
@@ -71,8 +75,9 @@ def build_centralized_model(problems: Sequence[PartyProblem], n_steps: int, dt_h
         blocks.add_balance(b, mg, m.T, dt_h, import_mw=b.import_mw)
     m.sub = pyo.Block()
     blocks.add_exchange(m.sub, math.inf, m.T, dt_h)
-    m.sub.g_con = pyo.Constraint(m.T, rule=lambda s, t: s.buy_mw[t] - s.sell_mw[t]
-                                 == pyo.quicksum(m.party[n].import_mw[t] for n in names))
+    m.sub.g_con = pyo.Constraint(
+        m.T, rule=lambda s, t: s.buy_mw[t] - s.sell_mw[t] == pyo.quicksum(m.party[n].import_mw[t] for n in names)
+    )
     if network is not None:
         network(m, problems, m.T)
     extra = getattr(m, "network_cost", None)
@@ -80,20 +85,19 @@ def build_centralized_model(problems: Sequence[PartyProblem], n_steps: int, dt_h
         expr=pyo.quicksum(m.party[n].unit_cost[t] for n in names for t in m.T)
         + pyo.quicksum(m.sub.exch_cost[t] for t in m.T)
         + (pyo.quicksum(extra[t] for t in m.T) if extra is not None else 0.0),
-        sense=pyo.minimize)
+        sense=pyo.minimize,
+    )
     return m
 
 
-def set_centralized_data(m: pyo.ConcreteModel, problems: Sequence[PartyProblem],
-                         horizon: Horizon) -> None:
+def set_centralized_data(m: pyo.ConcreteModel, problems: Sequence[PartyProblem], horizon: Horizon) -> None:
     """Write every party's data and the tariff into the mutable params of a built model."""
     caps = [0.0] * horizon.n_steps
     for prob in problems:
         blocks.set_party_data(m.party[prob.mg.name], prob, horizon)
         fc = prob.forecast
         for t in range(horizon.n_steps):
-            caps[t] += blocks.exchange_bound_mw(prob.mg, fc.load_p_mw[t], fc.pv_p_mw[t],
-                                                fc.wind_p_mw[t])
+            caps[t] += blocks.exchange_bound_mw(prob.mg, fc.load_p_mw[t], fc.pv_p_mw[t], fc.wind_p_mw[t])
     s = m.sub
     for t in range(horizon.n_steps):
         s.price_buy_per_mwh[t] = horizon.buy_price_per_mwh[t]
@@ -114,25 +118,23 @@ class CentralizedModel:
         self.backend = backend
         self._cache: OrderedDict[tuple, _Built] = OrderedDict()
 
-    def _get(self, problems: Sequence[PartyProblem], horizon: Horizon,
-             opts: SolverOptions) -> tuple[_Built, bool]:
-        key = (tuple(blocks.party_key(p.mg) for p in problems), horizon.n_steps, horizon.dt_h,
-               opts.pwl_max_error_per_h)
+    def _get(self, problems: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions) -> tuple[_Built, bool]:
+        key = (tuple(blocks.party_key(p.mg) for p in problems), horizon.n_steps, horizon.dt_h, opts.pwl_max_error_per_h)
         built = self._cache.get(key)
         if built is not None:
             self._cache.move_to_end(key)
             return built, False
         t0 = time.perf_counter()
-        m = build_centralized_model(problems, horizon.n_steps, horizon.dt_h,
-                                    opts.pwl_max_error_per_h, self.network)
+        m = build_centralized_model(problems, horizon.n_steps, horizon.dt_h, opts.pwl_max_error_per_h, self.network)
         built = _Built(m, PersistentHighs(m, self.backend), time.perf_counter() - t0)
         self._cache[key] = built
         while len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
         return built, True
 
-    def solve(self, problems: Sequence[PartyProblem], horizon: Horizon,
-              opts: SolverOptions = SolverOptions()) -> SolveResult:
+    def solve(
+        self, problems: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions = SolverOptions()
+    ) -> SolveResult:
         names = [p.mg.name for p in problems]
         if len(set(names)) != len(names) or not names:
             msg = f"party names must be unique and non-empty: {names}"
@@ -148,9 +150,14 @@ class CentralizedModel:
             return SolveResult("error", "bad_input", None, None, 0.0, 0.0, message=str(exc))
         raw = built.solver.solve(opts)
         pyomo_build_s = built.build_s if rebuilt else 0.0
-        extra: dict = {"rebuilt": rebuilt, "pyomo_build_s": pyomo_build_s, "set_data_s": set_s,
-                       "translate_s": raw.translate_s, "highs_s": raw.highs_s,
-                       "backend": self.backend}
+        extra: dict = {
+            "rebuilt": rebuilt,
+            "pyomo_build_s": pyomo_build_s,
+            "set_data_s": set_s,
+            "translate_s": raw.translate_s,
+            "highs_s": raw.highs_s,
+            "backend": self.backend,
+        }
         plans = None
         if raw.feasible:
             m, T, dt = built.model, built.model.T, horizon.dt_h
@@ -158,14 +165,25 @@ class CentralizedModel:
             for prob in problems:
                 b = m.party[prob.mg.name]
                 imp = [float(b.import_mw[t].value or 0.0) for t in T]
-                cost = [pyo.value(b.unit_cost[t]) + dt * (
-                    horizon.buy_price_per_mwh[t] * i if i >= 0 else horizon.sell_price_per_mwh[t] * i)
-                    for t, i in zip(T, imp, strict=True)]
+                cost = [
+                    pyo.value(b.unit_cost[t])
+                    + dt * (horizon.buy_price_per_mwh[t] * i if i >= 0 else horizon.sell_price_per_mwh[t] * i)
+                    for t, i in zip(T, imp, strict=True)
+                ]
                 plans[prob.mg.name] = blocks.party_plan(b, prob.mg, T, import_mw=imp, cost=cost)
             extra["substation_import_mw"] = tuple(
-                float((m.sub.buy_mw[t].value or 0.0) - (m.sub.sell_mw[t].value or 0.0)) for t in T)
+                float((m.sub.buy_mw[t].value or 0.0) - (m.sub.sell_mw[t].value or 0.0)) for t in T
+            )
         else:
             log.warning("centralized: %s (%s) %s", raw.status, raw.termination, raw.message)
-        return SolveResult(raw.status, raw.termination, raw.objective if raw.feasible else None,
-                           plans, pyomo_build_s + set_s, raw.translate_s + raw.highs_s, raw.mip_gap,
-                           raw.message, extra)
+        return SolveResult(
+            raw.status,
+            raw.termination,
+            raw.objective if raw.feasible else None,
+            plans,
+            pyomo_build_s + set_s,
+            raw.translate_s + raw.highs_s,
+            raw.mip_gap,
+            raw.message,
+            extra,
+        )

@@ -30,26 +30,33 @@ class CentralizedEMS(PlanningEMS):
     def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
         return self.model.solve(problems, horizon, self.solve_opts)
 
-    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult,
-                          time: int) -> list[dict[str, Any]]:
+    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult, time: int) -> list[dict[str, Any]]:
         msgs: list[dict[str, Any]] = []
         for p in problems:
             name = p.mg.name
-            for kind, values in (("load_forecast_p_mw", p.forecast.load_p_mw),
-                                 ("pv_forecast_p_mw", p.forecast.pv_p_mw),
-                                 ("wind_forecast_p_mw", p.forecast.wind_p_mw)):
-                msgs.append({"t": time, "sender": name, "receiver": OPERATOR, "kind": kind,
-                             "values": list(values)})
-            msgs.append({"t": time, "sender": name, "receiver": OPERATOR, "kind": "unit_data_and_state",
-                         "values": [p.state.e_mwh if p.state.e_mwh is not None else float("nan"),
-                                    p.state.diesel_p_mw]})
+            for kind, values in (
+                ("load_forecast_p_mw", p.forecast.load_p_mw),
+                ("pv_forecast_p_mw", p.forecast.pv_p_mw),
+                ("wind_forecast_p_mw", p.forecast.wind_p_mw),
+            ):
+                msgs.append({"t": time, "sender": name, "receiver": OPERATOR, "kind": kind, "values": list(values)})
+            msgs.append(
+                {
+                    "t": time,
+                    "sender": name,
+                    "receiver": OPERATOR,
+                    "kind": "unit_data_and_state",
+                    "values": [p.state.e_mwh if p.state.e_mwh is not None else float("nan"), p.state.diesel_p_mw],
+                }
+            )
             plan = (result.plans or {}).get(name)
             if plan is not None:
-                for kind, values in (("schedule_diesel_p_mw", plan.diesel_p_mw),
-                                     ("schedule_battery_p_mw", plan.battery_p_mw),
-                                     ("schedule_import_mw", plan.import_mw)):
-                    msgs.append({"t": time, "sender": OPERATOR, "receiver": name, "kind": kind,
-                                 "values": list(values)})
+                for kind, values in (
+                    ("schedule_diesel_p_mw", plan.diesel_p_mw),
+                    ("schedule_battery_p_mw", plan.battery_p_mw),
+                    ("schedule_import_mw", plan.import_mw),
+                ):
+                    msgs.append({"t": time, "sender": OPERATOR, "receiver": name, "kind": kind, "values": list(values)})
         return msgs
 
 

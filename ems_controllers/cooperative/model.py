@@ -80,8 +80,16 @@ REPORT_FIELDS_MOVABLE: tuple[str, ...] = ("up_room_kwh", "down_room_kwh", "chp_c
 REPORT_FIELDS: tuple[str, ...] = REPORT_FIELDS_ALWAYS + REPORT_FIELDS_MOVABLE
 # What the central EMS sends each MG after step 2, in this order.
 INSTRUCTION_FIELDS: tuple[str, ...] = (
-    "main_send_kwh", "main_receive_kwh", "ancillary_up_kwh", "ancillary_down_kwh",
-    "ancillary_send_kwh", "ancillary_receive_kwh", "ext_sell_kwh", "ext_buy_kwh", "internal_payment")
+    "main_send_kwh",
+    "main_receive_kwh",
+    "ancillary_up_kwh",
+    "ancillary_down_kwh",
+    "ancillary_send_kwh",
+    "ancillary_receive_kwh",
+    "ext_sell_kwh",
+    "ext_buy_kwh",
+    "internal_payment",
+)
 
 
 def _finite(name: str, value: float) -> float:
@@ -100,11 +108,13 @@ def _check_prices(buy_price_per_kwh: float, sell_price_per_kwh: float) -> None:
     _finite("buy_price_per_kwh", buy_price_per_kwh)
     _finite("sell_price_per_kwh", sell_price_per_kwh)
     if buy_price_per_kwh < sell_price_per_kwh:
-        raise ValueError(f"buy_price_per_kwh ({buy_price_per_kwh}) must be >= sell_price_per_kwh "
-                         f"({sell_price_per_kwh})")
+        raise ValueError(
+            f"buy_price_per_kwh ({buy_price_per_kwh}) must be >= sell_price_per_kwh ({sell_price_per_kwh})"
+        )
 
 
 # ---- inputs -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ChpMg:
@@ -145,8 +155,9 @@ class HourData:
                     raise ValueError(f"{fname}[{n!r}] must be finite and >= 0, got {v!r}")
             object.__setattr__(self, fname, MappingProxyType({n: float(v) for n, v in values.items()}))
         if set(self.demand_kwh) != set(self.pv_kwh):
-            raise ValueError(f"demand_kwh and pv_kwh name different MGs: {sorted(self.demand_kwh)} vs "
-                             f"{sorted(self.pv_kwh)}")
+            raise ValueError(
+                f"demand_kwh and pv_kwh name different MGs: {sorted(self.demand_kwh)} vs {sorted(self.pv_kwh)}"
+            )
 
 
 def hours_from_rows(rows: Iterable[Mapping[str, Any]], names: Sequence[str]) -> list[HourData]:
@@ -155,16 +166,21 @@ def hours_from_rows(rows: Iterable[Mapping[str, Any]], names: Sequence[str]) -> 
     out = []
     for i, row in enumerate(rows):
         try:
-            out.append(HourData(
-                buy_price_per_kwh=float(row["buy_price"]), sell_price_per_kwh=float(row["sell_price"]),
-                demand_kwh={n: float(row[f"demand_{n}_kwh"]) for n in names},
-                pv_kwh={n: float(row[f"pv_{n}_kwh"]) for n in names}))
+            out.append(
+                HourData(
+                    buy_price_per_kwh=float(row["buy_price"]),
+                    sell_price_per_kwh=float(row["sell_price"]),
+                    demand_kwh={n: float(row[f"demand_{n}_kwh"]) for n in names},
+                    pv_kwh={n: float(row[f"pv_{n}_kwh"]) for n in names},
+                )
+            )
         except KeyError as exc:
             raise ValueError(f"row {i}: missing column {exc.args[0]!r}") from None
     return out
 
 
 # ---- step 1 -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Report:
@@ -200,8 +216,11 @@ class Report:
 
     def as_dict(self) -> dict[str, float | bool]:
         """The report's content: the keys of :data:`REPORT_FIELDS` that are set."""
-        out: dict[str, float | bool] = {"surplus_kwh": self.surplus_kwh, "shortage_kwh": self.shortage_kwh,
-                                        "self_sufficient": self.self_sufficient}
+        out: dict[str, float | bool] = {
+            "surplus_kwh": self.surplus_kwh,
+            "shortage_kwh": self.shortage_kwh,
+            "self_sufficient": self.self_sufficient,
+        }
         if self.movable:
             out["up_room_kwh"] = float(self.up_room_kwh)  # type: ignore[arg-type]
             out["down_room_kwh"] = float(self.down_room_kwh)  # type: ignore[arg-type]
@@ -223,8 +242,14 @@ class Step1:
     report: Report
 
 
-def step1(mg: ChpMg, demand_kwh: float, pv_kwh: float, buy_price_per_kwh: float,
-          sell_price_per_kwh: float, mode: Mode = "paper") -> Step1:
+def step1(
+    mg: ChpMg,
+    demand_kwh: float,
+    pv_kwh: float,
+    buy_price_per_kwh: float,
+    sell_price_per_kwh: float,
+    mode: Mode = "paper",
+) -> Step1:
     """Local optimisation of one MG for one interval (module docstring, step 1)."""
     _check_mode(mode)
     _check_prices(buy_price_per_kwh, sell_price_per_kwh)
@@ -254,6 +279,7 @@ def step1(mg: ChpMg, demand_kwh: float, pv_kwh: float, buy_price_per_kwh: float,
 
 
 # ---- step 2 -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Step2Mg:
@@ -307,8 +333,9 @@ def _split(total: float, weights: Mapping[str, float]) -> dict[str, float]:
     return {n: total * x / w for n, x in weights.items() if x > 0}
 
 
-def step2(reports: Mapping[str, Report], buy_price_per_kwh: float, sell_price_per_kwh: float,
-          mode: Mode = "paper") -> Step2:
+def step2(
+    reports: Mapping[str, Report], buy_price_per_kwh: float, sell_price_per_kwh: float, mode: Mode = "paper"
+) -> Step2:
     """Global coordination of one interval from the uEMS reports only (module docstring, step 2)."""
     _check_mode(mode)
     _check_prices(buy_price_per_kwh, sell_price_per_kwh)
@@ -340,9 +367,13 @@ def step2(reports: Mapping[str, Report], buy_price_per_kwh: float, sell_price_pe
     saving = (b - s) * main
     prices: dict[str, float] = {}
     if left_d > TOL_KWH:  # raise movable CHPs, cheapest first, where c < b
-        helpers = sorted((r.chp_cost_per_kwh, n) for n, r in reports.items()  # type: ignore[misc]
-                         if movable(r) and r.chp_cost_per_kwh < b  # type: ignore[operator]
-                         and r.up_room_kwh > 0)  # type: ignore[operator]
+        helpers = sorted(
+            (r.chp_cost_per_kwh, n)
+            for n, r in reports.items()  # type: ignore[misc]
+            if movable(r)
+            and r.chp_cost_per_kwh < b  # type: ignore[operator]
+            and r.up_room_kwh > 0
+        )  # type: ignore[operator]
         for c, n in helpers:
             inc = min(reports[n].up_room_kwh, left_d)  # type: ignore[type-var]
             if inc <= 0:
@@ -361,9 +392,13 @@ def step2(reports: Mapping[str, Report], buy_price_per_kwh: float, sell_price_pe
                 add(m, "saving_share", 0.5 * (b - c) * v)
         left_d = max(left_d, 0.0)
     elif left_s > TOL_KWH:  # lower movable CHPs, most expensive first, where c > s
-        helpers = sorted((-r.chp_cost_per_kwh, n) for n, r in reports.items()  # type: ignore[operator]
-                         if movable(r) and r.chp_cost_per_kwh > s  # type: ignore[operator]
-                         and r.down_room_kwh > 0)  # type: ignore[operator]
+        helpers = sorted(
+            (-r.chp_cost_per_kwh, n)
+            for n, r in reports.items()  # type: ignore[operator]
+            if movable(r)
+            and r.chp_cost_per_kwh > s  # type: ignore[operator]
+            and r.down_room_kwh > 0
+        )  # type: ignore[operator]
         for neg_c, n in helpers:
             c = -neg_c
             dec = min(reports[n].down_room_kwh, left_s)  # type: ignore[type-var]
@@ -393,6 +428,7 @@ def step2(reports: Mapping[str, Report], buy_price_per_kwh: float, sell_price_pe
 
 
 # ---- central LP ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class LpResult:
@@ -430,16 +466,28 @@ def _check_names(mgs: Sequence[ChpMg], hour: HourData) -> None:
         raise ValueError(f"hour.demand_kwh / pv_kwh: no data for MG(s) {sorted(missing)}")
 
 
-def _lp_result(mgs: Sequence[ChpMg], hour: HourData, chp: Sequence[float], buy: float, sell: float,
-               status: str, termination: str, solve_s: float) -> LpResult:
+def _lp_result(
+    mgs: Sequence[ChpMg],
+    hour: HourData,
+    chp: Sequence[float],
+    buy: float,
+    sell: float,
+    status: str,
+    termination: str,
+    solve_s: float,
+) -> LpResult:
     chp_map = {m.name: float(x) for m, x in zip(mgs, chp, strict=True)}
     pos = {m.name: chp_map[m.name] + hour.pv_kwh[m.name] - hour.demand_kwh[m.name] for m in mgs}
     exp = sum(v for v in pos.values() if v > 0)
     imp = -sum(v for v in pos.values() if v < 0)
-    cost = sum(m.chp_cost_per_kwh * chp_map[m.name] for m in mgs) + hour.buy_price_per_kwh * buy \
+    cost = (
+        sum(m.chp_cost_per_kwh * chp_map[m.name] for m in mgs)
+        + hour.buy_price_per_kwh * buy
         - hour.sell_price_per_kwh * sell
-    return LpResult(status, termination, cost, MappingProxyType(chp_map), buy, sell, min(exp, imp),
-                    MappingProxyType(pos), solve_s)
+    )
+    return LpResult(
+        status, termination, cost, MappingProxyType(chp_map), buy, sell, min(exp, imp), MappingProxyType(pos), solve_s
+    )
 
 
 def central_lp(mgs: Sequence[ChpMg], hour: HourData) -> LpResult:
@@ -465,15 +513,18 @@ def central_lp(mgs: Sequence[ChpMg], hour: HourData) -> LpResult:
         term = h.modelStatusToString(ms)
         solve_s = time.perf_counter() - t0
         if ms != highspy.HighsModelStatus.kOptimal:
-            status = {highspy.HighsModelStatus.kInfeasible: "infeasible",
-                      highspy.HighsModelStatus.kUnbounded: "unbounded",
-                      highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible"}.get(ms, "error")
+            status = {
+                highspy.HighsModelStatus.kInfeasible: "infeasible",
+                highspy.HighsModelStatus.kUnbounded: "unbounded",
+                highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible",
+            }.get(ms, "error")
             return LpResult(status, term, None, None, None, None, None, None, solve_s)
         x = list(h.getSolution().col_value)
         return _lp_result(mgs, hour, x[:n], max(x[n], 0.0), max(x[n + 1], 0.0), "optimal", term, solve_s)
     except Exception as exc:  # failures are values
-        return LpResult("error", type(exc).__name__, None, None, None, None, None, None,
-                        time.perf_counter() - t0, str(exc))
+        return LpResult(
+            "error", type(exc).__name__, None, None, None, None, None, None, time.perf_counter() - t0, str(exc)
+        )
 
 
 def merit_order_lp(mgs: Sequence[ChpMg], hour: HourData) -> LpResult:
@@ -492,19 +543,20 @@ def merit_order_lp(mgs: Sequence[ChpMg], hour: HourData) -> LpResult:
     for m in mgs:
         chp[m.name] = m.chp_max_kwh if m.chp_cost_per_kwh <= s and m.chp_cost_per_kwh < b else m.chp_min_kwh
     residual = sum(hour.demand_kwh[m.name] - hour.pv_kwh[m.name] - chp[m.name] for m in mgs)
-    between = sorted((m for m in mgs if s < m.chp_cost_per_kwh < b),
-                     key=lambda m: (m.chp_cost_per_kwh, m.name))
+    between = sorted((m for m in mgs if s < m.chp_cost_per_kwh < b), key=lambda m: (m.chp_cost_per_kwh, m.name))
     for m in between:
         if residual <= 0:
             break
         inc = min(m.chp_max_kwh - m.chp_min_kwh, residual)
         chp[m.name] += inc
         residual -= inc
-    return _lp_result(mgs, hour, [chp[m.name] for m in mgs], max(residual, 0.0), max(-residual, 0.0),
-                      "optimal", "closed form", 0.0)
+    return _lp_result(
+        mgs, hour, [chp[m.name] for m in mgs], max(residual, 0.0), max(-residual, 0.0), "optimal", "closed form", 0.0
+    )
 
 
 # ---- one hour -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class MgHour:
@@ -552,8 +604,13 @@ class HourResult:
 def report_message(sender: str, report: Report) -> dict[str, Any]:
     """A uEMS -> central message; ``values`` are floats in the order of ``fields`` (bool as 0/1)."""
     d = report.as_dict()
-    return {"sender": sender, "receiver": CENTRAL, "kind": "report", "fields": list(d),
-            "values": [float(v) for v in d.values()]}
+    return {
+        "sender": sender,
+        "receiver": CENTRAL,
+        "kind": "report",
+        "fields": list(d),
+        "values": [float(v) for v in d.values()],
+    }
 
 
 def run_hour(mgs: Sequence[ChpMg], hour: HourData, mode: Mode = "paper") -> HourResult:
@@ -569,24 +626,41 @@ def run_hour(mgs: Sequence[ChpMg], hour: HourData, mode: Mode = "paper") -> Hour
         a, z = s1[m.name], s2.by_mg[m.name]
         chp = a.chp_kwh + z.chp_change_kwh
         per[m.name] = MgHour(
-            chp_step1_kwh=a.chp_kwh, chp_kwh=chp, surplus_kwh=a.surplus_kwh, shortage_kwh=a.shortage_kwh,
-            self_sufficient=a.self_sufficient, main_send_kwh=z.main_send_kwh,
-            main_receive_kwh=z.main_receive_kwh, ancillary_up_kwh=z.ancillary_up_kwh,
-            ancillary_down_kwh=z.ancillary_down_kwh, ancillary_send_kwh=z.ancillary_send_kwh,
-            ancillary_receive_kwh=z.ancillary_receive_kwh, ext_sell_kwh=z.ext_sell_kwh,
-            ext_buy_kwh=z.ext_buy_kwh, cost_step1=a.cost, internal_payment=z.internal_payment,
-            bill=a.cost - z.saving_share)
-        msgs.append({"sender": CENTRAL, "receiver": m.name, "kind": "instruction",
-                     "fields": list(INSTRUCTION_FIELDS), "values": z.values()})
+            chp_step1_kwh=a.chp_kwh,
+            chp_kwh=chp,
+            surplus_kwh=a.surplus_kwh,
+            shortage_kwh=a.shortage_kwh,
+            self_sufficient=a.self_sufficient,
+            main_send_kwh=z.main_send_kwh,
+            main_receive_kwh=z.main_receive_kwh,
+            ancillary_up_kwh=z.ancillary_up_kwh,
+            ancillary_down_kwh=z.ancillary_down_kwh,
+            ancillary_send_kwh=z.ancillary_send_kwh,
+            ancillary_receive_kwh=z.ancillary_receive_kwh,
+            ext_sell_kwh=z.ext_sell_kwh,
+            ext_buy_kwh=z.ext_buy_kwh,
+            cost_step1=a.cost,
+            internal_payment=z.internal_payment,
+            bill=a.cost - z.saving_share,
+        )
+        msgs.append(
+            {
+                "sender": CENTRAL,
+                "receiver": m.name,
+                "kind": "instruction",
+                "fields": list(INSTRUCTION_FIELDS),
+                "values": z.values(),
+            }
+        )
     cost_step1 = sum(a.cost for a in s1.values())
     cost_final = cost_step1 - s2.saving
     lp = central_lp(mgs, hour)
     gap = cost_final - lp.cost if lp.ok else None  # type: ignore[operator]
-    return HourResult(mode, MappingProxyType(s1), s2, MappingProxyType(per), cost_step1, cost_final, lp,
-                      gap, msgs)
+    return HourResult(mode, MappingProxyType(s1), s2, MappingProxyType(per), cost_step1, cost_final, lp, gap, msgs)
 
 
 # ---- gap analysis -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class GapRow:
@@ -623,10 +697,20 @@ def explain_gap(mgs: Sequence[ChpMg], hour: HourData, res: HourResult, tol_kwh: 
         between = s < c < b
         unmovable = unmovable or (between and not res.step1[m.name].report.movable)
         where = "between prices" if between else ("at or above buy" if c >= b else "at or below sell")
-        state = "self-sufficient" if x.self_sufficient else (
-            "not self-sufficient, step 1 at its " + ("minimum with surplus" if x.surplus_kwh > 0
-                                                     else "maximum with shortage" if x.shortage_kwh > 0
-                                                     else "bound"))
+        state = (
+            "self-sufficient"
+            if x.self_sufficient
+            else (
+                "not self-sufficient, step 1 at its "
+                + (
+                    "minimum with surplus"
+                    if x.surplus_kwh > 0
+                    else "maximum with shortage"
+                    if x.shortage_kwh > 0
+                    else "bound"
+                )
+            )
+        )
         moved = "moved in step 2" if abs(x.chp_kwh - x.chp_step1_kwh) > tol_kwh else "not moved in step 2"
         verb = f"raise it by {d:g} kWh" if d > 0 else f"lower it by {-d:g} kWh"
         clauses.append(f"MG {m.name}'s CHP (cost {c:g}, {where}; {state}; {moved}) should {verb}")
@@ -644,16 +728,19 @@ def explain_gap(mgs: Sequence[ChpMg], hour: HourData, res: HourResult, tol_kwh: 
         whys.append("paper's step 2 moves only self-sufficient MGs")
     if raised and lowered:
         what.append("cheaper CHP output replacing dearer CHP output")
-        whys.append("step 2 never swaps output between MGs (it only covers what is left after main "
-                    "trading, and nothing when surplus and shortage match)")
+        whys.append(
+            "step 2 never swaps output between MGs (it only covers what is left after main "
+            "trading, and nothing when surplus and shortage match)"
+        )
     if not whys:
         whys.append("step 2 stops short of the merit order")
     why = "; ".join(whys)
     return "; ".join(clauses) + " (" + ", ".join(what) + "): " + why
 
 
-def gap_analysis(mgs: Sequence[ChpMg], hours: Sequence[HourData], mode: Mode = "paper",
-                 first_hour: int = 1, gap_tol: float = 1e-6) -> list[GapRow]:
+def gap_analysis(
+    mgs: Sequence[ChpMg], hours: Sequence[HourData], mode: Mode = "paper", first_hour: int = 1, gap_tol: float = 1e-6
+) -> list[GapRow]:
     """Per interval: step-1 cost, two-step cost, LP cost, gap and, where ``gap > gap_tol``, why."""
     rows = []
     for k, hour in enumerate(hours):

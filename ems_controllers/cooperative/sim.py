@@ -26,11 +26,21 @@ from ems_controllers.core.adapter import OUTPUT_ATTRS as BASE_OUTPUT_ATTRS
 from ems_controllers.core.adapter import PlanningEMS, run
 from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult
 
-MG_ATTRS = ["chp_step1_kwh", "chp_kwh", "surplus_kwh", "shortage_kwh", "self_sufficient", "main_send_kwh",
-            "main_receive_kwh", "ancillary_up_kwh", "ancillary_down_kwh", "ext_sell_kwh", "ext_buy_kwh",
-            "settlement_cost"]
-COMMUNITY_ATTRS = ["main_internal_kwh", "ancillary_internal_kwh", "cost_step1", "cost_final", "cost_central_lp",
-                   "gap"]
+MG_ATTRS = [
+    "chp_step1_kwh",
+    "chp_kwh",
+    "surplus_kwh",
+    "shortage_kwh",
+    "self_sufficient",
+    "main_send_kwh",
+    "main_receive_kwh",
+    "ancillary_up_kwh",
+    "ancillary_down_kwh",
+    "ext_sell_kwh",
+    "ext_buy_kwh",
+    "settlement_cost",
+]
+COMMUNITY_ATTRS = ["main_internal_kwh", "ancillary_internal_kwh", "cost_step1", "cost_final", "cost_central_lp", "gap"]
 OUTPUT_ATTRS = BASE_OUTPUT_ATTRS + MG_ATTRS
 COMMUNITY = "community"
 
@@ -76,9 +86,12 @@ class CooperativeEMS(PlanningEMS):
             mgs.append(ChpMg(p.mg.name, d.p_min_mw * kwh, d.p_max_mw * kwh, d.a1_per_mwh / 1000.0))
         results: list[HourResult] = []
         for k in range(horizon.n_steps):
-            hour = HourData(horizon.buy_price_per_mwh[k] / 1000.0, horizon.sell_price_per_mwh[k] / 1000.0,
-                            {p.mg.name: p.forecast.load_p_mw[k] * kwh for p in problems},
-                            {p.mg.name: (p.forecast.pv_p_mw[k] + p.forecast.wind_p_mw[k]) * kwh for p in problems})
+            hour = HourData(
+                horizon.buy_price_per_mwh[k] / 1000.0,
+                horizon.sell_price_per_mwh[k] / 1000.0,
+                {p.mg.name: p.forecast.load_p_mw[k] * kwh for p in problems},
+                {p.mg.name: (p.forecast.pv_p_mw[k] + p.forecast.wind_p_mw[k]) * kwh for p in problems},
+            )
             results.append(run_hour(mgs, hour, self.mode))
         self.hours = (self.now, results)
         plans = {}
@@ -88,29 +101,47 @@ class CooperativeEMS(PlanningEMS):
             res = [p.forecast.pv_p_mw[k] + p.forecast.wind_p_mw[k] for k in range(n)]
             imp = [p.forecast.load_p_mw[k] - res[k] - chp[k] for k in range(n)]
             plans[name] = PartyPlan(
-                diesel_p_mw=tuple(chp), diesel_on=(True,) * n, battery_p_mw=(0.0,) * n, soc_mwh=(0.0,) * n,
-                pv_p_mw=tuple(p.forecast.pv_p_mw), wind_p_mw=tuple(p.forecast.wind_p_mw),
-                res_curtailed_mw=(0.0,) * n, load_shed_mw=(0.0,) * n, import_mw=tuple(imp),
-                cost=tuple(r.mgs[name].bill for r in results))
+                diesel_p_mw=tuple(chp),
+                diesel_on=(True,) * n,
+                battery_p_mw=(0.0,) * n,
+                soc_mwh=(0.0,) * n,
+                pv_p_mw=tuple(p.forecast.pv_p_mw),
+                wind_p_mw=tuple(p.forecast.wind_p_mw),
+                res_curtailed_mw=(0.0,) * n,
+                load_shed_mw=(0.0,) * n,
+                import_mw=tuple(imp),
+                cost=tuple(r.mgs[name].bill for r in results),
+            )
         lp_ok = all(r.lp.ok for r in results)
-        return SolveResult(status="optimal", termination="closed form + central LP" if lp_ok else "LP failed",
-                           objective=sum(r.cost_final for r in results), plans=plans, build_s=0.0,
-                           solve_s=sum(r.lp.solve_s for r in results))
+        return SolveResult(
+            status="optimal",
+            termination="closed form + central LP" if lp_ok else "LP failed",
+            objective=sum(r.cost_final for r in results),
+            plans=plans,
+            build_s=0.0,
+            solve_s=sum(r.lp.solve_s for r in results),
+        )
 
     def boundary_messages(self, problems, result, time):
         assert self.hours is not None
         msgs = []
         for k, r in enumerate(self.hours[1]):
             for m in r.messages:
-                msgs.append({"t": time + k * self.step_size, "sender": m["sender"], "receiver": m["receiver"],
-                             "kind": f"{m['kind']}:{','.join(m.get('fields', []))}",
-                             "values": [float(v) for v in m["values"]]})
+                msgs.append(
+                    {
+                        "t": time + k * self.step_size,
+                        "sender": m["sender"],
+                        "receiver": m["receiver"],
+                        "kind": f"{m['kind']}:{','.join(m.get('fields', []))}",
+                        "values": [float(v) for v in m["values"]],
+                    }
+                )
         return msgs
 
     def _outputs(self, name, party, time, info):
         out = super()._outputs(name, party, time, info)
-        out.update({a: None for a in MG_ATTRS})
-        self.community_out = {a: None for a in COMMUNITY_ATTRS}
+        out.update(dict.fromkeys(MG_ATTRS))
+        self.community_out = dict.fromkeys(COMMUNITY_ATTRS)
         if self.hours is None:
             return out
         start, results = self.hours
@@ -121,19 +152,38 @@ class CooperativeEMS(PlanningEMS):
         x = r.mgs[name]
         assert self.tariff is not None
         buy, sell = self.tariff.at((time // self.step_size) % self.steps_per_day)
-        imp_kwh = x.ext_buy_kwh - x.ext_sell_kwh + x.main_receive_kwh - x.main_send_kwh \
-            + x.ancillary_receive_kwh - x.ancillary_send_kwh
+        imp_kwh = (
+            x.ext_buy_kwh
+            - x.ext_sell_kwh
+            + x.main_receive_kwh
+            - x.main_send_kwh
+            + x.ancillary_receive_kwh
+            - x.ancillary_send_kwh
+        )
         own = (party.mg.diesel.a1_per_mwh / 1000.0) * x.chp_kwh if party.mg.diesel else 0.0
         at_tariff = (buy if imp_kwh >= 0 else sell) / 1000.0 * imp_kwh
-        out.update(chp_step1_kwh=x.chp_step1_kwh, chp_kwh=x.chp_kwh, surplus_kwh=x.surplus_kwh,
-                   shortage_kwh=x.shortage_kwh, self_sufficient=int(x.self_sufficient),
-                   main_send_kwh=x.main_send_kwh, main_receive_kwh=x.main_receive_kwh,
-                   ancillary_up_kwh=x.ancillary_up_kwh, ancillary_down_kwh=x.ancillary_down_kwh,
-                   ext_sell_kwh=x.ext_sell_kwh, ext_buy_kwh=x.ext_buy_kwh,
-                   settlement_cost=x.bill - own - at_tariff)
-        self.community_out = {"main_internal_kwh": r.main_internal_kwh,
-                              "ancillary_internal_kwh": r.ancillary_internal_kwh, "cost_step1": r.cost_step1,
-                              "cost_final": r.cost_final, "cost_central_lp": r.lp.cost, "gap": r.gap}
+        out.update(
+            chp_step1_kwh=x.chp_step1_kwh,
+            chp_kwh=x.chp_kwh,
+            surplus_kwh=x.surplus_kwh,
+            shortage_kwh=x.shortage_kwh,
+            self_sufficient=int(x.self_sufficient),
+            main_send_kwh=x.main_send_kwh,
+            main_receive_kwh=x.main_receive_kwh,
+            ancillary_up_kwh=x.ancillary_up_kwh,
+            ancillary_down_kwh=x.ancillary_down_kwh,
+            ext_sell_kwh=x.ext_sell_kwh,
+            ext_buy_kwh=x.ext_buy_kwh,
+            settlement_cost=x.bill - own - at_tariff,
+        )
+        self.community_out = {
+            "main_internal_kwh": r.main_internal_kwh,
+            "ancillary_internal_kwh": r.ancillary_internal_kwh,
+            "cost_step1": r.cost_step1,
+            "cost_final": r.cost_final,
+            "cost_central_lp": r.lp.cost,
+            "gap": r.gap,
+        }
         return out
 
     def get_data(self, outputs):

@@ -46,8 +46,15 @@ logger = logging.getLogger(__name__)
 
 INPUT_ATTRS = ["load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw", "soc_mwh"]
 SETPOINT_ATTRS = ["diesel_p_mw", "battery_p_mw", "pv_p_mw", "wind_p_mw", "pcc_closed"]
-STATUS_ATTRS = ["planned_import_mw", "planned_cost", "planned_soc_mwh", "unserved_mw", "ems_status",
-                "solve_time_s", "objective"]
+STATUS_ATTRS = [
+    "planned_import_mw",
+    "planned_cost",
+    "planned_soc_mwh",
+    "unserved_mw",
+    "ems_status",
+    "solve_time_s",
+    "objective",
+]
 PLAN_ATTRS = ["plan_diesel_p_mw", "plan_battery_p_mw", "plan_import_mw", "plan_soc_mwh", "plan_cost"]
 OUTPUT_ATTRS = SETPOINT_ATTRS + STATUS_ATTRS + PLAN_ATTRS + ["messages"]
 
@@ -55,8 +62,11 @@ META = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
-        "MG": {"public": True, "params": ["mg", "pv_rated_mw", "wind_rated_mw", "load_buses", "load_owners"],
-               "attrs": INPUT_ATTRS + OUTPUT_ATTRS},
+        "MG": {
+            "public": True,
+            "params": ["mg", "pv_rated_mw", "wind_rated_mw", "load_buses", "load_owners"],
+            "attrs": INPUT_ATTRS + OUTPUT_ATTRS,
+        },
     },
 }
 
@@ -121,8 +131,19 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         self.messages: list[dict[str, Any]] = []
 
     # -- mosaik API -----------------------------------------------------------------------------------
-    def init(self, sid, time_resolution=1.0, step_size=3600, tariff=None, mip_rel_gap=1e-3,
-             time_limit_s=60.0, pwl_max_error_per_h=0.5, rolling=False, horizon="receding", **params):
+    def init(
+        self,
+        sid,
+        time_resolution=1.0,
+        step_size=3600,
+        tariff=None,
+        mip_rel_gap=1e-3,
+        time_limit_s=60.0,
+        pwl_max_error_per_h=0.5,
+        rolling=False,
+        horizon="receding",
+        **params,
+    ):
         if tariff is None:
             raise ValueError(f"{type(self).__name__} needs the 'tariff' sim param")
         if horizon not in HORIZON_MODES:
@@ -134,10 +155,12 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         self.tariff = Tariff.from_dict(tariff)
         steps_per_day = round(86400 / (self.step_size * self.time_resolution))
         if len(self.tariff.buy_price_per_mwh) != steps_per_day:
-            raise ValueError(f"tariff has {len(self.tariff.buy_price_per_mwh)} values, a day "
-                             f"{steps_per_day} steps")
-        self.opts = SolverOptions(mip_rel_gap=float(mip_rel_gap), time_limit_s=float(time_limit_s),
-                                  pwl_max_error_per_h=float(pwl_max_error_per_h))
+            raise ValueError(f"tariff has {len(self.tariff.buy_price_per_mwh)} values, a day {steps_per_day} steps")
+        self.opts = SolverOptions(
+            mip_rel_gap=float(mip_rel_gap),
+            time_limit_s=float(time_limit_s),
+            pwl_max_error_per_h=float(pwl_max_error_per_h),
+        )
         self.rolling = bool(rolling)
         self.horizon_mode = horizon
         self.configure(**params)
@@ -158,9 +181,14 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         if spec.name in self.parties:
             raise ValueError(f"party {spec.name!r} created twice")
         e0 = spec.battery.e_init_mwh if spec.battery else 0.0
-        self.parties[spec.name] = _Party(spec, float(pv_rated_mw), float(wind_rated_mw), e0,
-                                         dict(load_buses) if load_buses else None,
-                                         dict(load_owners) if load_owners else None)
+        self.parties[spec.name] = _Party(
+            spec,
+            float(pv_rated_mw),
+            float(wind_rated_mw),
+            e0,
+            dict(load_buses) if load_buses else None,
+            dict(load_owners) if load_owners else None,
+        )
         self.forecasts[spec.name] = {}
         self.load_sources[spec.name] = {}
         return [{"eid": spec.name, "type": model}]
@@ -189,8 +217,15 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
                     self.load_sources[name][src] = (time, [float(x) for x in val])
                     owner = (party.load_owners or {}).get(src)
                     if owner is not None:  # an owner's forecast, handed to this EMS in plaintext
-                        owner_msgs.append({"t": time, "sender": f"{name}:{owner}", "receiver": name,
-                                           "kind": "load_forecast_p_mw", "values": [float(x) for x in val]})
+                        owner_msgs.append(
+                            {
+                                "t": time,
+                                "sender": f"{name}:{owner}",
+                                "receiver": name,
+                                "kind": "load_forecast_p_mw",
+                                "values": [float(x) for x in val],
+                            }
+                        )
             soc = sum_inputs(inp.get("soc_mwh", {}))
             if soc is not None and not math.isnan(soc):
                 party.e_mwh = float(soc)
@@ -220,8 +255,11 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             if parent is None or out is None:
                 continue
             pout = self.parties[parent].out
-            if pout is not None and pout.get("planned_import_mw") is not None \
-                    and out.get("planned_import_mw") is not None:
+            if (
+                pout is not None
+                and pout.get("planned_import_mw") is not None
+                and out.get("planned_import_mw") is not None
+            ):
                 pout["planned_import_mw"] += out["planned_import_mw"]
 
     def get_data(self, outputs):
@@ -234,12 +272,14 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
     def _messages_of(self, eid: str) -> list[dict[str, Any]]:
         """Each message once, on one entity: its sender's if a party sent it, else its receiver's, else
         (between two non-parties, e.g. a coordinator and the network operator) the first party's."""
+
         def owner(m: dict[str, Any]) -> str:
             if m["sender"] in self.parties:
                 return m["sender"]
             if m["receiver"] in self.parties:
                 return m["receiver"]
             return "DN" if "DN" in self.parties else next(iter(self.parties))
+
         return [m for m in self.messages if owner(m) == eid]
 
     # -- strategy hook --------------------------------------------------------------------------------
@@ -252,8 +292,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         ``extra["solve_s_by_party"]`` (party -> seconds; default: the whole build + solve time).
         """
 
-    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult,
-                          time: int) -> list[dict[str, Any]]:
+    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult, time: int) -> list[dict[str, Any]]:
         """Messages that crossed an ownership boundary in this planning round (none by default)."""
         return []
 
@@ -295,8 +334,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             pv = self._forecast_from(name, "pv_forecast_p_mw", time) or [0.0] * n
             wind = self._forecast_from(name, "wind_forecast_p_mw", time) or [0.0] * n
             fc = Forecast(tuple(loads[name][:n]), tuple(pv[:n]), tuple(wind[:n]))
-            state = UnitState(e_mwh=party.e_mwh if party.mg.battery else None,
-                              diesel_p_mw=party.prev_diesel_mw)
+            state = UnitState(e_mwh=party.e_mwh if party.mg.battery else None, diesel_p_mw=party.prev_diesel_mw)
             problems.append(PartyProblem(party.mg, fc, state))
         return problems, horizon
 
@@ -325,8 +363,13 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             else:
                 entry["fallback_reason"] = failed.get(name, "no plan for this party")
                 self.failure[name] = entry["fallback_reason"]
-                logger.warning("%s at t=%s: no plan for %s (%s); falling back", self.strategy_name, time,
-                               name, entry["fallback_reason"])
+                logger.warning(
+                    "%s at t=%s: no plan for %s (%s); falling back",
+                    self.strategy_name,
+                    time,
+                    name,
+                    entry["fallback_reason"],
+                )
             info[name] = entry
         if plans:
             self.messages = self.boundary_messages(problems, result, time)
@@ -334,8 +377,11 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
 
     def _outputs(self, name: str, party: _Party, time: int, info: dict[str, Any]) -> dict[str, Any]:
         info = info.get(name, {})
-        out: dict[str, Any] = {"pcc_closed": True, "solve_time_s": info.get("solve_time_s", 0.0),
-                               "objective": info.get("objective")}
+        out: dict[str, Any] = {
+            "pcc_closed": True,
+            "solve_time_s": info.get("solve_time_s", 0.0),
+            "objective": info.get("objective"),
+        }
         plan = None
         k = 0
         active = self.active.get(name)
@@ -351,8 +397,10 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             status = f"fallback: rule ({reason})"
         if plan is not None:
             out.update(
-                diesel_p_mw=plan.diesel_p_mw[k], battery_p_mw=plan.battery_p_mw[k],
-                planned_import_mw=plan.import_mw[k], planned_cost=plan.cost[k],
+                diesel_p_mw=plan.diesel_p_mw[k],
+                battery_p_mw=plan.battery_p_mw[k],
+                planned_import_mw=plan.import_mw[k],
+                planned_cost=plan.cost[k],
                 planned_soc_mwh=plan.soc_mwh[k] if party.mg.battery else None,
                 unserved_mw=plan.load_shed_mw[k],
                 pv_p_mw=plan.pv_p_mw[k] if plan.res_curtailed_mw[k] > 1e-9 else party.pv_rated_mw,
@@ -360,8 +408,10 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             )
             if info.get("new_plan"):
                 out.update(
-                    plan_diesel_p_mw=list(plan.diesel_p_mw), plan_battery_p_mw=list(plan.battery_p_mw),
-                    plan_import_mw=list(plan.import_mw), plan_soc_mwh=list(plan.soc_mwh),
+                    plan_diesel_p_mw=list(plan.diesel_p_mw),
+                    plan_battery_p_mw=list(plan.battery_p_mw),
+                    plan_import_mw=list(plan.import_mw),
+                    plan_soc_mwh=list(plan.soc_mwh),
                     plan_cost=list(plan.cost),
                 )
         else:
@@ -377,22 +427,41 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         assert self.tariff is not None
         load = self._forecast_from(name, "load_forecast_p_mw", time)
         if load is None:
-            return {"diesel_p_mw": 0.0, "battery_p_mw": 0.0, "planned_import_mw": float("nan"),
-                    "planned_cost": float("nan"), "planned_soc_mwh": None, "unserved_mw": float("nan"),
-                    "pv_p_mw": party.pv_rated_mw, "wind_p_mw": party.wind_rated_mw}
+            return {
+                "diesel_p_mw": 0.0,
+                "battery_p_mw": 0.0,
+                "planned_import_mw": float("nan"),
+                "planned_cost": float("nan"),
+                "planned_soc_mwh": None,
+                "unserved_mw": float("nan"),
+                "pv_p_mw": party.pv_rated_mw,
+                "wind_p_mw": party.wind_rated_mw,
+            }
         pv = self._forecast_from(name, "pv_forecast_p_mw", time) or [0.0]
         wind = self._forecast_from(name, "wind_forecast_p_mw", time) or [0.0]
         buy, sell = self.tariff.at((time // self.step_size) % self.steps_per_day)
-        d = rule.decide(party.mg, load_mw=load[0], res_mw=pv[0] + wind[0], e_mwh=party.e_mwh,
-                        buy_price_per_mwh=buy, sell_price_per_mwh=sell, prev_diesel_mw=party.prev_diesel_mw,
-                        dt_h=self.dt_h)
+        d = rule.decide(
+            party.mg,
+            load_mw=load[0],
+            res_mw=pv[0] + wind[0],
+            e_mwh=party.e_mwh,
+            buy_price_per_mwh=buy,
+            sell_price_per_mwh=sell,
+            prev_diesel_mw=party.prev_diesel_mw,
+            dt_h=self.dt_h,
+        )
         res = pv[0] + wind[0]
         keep = 1.0 - d.res_curtailed_mw / res if d.res_curtailed_mw > 1e-9 and res > 0 else None
-        return {"diesel_p_mw": d.diesel_p_mw, "battery_p_mw": d.battery_p_mw, "planned_import_mw": d.import_mw,
-                "planned_cost": d.cost, "planned_soc_mwh": d.e_next_mwh if party.mg.battery else None,
-                "unserved_mw": d.unserved_mw,
-                "pv_p_mw": pv[0] * keep if keep is not None else party.pv_rated_mw,
-                "wind_p_mw": wind[0] * keep if keep is not None else party.wind_rated_mw}
+        return {
+            "diesel_p_mw": d.diesel_p_mw,
+            "battery_p_mw": d.battery_p_mw,
+            "planned_import_mw": d.import_mw,
+            "planned_cost": d.cost,
+            "planned_soc_mwh": d.e_next_mwh if party.mg.battery else None,
+            "unserved_mw": d.unserved_mw,
+            "pv_p_mw": pv[0] * keep if keep is not None else party.pv_rated_mw,
+            "wind_p_mw": wind[0] * keep if keep is not None else party.wind_rated_mw,
+        }
 
 
 def run(sim: mosaik_api_v3.Simulator) -> None:

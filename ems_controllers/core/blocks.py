@@ -65,6 +65,7 @@ _E_TOL_MWH = 1e-6  # measured SoC this far outside [e_min, e_max] is clamped sil
 # Diesel
 # --------------------------------------------------------------------------------------------------
 
+
 def _pwl_range(unit: DieselUnit) -> tuple[float, float]:
     lo = unit.p_min_mw if unit.p_min_mw > 0 else 0.0
     return lo, unit.p_max_mw
@@ -99,8 +100,7 @@ def pwl_points(unit: DieselUnit, max_error_per_h: float) -> list[float]:
     return [lo + (k + 0.5) * h for k in range(n)]
 
 
-def add_diesel(b: pyo.Block, unit: DieselUnit, T: pyo.Set, dt_h: float, *,
-               max_error_per_h: float) -> None:
+def add_diesel(b: pyo.Block, unit: DieselUnit, T: pyo.Set, dt_h: float, *, max_error_per_h: float) -> None:
     r"""Diesel generator with on/off, start-up, ramps and a piecewise-linear cost.
 
     .. math::
@@ -168,27 +168,33 @@ def add_diesel(b: pyo.Block, unit: DieselUnit, T: pyo.Set, dt_h: float, *,
     ru, rd = unit.ramp_up_mw_per_h * dt_h, unit.ramp_down_mw_per_h * dt_h
     if ru < p_max:
         su = max(p_min, ru)
-        b.dg_ramp_up_con = pyo.Constraint(T, rule=lambda b, t: b.dg_p_mw[t] - p_prev(b, t)
-                                          + (su - ru) * u_prev(b, t) <= su)
+        b.dg_ramp_up_con = pyo.Constraint(
+            T, rule=lambda b, t: b.dg_p_mw[t] - p_prev(b, t) + (su - ru) * u_prev(b, t) <= su
+        )
     if rd < p_max:
         sd = max(p_min, rd)
-        b.dg_ramp_down_con = pyo.Constraint(T, rule=lambda b, t: p_prev(b, t) - b.dg_p_mw[t]
-                                            + (sd - rd) * b.dg_on[t] <= sd)
+        b.dg_ramp_down_con = pyo.Constraint(
+            T, rule=lambda b, t: p_prev(b, t) - b.dg_p_mw[t] + (sd - rd) * b.dg_on[t] <= sd
+        )
 
     a2, a1, a0 = unit.a2_per_mw2h, unit.a1_per_mwh, unit.a0_per_h
     xs = pwl_points(unit, max_error_per_h) if a2 > 0 else [0.0]
     K = range(len(xs))
     b.dg_pwl_con = pyo.Constraint(
-        K, T, rule=lambda b, k, t: b.dg_cost_rate_per_h[t]
-        >= (2 * a2 * xs[k] + a1) * b.dg_p_mw[t] + (a0 - a2 * xs[k] ** 2) * b.dg_on[t])
+        K,
+        T,
+        rule=lambda b, k, t: (
+            b.dg_cost_rate_per_h[t] >= (2 * a2 * xs[k] + a1) * b.dg_p_mw[t] + (a0 - a2 * xs[k] ** 2) * b.dg_on[t]
+        ),
+    )
     b.dg_pwl_zero_con = pyo.Constraint(T, rule=lambda b, t: b.dg_cost_rate_per_h[t] >= 0)
-    b.dg_cost = pyo.Expression(
-        T, rule=lambda b, t: dt_h * b.dg_cost_rate_per_h[t] + unit.startup_cost * b.dg_start[t])
+    b.dg_cost = pyo.Expression(T, rule=lambda b, t: dt_h * b.dg_cost_rate_per_h[t] + unit.startup_cost * b.dg_start[t])
 
 
 # --------------------------------------------------------------------------------------------------
 # Battery
 # --------------------------------------------------------------------------------------------------
+
 
 def add_battery(b: pyo.Block, unit: Battery, T: pyo.Set, dt_h: float) -> None:
     r"""Battery with exclusive charge/discharge and SoC dynamics.
@@ -222,11 +228,10 @@ def add_battery(b: pyo.Block, unit: Battery, T: pyo.Set, dt_h: float) -> None:
     b.bat_e0_mwh = pyo.Param(mutable=True, initialize=unit.e_init_mwh)
     b.bat_e_final_req_mwh = pyo.Param(T, mutable=True, initialize=unit.e_min_mwh)
 
-    b.bat_ch_con = pyo.Constraint(
-        T, rule=lambda b, t: b.bat_ch_mw[t] <= unit.p_ch_max_mw * b.bat_charging[t])
+    b.bat_ch_con = pyo.Constraint(T, rule=lambda b, t: b.bat_ch_mw[t] <= unit.p_ch_max_mw * b.bat_charging[t])
     b.bat_dis_con = pyo.Constraint(
-        T, rule=lambda b, t: b.bat_dis_mw[t] + unit.p_dis_max_mw * b.bat_charging[t]
-        <= unit.p_dis_max_mw)
+        T, rule=lambda b, t: b.bat_dis_mw[t] + unit.p_dis_max_mw * b.bat_charging[t] <= unit.p_dis_max_mw
+    )
 
     def soc_rule(b, t):
         e_prev = b.bat_e0_mwh if t == T.first() else b.bat_e_mwh[t - 1]
@@ -239,6 +244,7 @@ def add_battery(b: pyo.Block, unit: Battery, T: pyo.Set, dt_h: float) -> None:
 # --------------------------------------------------------------------------------------------------
 # Renewables, load, exchange, balance
 # --------------------------------------------------------------------------------------------------
+
 
 def add_renewables(b: pyo.Block, mg: Microgrid, T: pyo.Set, dt_h: float) -> None:
     r"""PV and wind, curtailable down to zero at a penalty (or not at all: ``mg.pv_curtailable`` /
@@ -264,10 +270,10 @@ def add_renewables(b: pyo.Block, mg: Microgrid, T: pyo.Set, dt_h: float) -> None
     b.pv_fc_mw = pyo.Param(T, mutable=True, initialize=0.0)
     b.wind_fc_mw = pyo.Param(T, mutable=True, initialize=0.0)
     b.pv_mw = pyo.Var(T, bounds=lambda b, t: (0.0 if mg.pv_curtailable else b.pv_fc_mw[t], b.pv_fc_mw[t]))
-    b.wind_mw = pyo.Var(T, bounds=lambda b, t: (0.0 if mg.wind_curtailable else b.wind_fc_mw[t],
-                                                b.wind_fc_mw[t]))
+    b.wind_mw = pyo.Var(T, bounds=lambda b, t: (0.0 if mg.wind_curtailable else b.wind_fc_mw[t], b.wind_fc_mw[t]))
     b.res_curtailed_mw = pyo.Expression(
-        T, rule=lambda b, t: b.pv_fc_mw[t] - b.pv_mw[t] + b.wind_fc_mw[t] - b.wind_mw[t])
+        T, rule=lambda b, t: b.pv_fc_mw[t] - b.pv_mw[t] + b.wind_fc_mw[t] - b.wind_mw[t]
+    )
     price = mg.res_curtailment_price_per_mwh
     b.res_cost = pyo.Expression(T, rule=lambda b, t: price * dt_h * b.res_curtailed_mw[t])
 
@@ -318,8 +324,7 @@ def add_exchange(b: pyo.Block, pcc_max_mw: float, T: pyo.Set, dt_h: float) -> No
     cost   exch_cost           exchange cost ($)
     =====  ==================  ======================
     """
-    b.exch_cap_mw = pyo.Param(T, mutable=True,
-                              initialize=pcc_max_mw if math.isfinite(pcc_max_mw) else 0.0)
+    b.exch_cap_mw = pyo.Param(T, mutable=True, initialize=pcc_max_mw if math.isfinite(pcc_max_mw) else 0.0)
     b.price_buy_per_mwh = pyo.Param(T, mutable=True, initialize=0.0)
     b.price_sell_per_mwh = pyo.Param(T, mutable=True, initialize=0.0)
     ub = pcc_max_mw if math.isfinite(pcc_max_mw) else None
@@ -328,14 +333,16 @@ def add_exchange(b: pyo.Block, pcc_max_mw: float, T: pyo.Set, dt_h: float) -> No
     b.buying = pyo.Var(T, domain=pyo.Binary)
     b.buy_cap_con = pyo.Constraint(T, rule=lambda b, t: b.buy_mw[t] <= b.exch_cap_mw[t] * b.buying[t])
     b.sell_cap_con = pyo.Constraint(
-        T, rule=lambda b, t: b.sell_mw[t] + b.exch_cap_mw[t] * b.buying[t] <= b.exch_cap_mw[t])
+        T, rule=lambda b, t: b.sell_mw[t] + b.exch_cap_mw[t] * b.buying[t] <= b.exch_cap_mw[t]
+    )
     b.exch_cost = pyo.Expression(
-        T, rule=lambda b, t: dt_h * (b.price_buy_per_mwh[t] * b.buy_mw[t]
-                                     - b.price_sell_per_mwh[t] * b.sell_mw[t]))
+        T, rule=lambda b, t: dt_h * (b.price_buy_per_mwh[t] * b.buy_mw[t] - b.price_sell_per_mwh[t] * b.sell_mw[t])
+    )
 
 
-def add_tied_exchange(b: pyo.Block, flow: Callable[[Any], Any], T: pyo.Set, dt_h: float, *,
-                      price_per_mwh: float) -> None:
+def add_tied_exchange(
+    b: pyo.Block, flow: Callable[[Any], Any], T: pyo.Set, dt_h: float, *, price_per_mwh: float
+) -> None:
     r"""Tie a flow to a target, with priced deviations both ways.
 
     .. math::
@@ -360,14 +367,11 @@ def add_tied_exchange(b: pyo.Block, flow: Callable[[Any], Any], T: pyo.Set, dt_h
     b.tie_price_per_mwh = pyo.Param(mutable=True, initialize=price_per_mwh)
     b.tie_up_mw = pyo.Var(T, bounds=(0.0, None))
     b.tie_down_mw = pyo.Var(T, bounds=(0.0, None))
-    b.tie_con = pyo.Constraint(
-        T, rule=lambda b, t: flow(t) == b.tie_target_mw[t] + b.tie_up_mw[t] - b.tie_down_mw[t])
-    b.tie_cost = pyo.Expression(
-        T, rule=lambda b, t: b.tie_price_per_mwh * dt_h * (b.tie_up_mw[t] + b.tie_down_mw[t]))
+    b.tie_con = pyo.Constraint(T, rule=lambda b, t: flow(t) == b.tie_target_mw[t] + b.tie_up_mw[t] - b.tie_down_mw[t])
+    b.tie_cost = pyo.Expression(T, rule=lambda b, t: b.tie_price_per_mwh * dt_h * (b.tie_up_mw[t] + b.tie_down_mw[t]))
 
 
-def add_balance(b: pyo.Block, mg: Microgrid, T: pyo.Set, dt_h: float, *,
-                import_mw: pyo.Component) -> None:
+def add_balance(b: pyo.Block, mg: Microgrid, T: pyo.Set, dt_h: float, *, import_mw: pyo.Component) -> None:
     r"""Power balance of the party at each step.
 
     .. math::
@@ -400,8 +404,8 @@ def add_balance(b: pyo.Block, mg: Microgrid, T: pyo.Set, dt_h: float, *,
 # A whole party and its data
 # --------------------------------------------------------------------------------------------------
 
-def add_party_units(b: pyo.Block, mg: Microgrid, T: pyo.Set, dt_h: float, *,
-                    max_error_per_h: float) -> None:
+
+def add_party_units(b: pyo.Block, mg: Microgrid, T: pyo.Set, dt_h: float, *, max_error_per_h: float) -> None:
     """All unit blocks of one party (diesel, battery when present; renewables; load) and
     ``b.unit_cost[t]``: the sum of their per-step costs (running, start-up, penalties)."""
     if mg.diesel is not None:
@@ -461,8 +465,9 @@ def set_party_data(b: pyo.Block, problem: PartyProblem, horizon: Horizon) -> Non
         e0 = bat.e_init_mwh if st.e_mwh is None else st.e_mwh
         e0c = min(max(e0, bat.e_min_mwh), bat.e_max_mwh)
         if abs(e0c - e0) > _E_TOL_MWH:
-            log.warning("%s: initial energy %.6f MWh outside [%g, %g], clamped", mg.name, e0,
-                        bat.e_min_mwh, bat.e_max_mwh)
+            log.warning(
+                "%s: initial energy %.6f MWh outside [%g, %g], clamped", mg.name, e0, bat.e_min_mwh, bat.e_max_mwh
+            )
         b.bat_e0_mwh = e0c
         for t in range(n):
             b.bat_e_final_req_mwh[t] = bat.e_min_mwh
@@ -472,12 +477,19 @@ def set_party_data(b: pyo.Block, problem: PartyProblem, horizon: Horizon) -> Non
 
 def party_key(mg: Microgrid) -> tuple:
     """What fixes a party block's structure and coefficients (the rest lives in mutable params)."""
-    return (mg.name, mg.diesel, mg.battery, mg.pcc_max_mw, mg.res_curtailment_price_per_mwh,
-            mg.load_shed_price_per_mwh, mg.pv_curtailable, mg.wind_curtailable)
+    return (
+        mg.name,
+        mg.diesel,
+        mg.battery,
+        mg.pcc_max_mw,
+        mg.res_curtailment_price_per_mwh,
+        mg.load_shed_price_per_mwh,
+        mg.pv_curtailable,
+        mg.wind_curtailable,
+    )
 
 
-def party_plan(b: pyo.Block, mg: Microgrid, T: pyo.Set, *, import_mw: list[float],
-               cost: list[float]) -> PartyPlan:
+def party_plan(b: pyo.Block, mg: Microgrid, T: pyo.Set, *, import_mw: list[float], cost: list[float]) -> PartyPlan:
     """Read a solved party block into a :class:`PartyPlan` (call only after a feasible solve)."""
     ts = list(T)
     n = len(ts)
@@ -498,9 +510,19 @@ def party_plan(b: pyo.Block, mg: Microgrid, T: pyo.Set, *, import_mw: list[float
     else:
         bat_p, soc = zeros, zeros
     pv, wind = vals(b.pv_mw), vals(b.wind_mw)
-    curt = tuple(max(float(pyo.value(b.pv_fc_mw[t])) - p, 0.0)
-                 + max(float(pyo.value(b.wind_fc_mw[t])) - w, 0.0)
-                 for t, p, w in zip(ts, pv, wind, strict=True))
-    return PartyPlan(diesel_p_mw=dg_p, diesel_on=dg_on, battery_p_mw=bat_p, soc_mwh=soc,
-                     pv_p_mw=pv, wind_p_mw=wind, res_curtailed_mw=curt,
-                     load_shed_mw=vals(b.shed_mw), import_mw=tuple(import_mw), cost=tuple(cost))
+    curt = tuple(
+        max(float(pyo.value(b.pv_fc_mw[t])) - p, 0.0) + max(float(pyo.value(b.wind_fc_mw[t])) - w, 0.0)
+        for t, p, w in zip(ts, pv, wind, strict=True)
+    )
+    return PartyPlan(
+        diesel_p_mw=dg_p,
+        diesel_on=dg_on,
+        battery_p_mw=bat_p,
+        soc_mwh=soc,
+        pv_p_mw=pv,
+        wind_p_mw=wind,
+        res_curtailed_mw=curt,
+        load_shed_mw=vals(b.shed_mw),
+        import_mw=tuple(import_mw),
+        cost=tuple(cost),
+    )

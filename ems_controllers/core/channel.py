@@ -47,28 +47,36 @@ class Channel:
         self._records: list[dict[str, Any]] = []
         self._inbox: dict[str, deque[Envelope]] = defaultdict(deque)
 
-    def send(self, t: float, sender: str, receiver: str, kind: str, *,
-             values: Sequence[float] | None = None, ciphertext: EncryptedVector | None = None) -> Envelope:
+    def send(
+        self,
+        t: float,
+        sender: str,
+        receiver: str,
+        kind: str,
+        *,
+        values: Sequence[float] | None = None,
+        ciphertext: EncryptedVector | None = None,
+    ) -> Envelope:
         """Record the message and put it into ``receiver``'s inbox; returns the delivered envelope."""
         if (values is None) == (ciphertext is None):
-            raise ValueError(f"message {kind!r} {sender}->{receiver}: give exactly one of values "
-                             "(plaintext) and ciphertext")
+            raise ValueError(
+                f"message {kind!r} {sender}->{receiver}: give exactly one of values (plaintext) and ciphertext"
+            )
         if not sender or not receiver or sender == receiver:
-            raise ValueError(f"message {kind!r}: sender and receiver must be two named parties, "
-                             f"got {sender!r} -> {receiver!r}")
+            raise ValueError(
+                f"message {kind!r}: sender and receiver must be two named parties, got {sender!r} -> {receiver!r}"
+            )
         if not kind:
             raise ValueError("message kind must be a non-empty string")
         if not math.isfinite(float(t)):
             raise ValueError(f"message time must be finite, got {t!r}")
-        record: dict[str, Any] = {"t": float(t), "sender": str(sender), "receiver": str(receiver),
-                                  "kind": str(kind)}
+        record: dict[str, Any] = {"t": float(t), "sender": str(sender), "receiver": str(receiver), "kind": str(kind)}
         if ciphertext is not None:
             if not isinstance(ciphertext, EncryptedVector):
                 raise TypeError(f"ciphertext must be an EncryptedVector, got {type(ciphertext).__name__}")
             record["ciphertext_bytes"] = ciphertext.ciphertext_bytes
             record["n_values"] = ciphertext.n_values
-            env = Envelope(record["t"], record["sender"], record["receiver"], record["kind"],
-                           ciphertext=ciphertext)
+            env = Envelope(record["t"], record["sender"], record["receiver"], record["kind"], ciphertext=ciphertext)
         else:
             assert values is not None
             if isinstance(values, EncryptedVector) or isinstance(values, (str, bytes, Mapping)):

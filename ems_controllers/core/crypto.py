@@ -83,8 +83,9 @@ def generate_keypair(n_bits: int = MIN_KEY_BITS, *, allow_insecure: bool = False
     fast tests only. 2048 bits take a fraction of a second to a few seconds with gmpy2, 3072 bits longer.
     """
     if n_bits < MIN_KEY_BITS and not allow_insecure:
-        raise ValueError(f"Paillier keys need >= {MIN_KEY_BITS} bits, got {n_bits} "
-                         "(allow_insecure=True is for tests only)")
+        raise ValueError(
+            f"Paillier keys need >= {MIN_KEY_BITS} bits, got {n_bits} (allow_insecure=True is for tests only)"
+        )
     if n_bits < 64:
         raise ValueError(f"n_bits={n_bits} is too small even for a test key")
     public_key, private_key = phe.generate_paillier_keypair(n_length=n_bits)
@@ -177,8 +178,10 @@ class FixedPoint:
         limit = _max_int(public_key) // self.max_addends
         worst = max((abs(m) for m in plaintexts), default=0)
         if worst > limit:
-            raise ValueError(f"fixed-point value {worst / self.scale:g} too large for this key and "
-                             f"max_addends={self.max_addends} (|m| <= {limit})")
+            raise ValueError(
+                f"fixed-point value {worst / self.scale:g} too large for this key and "
+                f"max_addends={self.max_addends} (|m| <= {limit})"
+            )
 
     def n_plaintexts(self, n_values: int) -> int:
         return n_values
@@ -258,11 +261,10 @@ class PackedCodec:
         out: list[int] = []
         for start in range(0, len(values), s):
             packed = 0
-            for i, x in enumerate(values[start:start + s]):
+            for i, x in enumerate(values[start : start + s]):
                 v = round_half_even(x, self.scale) + off
                 if not 0 <= v <= cap:
-                    raise ValueError(f"value {x!r} outside the packed range "
-                                     f"[{self.min_value:g}, {self.max_value:g}]")
+                    raise ValueError(f"value {x!r} outside the packed range [{self.min_value:g}, {self.max_value:g}]")
                 packed |= v << (b * i)
             out.append(packed)
         return out
@@ -283,8 +285,10 @@ class PackedCodec:
 
     def check_fits(self, public_key: PaillierPublicKey, plaintexts: Sequence[int] = ()) -> None:
         if (1 << (self.slot_bits * self.n_slots)) - 1 > _max_int(public_key):
-            raise ValueError(f"{self.n_slots} slots of {self.slot_bits} bits do not fit a "
-                             f"{int(public_key.n).bit_length()}-bit key (need slot_bits*n_slots <= n_bits - 3)")
+            raise ValueError(
+                f"{self.n_slots} slots of {self.slot_bits} bits do not fit a "
+                f"{int(public_key.n).bit_length()}-bit key (need slot_bits*n_slots <= n_bits - 3)"
+            )
 
     def error_bound(self, n_addends: int) -> float:
         return n_addends * 0.5 / self.scale
@@ -314,8 +318,9 @@ class EncryptedVector:
         return len(self.ciphertexts) * ciphertext_bytes(self.public_key)
 
 
-def encrypt_vector(public_key: PaillierPublicKey, codec: FixedPoint | PackedCodec,
-                   values: Sequence[float]) -> EncryptedVector:
+def encrypt_vector(
+    public_key: PaillierPublicKey, codec: FixedPoint | PackedCodec, values: Sequence[float]
+) -> EncryptedVector:
     """Encode ``values`` with ``codec`` and encrypt each plaintext under ``public_key``."""
     values = [float(v) for v in values]
     plaintexts = codec.encode_vector(values)
@@ -349,8 +354,9 @@ def aggregate(vectors: Iterable[EncryptedVector]) -> EncryptedVector:
     return total
 
 
-def decrypt_sum(private_key: PaillierPrivateKey, codec: FixedPoint | PackedCodec, enc: EncryptedVector,
-                n_addends: int) -> list[float]:
+def decrypt_sum(
+    private_key: PaillierPrivateKey, codec: FixedPoint | PackedCodec, enc: EncryptedVector, n_addends: int
+) -> list[float]:
     """Decrypt an aggregate of ``n_addends`` vectors; within ``codec.error_bound(n_addends)`` of the sum.
 
     ``n_addends`` is what the decrypting party expects; it must match the vector's own count (a mismatch
@@ -366,10 +372,12 @@ def decrypt_sum(private_key: PaillierPrivateKey, codec: FixedPoint | PackedCodec
     return codec.decode_sum(plaintexts, n_addends, enc.n_values)
 
 
-def ring_aggregate(public_key: PaillierPublicKey, codec: FixedPoint | PackedCodec,
-                   vectors_in_ring_order: Sequence[Sequence[float] | EncryptedVector],
-                   on_hop: Callable[[int, EncryptedVector], None] | None = None,
-                   ) -> tuple[EncryptedVector, list[int]]:
+def ring_aggregate(
+    public_key: PaillierPublicKey,
+    codec: FixedPoint | PackedCodec,
+    vectors_in_ring_order: Sequence[Sequence[float] | EncryptedVector],
+    on_hop: Callable[[int, EncryptedVector], None] | None = None,
+) -> tuple[EncryptedVector, list[int]]:
     """Aggregate along a ring P1 -> P2 -> ... -> PN -> authority (spec 001).
 
     Party i encrypts its own vector (or gives it already encrypted), adds it to the running sum it got

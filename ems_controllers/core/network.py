@@ -66,8 +66,21 @@ DEFAULT_VM_MIN_PU = 0.9
 DEFAULT_VM_MAX_PU = 1.1
 
 # Element tables that the line-only model cannot represent (in-service rows raise).
-_UNSUPPORTED = ("trafo", "trafo3w", "gen", "impedance", "dcline", "ward", "xward", "svc", "tcsc",
-                "ssc", "vsc", "asymmetric_load", "asymmetric_sgen")
+_UNSUPPORTED = (
+    "trafo",
+    "trafo3w",
+    "gen",
+    "impedance",
+    "dcline",
+    "ward",
+    "xward",
+    "svc",
+    "tcsc",
+    "ssc",
+    "vsc",
+    "asymmetric_load",
+    "asymmetric_sgen",
+)
 
 
 @dataclass(frozen=True)
@@ -135,15 +148,20 @@ class Snapshot(NamedTuple):
 # From pandapower
 # --------------------------------------------------------------------------------------------------
 
+
 def _in_service(table: Any) -> Any:
     if "in_service" in table.columns:
         return table[table["in_service"].astype(bool)]
     return table
 
 
-def network_from_pandapower(net: Any, switch_closed: Mapping[int, bool] | None = None, *,
-                            default_vm_min_pu: float = DEFAULT_VM_MIN_PU,
-                            default_vm_max_pu: float = DEFAULT_VM_MAX_PU) -> NetworkData:
+def network_from_pandapower(
+    net: Any,
+    switch_closed: Mapping[int, bool] | None = None,
+    *,
+    default_vm_min_pu: float = DEFAULT_VM_MIN_PU,
+    default_vm_max_pu: float = DEFAULT_VM_MAX_PU,
+) -> NetworkData:
     """The LinDistFlow view of a pandapower net made of lines only.
 
     Supported: buses (one nominal voltage), lines, line switches, one in-service ext_grid (the root);
@@ -166,12 +184,16 @@ def network_from_pandapower(net: Any, switch_closed: Mapping[int, bool] | None =
             continue
         rows = _in_service(table)
         if len(rows):
-            raise ValueError(f"network_from_pandapower: {name} {list(rows.index)} in service; the "
-                             f"LinDistFlow model covers lines only")
+            raise ValueError(
+                f"network_from_pandapower: {name} {list(rows.index)} in service; the "
+                f"LinDistFlow model covers lines only"
+            )
     ext = _in_service(net.ext_grid)
     if len(ext) != 1:
-        raise ValueError(f"network_from_pandapower: needs exactly one ext_grid in service, found "
-                         f"{len(ext)} (ext_grid {list(ext.index)})")
+        raise ValueError(
+            f"network_from_pandapower: needs exactly one ext_grid in service, found "
+            f"{len(ext)} (ext_grid {list(ext.index)})"
+        )
     root = int(ext["bus"].iloc[0])
     root_vm = float(ext["vm_pu"].iloc[0])
 
@@ -181,8 +203,10 @@ def network_from_pandapower(net: Any, switch_closed: Mapping[int, bool] | None =
         raise ValueError(f"network_from_pandapower: ext_grid bus {root} is out of service")
     vn = {float(v) for v in net.bus.loc[sorted(live_buses), "vn_kv"]}
     if len(vn) != 1:
-        raise ValueError(f"network_from_pandapower: buses of several nominal voltages {sorted(vn)} kV "
-                         f"(a transformer's job; not modelled)")
+        raise ValueError(
+            f"network_from_pandapower: buses of several nominal voltages {sorted(vn)} kV "
+            f"(a transformer's job; not modelled)"
+        )
     base_kv = vn.pop()
     base_mva = float(net.sn_mva)
 
@@ -190,8 +214,7 @@ def network_from_pandapower(net: Any, switch_closed: Mapping[int, bool] | None =
     if switch_closed:
         unknown = [s for s in switch_closed if s not in closed]
         if unknown:
-            raise ValueError(f"network_from_pandapower: switch_closed names switches {unknown} the net "
-                             f"does not have")
+            raise ValueError(f"network_from_pandapower: switch_closed names switches {unknown} the net does not have")
         closed.update({int(s): bool(c) for s, c in switch_closed.items()})
     open_lines: set[int] = set()
     for s, row in net.switch.iterrows():
@@ -201,15 +224,13 @@ def network_from_pandapower(net: Any, switch_closed: Mapping[int, bool] | None =
                 open_lines.add(int(row["element"]))
         else:
             kind = "bus-bus" if et == "b" else f"et={et!r}"
-            raise ValueError(f"network_from_pandapower: switch {s} is a {kind} switch; only line "
-                             f"switches are modelled")
+            raise ValueError(f"network_from_pandapower: switch {s} is a {kind} switch; only line switches are modelled")
 
     candidates: list[Branch] = []
-    z_base = base_kv ** 2 / base_mva
+    z_base = base_kv**2 / base_mva
     for li, row in net.line.iterrows():
         fb, tb = int(row["from_bus"]), int(row["to_bus"])
-        if not bool(row["in_service"]) or int(li) in open_lines or fb not in live_buses \
-                or tb not in live_buses:
+        if not bool(row["in_service"]) or int(li) in open_lines or fb not in live_buses or tb not in live_buses:
             continue
         par = float(row["parallel"]) if "parallel" in row.index else 1.0
         df = float(row["df"]) if "df" in row.index else 1.0
@@ -218,8 +239,9 @@ def network_from_pandapower(net: Any, switch_closed: Mapping[int, bool] | None =
         if r == 0.0 and x == 0.0:
             raise ValueError(f"network_from_pandapower: line {li} has zero impedance")
         i_max = float(row["max_i_ka"]) * df * par
-        candidates.append(Branch(int(li), fb, tb, r, x, r / z_base, x / z_base, i_max,
-                                 math.sqrt(3.0) * base_kv * i_max))
+        candidates.append(
+            Branch(int(li), fb, tb, r, x, r / z_base, x / z_base, i_max, math.sqrt(3.0) * base_kv * i_max)
+        )
 
     adj: dict[int, list[int]] = {}
     for br in candidates:
@@ -240,8 +262,7 @@ def network_from_pandapower(net: Any, switch_closed: Mapping[int, bool] | None =
     left_buses = tuple(sorted(int(b) for b in net.bus.index if int(b) not in seen))
     left_lines = tuple(sorted(int(li) for li in net.line.index if int(li) not in kept))
     if left_buses:
-        log.debug("network_from_pandapower: buses %s not connected to root bus %d are left out",
-                  left_buses, root)
+        log.debug("network_from_pandapower: buses %s not connected to root bus %d are left out", left_buses, root)
 
     def band(col: str, default: float) -> dict[int, float]:
         out = {}
@@ -250,8 +271,18 @@ def network_from_pandapower(net: Any, switch_closed: Mapping[int, bool] | None =
             out[b] = float(v) if v is not None and np.isfinite(float(v)) else default
         return out
 
-    return NetworkData(tuple(order), root, root_vm, branches, band("min_vm_pu", default_vm_min_pu),
-                       band("max_vm_pu", default_vm_max_pu), base_mva, base_kv, left_buses, left_lines)
+    return NetworkData(
+        tuple(order),
+        root,
+        root_vm,
+        branches,
+        band("min_vm_pu", default_vm_min_pu),
+        band("max_vm_pu", default_vm_max_pu),
+        base_mva,
+        base_kv,
+        left_buses,
+        left_lines,
+    )
 
 
 def injections_from_pandapower(net: Any) -> tuple[dict[int, float], dict[int, float]]:
@@ -279,8 +310,8 @@ def injections_from_pandapower(net: Any) -> tuple[dict[int, float], dict[int, fl
 # Snapshot solve (numpy)
 # --------------------------------------------------------------------------------------------------
 
-def lindistflow_solve(data: NetworkData, p_inj_mw: Mapping[int, float],
-                      q_inj_mvar: Mapping[int, float]) -> Snapshot:
+
+def lindistflow_solve(data: NetworkData, p_inj_mw: Mapping[int, float], q_inj_mvar: Mapping[int, float]) -> Snapshot:
     """Solve the LinDistFlow equations (module docstring) for one set of fixed injections, no optimiser.
 
     Radial and meshed alike, through the complex graph Laplacian of the same equations:
@@ -308,11 +339,11 @@ def lindistflow_solve(data: NetworkData, p_inj_mw: Mapping[int, float],
         C[k, idx[br.from_bus]] = 1.0
         C[k, idx[br.to_bus]] = -1.0
         y[k] = 1.0 / complex(br.r_ohm, br.x_ohm)
-    vb2 = data.base_kv ** 2
+    vb2 = data.base_kv**2
     Y = C.T @ (y[:, None] * C)
     r = idx[data.root_bus]
     keep = [k for k in range(n) if k != r]
-    e0 = data.root_vm_pu ** 2 / 2.0
+    e0 = data.root_vm_pu**2 / 2.0
     e = np.full(n, e0, dtype=complex)
     if keep:
         e[keep] = e0 + np.linalg.solve(Y[np.ix_(keep, keep)], np.conj(s_inj[keep]) / vb2)
@@ -335,10 +366,17 @@ def _loading(s_mva: float, s_max_mva: float) -> float:
 # Pyomo block
 # --------------------------------------------------------------------------------------------------
 
-def add_lindistflow(b: pyo.Block, data: NetworkData, T: pyo.Set, *,
-                    p_inj_mw: Mapping[int, Injection] | None = None,
-                    q_inj_mvar: Mapping[int, Injection] | None = None,
-                    n_polygon: int = 12, s_max_factor: float = 1.0) -> None:
+
+def add_lindistflow(
+    b: pyo.Block,
+    data: NetworkData,
+    T: pyo.Set,
+    *,
+    p_inj_mw: Mapping[int, Injection] | None = None,
+    q_inj_mvar: Mapping[int, Injection] | None = None,
+    n_polygon: int = 12,
+    s_max_factor: float = 1.0,
+) -> None:
     r"""LinDistFlow rows (module docstring) over the steps ``T`` on block ``b``.
 
     Injection at bus j, step t (generation positive):
@@ -386,8 +424,10 @@ def add_lindistflow(b: pyo.Block, data: NetworkData, T: pyo.Set, *,
     for name, inj in (("p_inj_mw", p_inj), ("q_inj_mvar", q_inj)):
         bad = [j for j in inj if j not in bus_set]
         if bad:
-            raise ValueError(f"add_lindistflow: {name} names buses {bad} that are not in the network "
-                             f"(left out: {list(data.left_out_buses)})")
+            raise ValueError(
+                f"add_lindistflow: {name} names buses {bad} that are not in the network "
+                f"(left out: {list(data.left_out_buses)})"
+            )
     root = data.root_bus
     non_root = [j for j in data.buses if j != root]
     br_by_line = {br.line: br for br in data.branches}
@@ -396,7 +436,7 @@ def add_lindistflow(b: pyo.Block, data: NetworkData, T: pyo.Set, *,
     for br in data.branches:
         out_of[br.from_bus].append(br.line)
         into[br.to_bus].append(br.line)
-    vb2 = data.base_kv ** 2
+    vb2 = data.base_kv**2
 
     b.lindistflow_data = data  # plain attributes (not components): what set_network_loads/predicted need
     b.lindistflow_steps = tuple(T)
@@ -407,7 +447,7 @@ def add_lindistflow(b: pyo.Block, data: NetworkData, T: pyo.Set, *,
 
     b.p_load_mw = pyo.Param(b.bus, T, mutable=True, initialize=0.0)
     b.q_load_mvar = pyo.Param(b.bus, T, mutable=True, initialize=0.0)
-    b.w_root_pu2 = pyo.Param(mutable=True, initialize=data.root_vm_pu ** 2)
+    b.w_root_pu2 = pyo.Param(mutable=True, initialize=data.root_vm_pu**2)
     b.w_min_pu2 = pyo.Param(b.nonroot_bus, mutable=True, initialize=lambda b, j: data.vm_min_pu[j] ** 2)
     b.w_max_pu2 = pyo.Param(b.nonroot_bus, mutable=True, initialize=lambda b, j: data.vm_max_pu[j] ** 2)
     b.s_max_mva = pyo.Param(b.line, mutable=True, initialize=lambda b, l: br_by_line[l].s_max_mva)
@@ -422,25 +462,31 @@ def add_lindistflow(b: pyo.Block, data: NetworkData, T: pyo.Set, *,
         return f(t) if f is not None else 0.0
 
     def p_bal(b, j, t):
-        return (sum(b.p_line_mw[l, t] for l in into[j]) - sum(b.p_line_mw[l, t] for l in out_of[j])
-                == b.p_load_mw[j, t] - inj(p_inj, j, t))
+        return sum(b.p_line_mw[l, t] for l in into[j]) - sum(b.p_line_mw[l, t] for l in out_of[j]) == b.p_load_mw[
+            j, t
+        ] - inj(p_inj, j, t)
 
     def q_bal(b, j, t):
-        return (sum(b.q_line_mvar[l, t] for l in into[j]) - sum(b.q_line_mvar[l, t] for l in out_of[j])
-                == b.q_load_mvar[j, t] - inj(q_inj, j, t))
+        return sum(b.q_line_mvar[l, t] for l in into[j]) - sum(b.q_line_mvar[l, t] for l in out_of[j]) == b.q_load_mvar[
+            j, t
+        ] - inj(q_inj, j, t)
 
     b.p_balance_con = pyo.Constraint(b.nonroot_bus, T, rule=p_bal)
     b.q_balance_con = pyo.Constraint(b.nonroot_bus, T, rule=q_bal)
 
     def v_drop(b, l, t):
         br = br_by_line[l]
-        return (b.w_pu2[br.to_bus, t] == b.w_pu2[br.from_bus, t]
-                - 2.0 * (br.r_ohm * b.p_line_mw[l, t] + br.x_ohm * b.q_line_mvar[l, t]) / vb2)
+        return (
+            b.w_pu2[br.to_bus, t]
+            == b.w_pu2[br.from_bus, t] - 2.0 * (br.r_ohm * b.p_line_mw[l, t] + br.x_ohm * b.q_line_mvar[l, t]) / vb2
+        )
 
     def angle(b, l, t):
         br = br_by_line[l]
-        return (b.theta_rad[br.to_bus, t] == b.theta_rad[br.from_bus, t]
-                - (br.x_ohm * b.p_line_mw[l, t] - br.r_ohm * b.q_line_mvar[l, t]) / vb2)
+        return (
+            b.theta_rad[br.to_bus, t]
+            == b.theta_rad[br.from_bus, t] - (br.x_ohm * b.p_line_mw[l, t] - br.r_ohm * b.q_line_mvar[l, t]) / vb2
+        )
 
     b.v_drop_con = pyo.Constraint(b.line, T, rule=v_drop)
     b.angle_con = pyo.Constraint(b.line, T, rule=angle)
@@ -453,20 +499,37 @@ def add_lindistflow(b: pyo.Block, data: NetworkData, T: pyo.Set, *,
     side = [(math.cos((2 * k + 1) * half), math.sin((2 * k + 1) * half)) for k in range(n_polygon)]
     shrink = s_max_factor * math.cos(half)
     b.s_limit_con = pyo.Constraint(
-        b.line, b.polygon_side, T,
-        rule=lambda b, l, k, t: side[k][0] * b.p_line_mw[l, t] + side[k][1] * b.q_line_mvar[l, t]
-        <= shrink * b.s_max_mva[l])
+        b.line,
+        b.polygon_side,
+        T,
+        rule=lambda b, l, k, t: (
+            side[k][0] * b.p_line_mw[l, t] + side[k][1] * b.q_line_mvar[l, t] <= shrink * b.s_max_mva[l]
+        ),
+    )
 
-    b.p_root_mw = pyo.Expression(T, rule=lambda b, t: sum(b.p_line_mw[l, t] for l in out_of[root])
-                                 - sum(b.p_line_mw[l, t] for l in into[root])
-                                 + b.p_load_mw[root, t] - inj(p_inj, root, t))
-    b.q_root_mvar = pyo.Expression(T, rule=lambda b, t: sum(b.q_line_mvar[l, t] for l in out_of[root])
-                                   - sum(b.q_line_mvar[l, t] for l in into[root])
-                                   + b.q_load_mvar[root, t] - inj(q_inj, root, t))
+    b.p_root_mw = pyo.Expression(
+        T,
+        rule=lambda b, t: (
+            sum(b.p_line_mw[l, t] for l in out_of[root])
+            - sum(b.p_line_mw[l, t] for l in into[root])
+            + b.p_load_mw[root, t]
+            - inj(p_inj, root, t)
+        ),
+    )
+    b.q_root_mvar = pyo.Expression(
+        T,
+        rule=lambda b, t: (
+            sum(b.q_line_mvar[l, t] for l in out_of[root])
+            - sum(b.q_line_mvar[l, t] for l in into[root])
+            + b.q_load_mvar[root, t]
+            - inj(q_inj, root, t)
+        ),
+    )
 
 
-def set_network_loads(b: pyo.Block, p_load_mw: Mapping[int, Sequence[float]],
-                      q_load_mvar: Mapping[int, Sequence[float]] | None = None) -> None:
+def set_network_loads(
+    b: pyo.Block, p_load_mw: Mapping[int, Sequence[float]], q_load_mvar: Mapping[int, Sequence[float]] | None = None
+) -> None:
     """Write the fixed demand (MW, Mvar; consumption positive) per bus and step into a LinDistFlow
     block. Replaces the whole table: buses not named get 0. Each sequence has one value per step."""
     T = b.lindistflow_steps
@@ -477,8 +540,7 @@ def set_network_loads(b: pyo.Block, p_load_mw: Mapping[int, Sequence[float]],
             if j not in b.bus:
                 raise ValueError(f"set_network_loads: {name} names bus {j}, not in the network")
             if len(seq) != len(T):
-                raise ValueError(f"set_network_loads: {name}[{j}] has {len(seq)} values for "
-                                 f"{len(T)} steps")
+                raise ValueError(f"set_network_loads: {name}[{j}] has {len(seq)} values for {len(T)} steps")
     for j in b.bus:
         p_seq = p_load_mw.get(j)
         q_seq = q_load_mvar.get(j)

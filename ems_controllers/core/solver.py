@@ -89,16 +89,24 @@ class PersistentHighs:
     def _make(self):
         if self.backend == "contrib":
             from pyomo.contrib.solver.solvers.highs import Highs
+
             opt = Highs()
             au = opt.config.auto_updates
         else:
             from pyomo.contrib.appsi.solvers.highs import Highs
+
             opt = Highs()
             au = opt.update_config
         # The model's structure never changes after the build: only params are re-read.
-        for flag in ("check_for_new_or_removed_constraints", "check_for_new_or_removed_vars",
-                     "check_for_new_or_removed_params", "check_for_new_objective",
-                     "update_constraints", "update_vars", "update_named_expressions"):
+        for flag in (
+            "check_for_new_or_removed_constraints",
+            "check_for_new_or_removed_vars",
+            "check_for_new_or_removed_params",
+            "check_for_new_objective",
+            "update_constraints",
+            "update_vars",
+            "update_named_expressions",
+        ):
             setattr(au, flag, False)
         # params are pushed explicitly (and timed) in _solve, the objective's with them
         setattr(au, "update_parameters" if self.backend == "contrib" else "update_params", False)
@@ -201,8 +209,11 @@ class PersistentHighs:
         # (feasibility jump, RINS, RENS) then mostly re-find what it was given; without them the
         # root node of the ieee33_3mg centralized MILP took 50-60 ms instead of 60-105 ms (same optima).
         heuristics = opts.warm_start_shift is None
-        cfg.solver_options = {"mip_heuristic_run_feasibility_jump": heuristics,
-                              "mip_heuristic_run_rins": heuristics, "mip_heuristic_run_rens": heuristics}
+        cfg.solver_options = {
+            "mip_heuristic_run_feasibility_jump": heuristics,
+            "mip_heuristic_run_rins": heuristics,
+            "mip_heuristic_run_rens": heuristics,
+        }
         t1 = time.perf_counter()
         if opts.certify_relaxation:
             raw = self._certified_relaxation(opts, translate_s, t1)
@@ -216,8 +227,9 @@ class PersistentHighs:
         obj = res.incumbent_objective if has_sol else None
         if status in ("optimal", "feasible"):
             res.solution_loader.load_vars()
-        return RawSolve(status, term.name, obj, _gap(obj, res.objective_bound) if obj is not None
-                        else None, translate_s, highs_s)
+        return RawSolve(
+            status, term.name, obj, _gap(obj, res.objective_bound) if obj is not None else None, translate_s, highs_s
+        )
 
     def _certified_relaxation(self, opts: SolverOptions, translate_s: float, t1: float) -> RawSolve | None:
         """Try to prove the MILP optimum from its LP relaxation; None when that fails (run the MILP).
@@ -237,8 +249,11 @@ class PersistentHighs:
         if h is None or var_map is None:
             return None
         if self._int_cols is None:
-            pairs = [(var_map[id(v)], v) for v in self.model.component_data_objects(pyo.Var, descend_into=True)
-                     if id(v) in var_map]
+            pairs = [
+                (var_map[id(v)], v)
+                for v in self.model.component_data_objects(pyo.Var, descend_into=True)
+                if id(v) in var_map
+            ]
             pairs.sort(key=lambda cv: cv[0])
             self._cols = [v for _, v in pairs]
             self._int_cols = np.array([c for c, v in pairs if v.is_integer()], dtype=np.int32)
@@ -251,8 +266,9 @@ class PersistentHighs:
             h.run()
             status = h.getModelStatus()
             if status == highspy.HighsModelStatus.kInfeasible:
-                return RawSolve("infeasible", "provenInfeasible (LP relaxation)", None, None, translate_s,
-                                time.perf_counter() - t1)
+                return RawSolve(
+                    "infeasible", "provenInfeasible (LP relaxation)", None, None, translate_s, time.perf_counter() - t1
+                )
             if status != highspy.HighsModelStatus.kOptimal:
                 return None
             z_r = h.getInfo().objective_function_value
@@ -286,8 +302,14 @@ class PersistentHighs:
             v = self._cols[col]
             if not v.fixed:
                 v.set_value(float(round(v.value)), skip_validation=True)
-        return RawSolve("optimal", "convergenceCriteriaSatisfied (LP relaxation certified)", z_f,
-                        _gap(z_f, z_r), translate_s, time.perf_counter() - t1)
+        return RawSolve(
+            "optimal",
+            "convergenceCriteriaSatisfied (LP relaxation certified)",
+            z_f,
+            _gap(z_f, z_r),
+            translate_s,
+            time.perf_counter() - t1,
+        )
 
     def _run_appsi(self, opts: SolverOptions, translate_s: float) -> RawSolve:
         from pyomo.contrib.appsi.base import TerminationCondition as ATC
@@ -301,11 +323,17 @@ class PersistentHighs:
         t1 = time.perf_counter()
         res = opt.solve(self.model)
         highs_s = time.perf_counter() - t1
-        mapping = {ATC.optimal: TC.convergenceCriteriaSatisfied, ATC.maxTimeLimit: TC.maxTimeLimit,
-                   ATC.infeasible: TC.provenInfeasible, ATC.infeasibleOrUnbounded:
-                   TC.infeasibleOrUnbounded, ATC.unbounded: TC.unbounded,
-                   ATC.maxIterations: TC.iterationLimit, ATC.objectiveLimit: TC.objectiveLimit,
-                   ATC.error: TC.error, ATC.interrupted: TC.interrupted}
+        mapping = {
+            ATC.optimal: TC.convergenceCriteriaSatisfied,
+            ATC.maxTimeLimit: TC.maxTimeLimit,
+            ATC.infeasible: TC.provenInfeasible,
+            ATC.infeasibleOrUnbounded: TC.infeasibleOrUnbounded,
+            ATC.unbounded: TC.unbounded,
+            ATC.maxIterations: TC.iterationLimit,
+            ATC.objectiveLimit: TC.objectiveLimit,
+            ATC.error: TC.error,
+            ATC.interrupted: TC.interrupted,
+        }
         term = mapping.get(res.termination_condition, TC.unknown)
         obj = res.best_feasible_objective
         has_sol = obj is not None and math.isfinite(obj)
@@ -314,5 +342,11 @@ class PersistentHighs:
             res.solution_loader.load_vars()
         else:
             obj = None
-        return RawSolve(status, term.name, obj, _gap(obj, res.best_objective_bound) if obj is not None
-                        else None, translate_s, highs_s)
+        return RawSolve(
+            status,
+            term.name,
+            obj,
+            _gap(obj, res.best_objective_bound) if obj is not None else None,
+            translate_s,
+            highs_s,
+        )

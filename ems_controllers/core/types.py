@@ -199,9 +199,13 @@ class Horizon:
             return self
         spd = len(mg.trade_buy_price_per_mwh)
         idx = [(self.first_step_of_day + k) % spd for k in range(self.n_steps)]
-        return Horizon(self.dt_h, tuple(mg.trade_buy_price_per_mwh[i] for i in idx),
-                       tuple(mg.trade_sell_price_per_mwh[i] for i in idx), self.final_step,
-                       self.first_step_of_day)
+        return Horizon(
+            self.dt_h,
+            tuple(mg.trade_buy_price_per_mwh[i] for i in idx),
+            tuple(mg.trade_sell_price_per_mwh[i] for i in idx),
+            self.final_step,
+            self.first_step_of_day,
+        )
 
     def __post_init__(self) -> None:
         if len(self.buy_price_per_mwh) != len(self.sell_price_per_mwh):

@@ -37,8 +37,7 @@ class _Built:
     build_s: float
 
 
-def build_local_model(problem: PartyProblem, n_steps: int, dt_h: float,
-                      max_error_per_h: float) -> pyo.ConcreteModel:
+def build_local_model(problem: PartyProblem, n_steps: int, dt_h: float, max_error_per_h: float) -> pyo.ConcreteModel:
     """The party's MILP with placeholder data; ``m.party`` holds the blocks, ``m.party.cost[t]``
     the party's per-step bill, ``m.party.import_mw[t] = buy - sell``."""
     mg = problem.mg
@@ -63,8 +62,7 @@ def set_local_data(m: pyo.ConcreteModel, problem: PartyProblem, horizon: Horizon
     for t in range(horizon.n_steps):
         b.price_buy_per_mwh[t] = horizon.buy_price_per_mwh[t]
         b.price_sell_per_mwh[t] = horizon.sell_price_per_mwh[t]
-        b.exch_cap_mw[t] = blocks.exchange_bound_mw(problem.mg, fc.load_p_mw[t], fc.pv_p_mw[t],
-                                                    fc.wind_p_mw[t])
+        b.exch_cap_mw[t] = blocks.exchange_bound_mw(problem.mg, fc.load_p_mw[t], fc.pv_p_mw[t], fc.wind_p_mw[t])
 
 
 class LocalModel:
@@ -95,8 +93,7 @@ class LocalModel:
             self._cache.popitem(last=False)
         return built, True
 
-    def solve(self, problem: PartyProblem, horizon: Horizon,
-              opts: SolverOptions = SolverOptions()) -> SolveResult:
+    def solve(self, problem: PartyProblem, horizon: Horizon, opts: SolverOptions = SolverOptions()) -> SolveResult:
         try:
             built, rebuilt = self._get(problem, horizon, opts)
             t0 = time.perf_counter()
@@ -107,24 +104,41 @@ class LocalModel:
             return SolveResult("error", "bad_input", None, None, 0.0, 0.0, message=str(exc))
         raw = built.solver.solve(opts)
         build_s = (built.build_s if rebuilt else 0.0) + set_s
-        extra = {"rebuilt": rebuilt, "pyomo_build_s": built.build_s if rebuilt else 0.0,
-                 "set_data_s": set_s, "translate_s": raw.translate_s, "highs_s": raw.highs_s,
-                 "backend": self.backend}
+        extra = {
+            "rebuilt": rebuilt,
+            "pyomo_build_s": built.build_s if rebuilt else 0.0,
+            "set_data_s": set_s,
+            "translate_s": raw.translate_s,
+            "highs_s": raw.highs_s,
+            "backend": self.backend,
+        }
         plans = None
         if raw.feasible:
             b, T = built.model.party, built.model.T
-            plans = {problem.mg.name: blocks.party_plan(
-                b, problem.mg, T, import_mw=[pyo.value(b.import_mw[t]) for t in T],
-                cost=[pyo.value(b.cost[t]) for t in T])}
+            plans = {
+                problem.mg.name: blocks.party_plan(
+                    b,
+                    problem.mg,
+                    T,
+                    import_mw=[pyo.value(b.import_mw[t]) for t in T],
+                    cost=[pyo.value(b.cost[t]) for t in T],
+                )
+            }
         else:
-            log.warning("local %s: %s (%s) %s", problem.mg.name, raw.status, raw.termination,
-                        raw.message)
-        return SolveResult(raw.status, raw.termination, raw.objective if raw.feasible else None,
-                           plans, build_s, raw.translate_s + raw.highs_s, raw.mip_gap, raw.message,
-                           extra)
+            log.warning("local %s: %s (%s) %s", problem.mg.name, raw.status, raw.termination, raw.message)
+        return SolveResult(
+            raw.status,
+            raw.termination,
+            raw.objective if raw.feasible else None,
+            plans,
+            build_s,
+            raw.translate_s + raw.highs_s,
+            raw.mip_gap,
+            raw.message,
+            extra,
+        )
 
 
-def solve_local(problem: PartyProblem, horizon: Horizon,
-                opts: SolverOptions = SolverOptions()) -> SolveResult:
+def solve_local(problem: PartyProblem, horizon: Horizon, opts: SolverOptions = SolverOptions()) -> SolveResult:
     """Build and solve once (no reuse); see :class:`LocalModel` for repeated solves."""
     return LocalModel().solve(problem, horizon, opts)

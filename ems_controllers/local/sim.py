@@ -41,11 +41,16 @@ class LocalEMS(PlanningEMS):
             else:
                 failed[p.mg.name] = f"{r.status}: {r.message or r.termination}"
         status = ("optimal" if all(s == "optimal" for s in statuses) else "feasible") if plans else "infeasible"
-        return SolveResult(status=status, termination="per party", objective=objective if plans else None,
-                           plans=plans or None, build_s=build_s, solve_s=solve_s,
-                           message="; ".join(f"{k}: {v}" for k, v in failed.items()),
-                           extra={"failed": failed, "solve_s_by_party": by_party,
-                                  "wall_s": _time.perf_counter() - t0})
+        return SolveResult(
+            status=status,
+            termination="per party",
+            objective=objective if plans else None,
+            plans=plans or None,
+            build_s=build_s,
+            solve_s=solve_s,
+            message="; ".join(f"{k}: {v}" for k, v in failed.items()),
+            extra={"failed": failed, "solve_s_by_party": by_party, "wall_s": _time.perf_counter() - t0},
+        )
 
 
 def main() -> None:

@@ -77,10 +77,17 @@ class NestedModel:
             build_s += r.build_s
             solve_s += r.solve_s
             if not r.ok or r.plans is None:
-                failed = {x: f"level {name}: {r.status}: {r.message or r.termination}" for x in order}
-                return SolveResult(r.status, r.termination, None, None, build_s, solve_s,
-                                   message=f"level {name} failed: {r.message or r.termination}",
-                                   extra={"failed": failed, "solve_s_by_party": by_party, "order": order})
+                failed = dict.fromkeys(order, f"level {name}: {r.status}: {r.message or r.termination}")
+                return SolveResult(
+                    r.status,
+                    r.termination,
+                    None,
+                    None,
+                    build_s,
+                    solve_s,
+                    message=f"level {name} failed: {r.message or r.termination}",
+                    extra={"failed": failed, "solve_s_by_party": by_party, "order": order},
+                )
             plan = r.plans[name]
             plans[name] = plan
             objective += r.objective or 0.0
@@ -92,6 +99,10 @@ class NestedModel:
                     inner[parent][t] += surplus[t] - shortage[t]
                 messages.append({"sender": name, "receiver": parent, "kind": "surplus_mw", "values": surplus})
                 messages.append({"sender": name, "receiver": parent, "kind": "shortage_mw", "values": shortage})
-        extra: dict[str, Any] = {"solve_s_by_party": by_party, "order": order, "messages": messages,
-                                 "wall_s": time.perf_counter() - t0}
+        extra: dict[str, Any] = {
+            "solve_s_by_party": by_party,
+            "order": order,
+            "messages": messages,
+            "wall_s": time.perf_counter() - t0,
+        }
         return SolveResult("optimal", "sequential", objective, plans, build_s, solve_s, extra=extra)

@@ -43,8 +43,11 @@ class NestedEMS(PlanningEMS):
 
     def __init__(self) -> None:
         super().__init__()
-        self.meta["models"]["Owner"] = {"public": True, "params": ["mg", "owner"],
-                                        "attrs": ["load_forecast_p_mw", *OWNER_ATTRS]}
+        self.meta["models"]["Owner"] = {
+            "public": True,
+            "params": ["mg", "owner"],
+            "attrs": ["load_forecast_p_mw", *OWNER_ATTRS],
+        }
         self.model = NestedModel()
         self.channel = Channel()
         self.owners: dict[str, str] = {}  # owner eid -> its MG

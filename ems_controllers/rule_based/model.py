@@ -98,8 +98,9 @@ def decide(
             import_mw = min(deficit, mg.pcc_max_mw)
             unserved = deficit - import_mw
     e_next = b.next_e_mwh(e_mwh, battery_p_mw, dt_h) if b is not None else 0.0
-    cost = step_cost(mg, diesel_p_mw, prev_diesel_mw, import_mw, curtailed, unserved,
-                     buy_price_per_mwh, sell_price_per_mwh, dt_h)
+    cost = step_cost(
+        mg, diesel_p_mw, prev_diesel_mw, import_mw, curtailed, unserved, buy_price_per_mwh, sell_price_per_mwh, dt_h
+    )
     return Decision(diesel_p_mw, battery_p_mw, import_mw, curtailed, unserved, e_next, cost)
 
 
@@ -142,8 +143,16 @@ def plan(
     out: list[Decision] = []
     for k, (load, res) in enumerate(zip(load_forecast_mw, res_forecast_mw, strict=True)):
         buy, sell = tariff.at(first_step_of_day + k)
-        d = decide(mg, load_mw=load, res_mw=res, e_mwh=e_mwh, buy_price_per_mwh=buy,
-                   sell_price_per_mwh=sell, prev_diesel_mw=prev_diesel_mw, dt_h=dt_h)
+        d = decide(
+            mg,
+            load_mw=load,
+            res_mw=res,
+            e_mwh=e_mwh,
+            buy_price_per_mwh=buy,
+            sell_price_per_mwh=sell,
+            prev_diesel_mw=prev_diesel_mw,
+            dt_h=dt_h,
+        )
         out.append(d)
         e_mwh, prev_diesel_mw = d.e_next_mwh, d.diesel_p_mw
     return out

@@ -100,10 +100,17 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
             inp = inputs.get(eid, {})
             planning = False
             # an owner's forecast reaches this EMS in plaintext: on record as a message from the owner
-            ent.messages = [{"t": time, "sender": f"{eid}:{ent.load_owners[src]}", "receiver": eid,
-                             "kind": "load_forecast_p_mw", "values": [float(x) for x in val]}
-                            for src, val in inp.get("load_forecast_p_mw", {}).items()
-                            if val is not None and src in ent.load_owners]
+            ent.messages = [
+                {
+                    "t": time,
+                    "sender": f"{eid}:{ent.load_owners[src]}",
+                    "receiver": eid,
+                    "kind": "load_forecast_p_mw",
+                    "values": [float(x) for x in val],
+                }
+                for src, val in inp.get("load_forecast_p_mw", {}).items()
+                if val is not None and src in ent.load_owners
+            ]
             for attr in ("load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw"):
                 val = sum_inputs(inp.get(attr, {}))
                 if val is not None:
@@ -131,9 +138,14 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
             logger.warning("%s at t=%s: no forecast covers this step; fallback", ent.mg.name, time)
             ent.prev_diesel_mw = 0.0
             return {
-                "diesel_p_mw": 0.0, "battery_p_mw": 0.0, "pv_p_mw": ent.pv_rated_mw,
-                "wind_p_mw": ent.wind_rated_mw, "pcc_closed": True, "planned_import_mw": float("nan"),
-                "planned_cost": float("nan"), "unserved_mw": float("nan"),
+                "diesel_p_mw": 0.0,
+                "battery_p_mw": 0.0,
+                "pv_p_mw": ent.pv_rated_mw,
+                "wind_p_mw": ent.wind_rated_mw,
+                "pcc_closed": True,
+                "planned_import_mw": float("nan"),
+                "planned_cost": float("nan"),
+                "unserved_mw": float("nan"),
                 "ems_status": "fallback: no forecast",
             }
         n = len(load)
@@ -142,27 +154,50 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         res = [a + b for a, b in zip(pv_f, wind_f, strict=True)]
         out: dict[str, Any] = {}
         if planning:
-            decisions = model.plan(ent.mg, self.tariff, load_forecast_mw=load, res_forecast_mw=res,
-                                   e_mwh=ent.e_mwh, prev_diesel_mw=ent.prev_diesel_mw,
-                                   first_step_of_day=step_of_day, dt_h=self.dt_h)
+            decisions = model.plan(
+                ent.mg,
+                self.tariff,
+                load_forecast_mw=load,
+                res_forecast_mw=res,
+                e_mwh=ent.e_mwh,
+                prev_diesel_mw=ent.prev_diesel_mw,
+                first_step_of_day=step_of_day,
+                dt_h=self.dt_h,
+            )
             out["plan_diesel_p_mw"] = [d.diesel_p_mw for d in decisions]
             out["plan_battery_p_mw"] = [d.battery_p_mw for d in decisions]
             out["plan_import_mw"] = [d.import_mw for d in decisions]
             out["plan_soc_mwh"] = [d.e_next_mwh for d in decisions]
         buy, sell = self.tariff.at(step_of_day)
-        d = model.decide(ent.mg, load_mw=load[0], res_mw=res[0], e_mwh=ent.e_mwh, buy_price_per_mwh=buy,
-                         sell_price_per_mwh=sell, prev_diesel_mw=ent.prev_diesel_mw, dt_h=self.dt_h)
+        d = model.decide(
+            ent.mg,
+            load_mw=load[0],
+            res_mw=res[0],
+            e_mwh=ent.e_mwh,
+            buy_price_per_mwh=buy,
+            sell_price_per_mwh=sell,
+            prev_diesel_mw=ent.prev_diesel_mw,
+            dt_h=self.dt_h,
+        )
         ent.prev_diesel_mw = d.diesel_p_mw
         ent.e_mwh = d.e_next_mwh  # own estimate; a measured soc_mwh, where connected, replaces it
         pv_cap, wind_cap = ent.pv_rated_mw, ent.wind_rated_mw
         if d.res_curtailed_mw > 1e-9 and res[0] > 0:
             keep = 1.0 - d.res_curtailed_mw / res[0]
             pv_cap, wind_cap = pv_f[0] * keep, wind_f[0] * keep
-        out.update({
-            "diesel_p_mw": d.diesel_p_mw, "battery_p_mw": d.battery_p_mw, "pv_p_mw": pv_cap,
-            "wind_p_mw": wind_cap, "pcc_closed": True, "planned_import_mw": d.import_mw,
-            "planned_cost": d.cost, "unserved_mw": d.unserved_mw, "ems_status": "ok",
-        })
+        out.update(
+            {
+                "diesel_p_mw": d.diesel_p_mw,
+                "battery_p_mw": d.battery_p_mw,
+                "pv_p_mw": pv_cap,
+                "wind_p_mw": wind_cap,
+                "pcc_closed": True,
+                "planned_import_mw": d.import_mw,
+                "planned_cost": d.cost,
+                "unserved_mw": d.unserved_mw,
+                "ems_status": "ok",
+            }
+        )
         return out
 
     def get_data(self, outputs):

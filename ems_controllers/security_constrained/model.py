@@ -116,6 +116,7 @@ _LOAD_SUM_TOL_MW = 1e-6
 # Inputs, config, result
 # --------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ScConfig:
     """Strategy settings. ``case``: 1 (no network constraints), 2 (LinDistFlow), 3 (LinDistFlow on the
@@ -223,6 +224,7 @@ class ScResult:
 # Split rule
 # --------------------------------------------------------------------------------------------------
 
+
 def shapley_values(costs_by_coalition: Mapping[frozenset[str], float]) -> dict[str, float]:
     """Shapley cost allocation ``phi_i = sum_{C not containing i} |C|!(n-|C|-1)!/n! (v(C+i) - v(C))``
     of the cost game ``v`` (``v(empty) = 0``). Every non-empty coalition of the players (the union of
@@ -231,8 +233,12 @@ def shapley_values(costs_by_coalition: Mapping[frozenset[str], float]) -> dict[s
     if not players:
         raise ValueError("shapley_values: no players")
     n = len(players)
-    missing = [sorted(c) for k in range(1, n + 1) for c in itertools.combinations(players, k)
-               if frozenset(c) not in costs_by_coalition]
+    missing = [
+        sorted(c)
+        for k in range(1, n + 1)
+        for c in itertools.combinations(players, k)
+        if frozenset(c) not in costs_by_coalition
+    ]
     if missing:
         raise ValueError(f"shapley_values: coalitions missing: {missing}")
 
@@ -263,8 +269,16 @@ def shapley_shares(costs_by_coalition: Mapping[frozenset[str], float]) -> dict[s
 # Step 2: the DNO's model
 # --------------------------------------------------------------------------------------------------
 
-def build_dno_model(dn: DnSite, mg_names: Sequence[str], network: NetworkData | None, n_steps: int,
-                    dt_h: float, cfg: ScConfig, max_error_per_h: float) -> pyo.ConcreteModel:
+
+def build_dno_model(
+    dn: DnSite,
+    mg_names: Sequence[str],
+    network: NetworkData | None,
+    n_steps: int,
+    dt_h: float,
+    cfg: ScConfig,
+    max_error_per_h: float,
+) -> pyo.ConcreteModel:
     """The DNO's MILP (module docstring, step 2) with placeholder data.
 
     Components: ``m.dn`` (the DN's unit blocks, ``import_mw`` = its net withdrawal from the network
@@ -286,20 +300,25 @@ def build_dno_model(dn: DnSite, mg_names: Sequence[str], network: NetworkData | 
     m.grant_mw = pyo.Var(m.MG, m.T, bounds=lambda m, n, t: (m.grant_lo_mw[n, t], m.grant_hi_mw[n, t]))
     m.sub = pyo.Block()
     blocks.add_exchange(m.sub, mg.pcc_max_mw, m.T, dt_h)
-    b.import_mw = pyo.Expression(m.T, rule=lambda b, t: m.sub.buy_mw[t] - m.sub.sell_mw[t]
-                                 - pyo.quicksum(m.grant_mw[n, t] for n in names))
+    b.import_mw = pyo.Expression(
+        m.T, rule=lambda b, t: m.sub.buy_mw[t] - m.sub.sell_mw[t] - pyo.quicksum(m.grant_mw[n, t] for n in names)
+    )
     blocks.add_balance(b, mg, m.T, dt_h, import_mw=b.import_mw)
 
     aggregate = cfg.case == 3
     m.tie = pyo.Block(m.MG)
     per_mg_price = cfg.redistribution_price_per_mwh if aggregate else cfg.deviation_price_per_mwh
     for n in names:
-        blocks.add_tied_exchange(m.tie[n], lambda t, n=n: m.grant_mw[n, t], m.T, dt_h,
-                                 price_per_mwh=per_mg_price)
+        blocks.add_tied_exchange(m.tie[n], lambda t, n=n: m.grant_mw[n, t], m.T, dt_h, price_per_mwh=per_mg_price)
     if aggregate:
         m.tie_agg = pyo.Block()
-        blocks.add_tied_exchange(m.tie_agg, lambda t: pyo.quicksum(m.grant_mw[n, t] for n in names),
-                                 m.T, dt_h, price_per_mwh=cfg.deviation_price_per_mwh)
+        blocks.add_tied_exchange(
+            m.tie_agg,
+            lambda t: pyo.quicksum(m.grant_mw[n, t] for n in names),
+            m.T,
+            dt_h,
+            price_per_mwh=cfg.deviation_price_per_mwh,
+        )
 
     if network is not None and cfg.case in (2, 3):
         _add_network(m, dn, names, network, cfg)
@@ -309,8 +328,9 @@ def build_dno_model(dn: DnSite, mg_names: Sequence[str], network: NetworkData | 
         return c + m.tie_agg.tie_cost[t] if aggregate else c
 
     m.tie_cost = pyo.Expression(m.T, rule=tie_cost)
-    m.obj = pyo.Objective(expr=pyo.quicksum(b.unit_cost[t] + m.sub.exch_cost[t] + m.tie_cost[t]
-                                            for t in m.T), sense=pyo.minimize)
+    m.obj = pyo.Objective(
+        expr=pyo.quicksum(b.unit_cost[t] + m.sub.exch_cost[t] + m.tie_cost[t] for t in m.T), sense=pyo.minimize
+    )
     return m
 
 
@@ -324,8 +344,7 @@ def _dn_generation(b: pyo.Block, mg: Any, t: Any) -> Any:
     return e
 
 
-def _add_network(m: pyo.ConcreteModel, dn: DnSite, names: list[str], network: NetworkData,
-                 cfg: ScConfig) -> None:
+def _add_network(m: pyo.ConcreteModel, dn: DnSite, names: list[str], network: NetworkData, cfg: ScConfig) -> None:
     b, mg = m.dn, dn.problem.mg
     load_buses = sorted({int(j) for j in dn.feeder_p_mw} | {int(j) for j in dn.feeder_q_mvar})
     missing = [n for n in names if n not in dn.mg_bus]
@@ -348,10 +367,10 @@ def _add_network(m: pyo.ConcreteModel, dn: DnSite, names: list[str], network: Ne
     p_inj = {j: (lambda t, fs=fs: pyo.quicksum(f(t) for f in fs)) for j, fs in p_terms.items()}
     q_inj = {j: (lambda t, fs=fs: pyo.quicksum(f(t) for f in fs)) for j, fs in q_terms.items()}
     m.net = pyo.Block()
-    add_lindistflow(m.net, network, m.T, p_inj_mw=p_inj, q_inj_mvar=q_inj, n_polygon=cfg.n_polygon,
-                    s_max_factor=cfg.s_max_factor)
-    m.root_con = pyo.Constraint(m.T, rule=lambda m, t: m.sub.buy_mw[t] - m.sub.sell_mw[t]
-                                == m.net.p_root_mw[t])
+    add_lindistflow(
+        m.net, network, m.T, p_inj_mw=p_inj, q_inj_mvar=q_inj, n_polygon=cfg.n_polygon, s_max_factor=cfg.s_max_factor
+    )
+    m.root_con = pyo.Constraint(m.T, rule=lambda m, t: m.sub.buy_mw[t] - m.sub.sell_mw[t] == m.net.p_root_mw[t])
 
 
 def _check_len(name: str, series: Sequence[float], n: int) -> None:
@@ -375,15 +394,23 @@ def import_range_mw(problem: PartyProblem) -> tuple[tuple[float, ...], tuple[flo
     dis = mg.battery.p_dis_max_mw if mg.battery else 0.0
     ch = mg.battery.p_ch_max_mw if mg.battery else 0.0
     cap = mg.pcc_max_mw
-    lo = tuple(max(-cap, max(ld, 0.0) - max(pv, 0.0) - max(w, 0.0) - dg - dis)
-               for ld, pv, w in zip(fc.load_p_mw, fc.pv_p_mw, fc.wind_p_mw, strict=True))
+    lo = tuple(
+        max(-cap, max(ld, 0.0) - max(pv, 0.0) - max(w, 0.0) - dg - dis)
+        for ld, pv, w in zip(fc.load_p_mw, fc.pv_p_mw, fc.wind_p_mw, strict=True)
+    )
     hi = tuple(min(cap, max(ld, 0.0) + ch) for ld in fc.load_p_mw)
     return lo, hi
 
 
-def set_dno_data(m: pyo.ConcreteModel, dn: DnSite, requests: Mapping[str, Sequence[float]],
-                 pcc_max_mw: Mapping[str, float], horizon: Horizon, cfg: ScConfig,
-                 ranges: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> None:
+def set_dno_data(
+    m: pyo.ConcreteModel,
+    dn: DnSite,
+    requests: Mapping[str, Sequence[float]],
+    pcc_max_mw: Mapping[str, float],
+    horizon: Horizon,
+    cfg: ScConfig,
+    ranges: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+) -> None:
     """Write the DN's data, the tariff, the requests, the deviation prices and (cases 2/3) the feeder
     loads into a model built by :func:`build_dno_model`. Grant bounds: ``+-pcc_max_mw`` (or
     ``max |r|``), narrowed to ``ranges[m]`` = (lo, hi) per step where given, and always widened to
@@ -432,8 +459,10 @@ def set_dno_data(m: pyo.ConcreteModel, dn: DnSite, requests: Mapping[str, Sequen
         for t in range(n):
             total = sum(v[t] for v in p_load.values())
             if abs(total - max(fc.load_p_mw[t], 0.0)) > _LOAD_SUM_TOL_MW * max(1.0, abs(total)):
-                raise ValueError(f"DN load forecast {fc.load_p_mw[t]:.6f} MW at step {t} differs from the "
-                                 f"sum of the feeder loads per bus {total:.6f} MW")
+                raise ValueError(
+                    f"DN load forecast {fc.load_p_mw[t]:.6f} MW at step {t} differs from the "
+                    f"sum of the feeder loads per bus {total:.6f} MW"
+                )
             for j in m.load_bus:
                 m.shed_share_p[j, t] = p_load[j][t] / total if j in p_load and total > 0 else 0.0
                 m.shed_share_q[j, t] = q_load[j][t] / total if j in q_load and total > 0 else 0.0
@@ -478,15 +507,34 @@ class DnoModel:
         self.backend = backend
         self._cache: OrderedDict[tuple, _Built] = OrderedDict()
 
-    def _get(self, dn: DnSite, names: list[str], network: NetworkData | None, horizon: Horizon,
-             cfg: ScConfig, opts: SolverOptions) -> _Built:
+    def _get(
+        self,
+        dn: DnSite,
+        names: list[str],
+        network: NetworkData | None,
+        horizon: Horizon,
+        cfg: ScConfig,
+        opts: SolverOptions,
+    ) -> _Built:
         net = network if cfg.case in (2, 3) else None
-        key: tuple = (blocks.party_key(dn.problem.mg), tuple(names), horizon.n_steps, horizon.dt_h,
-                      opts.pwl_max_error_per_h, cfg.case == 3, cfg.n_polygon)
+        key: tuple = (
+            blocks.party_key(dn.problem.mg),
+            tuple(names),
+            horizon.n_steps,
+            horizon.dt_h,
+            opts.pwl_max_error_per_h,
+            cfg.case == 3,
+            cfg.n_polygon,
+        )
         if net is not None:
             loads = tuple(sorted({int(j) for j in dn.feeder_p_mw} | {int(j) for j in dn.feeder_q_mvar}))
-            key += (id(net), int(dn.unit_bus), tuple(sorted((n, int(b)) for n, b in dn.mg_bus.items())),
-                    loads, cfg.s_max_factor)
+            key += (
+                id(net),
+                int(dn.unit_bus),
+                tuple(sorted((n, int(b)) for n, b in dn.mg_bus.items())),
+                loads,
+                cfg.s_max_factor,
+            )
         built = self._cache.get(key)
         if built is not None and built.network is net:
             self._cache.move_to_end(key)
@@ -499,9 +547,17 @@ class DnoModel:
             self._cache.popitem(last=False)
         return built
 
-    def solve(self, dn: DnSite, requests: Mapping[str, Sequence[float]], pcc_max_mw: Mapping[str, float],
-              network: NetworkData | None, horizon: Horizon, opts: SolverOptions, cfg: ScConfig,
-              ranges: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> DnoOutcome:
+    def solve(
+        self,
+        dn: DnSite,
+        requests: Mapping[str, Sequence[float]],
+        pcc_max_mw: Mapping[str, float],
+        network: NetworkData | None,
+        horizon: Horizon,
+        opts: SolverOptions,
+        cfg: ScConfig,
+        ranges: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    ) -> DnoOutcome:
         """Step 2 for the given requests (and, case 3, the MGs' import ranges: see
         :func:`set_dno_data`)."""
         names = list(requests)
@@ -514,14 +570,18 @@ class DnoModel:
         raw = built.solver.solve(opts)
         if not raw.feasible:
             log.warning("DNO: %s (%s) %s", raw.status, raw.termination, raw.message)
-            return DnoOutcome(raw.status, raw.termination, raw.message, None, None, {}, None, (), None,
-                              {}, {}, {})
+            return DnoOutcome(raw.status, raw.termination, raw.message, None, None, {}, None, (), None, {}, {}, {})
         m, T, dt = built.model, built.model.T, horizon.dt_h
         mg, b = dn.problem.mg, m.dn
         grants = {n: tuple(float(m.grant_mw[n, t].value or 0.0) for t in T) for n in names}
         sub = tuple(float((m.sub.buy_mw[t].value or 0.0) - (m.sub.sell_mw[t].value or 0.0)) for t in T)
-        plan = blocks.party_plan(b, mg, T, import_mw=[pyo.value(b.import_mw[t]) for t in T],
-                                 cost=[pyo.value(b.unit_cost[t] + m.sub.exch_cost[t]) for t in T])
+        plan = blocks.party_plan(
+            b,
+            mg,
+            T,
+            import_mw=[pyo.value(b.import_mw[t]) for t in T],
+            cost=[pyo.value(b.unit_cost[t] + m.sub.exch_cost[t]) for t in T],
+        )
         dg = sum(pyo.value(b.dg_cost[t]) for t in T) if mg.diesel is not None else 0.0
         dn_cost = dg + sum(pyo.value(m.sub.exch_cost[t]) for t in T)
         dev_price = cfg.deviation_price_per_mwh
@@ -529,25 +589,41 @@ class DnoModel:
             deviation = sum(pyo.value(m.tie_agg.tie_cost[t]) for t in T)
             redistribution = sum(pyo.value(m.tie[n].tie_cost[t]) for n in names for t in T)
         else:
-            deviation = sum(dev_price * dt * abs(grants[n][k] - float(requests[n][k]))
-                            for n in names for k in range(len(T)))
+            deviation = sum(
+                dev_price * dt * abs(grants[n][k] - float(requests[n][k])) for n in names for k in range(len(T))
+            )
             redistribution = 0.0
-        penalties = {"shed": sum(pyo.value(b.shed_cost[t]) for t in T),
-                     "curtailment": sum(pyo.value(b.res_cost[t]) for t in T),
-                     "deviation": deviation, "redistribution": redistribution}
+        penalties = {
+            "shed": sum(pyo.value(b.shed_cost[t]) for t in T),
+            "curtailment": sum(pyo.value(b.res_cost[t]) for t in T),
+            "deviation": deviation,
+            "redistribution": redistribution,
+        }
         if hasattr(m, "net"):
             vm, loading = predicted(m.net)
         elif network is not None:
             vm, loading = _snapshot_prediction(network, dn, plan, grants, horizon)
         else:
             vm, loading = {}, {}
-        return DnoOutcome(raw.status, raw.termination, raw.message, raw.objective, raw.mip_gap, grants,
-                          plan, sub, dn_cost, penalties, vm, loading)
+        return DnoOutcome(
+            raw.status,
+            raw.termination,
+            raw.message,
+            raw.objective,
+            raw.mip_gap,
+            grants,
+            plan,
+            sub,
+            dn_cost,
+            penalties,
+            vm,
+            loading,
+        )
 
 
-def _snapshot_prediction(network: NetworkData, dn: DnSite, plan: PartyPlan,
-                         grants: Mapping[str, Sequence[float]], horizon: Horizon
-                         ) -> tuple[dict[tuple[int, int], float], dict[tuple[int, int], float]]:
+def _snapshot_prediction(
+    network: NetworkData, dn: DnSite, plan: PartyPlan, grants: Mapping[str, Sequence[float]], horizon: Horizon
+) -> tuple[dict[tuple[int, int], float], dict[tuple[int, int], float]]:
     """LinDistFlow voltages and loadings of an unconstrained (case 1) schedule, step by step."""
     vm: dict[tuple[int, int], float] = {}
     loading: dict[tuple[int, int], float] = {}
@@ -560,7 +636,7 @@ def _snapshot_prediction(network: NetworkData, dn: DnSite, plan: PartyPlan,
             p[int(j)] = p.get(int(j), 0.0) - keep * v[t]
         for j, v in dn.feeder_q_mvar.items():
             q[int(j)] = q.get(int(j), 0.0) - keep * v[t]
-        gen = (plan.diesel_p_mw[t] + plan.pv_p_mw[t] + plan.wind_p_mw[t] - plan.battery_p_mw[t])
+        gen = plan.diesel_p_mw[t] + plan.pv_p_mw[t] + plan.wind_p_mw[t] - plan.battery_p_mw[t]
         p[int(dn.unit_bus)] = p.get(int(dn.unit_bus), 0.0) + gen
         for n, g in grants.items():
             j = int(dn.mg_bus[n])
@@ -576,6 +652,7 @@ def _snapshot_prediction(network: NetworkData, dn: DnSite, plan: PartyPlan,
 # --------------------------------------------------------------------------------------------------
 # Step 3: imports tied to grants (a network hook of CentralizedModel)
 # --------------------------------------------------------------------------------------------------
+
 
 class _GrantTie:
     """``CentralizedModel`` network hook: ties each MG's import to its grant
@@ -596,13 +673,13 @@ class _GrantTie:
         names = [p.mg.name for p in problems]
         m.grant_tie = pyo.Block(names)
         for n in names:
-            blocks.add_tied_exchange(m.grant_tie[n], lambda t, n=n: m.party[n].import_mw[t], T, self.dt_h,
-                                     price_per_mwh=self.price_per_mwh)
-        m.network_cost = pyo.Expression(
-            T, rule=lambda m, t: pyo.quicksum(m.grant_tie[n].tie_cost[t] for n in names))
+            blocks.add_tied_exchange(
+                m.grant_tie[n], lambda t, n=n: m.party[n].import_mw[t], T, self.dt_h, price_per_mwh=self.price_per_mwh
+            )
+        m.network_cost = pyo.Expression(T, rule=lambda m, t: pyo.quicksum(m.grant_tie[n].tie_cost[t] for n in names))
         self._write(m, names)
         self._models.append((tuple(names), m))
-        del self._models[:-self._KEEP]
+        del self._models[: -self._KEEP]
 
     def set(self, grants: Mapping[str, Sequence[float]], price_per_mwh: float, dt_h: float) -> None:
         self.grants = dict(grants)
@@ -625,6 +702,7 @@ class _GrantTie:
 # The strategy
 # --------------------------------------------------------------------------------------------------
 
+
 class _Failed(Exception):
     def __init__(self, step: str, status: str, termination: str, message: str) -> None:
         super().__init__(message)
@@ -633,8 +711,12 @@ class _Failed(Exception):
 
 def _check(step: str, what: str, res: SolveResult) -> None:
     if not res.ok:
-        raise _Failed(step, res.status, res.termination, f"{step} ({what}): {res.status} "
-                      f"({res.termination}) {res.message}".strip())
+        raise _Failed(
+            step,
+            res.status,
+            res.termination,
+            f"{step} ({what}): {res.status} ({res.termination}) {res.message}".strip(),
+        )
 
 
 class SecurityConstrainedModel:
@@ -654,8 +736,15 @@ class SecurityConstrainedModel:
         self._tie = _GrantTie()
         self.reschedule = CentralizedModel(network=self._tie, backend=backend)
 
-    def solve(self, mg_problems: Sequence[PartyProblem], dn: DnSite, network: NetworkData | None,
-              horizon: Horizon, opts: SolverOptions, cfg: ScConfig) -> ScResult:
+    def solve(
+        self,
+        mg_problems: Sequence[PartyProblem],
+        dn: DnSite,
+        network: NetworkData | None,
+        horizon: Horizon,
+        opts: SolverOptions,
+        cfg: ScConfig,
+    ) -> ScResult:
         out: dict[str, Any] = {"case": cfg.case, "messages": [], "mip_gaps": {}}
         names = [p.mg.name for p in mg_problems]
         err = None
@@ -676,14 +765,20 @@ class SecurityConstrainedModel:
         except _Failed as f:
             log.warning("security_constrained case %d: %s", cfg.case, f.message)
             out.pop("plans", None)
-            return ScResult(status=f.status, termination=f.termination, failed_step=f.step,
-                            message=f.message, **out)
+            return ScResult(status=f.status, termination=f.termination, failed_step=f.step, message=f.message, **out)
         status = "feasible" if "feasible" in stati else "optimal"
         return ScResult(status=status, termination="ok", **out)
 
     # ---- step 1 ---------------------------------------------------------------------------------
-    def _step1(self, mgs: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions, cfg: ScConfig,
-               out: dict[str, Any], stati: list[str]) -> None:
+    def _step1(
+        self,
+        mgs: Sequence[PartyProblem],
+        horizon: Horizon,
+        opts: SolverOptions,
+        cfg: ScConfig,
+        out: dict[str, Any],
+        stati: list[str],
+    ) -> None:
         t0 = time.perf_counter()
         msgs = out["messages"]
         standalone: dict[str, float] = {}
@@ -699,11 +794,20 @@ class SecurityConstrainedModel:
         out["standalone_costs"] = standalone
         if cfg.case == 3:
             for p in mgs:
-                msgs.append({"sender": p.mg.name, "receiver": MGC, "kind": "problem",
-                             "values": {"load_p_mw": list(p.forecast.load_p_mw),
-                                        "pv_p_mw": list(p.forecast.pv_p_mw),
-                                        "wind_p_mw": list(p.forecast.wind_p_mw),
-                                        "e_mwh": p.state.e_mwh, "diesel_p_mw": p.state.diesel_p_mw}})
+                msgs.append(
+                    {
+                        "sender": p.mg.name,
+                        "receiver": MGC,
+                        "kind": "problem",
+                        "values": {
+                            "load_p_mw": list(p.forecast.load_p_mw),
+                            "pv_p_mw": list(p.forecast.pv_p_mw),
+                            "wind_p_mw": list(p.forecast.wind_p_mw),
+                            "e_mwh": p.state.e_mwh,
+                            "diesel_p_mw": p.state.diesel_p_mw,
+                        },
+                    }
+                )
             res = self.mgc.solve(list(mgs), horizon, opts)
             _check("step1", "MGC aggregate", res)
             stati.append(res.status)
@@ -713,11 +817,19 @@ class SecurityConstrainedModel:
             out["coalition_costs"] = {frozenset({n}): c for n, c in standalone.items()}
             out["coalition_costs"][frozenset(requests)] = out["aggregated_cost"]
             out["import_ranges_mw"] = {p.mg.name: import_range_mw(p) for p in mgs}
-            msgs.append({"sender": MGC, "receiver": DNO, "kind": "request",
-                         "values": {n: list(r) for n, r in requests.items()}})
-            msgs.append({"sender": MGC, "receiver": DNO, "kind": "import_range",
-                         "values": {n: {"min": list(lo), "max": list(hi)}
-                                    for n, (lo, hi) in out["import_ranges_mw"].items()}})
+            msgs.append(
+                {"sender": MGC, "receiver": DNO, "kind": "request", "values": {n: list(r) for n, r in requests.items()}}
+            )
+            msgs.append(
+                {
+                    "sender": MGC,
+                    "receiver": DNO,
+                    "kind": "import_range",
+                    "values": {
+                        n: {"min": list(lo), "max": list(hi)} for n, (lo, hi) in out["import_ranges_mw"].items()
+                    },
+                }
+            )
         else:
             for n, r in requests.items():
                 msgs.append({"sender": n, "receiver": DNO, "kind": "request", "values": list(r)})
@@ -726,17 +838,28 @@ class SecurityConstrainedModel:
         out["step1_s"] = time.perf_counter() - t0
 
     # ---- step 2 ---------------------------------------------------------------------------------
-    def _step2(self, mgs: Sequence[PartyProblem], dn: DnSite, network: NetworkData | None,
-               horizon: Horizon, opts: SolverOptions, cfg: ScConfig, out: dict[str, Any],
-               stati: list[str]) -> None:
+    def _step2(
+        self,
+        mgs: Sequence[PartyProblem],
+        dn: DnSite,
+        network: NetworkData | None,
+        horizon: Horizon,
+        opts: SolverOptions,
+        cfg: ScConfig,
+        out: dict[str, Any],
+        stati: list[str],
+    ) -> None:
         t0 = time.perf_counter()
         pcc = {p.mg.name: p.mg.pcc_max_mw for p in mgs}
-        res = self.dno.solve(dn, out["requests_mw"], pcc, network, horizon, opts, cfg,
-                             out.get("import_ranges_mw"))
+        res = self.dno.solve(dn, out["requests_mw"], pcc, network, horizon, opts, cfg, out.get("import_ranges_mw"))
         out["step2_s"] = time.perf_counter() - t0
         if res.plan is None:
-            raise _Failed("step2", res.raw_status, res.termination,
-                          f"step2 (DNO): {res.raw_status} ({res.termination}) {res.message}".strip())
+            raise _Failed(
+                "step2",
+                res.raw_status,
+                res.termination,
+                f"step2 (DNO): {res.raw_status} ({res.termination}) {res.message}".strip(),
+            )
         stati.append(res.raw_status)
         out["mip_gaps"]["step2"] = res.mip_gap
         out["grants_mw"] = res.grants_mw
@@ -747,15 +870,28 @@ class SecurityConstrainedModel:
         out["dn_penalties"] = res.penalties
         out["vm_pu"], out["loading_percent"] = res.vm_pu, res.loading_percent
         if cfg.case == 3:
-            out["messages"].append({"sender": DNO, "receiver": MGC, "kind": "grant",
-                                    "values": {n: list(g) for n, g in res.grants_mw.items()}})
+            out["messages"].append(
+                {
+                    "sender": DNO,
+                    "receiver": MGC,
+                    "kind": "grant",
+                    "values": {n: list(g) for n, g in res.grants_mw.items()},
+                }
+            )
         else:
             for n, g in res.grants_mw.items():
                 out["messages"].append({"sender": DNO, "receiver": n, "kind": "grant", "values": list(g)})
 
     # ---- step 3 ---------------------------------------------------------------------------------
-    def _step3(self, mgs: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions, cfg: ScConfig,
-               out: dict[str, Any], stati: list[str]) -> None:
+    def _step3(
+        self,
+        mgs: Sequence[PartyProblem],
+        horizon: Horizon,
+        opts: SolverOptions,
+        cfg: ScConfig,
+        out: dict[str, Any],
+        stati: list[str],
+    ) -> None:
         t0 = time.perf_counter()
         grants = out["grants_mw"]
         price, dt = cfg.deviation_price_per_mwh, horizon.dt_h
@@ -786,13 +922,20 @@ class SecurityConstrainedModel:
         out["mip_gaps"]["step3"] = _max_gap(gaps)
         if cfg.case == 3:
             for p in mgs:
-                out["messages"].append({"sender": MGC, "receiver": p.mg.name, "kind": "schedule",
-                                        "values": list(plans[p.mg.name].import_mw)})
+                out["messages"].append(
+                    {
+                        "sender": MGC,
+                        "receiver": p.mg.name,
+                        "kind": "schedule",
+                        "values": list(plans[p.mg.name].import_mw),
+                    }
+                )
         out["step3_s"] = time.perf_counter() - t0
 
     # ---- split rule (case 3) --------------------------------------------------------------------
-    def _split(self, mgs: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions,
-               out: dict[str, Any], stati: list[str]) -> None:
+    def _split(
+        self, mgs: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions, out: dict[str, Any], stati: list[str]
+    ) -> None:
         t0 = time.perf_counter()
         costs: dict[frozenset[str], float] = out["coalition_costs"]
         by_name = {p.mg.name: p for p in mgs}
@@ -813,10 +956,18 @@ class SecurityConstrainedModel:
         out["mg_bills"] = shapley_values(final)
         out["mip_gaps"]["split"] = _max_gap(gaps)
         for n in by_name:
-            out["messages"].append({"sender": MGC, "receiver": n, "kind": "split",
-                                    "values": {"standalone_cost": out["standalone_costs"][n],
-                                               "share_of_saving": shares[n],
-                                               "bill": out["mg_bills"][n]}})
+            out["messages"].append(
+                {
+                    "sender": MGC,
+                    "receiver": n,
+                    "kind": "split",
+                    "values": {
+                        "standalone_cost": out["standalone_costs"][n],
+                        "share_of_saving": shares[n],
+                        "bill": out["mg_bills"][n],
+                    },
+                }
+            )
         out["split_s"] = time.perf_counter() - t0
 
 

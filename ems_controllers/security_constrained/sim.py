@@ -29,8 +29,19 @@ from ems_controllers.core.types import Horizon, PartyProblem, SolveResult
 from ems_controllers.security_constrained.model import DnSite, ScConfig, ScResult, SecurityConstrainedModel
 
 DN = "DN"
-EXTRA_ATTRS = ["tie_closed", "request_mw", "grant_mw", "saving_share", "dn_cost", "predicted_vm_pu",
-               "predicted_loading_percent", "step1_s", "step2_s", "step3_s", "split_s"]
+EXTRA_ATTRS = [
+    "tie_closed",
+    "request_mw",
+    "grant_mw",
+    "saving_share",
+    "dn_cost",
+    "predicted_vm_pu",
+    "predicted_loading_percent",
+    "step1_s",
+    "step2_s",
+    "step3_s",
+    "split_s",
+]
 OUTPUT_ATTRS = BASE_OUTPUT_ATTRS + EXTRA_ATTRS
 
 
@@ -48,12 +59,22 @@ class SecurityConstrainedEMS(PlanningEMS):
         self.last: tuple[int, ScResult] | None = None
         self.now = 0
 
-    def configure(self, site=None, case=2, deviation_price_per_mwh=500.0, redistribution_price_per_mwh=250.0,
-                  s_max_factor=0.95, **params):
+    def configure(
+        self,
+        site=None,
+        case=2,
+        deviation_price_per_mwh=500.0,
+        redistribution_price_per_mwh=250.0,
+        s_max_factor=0.95,
+        **params,
+    ):
         super().configure(site=site, **params)
-        self.sc = ScConfig(case=int(case), deviation_price_per_mwh=float(deviation_price_per_mwh),
-                           redistribution_price_per_mwh=float(redistribution_price_per_mwh),
-                           s_max_factor=float(s_max_factor))
+        self.sc = ScConfig(
+            case=int(case),
+            deviation_price_per_mwh=float(deviation_price_per_mwh),
+            redistribution_price_per_mwh=float(redistribution_price_per_mwh),
+            s_max_factor=float(s_max_factor),
+        )
         for key in ("net", "party_bus", "tie_switches"):
             if key not in self.site:
                 raise ValueError(f"security_constrained needs site['{key}'] from the scenario")
@@ -88,7 +109,7 @@ class SecurityConstrainedEMS(PlanningEMS):
                 continue
             t0, values = entry
             k = (self.now - t0) // self.step_size
-            series = values[k:k + n]
+            series = values[k : k + n]
             acc = p_by_bus.setdefault(int(bus), [0.0] * n)
             for i, v in enumerate(series):
                 acc[i] += v
@@ -104,17 +125,27 @@ class SecurityConstrainedEMS(PlanningEMS):
         n = horizon.n_steps
         p_bus, q_bus = self._feeder_by_bus(n)
         bus_of = self.site["party_bus"]
-        mg_q = {p.mg.name: [v * self.q_ratio.get(int(bus_of[p.mg.name]), 0.0) for v in p.forecast.load_p_mw]
-                for p in mgs}
-        dn = DnSite(problem=by_name[DN], unit_bus=int(bus_of[DN]),
-                    mg_bus={p.mg.name: int(bus_of[p.mg.name]) for p in mgs},
-                    feeder_p_mw=p_bus, feeder_q_mvar=q_bus, mg_q_mvar=mg_q)
+        mg_q = {
+            p.mg.name: [v * self.q_ratio.get(int(bus_of[p.mg.name]), 0.0) for v in p.forecast.load_p_mw] for p in mgs
+        }
+        dn = DnSite(
+            problem=by_name[DN],
+            unit_bus=int(bus_of[DN]),
+            mg_bus={p.mg.name: int(bus_of[p.mg.name]) for p in mgs},
+            feeder_p_mw=p_bus,
+            feeder_q_mvar=q_bus,
+            mg_q_mvar=mg_q,
+        )
         res = self.model.solve(mgs, dn, self.network, horizon, self.solve_opts, self.sc)
         self.last = (self.now, res)
         build_s = res.step1_s + res.step2_s + res.step3_s + res.split_s
         return SolveResult(
-            status=res.status, termination=res.termination, objective=res.dn_cost,
-            plans=res.plans if res.ok else None, build_s=0.0, solve_s=build_s,
+            status=res.status,
+            termination=res.termination,
+            objective=res.dn_cost,
+            plans=res.plans if res.ok else None,
+            build_s=0.0,
+            solve_s=build_s,
             message=f"{res.failed_step}: {res.message}" if res.failed_step else res.message,
             extra={"sc": res},
         )
@@ -136,13 +167,19 @@ class SecurityConstrainedEMS(PlanningEMS):
             if k < len(res.substation_import_mw):
                 out["grant_mw"] = res.substation_import_mw[k]
             if k == 0:
-                out.update(dn_cost=res.dn_cost, step1_s=res.step1_s, step2_s=res.step2_s,
-                           step3_s=res.step3_s, split_s=res.split_s)
+                out.update(
+                    dn_cost=res.dn_cost,
+                    step1_s=res.step1_s,
+                    step2_s=res.step2_s,
+                    step3_s=res.step3_s,
+                    split_s=res.split_s,
+                )
             n = len(res.substation_import_mw)
             if k < n:
                 out["predicted_vm_pu"] = [res.vm_pu.get((b, k), math.nan) for b in self.bus_order]
-                out["predicted_loading_percent"] = [res.loading_percent.get((li, k), math.nan)
-                                                    for li in self.line_order]
+                out["predicted_loading_percent"] = [
+                    res.loading_percent.get((li, k), math.nan) for li in self.line_order
+                ]
         else:
             if name in res.requests_mw and k < len(res.requests_mw[name]):
                 out["request_mw"] = res.requests_mw[name][k]

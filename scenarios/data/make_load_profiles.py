@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     version = importlib.metadata.version("simbench")
     logger.info("simbench %s, %s -> %s (%d rows)", version, path, args.out, len(profiles))
     for name, factor in factors.items():
-        logger.info("  %s: hourly peak before normalisation %.6f, annual sum %.3f h",
-                    name, factor, profiles[name].sum())
+        logger.info(
+            "  %s: hourly peak before normalisation %.6f, annual sum %.3f h", name, factor, profiles[name].sum()
+        )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ems_controllers.core.crypto import (  # noqa: E402
+from ems_controllers.core.crypto import (
     FixedPoint,
     PackedCodec,
     aggregate,
@@ -62,10 +62,16 @@ def bench_key_size(n_bits: int, repeats: int, keygen_repeats: int) -> dict[str, 
     assert kp is not None
     pk, sk = kp.public_key, kp.private_key
     loads = [[float(v) for v in rng.uniform(0.0, 2.0, N_VALUES)] for _ in range(10)]
-    out: dict[str, Any] = {"bits": n_bits, "keygen_s": statistics.mean(keygen),
-                           "keygen_min_s": min(keygen), "keygen_max_s": max(keygen)}
-    codecs = {"unpacked": FixedPoint(scale=10**6, max_addends=64),
-              "packed": PackedCodec.for_key(n_bits, max_abs=1000.0, scale=10**6, max_addends=64)}
+    out: dict[str, Any] = {
+        "bits": n_bits,
+        "keygen_s": statistics.mean(keygen),
+        "keygen_min_s": min(keygen),
+        "keygen_max_s": max(keygen),
+    }
+    codecs = {
+        "unpacked": FixedPoint(scale=10**6, max_addends=64),
+        "packed": PackedCodec.for_key(n_bits, max_abs=1000.0, scale=10**6, max_addends=64),
+    }
     for name, codec in codecs.items():
         enc_t = median_time(lambda c=codec: encrypt_vector(pk, c, loads[0]), repeats)
         encs = [encrypt_vector(pk, codec, v) for v in loads]
@@ -77,9 +83,14 @@ def bench_key_size(n_bits: int, repeats: int, keygen_repeats: int) -> dict[str, 
         err = max(abs(a - b) for a, b in zip(got, plaintext_sum(loads[:3]), strict=True))
         assert err <= codec.error_bound(3) + 1e-12, err
         out[name] = {
-            "n_ciphertexts": len(encs[0].ciphertexts), "bytes_per_owner": encs[0].ciphertext_bytes,
-            "encrypt_s": enc_t, "agg3_s": agg3, "agg10_s": agg10, "decrypt_s": dec,
-            "instant_compute_s": 3 * enc_t + agg3 + dec, "instant_latency_s": enc_t + agg3 + dec,
+            "n_ciphertexts": len(encs[0].ciphertexts),
+            "bytes_per_owner": encs[0].ciphertext_bytes,
+            "encrypt_s": enc_t,
+            "agg3_s": agg3,
+            "agg10_s": agg10,
+            "decrypt_s": dec,
+            "instant_compute_s": 3 * enc_t + agg3 + dec,
+            "instant_latency_s": enc_t + agg3 + dec,
             "max_error": err,
         }
         if name == "packed":
@@ -108,6 +119,7 @@ def main() -> None:
     base10 = median_time(lambda: plaintext_sum(vecs), 1000)
     try:
         import gmpy2  # noqa: F401
+
         backend = "gmpy2"
     except ImportError:
         backend = "pure Python (install gmpy2: ~8x faster)"
@@ -116,9 +128,11 @@ def main() -> None:
 
     results = [bench_key_size(b, args.repeats, args.keygen_repeats) for b in args.bits]
     for r in results:
-        print(f"\n== {r['bits']}-bit key: key generation {fmt_t(r['keygen_s'])} (mean of "
-              f"{args.keygen_repeats}, range {fmt_t(r['keygen_min_s']).strip()} .. "
-              f"{fmt_t(r['keygen_max_s']).strip()}); packing: {r['packing']}")
+        print(
+            f"\n== {r['bits']}-bit key: key generation {fmt_t(r['keygen_s'])} (mean of "
+            f"{args.keygen_repeats}, range {fmt_t(r['keygen_min_s']).strip()} .. "
+            f"{fmt_t(r['keygen_max_s']).strip()}); packing: {r['packing']}"
+        )
         u, p = r["unpacked"], r["packed"]
         print(f"{'per planning instant':<44}{'unpacked':>12}{'packed':>12}{'packed/unp.':>13}")
         rows = [
@@ -135,8 +149,10 @@ def main() -> None:
             a, b = u[key], p[key]
             sa, sb = (f(a), f(b)) if f else (f"{a:>9d}  ", f"{b:>9d}  ")
             print(f"{label:<44}{sa:>12}{sb:>12}{b / a:>12.3f}")
-        print(f"{'overhead vs plaintext sum (compute, 3 own.)':<44}"
-              f"{u['instant_compute_s'] / base3:>11.0f}x{p['instant_compute_s'] / base3:>11.0f}x")
+        print(
+            f"{'overhead vs plaintext sum (compute, 3 own.)':<44}"
+            f"{u['instant_compute_s'] / base3:>11.0f}x{p['instant_compute_s'] / base3:>11.0f}x"
+        )
         print(f"{'max |decrypted - true sum| (bound 1.5e-6)':<44}{u['max_error']:>12.1e}{p['max_error']:>12.1e}")
 
 

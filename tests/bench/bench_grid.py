@@ -19,27 +19,56 @@ def build_test_net() -> pp.pandapowerNet:
     ties = net.line.index[~net.line["in_service"]]
     for line in ties:
         net.line.at[line, "in_service"] = True
-        pp.create_switch(net, bus=int(net.line.at[line, "from_bus"]), element=int(line), et="l",
-                         closed=False, name=f"tie-{line}")
+        pp.create_switch(
+            net, bus=int(net.line.at[line, "from_bus"]), element=int(line), et="l", closed=False, name=f"tie-{line}"
+        )
     vn_kv = float(net.bus.at[0, "vn_kv"])
     for k, feeder_bus in enumerate(MG_FEEDER_BUSES):
         mg = f"MG{k + 1}"
         bus = pp.create_bus(net, vn_kv=vn_kv, name=f"{mg}-bus", min_vm_pu=0.9, max_vm_pu=1.1)
-        line = pp.create_line_from_parameters(net, feeder_bus, bus, length_km=0.1, r_ohm_per_km=0.1,
-                                              x_ohm_per_km=0.1, c_nf_per_km=0.0, max_i_ka=0.4,
-                                              name=f"{mg}-pcc")
+        line = pp.create_line_from_parameters(
+            net,
+            feeder_bus,
+            bus,
+            length_km=0.1,
+            r_ohm_per_km=0.1,
+            x_ohm_per_km=0.1,
+            c_nf_per_km=0.0,
+            max_i_ka=0.4,
+            name=f"{mg}-pcc",
+        )
         pp.create_switch(net, bus=feeder_bus, element=line, et="l", closed=True, name=f"{mg}-pcc")
         pp.create_load(net, bus, p_mw=0.5, q_mvar=0.1, name=f"{mg}-load")
         pp.create_sgen(net, bus, p_mw=0.0, name=f"{mg}-pv", type="PV", controllable=False, max_p_mw=1.0)
         pp.create_sgen(net, bus, p_mw=0.0, name=f"{mg}-wind", type="WP", controllable=False, max_p_mw=0.8)
-        pp.create_sgen(net, bus, p_mw=0.0, name=f"{mg}-diesel", type="diesel", controllable=True,
-                       max_p_mw=1.6, min_p_mw=0.0)
-        pp.create_storage(net, bus, p_mw=0.0, max_e_mwh=1.0, soc_percent=20.0, max_p_mw=0.5,
-                          min_p_mw=-0.5, min_e_mwh=0.0, name=f"{mg}-bess")
-    pp.create_sgen(net, DN_BUS, p_mw=0.0, name="DN-diesel", type="diesel", controllable=True,
-                   max_p_mw=2.0, min_p_mw=0.0)
-    pp.create_storage(net, DN_BUS, p_mw=0.0, max_e_mwh=3.0, soc_percent=50.0, max_p_mw=0.75,
-                      min_p_mw=-0.75, min_e_mwh=0.0, name="DN-bess")
+        pp.create_sgen(
+            net, bus, p_mw=0.0, name=f"{mg}-diesel", type="diesel", controllable=True, max_p_mw=1.6, min_p_mw=0.0
+        )
+        pp.create_storage(
+            net,
+            bus,
+            p_mw=0.0,
+            max_e_mwh=1.0,
+            soc_percent=20.0,
+            max_p_mw=0.5,
+            min_p_mw=-0.5,
+            min_e_mwh=0.0,
+            name=f"{mg}-bess",
+        )
+    pp.create_sgen(
+        net, DN_BUS, p_mw=0.0, name="DN-diesel", type="diesel", controllable=True, max_p_mw=2.0, min_p_mw=0.0
+    )
+    pp.create_storage(
+        net,
+        DN_BUS,
+        p_mw=0.0,
+        max_e_mwh=3.0,
+        soc_percent=50.0,
+        max_p_mw=0.75,
+        min_p_mw=-0.75,
+        min_e_mwh=0.0,
+        name="DN-bess",
+    )
     is_mg_bess = net.storage["name"].str.startswith("MG")
     net.storage["eta_ch"] = 0.98
     net.storage["eta_dis"] = 0.98
@@ -70,8 +99,10 @@ def make_inputs(net: pp.pandapowerNet, n_steps: int, seed: int = 42) -> list[dic
         noise = rng.uniform(0.85, 1.15, len(base_p))
         step: dict[str, dict[str, dict[str, object]]] = {}
         for i, idx in enumerate(net.load.index):
-            step[f"Load-{idx}"] = {"p_mw": {"src": float(base_p[i] * daily * noise[i])},
-                                   "q_mvar": {"src": float(base_q[i] * daily * noise[i])}}
+            step[f"Load-{idx}"] = {
+                "p_mw": {"src": float(base_p[i] * daily * noise[i])},
+                "q_mvar": {"src": float(base_q[i] * daily * noise[i])},
+            }
         for idx in renewable:
             step[f"StaticGen-{idx}"] = {"p_avail_mw": {"src": float(rng.uniform(0.0, 0.8))}}
         for idx in dispatchable:
@@ -105,8 +136,9 @@ def _stats(times: list[float]) -> tuple[float, float]:
     return float(np.median(arr)), float(np.percentile(arr, 95))
 
 
-def bench_gridsim(net: pp.pandapowerNet, steps: list[dict], islanded: bool = False,
-                  force_runpp: bool = False) -> list[float]:
+def bench_gridsim(
+    net: pp.pandapowerNet, steps: list[dict], islanded: bool = False, force_runpp: bool = False
+) -> list[float]:
     import time
 
     from sims.grid import GridSim
@@ -181,8 +213,9 @@ def bench_mosaik_pandapower(net: pp.pandapowerNet, steps: list[dict]) -> list[fl
     own.sgen = own.sgen.drop(columns=["grid_forming"])
     children = sim.create(1, "Grid", net=own)[0]["children"]
     sim.setup_done()
-    request = {c["eid"]: [a for a in sim.meta["models"][c["type"]]["attrs"] if "[" in a and "_" not in a]
-               for c in children}
+    request = {
+        c["eid"]: [a for a in sim.meta["models"][c["type"]]["attrs"] if "[" in a and "_" not in a] for c in children
+    }
     pp_net = sim.get_net()
     times = []
     for k, step in enumerate(steps):
@@ -225,26 +258,41 @@ def main() -> None:
     steps = make_inputs(net, N_STEPS_GRIDSIM)
     rows = [
         ("GridSim (fast path)", N_STEPS_GRIDSIM, _stats(bench_gridsim(net, steps))),
-        ("GridSim, MG1 islanded (fast, island)", N_STEPS_ISLANDED,
-         _stats(bench_gridsim(net, steps[:N_STEPS_ISLANDED], islanded=True))),
-        ("GridSim, runpp path (fallback)", N_STEPS_BASELINE,
-         _stats(bench_gridsim(net, steps[:N_STEPS_BASELINE], force_runpp=True))),
-        ("mosaik-pandapower-2 step+get_data", N_STEPS_BASELINE,
-         _stats(bench_mosaik_pandapower(net, steps[:N_STEPS_BASELINE]))),
+        (
+            "GridSim, MG1 islanded (fast, island)",
+            N_STEPS_ISLANDED,
+            _stats(bench_gridsim(net, steps[:N_STEPS_ISLANDED], islanded=True)),
+        ),
+        (
+            "GridSim, runpp path (fallback)",
+            N_STEPS_BASELINE,
+            _stats(bench_gridsim(net, steps[:N_STEPS_BASELINE], force_runpp=True)),
+        ),
+        (
+            "mosaik-pandapower-2 step+get_data",
+            N_STEPS_BASELINE,
+            _stats(bench_mosaik_pandapower(net, steps[:N_STEPS_BASELINE])),
+        ),
         ("plain pandapower.runpp", N_STEPS_BASELINE, _stats(bench_runpp(net, steps[:N_STEPS_BASELINE]))),
     ]
     ref = rows[0][2][0]
-    print(f"ieee33-style net: {len(net.bus)} buses, {len(net.line)} lines, {len(net.switch)} switches, "
-          f"{len(net.load)} loads, {len(net.sgen)} sgens, {len(net.storage)} storages")
+    print(
+        f"ieee33-style net: {len(net.bus)} buses, {len(net.line)} lines, {len(net.switch)} switches, "
+        f"{len(net.load)} loads, {len(net.sgen)} sgens, {len(net.storage)} storages"
+    )
     print(f"{'path':<38}{'steps':>7}{'median ms':>11}{'p95 ms':>9}{'median / GridSim':>18}")
     for name, n, (median, p95) in rows:
         print(f"{name:<38}{n:>7}{median:>11.3f}{p95:>9.3f}{median / ref:>17.1f}x")
-    print("times: GridSim = step + get_data of every entity and attribute; mosaik-pandapower-2 = inputs "
-          "written to its net + step + get_data; runpp = inputs written + pandapower.runpp (numba off)")
+    print(
+        "times: GridSim = step + get_data of every entity and attribute; mosaik-pandapower-2 = inputs "
+        "written to its net + step + get_data; runpp = inputs written + pandapower.runpp (numba off)"
+    )
     n_check = 50
-    print(f"max |vm - fresh runpp| over {n_check} steps: "
-          f"{voltage_agreement(net, steps[:n_check]):.1e} pu grid-connected, "
-          f"{voltage_agreement(net, steps[:n_check], islanded=True):.1e} pu with MG1 islanded")
+    print(
+        f"max |vm - fresh runpp| over {n_check} steps: "
+        f"{voltage_agreement(net, steps[:n_check]):.1e} pu grid-connected, "
+        f"{voltage_agreement(net, steps[:n_check], islanded=True):.1e} pu with MG1 islanded"
+    )
 
 
 if __name__ == "__main__":

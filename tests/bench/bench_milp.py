@@ -8,10 +8,10 @@ Same synthetic data (seeded), same HiGHS options (mip_rel_gap 1e-3, threads 1) f
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import math
 import random
 import time
+from dataclasses import replace
 
 import highspy
 import numpy as np
@@ -37,8 +37,9 @@ OPTS = SolverOptions(mip_rel_gap=1e-3, time_limit_s=300.0, threads=1, certify_re
 
 # ----------------------------------------------------------------------------------------- data
 
+
 def tariff(n: int) -> Horizon:
-    buy = tuple(115.0 + 45.0 * math.exp(-((h - 12.0) / 4.0) ** 2) for h in range(n))
+    buy = tuple(115.0 + 45.0 * math.exp(-(((h - 12.0) / 4.0) ** 2)) for h in range(n))
     return Horizon(1.0, buy, tuple(b - 10.0 for b in buy), final_step=n - 1)
 
 
@@ -49,19 +50,41 @@ def synthetic_system(n_mg: int, seed: int = 2024, n: int = N_STEPS) -> list[Part
     for i in range(n_mg + 1):
         name = "DN" if i == n_mg else f"MG{i + 1}"
         scale = 2.0 if name == "DN" else 1.0
-        dg = DieselUnit(p_max_mw=scale * rng.uniform(1.2, 2.5), p_min_mw=0.2 * scale,
-                        a2_per_mw2h=rng.uniform(10, 20), a1_per_mwh=rng.uniform(75, 95),
-                        startup_cost=rng.choice([150.0, 200.0]),
-                        ramp_up_mw_per_h=1.2 * scale, ramp_down_mw_per_h=1.2 * scale) \
-            if (i % 3 != 2 or name == "DN") else None
+        dg = (
+            DieselUnit(
+                p_max_mw=scale * rng.uniform(1.2, 2.5),
+                p_min_mw=0.2 * scale,
+                a2_per_mw2h=rng.uniform(10, 20),
+                a1_per_mwh=rng.uniform(75, 95),
+                startup_cost=rng.choice([150.0, 200.0]),
+                ramp_up_mw_per_h=1.2 * scale,
+                ramp_down_mw_per_h=1.2 * scale,
+            )
+            if (i % 3 != 2 or name == "DN")
+            else None
+        )
         e_max = scale * rng.uniform(0.8, 1.5)
-        bat = Battery(e_max_mwh=e_max, e_init_mwh=0.2 * e_max, p_ch_max_mw=0.5 * e_max,
-                      p_dis_max_mw=0.5 * e_max, eta_ch=0.98, eta_dis=0.98, e_final_mwh=0.5 * e_max)
-        mg = Microgrid(name, diesel=dg, battery=bat, pcc_max_mw=1e3 if name == "DN" else 2.5,
-                       res_curtailment_price_per_mwh=5.0, load_shed_price_per_mwh=1000.0)
+        bat = Battery(
+            e_max_mwh=e_max,
+            e_init_mwh=0.2 * e_max,
+            p_ch_max_mw=0.5 * e_max,
+            p_dis_max_mw=0.5 * e_max,
+            eta_ch=0.98,
+            eta_dis=0.98,
+            e_final_mwh=0.5 * e_max,
+        )
+        mg = Microgrid(
+            name,
+            diesel=dg,
+            battery=bat,
+            pcc_max_mw=1e3 if name == "DN" else 2.5,
+            res_curtailment_price_per_mwh=5.0,
+            load_shed_price_per_mwh=1000.0,
+        )
         peak = scale * rng.uniform(1.5, 3.0)
-        load = tuple(peak * (0.6 + 0.4 * math.sin((h - 6) / 24 * 2 * math.pi) ** 2)
-                     * rng.uniform(0.9, 1.1) for h in range(n))
+        load = tuple(
+            peak * (0.6 + 0.4 * math.sin((h - 6) / 24 * 2 * math.pi) ** 2) * rng.uniform(0.9, 1.1) for h in range(n)
+        )
         pv_peak = scale * rng.uniform(0.8, 2.0)
         pv = tuple(pv_peak * max(0.0, math.sin((h - 6) / 12 * math.pi)) for h in range(n))
         wind = tuple(max(0.0, rng.gauss(0.5, 0.3)) * scale for _ in range(n))
@@ -71,14 +94,19 @@ def synthetic_system(n_mg: int, seed: int = 2024, n: int = N_STEPS) -> list[Part
 
 def next_hour(problems: list[PartyProblem], k: int = 1) -> list[PartyProblem]:
     """The rolling re-solve's data: forecasts one hour on, a measured state."""
-    rot = (lambda s: s[k:] + s[:k])
-    return [PartyProblem(p.mg, Forecast(rot(p.forecast.load_p_mw), rot(p.forecast.pv_p_mw),
-                                        rot(p.forecast.wind_p_mw)),
-                         UnitState(e_mwh=(p.mg.battery.e_init_mwh + 0.05) if p.mg.battery else None,
-                                   diesel_p_mw=0.0)) for p in problems]
+    rot = lambda s: s[k:] + s[:k]
+    return [
+        PartyProblem(
+            p.mg,
+            Forecast(rot(p.forecast.load_p_mw), rot(p.forecast.pv_p_mw), rot(p.forecast.wind_p_mw)),
+            UnitState(e_mwh=(p.mg.battery.e_init_mwh + 0.05) if p.mg.battery else None, diesel_p_mw=0.0),
+        )
+        for p in problems
+    ]
 
 
 # ------------------------------------------------------------------- the same model in highspy
+
 
 class _Lp:
     """Columns and rows assembled as numpy arrays, each constraint family T rows at once."""
@@ -106,10 +134,13 @@ class _Lp:
     def rows_(self, terms, lower, upper) -> None:
         """terms: (cols[T], coef) with cols -1 where the term is absent (e.g. t-1 at t = 0)."""
         n = self.n
-        self.rows.append(([(np.asarray(c), np.broadcast_to(np.asarray(v, float), (n,)))
-                           for c, v in terms],
-                          np.broadcast_to(np.asarray(lower, float), (n,)),
-                          np.broadcast_to(np.asarray(upper, float), (n,))))
+        self.rows.append(
+            (
+                [(np.asarray(c), np.broadcast_to(np.asarray(v, float), (n,))) for c, v in terms],
+                np.broadcast_to(np.asarray(lower, float), (n,)),
+                np.broadcast_to(np.asarray(upper, float), (n,)),
+            )
+        )
 
     def to_highs(self, h: highspy.Highs) -> None:
         inf = highspy.kHighsInf
@@ -119,8 +150,7 @@ class _Lp:
         h.addVars(self.ncol, lb, ub)
         h.changeColsCost(self.ncol, np.arange(self.ncol, dtype=np.int32), np.concatenate(self.cost))
         ints = np.flatnonzero(np.concatenate(self.integer)).astype(np.int32)
-        h.changeColsIntegrality(len(ints), ints,
-                                np.full(len(ints), highspy.HighsVarType.kInteger))
+        h.changeColsIntegrality(len(ints), ints, np.full(len(ints), highspy.HighsVarType.kInteger))
         r_all, c_all, v_all, lo_all, up_all = [], [], [], [], []
         base = 0
         for terms, lo, up in self.rows:
@@ -149,8 +179,7 @@ def _prev(cols: np.ndarray) -> np.ndarray:
     return np.concatenate(([-1], cols[:-1]))
 
 
-def build_highspy(problems: list[PartyProblem], hz: Horizon, opts: SolverOptions) -> tuple[
-        highspy.Highs, float]:
+def build_highspy(problems: list[PartyProblem], hz: Horizon, opts: SolverOptions) -> tuple[highspy.Highs, float]:
     """The centralized MILP of ems_controllers.centralized, straight into highspy: the same columns
     and rows in the same order and orientation as Pyomo passes them (``a >= b`` with variables on
     both sides becomes ``b - a <= 0``), so HiGHS sees the same model and takes the same path."""
@@ -161,8 +190,7 @@ def build_highspy(problems: list[PartyProblem], hz: Horizon, opts: SolverOptions
     caps = np.zeros(n)
     for p in problems:
         mg, fc, st = p.mg, p.forecast, p.state
-        load, pvf, wf = (np.maximum(np.asarray(x, float), 0.0)
-                         for x in (fc.load_p_mw, fc.pv_p_mw, fc.wind_p_mw))
+        load, pvf, wf = (np.maximum(np.asarray(x, float), 0.0) for x in (fc.load_p_mw, fc.pv_p_mw, fc.wind_p_mw))
         caps += [exchange_bound_mw(mg, a, b, c) for a, b, c in zip(load, pvf, wf, strict=True)]
         bal = []
         if (d := mg.diesel) is not None:
@@ -182,16 +210,21 @@ def build_highspy(problems: list[PartyProblem], hz: Horizon, opts: SolverOptions
             ru, rd = d.ramp_up_mw_per_h * dt, d.ramp_down_mw_per_h * dt
             if ru < d.p_max_mw:
                 su = max(d.p_min_mw, ru)
-                lp.rows_([(P, 1.0), (_prev(P), -1.0), (_prev(U), su - ru)], -inf,
-                         np.where(first, su + p_prev - (su - ru) * u_prev, su))
+                lp.rows_(
+                    [(P, 1.0), (_prev(P), -1.0), (_prev(U), su - ru)],
+                    -inf,
+                    np.where(first, su + p_prev - (su - ru) * u_prev, su),
+                )
             if rd < d.p_max_mw:
                 sd = max(d.p_min_mw, rd)
-                lp.rows_([(_prev(P), 1.0), (P, -1.0), (U, sd - rd)], -inf,
-                         np.where(first, sd - p_prev, sd))
+                lp.rows_([(_prev(P), 1.0), (P, -1.0), (U, sd - rd)], -inf, np.where(first, sd - p_prev, sd))
             xs = pwl_points(d, opts.pwl_max_error_per_h) if d.a2_per_mw2h > 0 else [0.0]
             for x in xs:
-                lp.rows_([(C, -1.0), (P, 2 * d.a2_per_mw2h * x + d.a1_per_mwh),
-                          (U, d.a0_per_h - d.a2_per_mw2h * x ** 2)], -inf, 0.0)
+                lp.rows_(
+                    [(C, -1.0), (P, 2 * d.a2_per_mw2h * x + d.a1_per_mwh), (U, d.a0_per_h - d.a2_per_mw2h * x**2)],
+                    -inf,
+                    0.0,
+                )
             lp.rows_([(C, 1.0)], 0.0, np.inf)
             bal.append((P, 1.0))
         if (b := mg.battery) is not None:
@@ -203,8 +236,7 @@ def build_highspy(problems: list[PartyProblem], hz: Horizon, opts: SolverOptions
             lp.rows_([(CH, 1.0), (Y, -b.p_ch_max_mw)], -np.inf, 0.0)
             lp.rows_([(DIS, 1.0), (Y, b.p_dis_max_mw)], -np.inf, b.p_dis_max_mw)
             rhs = np.where(first, e0, 0.0)
-            lp.rows_([(E, 1.0), (_prev(E), -1.0), (CH, -b.eta_ch * dt), (DIS, dt / b.eta_dis)],
-                     rhs, rhs)
+            lp.rows_([(E, 1.0), (_prev(E), -1.0), (CH, -b.eta_ch * dt), (DIS, dt / b.eta_dis)], rhs, rhs)
             req = np.full(n, b.e_min_mwh)
             if b.e_final_mwh is not None and hz.final_step is not None:
                 req[hz.final_step] = b.e_final_mwh
@@ -238,6 +270,7 @@ def build_highspy(problems: list[PartyProblem], hz: Horizon, opts: SolverOptions
 
 # ------------------------------------------------------------------------------------- runs
 
+
 def run_highspy(problems, hz):
     t0 = time.perf_counter()
     h, offset = build_highspy(problems, hz, OPTS)
@@ -245,9 +278,15 @@ def run_highspy(problems, hz):
     h.run()
     t2 = time.perf_counter()
     info = h.getInfo()
-    return {"build": t1 - t0, "solve": t2 - t1, "total": t2 - t0,
-            "obj": info.objective_function_value + offset, "gap": info.mip_gap,
-            "rows": h.getNumRow(), "cols": h.getNumCol()}
+    return {
+        "build": t1 - t0,
+        "solve": t2 - t1,
+        "total": t2 - t0,
+        "obj": info.objective_function_value + offset,
+        "gap": info.mip_gap,
+        "rows": h.getNumRow(),
+        "cols": h.getNumCol(),
+    }
 
 
 def run_pyomo(problems, hz, backend):
@@ -259,10 +298,19 @@ def run_pyomo(problems, hz, backend):
     r2 = cm.solve(next_hour(problems), hz, OPTS)
     total2 = time.perf_counter() - t1
     x = r.extra
-    return {"build": x["pyomo_build_s"] + x["set_data_s"], "translate": x["translate_s"],
-            "highs": x["highs_s"], "total": total, "obj": r.objective, "gap": r.mip_gap,
-            "status": r.status, "re_update": r2.extra["set_data_s"] + r2.extra["translate_s"],
-            "re_highs": r2.extra["highs_s"], "re_total": total2, "re_obj": r2.objective}
+    return {
+        "build": x["pyomo_build_s"] + x["set_data_s"],
+        "translate": x["translate_s"],
+        "highs": x["highs_s"],
+        "total": total,
+        "obj": r.objective,
+        "gap": r.mip_gap,
+        "status": r.status,
+        "re_update": r2.extra["set_data_s"] + r2.extra["translate_s"],
+        "re_highs": r2.extra["highs_s"],
+        "re_total": total2,
+        "re_obj": r2.objective,
+    }
 
 
 def main() -> None:
@@ -274,28 +322,35 @@ def main() -> None:
     hz = tariff(N_STEPS)
     run_pyomo(synthetic_system(1), hz, args.backend)  # warm-up: imports, first-use costs
     run_highspy(synthetic_system(1), hz)
-    print(f"day-ahead centralized MILP, {N_STEPS} steps, mip_rel_gap {OPTS.mip_rel_gap}, threads "
-          f"{OPTS.threads}, backend {args.backend}; times in s (best of {args.repeats})")
-    hdr = (f"{'MGs':>4} {'rows':>6} {'cols':>6} | {'py build':>8} {'py transl':>9} {'py HiGHS':>8}"
-           f" {'py total':>8} | {'hs build':>8} {'hs HiGHS':>8} {'hs total':>8} | {'ratio':>5}"
-           f" | {'obj pyomo':>11} {'obj highspy':>11} {'d rel':>7} | {'re upd':>6} {'re HiGHS':>8}"
-           f" {'re total':>8}")
+    print(
+        f"day-ahead centralized MILP, {N_STEPS} steps, mip_rel_gap {OPTS.mip_rel_gap}, threads "
+        f"{OPTS.threads}, backend {args.backend}; times in s (best of {args.repeats})"
+    )
+    hdr = (
+        f"{'MGs':>4} {'rows':>6} {'cols':>6} | {'py build':>8} {'py transl':>9} {'py HiGHS':>8}"
+        f" {'py total':>8} | {'hs build':>8} {'hs HiGHS':>8} {'hs total':>8} | {'ratio':>5}"
+        f" | {'obj pyomo':>11} {'obj highspy':>11} {'d rel':>7} | {'re upd':>6} {'re HiGHS':>8}"
+        f" {'re total':>8}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for n_mg in (int(s) for s in args.sizes.split(",")):
         probs = synthetic_system(n_mg)
-        py = min((run_pyomo(probs, hz, args.backend) for _ in range(args.repeats)),
-                 key=lambda d: d["total"])
+        py = min((run_pyomo(probs, hz, args.backend) for _ in range(args.repeats)), key=lambda d: d["total"])
         hs = min((run_highspy(probs, hz) for _ in range(args.repeats)), key=lambda d: d["total"])
         d_rel = abs(py["obj"] - hs["obj"]) / max(abs(hs["obj"]), 1e-9)
-        print(f"{n_mg:>4} {hs['rows']:>6} {hs['cols']:>6} | {py['build']:>8.3f} {py['translate']:>9.3f}"
-              f" {py['highs']:>8.3f} {py['total']:>8.3f} | {hs['build']:>8.3f} {hs['solve']:>8.3f}"
-              f" {hs['total']:>8.3f} | {py['total'] / hs['total']:>5.2f} | {py['obj']:>11.2f}"
-              f" {hs['obj']:>11.2f} {d_rel:>7.1e} | {py['re_update']:>6.3f} {py['re_highs']:>8.3f}"
-              f" {py['re_total']:>8.3f}")
-    print("ratio = Pyomo total (build + data + translate + HiGHS) / highspy total (numpy build + "
-          "HiGHS);\nd rel: objectives agree within the MIP gap when <= 2*gap; re = re-solve of the "
-          "built Pyomo model with the next hour's data (param update, no rebuild).")
+        print(
+            f"{n_mg:>4} {hs['rows']:>6} {hs['cols']:>6} | {py['build']:>8.3f} {py['translate']:>9.3f}"
+            f" {py['highs']:>8.3f} {py['total']:>8.3f} | {hs['build']:>8.3f} {hs['solve']:>8.3f}"
+            f" {hs['total']:>8.3f} | {py['total'] / hs['total']:>5.2f} | {py['obj']:>11.2f}"
+            f" {hs['obj']:>11.2f} {d_rel:>7.1e} | {py['re_update']:>6.3f} {py['re_highs']:>8.3f}"
+            f" {py['re_total']:>8.3f}"
+        )
+    print(
+        "ratio = Pyomo total (build + data + translate + HiGHS) / highspy total (numpy build + "
+        "HiGHS);\nd rel: objectives agree within the MIP gap when <= 2*gap; re = re-solve of the "
+        "built Pyomo model with the next hour's data (param update, no rebuild)."
+    )
     print("\nwith the LP-relaxation certificate of core.solver (default in the EMSs), same models:")
     for n_mg in (int(s) for s in args.sizes.split(",")):
         probs = synthetic_system(n_mg)
@@ -307,8 +362,10 @@ def main() -> None:
             t1 = time.perf_counter()
             r2 = cm.solve(next_hour(probs), hz, opts)
             t2 = time.perf_counter()
-            print(f"{n_mg:>4} MGs certify={certify!s:<5}: first {t1 - t0:7.3f} s, re-solve {t2 - t1:7.3f} s, "
-                  f"obj {r.objective:.2f} ({r.termination})")
+            print(
+                f"{n_mg:>4} MGs certify={certify!s:<5}: first {t1 - t0:7.3f} s, re-solve {t2 - t1:7.3f} s, "
+                f"obj {r.objective:.2f} ({r.termination})"
+            )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sims.recorder import RecorderSim, read_series  # noqa: E402
+from sims.recorder import RecorderSim, read_series
 
 
 def bench_recorder(path: Path, n_series: int, n_steps: int, step_s: int = 3600) -> float:
@@ -51,8 +51,9 @@ def bench_recorder(path: Path, n_series: int, n_steps: int, step_s: int = 3600) 
 def bench_baseline(path: Path, n_series: int, n_steps: int) -> float:
     t0 = time.perf_counter()
     with h5py.File(path, "w") as f:
-        dss = [f.create_dataset(f"s{i}", shape=(0,), maxshape=(None,), dtype="f8", chunks=(1024,))
-               for i in range(n_series)]
+        dss = [
+            f.create_dataset(f"s{i}", shape=(0,), maxshape=(None,), dtype="f8", chunks=(1024,)) for i in range(n_series)
+        ]
         for k in range(n_steps):
             for ds in dss:
                 ds.resize((k + 1,))
@@ -71,11 +72,15 @@ def main() -> None:
         t_rec = bench_recorder(Path(tmp) / "rec.h5", args.series, args.steps)
         t_base = bench_baseline(Path(tmp) / "base.h5", args.series, args.baseline_steps)
     t_base_scaled = t_base * args.steps / args.baseline_steps
-    print(f"RecorderSim (buffer 24 steps, time inside the simulator): {args.series} series x {args.steps} steps: "
-          f"{t_rec:.3f} s total, {1e3 * t_rec / args.steps:.3f} ms per step")
-    print(f"baseline (append + flush per step): {t_base:.3f} s for {args.baseline_steps} steps, "
-          f"{1e3 * t_base / args.baseline_steps:.3f} ms per step, scaled to {args.steps} steps: "
-          f"{t_base_scaled:.1f} s")
+    print(
+        f"RecorderSim (buffer 24 steps, time inside the simulator): {args.series} series x {args.steps} steps: "
+        f"{t_rec:.3f} s total, {1e3 * t_rec / args.steps:.3f} ms per step"
+    )
+    print(
+        f"baseline (append + flush per step): {t_base:.3f} s for {args.baseline_steps} steps, "
+        f"{1e3 * t_base / args.baseline_steps:.3f} ms per step, scaled to {args.steps} steps: "
+        f"{t_base_scaled:.1f} s"
+    )
     print(f"ratio baseline / recorder: {t_base_scaled / t_rec:.0f}x")
 
 

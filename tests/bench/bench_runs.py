@@ -23,8 +23,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, nargs="+", default=[1, 365])
     ap.add_argument("--strategy", default="rule_based")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="config override, e.g. --set ems.rolling=true")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. --set ems.rolling=true"
+    )
     args = ap.parse_args()
     entry = get_scenario("ieee33_3mg")
     rows = []
@@ -40,8 +41,10 @@ def main() -> None:
     print(f"strategy {args.strategy} {' '.join(args.set)}")
     print(f"{'days':>5} {'steps':>6} {'wall s':>8} {'ms/step':>8} {'vs first':>9} {'solve s':>8} {'file MB':>8}")
     for days, n, wall, solve_s, size_mb in rows:
-        print(f"{days:>5} {n:>6} {wall:>8.2f} {1000 * wall / n:>8.2f} {wall / base:>8.1f}x {solve_s:>8.1f} "
-              f"{size_mb:>8.1f}")
+        print(
+            f"{days:>5} {n:>6} {wall:>8.2f} {1000 * wall / n:>8.2f} {wall / base:>8.1f}x {solve_s:>8.1f} "
+            f"{size_mb:>8.1f}"
+        )
 
 
 if __name__ == "__main__":
