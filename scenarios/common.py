@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ems_controllers.registry import get_strategy
 from scenarios.config import Config, load_profiles_path
+
+if TYPE_CHECKING:
+    from mosaik import SimConfig
 
 SIM_TARGETS = {
     "grid": ("Grid", "sims.grid:GridSim"),
@@ -44,12 +47,12 @@ PROFILE_RECORD = {
 }
 
 
-def sim_config(cfg: Config, strategy: str) -> dict[str, dict[str, str]]:
+def sim_config(cfg: Config, strategy: str) -> SimConfig:
     """mosaik sim_config: in-process by default, ``cmd`` (a separate process) for the sims named in
     ``run.separate_processes``."""
     targets = dict(SIM_TARGETS)
     targets["ems"] = ("EMS", get_strategy(strategy).target)
-    out: dict[str, dict[str, str]] = {}
+    out: SimConfig = {}
     for key, (name, target) in targets.items():
         if key in cfg.run.separate_processes:
             module = target.split(":", 1)[0]

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sims.profiles import DEFAULT_HUB_HEIGHT_M, DEFAULT_TURBINE_TYPE
+
 DATA_DIR = Path(__file__).parent / "data"
 
 
@@ -120,14 +122,13 @@ class PvCfg(_Strict):
 class WindCfg(_Strict):
     p_rated_mw: float = Field(ge=0)
     curtailable: bool = True
-    turbine_type: str = "E-82/2350"
-    hub_height_m: float = Field(default=98.0, gt=0)
+    turbine_type: str = DEFAULT_TURBINE_TYPE
+    hub_height_m: float = Field(default=DEFAULT_HUB_HEIGHT_M, gt=0)
 
 
 class UnitsCfg(_Strict):
     """What an MG or the network operator owns at one bus."""
 
-    bus: int = Field(ge=0, description="pandapower bus index (0-based) of the feeder bus it hangs on")
     load: LoadCfg | None = None
     pv: PvCfg | None = None
     wind: WindCfg | None = None
@@ -163,9 +164,17 @@ class TradeCfg(_Strict):
 
     @model_validator(mode="after")
     def _order(self) -> TradeCfg:
-        if any(s > b for s, b in zip(self.sell_price_per_mwh, self.buy_price_per_mwh)):
+        if len(self.sell_price_per_mwh) != len(self.buy_price_per_mwh):
+            raise ValueError("sell_price_per_mwh and buy_price_per_mwh differ in length")
+        if any(s > b for s, b in zip(self.sell_price_per_mwh, self.buy_price_per_mwh, strict=True)):
             raise ValueError("sell_price_per_mwh exceeds buy_price_per_mwh in some step")
         return self
+
+
+class DnCfg(UnitsCfg):
+    """The network operator's own units."""
+
+    bus: int = Field(ge=0, description="pandapower bus index (0-based) of the feeder bus it hangs on")
 
 
 class MgCfg(UnitsCfg):
@@ -313,7 +322,7 @@ class Config(_Strict):
     ems: EmsCfg = EmsCfg()
     penalties: PenaltyCfg = PenaltyCfg()
     run: RunCfg = RunCfg()
-    dn: UnitsCfg | None = None
+    dn: DnCfg | None = None
     mgs: list[MgCfg] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -328,7 +337,7 @@ class Config(_Strict):
                     f"tariff.{key} has {n} values, a day has {steps_per_day} steps "
                     f"of scenario.step_s={self.scenario.step_s}"
                 )
-        if any(s > b for s, b in zip(self.tariff.sell_price_per_mwh, self.tariff.buy_price_per_mwh)):
+        if any(s > b for s, b in zip(self.tariff.sell_price_per_mwh, self.tariff.buy_price_per_mwh, strict=True)):
             raise ValueError("tariff.sell_price_per_mwh exceeds buy_price_per_mwh in some step")
         if self.forecast.every_s % self.scenario.step_s:
             raise ValueError("forecast.every_s must be a multiple of scenario.step_s")

@@ -78,7 +78,7 @@ def build_net(cfg: Config) -> NetLayout:
 
 def validate_against_net(cfg: Config, net: Any) -> None:
     n_bus = len(net.bus)
-    places: list[tuple[str, int]] = [(f"mgs[{i}] ({m.name}).bus", m.bus) for i, m in enumerate(cfg.mgs)]
+    places: list[tuple[str, int | None]] = [(f"mgs[{i}] ({m.name}).bus", m.bus) for i, m in enumerate(cfg.mgs)]
     if cfg.dn is not None:
         places.append(("dn.bus", cfg.dn.bus))
     for where, bus in places:

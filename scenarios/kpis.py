@@ -1,6 +1,6 @@
 """KPIs of a run, computed from what happened (the HDF5 ``Series/``), the same way for every strategy.
 
-Cost definitions (DESIGN.md): ``total_cost`` is the system's cost: diesel running (exact quadratic on the
+Cost definitions (docs/architecture.md): ``total_cost`` is the system's cost: diesel running (exact quadratic on the
 measured output) and start-up costs, renewable curtailment and unserved-load penalties, and the tariff on
 the energy exchanged at the substation (external grid). ``cost_by_mg`` is each party's own bill: its units'
 costs and penalties plus what it pays for its exchange at its point of common coupling (PCC) at the tariff;

@@ -43,7 +43,7 @@ def build_net(cfg: Config) -> NetLayout:
     parties: dict[str, PartyUnits] = {}
     for i, mg in sorted(enumerate(cfg.mgs), key=lambda im: _depth(cfg, im[1].name)):
         if mg.parent is None:
-            if mg.bus not in net.bus.index:
+            if mg.bus is None or mg.bus not in net.bus.index:
                 raise ConfigError(f"mgs[{i}] ({mg.name}).bus: bus {mg.bus} is not in {g.net}")
             at = int(mg.bus)
         else:

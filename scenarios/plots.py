@@ -64,7 +64,8 @@ def plot_run(path: Path, out_dir: Path) -> list[Path]:
         (line,) = ax.plot(t, s[(pm["storage"], "soc_mwh")], label=f"{name} measured")
         plan = plans.get((pm["ems"], "plan_soc_mwh"))
         if plan is not None:
-            for k in np.flatnonzero(np.isfinite(plan).any(axis=1)):
+            planned_at = [int(k) for k in np.flatnonzero(np.isfinite(plan).any(axis=1))]
+            for k in planned_at:
                 row = plan[k]
                 m = min(len(row), n - k)
                 ax.plot(
@@ -72,7 +73,7 @@ def plot_run(path: Path, out_dir: Path) -> list[Path]:
                     row[:m],
                     ls=":",
                     color=line.get_color(),
-                    label=f"{name} planned" if k == np.flatnonzero(np.isfinite(plan).any(axis=1))[0] else None,
+                    label=f"{name} planned" if k == planned_at[0] else None,
                 )
     ax.set_ylabel("stored energy (MWh, end of step)")
     ax.set_xlabel("hour")
@@ -153,7 +154,7 @@ def _plan_vs_actual(s: dict, emap: dict, t: np.ndarray, n: int, title: str, out_
             if not fcs:
                 continue
             fc = np.sum(fcs, axis=0)  # (steps, horizon)
-            steps_per_day = int(round(24 / (t[1] - t[0]))) if n > 1 else 24
+            steps_per_day = round(24 / (t[1] - t[0])) if n > 1 else 24
             for k in range(0, n, steps_per_day):  # the forecast issued at the start of each day
                 if np.isfinite(fc[k]).any():
                     m = min(fc.shape[1], n - k)

@@ -15,7 +15,7 @@ import math
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stdout, suppress
 from typing import Any, TextIO
 
 import numpy as np
@@ -23,10 +23,8 @@ import numpy as np
 
 def _flush_std() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with suppress(OSError, ValueError):  # a closed or broken stream: nothing to keep
             stream.flush()
-        except (OSError, ValueError):  # a closed or broken stream: nothing to keep
-            pass
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import pandapower as pp
 
 from ems_controllers.core.types import Microgrid
 from ems_controllers.registry import get_strategy
-from scenarios.config import Config, ConfigError, LoadCfg, MgCfg, PvCfg, UnitsCfg
+from scenarios.config import Config, ConfigError, LoadCfg, MgCfg, PvCfg, UnitsCfg, WindCfg
 
 DN = "DN"
 
@@ -184,6 +184,8 @@ def party_microgrid(cfg: Config, name: str) -> Microgrid:
     battery = None
     if units.battery is not None:
         battery = units.battery.model_dump(exclude={"grid_forming"})
+    trade_cfg_owner = units if isinstance(units, MgCfg) else None
+    trade = trade_cfg_owner.trade if trade_cfg_owner else None
     return Microgrid.from_dict(
         {
             "name": name,
@@ -193,9 +195,9 @@ def party_microgrid(cfg: Config, name: str) -> Microgrid:
             "res_curtailment_price_per_mwh": pen.res_curtailment_price_per_mwh,
             "load_shed_price_per_mwh": pen.load_shed_price_per_mwh,
             "pv_curtailable": units.pv.curtailable if units.pv else True,
-            "parent": getattr(units, "parent", None),
-            "trade_buy_price_per_mwh": units.trade.buy_price_per_mwh if getattr(units, "trade", None) else None,
-            "trade_sell_price_per_mwh": units.trade.sell_price_per_mwh if getattr(units, "trade", None) else None,
+            "parent": trade_cfg_owner.parent if trade_cfg_owner else None,
+            "trade_buy_price_per_mwh": trade.buy_price_per_mwh if trade else None,
+            "trade_sell_price_per_mwh": trade.sell_price_per_mwh if trade else None,
             "wind_curtailable": units.wind.curtailable if units.wind else True,
         }
     )
@@ -205,28 +207,26 @@ def _fid(entity: Any) -> str:
     return entity.full_id
 
 
-def _profile(prof: Any, kind: str, unit: LoadCfg | PvCfg | Any, cfg: Config, **load_kw: Any) -> Any:
+def _profile(prof: Any, unit: LoadCfg | PvCfg | WindCfg, cfg: Config, **load_kw: Any) -> Any:
     """The profile entity of one load / PV / wind unit: a series from the data file if it has one."""
     err = cfg.forecast.error_std
-    series = getattr(unit, "p_mw_per_hour", None)
-    if series is not None:
-        extra = {"cos_phi": unit.cos_phi} if kind == "load" else {}
-        return prof.Series(
-            p_mw_per_hour=list(series), kind="load" if kind == "load" else "generation", forecast_error_std=err, **extra
+    if isinstance(unit, WindCfg):
+        return prof.Wind(
+            p_rated_mw=unit.p_rated_mw,
+            turbine_type=unit.turbine_type,
+            hub_height_m=unit.hub_height_m,
+            forecast_error_std=err,
         )
-    if kind == "load":
+    if unit.p_mw_per_hour is not None:
+        extra = {"cos_phi": unit.cos_phi} if isinstance(unit, LoadCfg) else {}
+        kind = "load" if isinstance(unit, LoadCfg) else "generation"
+        return prof.Series(p_mw_per_hour=list(unit.p_mw_per_hour), kind=kind, forecast_error_std=err, **extra)
+    if isinstance(unit, LoadCfg):
         return prof.Load(
             p_peak_mw=unit.p_peak_mw, profile=unit.profile, cos_phi=unit.cos_phi, forecast_error_std=err, **load_kw
         )
-    if kind == "pv":
-        return prof.PV(
-            p_peak_mw=unit.p_peak_mw, tilt_deg=unit.tilt_deg, azimuth_deg=unit.azimuth_deg, forecast_error_std=err
-        )
-    return prof.Wind(
-        p_rated_mw=unit.p_rated_mw,
-        turbine_type=unit.turbine_type,
-        hub_height_m=unit.hub_height_m,
-        forecast_error_std=err,
+    return prof.PV(
+        p_peak_mw=unit.p_peak_mw, tilt_deg=unit.tilt_deg, azimuth_deg=unit.azimuth_deg, forecast_error_std=err
     )
 
 
@@ -316,7 +316,7 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir:
                 pm["profiles"]["load"].append(_fid(ent))
         elif units is not None and units.load is not None:
             li = party.load[0]
-            ent = _profile(prof, "load", units.load, cfg)
+            ent = _profile(prof, units.load, cfg)
             profile_ents.append(ent)
             world.connect(ent, ge[f"Load-{li}"], "p_mw", "q_mvar")
             world.connect(ent, ems, ("forecast_p_mw", "load_forecast_p_mw"))
@@ -338,7 +338,7 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir:
             pm["profiles"]["load"].append(_fid(ent))
         for kind, idxs in (("pv", party.pv), ("wind", party.wind)):
             for si in idxs:
-                ent = _profile(prof, kind, getattr(units, kind), cfg)
+                ent = _profile(prof, getattr(units, kind), cfg)
                 profile_ents.append(ent)
                 sg = ge[f"StaticGen-{si}"]
                 world.connect(ent, sg, ("p_mw", "p_avail_mw"))

@@ -62,12 +62,13 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, override
 
 import mosaik_api_v3
 import numpy as np
 import pandapower as pp
 import pandapower.networks
+from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -116,7 +117,7 @@ GRID_OUTPUTS = (
     "unsupplied_mw",
 )
 
-META: dict[str, Any] = {
+META: Meta = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
@@ -205,10 +206,7 @@ class _FastModel:
 
     def set_values(self, key: str, values: np.ndarray, setter: Any) -> None:
         old = self.values.get(key)
-        if old is None:
-            changed = range(len(values))
-        else:
-            changed = np.flatnonzero(old != values).tolist()
+        changed = range(len(values)) if old is None else np.flatnonzero(old != values).tolist()
         for i in changed:
             setter(i, float(values[i]))
         self.values[key] = values.copy()
@@ -353,7 +351,10 @@ class GridSim(mosaik_api_v3.Simulator):
         """Power-flow path of the last step: "fast", "runpp" or "diverged" (diagnostics, tests)."""
 
     # ------------------------------------------------------------------ mosaik API
-    def init(self, sid: str, time_resolution: float = 1.0, step_size: int = 3600, **sim_params: Any) -> dict:
+    @override
+    def init(self, sid: SimId, time_resolution: float = 1.0, **sim_params: Any) -> Meta:
+        """``sim_params``: ``step_size`` (time units per step, default 3600) and nothing else."""
+        step_size = sim_params.pop("step_size", 3600)
         if sim_params:
             raise ValueError(f"unknown GridSim params: {sorted(sim_params)}")
         if step_size <= 0:
@@ -363,7 +364,8 @@ class GridSim(mosaik_api_v3.Simulator):
         self.step_size = int(step_size)
         return self.meta
 
-    def create(self, num: int, model: str, **model_params: Any) -> list[dict]:
+    @override
+    def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
         if model != "Grid":
             raise ValueError(f"only Grid entities can be created, not {model!r}")
         if num != 1 or self.net is not None:
@@ -399,7 +401,8 @@ class GridSim(mosaik_api_v3.Simulator):
         self._eids["Grid-0"] = ("Grid", 0)
         return [{"eid": "Grid-0", "type": "Grid", "children": children, "rel": []}]
 
-    def step(self, time: int, inputs: dict, max_advance: int) -> int:
+    @override
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         for eid, attrs in inputs.items():
             model, pos = self._eids[eid]
             for attr, sources in attrs.items():
@@ -410,9 +413,10 @@ class GridSim(mosaik_api_v3.Simulator):
         self._simulate(time)
         return time + self.step_size
 
-    def get_data(self, outputs: dict) -> dict:
+    @override
+    def get_data(self, outputs: OutputRequest) -> OutputData:
         out = self._out
-        data: dict[str, dict[str, Any]] = {}
+        data: OutputData = {}
         for eid, attrs in outputs.items():
             model, pos = self._eids[eid]
             table = out[model]
@@ -455,21 +459,27 @@ class GridSim(mosaik_api_v3.Simulator):
         self._topology_cache: dict[bytes, dict[str, Any]] = {}
         line_pos = {int(i): p for p, i in enumerate(line.index)}
         self._sw_line_pos = np.array(
-            [line_pos.get(int(e), -1) if t == "l" else -1 for e, t in zip(self._sw_element, self._sw_et)],
+            [line_pos.get(int(e), -1) if t == "l" else -1 for e, t in zip(self._sw_element, self._sw_et, strict=True)],
             dtype=np.int64,
         )
         # a line switch opens the line end at its bus, a trafo switch the trafo side at its bus
         self._sw_line_side = np.array(
-            [0 if p < 0 else (1 if self._line_from[p] == b else 2) for p, b in zip(self._sw_line_pos, self._sw_bus)],
+            [
+                0 if p < 0 else (1 if self._line_from[p] == b else 2)
+                for p, b in zip(self._sw_line_pos, self._sw_bus, strict=True)
+            ],
             dtype=np.int64,
         )
         trafo_pos = {int(i): p for p, i in enumerate(trafo.index)}
         self._sw_trafo_pos = np.array(
-            [trafo_pos.get(int(e), -1) if t == "t" else -1 for e, t in zip(self._sw_element, self._sw_et)],
+            [trafo_pos.get(int(e), -1) if t == "t" else -1 for e, t in zip(self._sw_element, self._sw_et, strict=True)],
             dtype=np.int64,
         )
         self._sw_trafo_side = np.array(
-            [0 if p < 0 else (1 if self._trafo_hv[p] == b else 2) for p, b in zip(self._sw_trafo_pos, self._sw_bus)],
+            [
+                0 if p < 0 else (1 if self._trafo_hv[p] == b else 2)
+                for p, b in zip(self._sw_trafo_pos, self._sw_bus, strict=True)
+            ],
             dtype=np.int64,
         )
 
@@ -661,11 +671,11 @@ class GridSim(mosaik_api_v3.Simulator):
         n = self._n_bus
         side = np.where(self._line_in_service, 3, 0)
         open_sw = ~self._sw_closed
-        for p, s in zip(self._sw_line_pos[open_sw], self._sw_line_side[open_sw]):
+        for p, s in zip(self._sw_line_pos[open_sw], self._sw_line_side[open_sw], strict=True):
             if p >= 0:
                 side[p] &= ~s
         tside = np.where(self._trafo_in_service, 3, 0)
-        for p, s in zip(self._sw_trafo_pos[open_sw], self._sw_trafo_side[open_sw]):
+        for p, s in zip(self._sw_trafo_pos[open_sw], self._sw_trafo_side[open_sw], strict=True):
             if p >= 0:
                 tside[p] &= ~s
         both = side == 3
@@ -799,7 +809,7 @@ class GridSim(mosaik_api_v3.Simulator):
         if not converged:
             self.last_path = "diverged"
 
-        if converged:
+        if result is not None:
             # grid-forming units report the power that balanced their island
             for kind, pos in slack_units:
                 if kind == "sgen":
@@ -809,7 +819,7 @@ class GridSim(mosaik_api_v3.Simulator):
                         logger.warning(
                             "t=%s: grid-forming sgen %s balances its island with %.4f MW, outside [0, %.4f] MW",
                             time,
-                            self.net.sgen.index[pos],
+                            self._pp_net.sgen.index[pos],
                             sgen_p[pos],
                             limit,
                         )
@@ -955,8 +965,7 @@ class GridSim(mosaik_api_v3.Simulator):
                 for k, (side, col) in enumerate(((0, 0), (0, 1), (0, 3), (1, 0), (1, 1), (1, 3))):
                     res["trafo"][k][island.trafo_pos] = np.asarray(trafo_res[side][col])
             p_slack = float(m.get_gen_res()[0][fast.n_gen])
-            kind, pos = unit
-            res["slack_p"][unit] = p_slack if kind == "sgen" else -p_slack
+            res["slack_p"][unit] = p_slack if unit[0] == "sgen" else -p_slack
         return True
 
     def _build_island_model(self, main: dict[str, Any], label: int, unit: tuple[str, int]) -> _IslandModel | None:
@@ -1156,7 +1165,7 @@ class GridSim(mosaik_api_v3.Simulator):
         bus_p = np.where(energised, bus_p, nan)
         bus_q = np.where(energised, bus_q, nan)
         out["Bus"] = {"vm_pu": vm.tolist(), "va_degree": va.tolist(), "p_mw": bus_p.tolist(), "q_mvar": bus_q.tolist()}
-        p1, q1, a1, p2, q2, a2 = res["line"]
+        p1, q1, a1, p2, _q2, a2 = res["line"]
         i_ka = np.maximum(np.nan_to_num(a1), np.nan_to_num(a2))
         with np.errstate(divide="ignore", invalid="ignore"):
             loading = i_ka / self._line_imax * 100.0

@@ -86,11 +86,12 @@ import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, override
 
 import mosaik_api_v3
 import numpy as np
 import pandas as pd
+from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ HOURS_PER_YEAR = 8760
 S_PER_H = 3600
 TMY_FILE = "723170TYA.CSV"
 DEFAULT_TURBINE_TYPE = "E-82/2350"
-DEFAULT_HUB_HEIGHT_M = 108.0
+DEFAULT_HUB_HEIGHT_M = 98.0
 WIND_MEASUREMENT_HEIGHT_M = 10.0
 ROUGHNESS_LENGTH_M = 0.15
 PV_ALBEDO = 0.2
@@ -184,12 +185,12 @@ def tmy_weather(year: int) -> Weather:
 def load_profiles(path: str | None = None) -> pd.DataFrame:
     """The normalised hourly load profiles (8760 rows, one column per profile, peak 1.0) of ``path``
     (default: the embedded ``scenarios/data/load_profiles.csv``)."""
+    source = path or "the embedded load_profiles.csv"
     if path is None:
-        source = importlib.resources.files("scenarios") / "data" / "load_profiles.csv"
-        with importlib.resources.as_file(source) as p:
+        embedded = importlib.resources.files("scenarios") / "data" / "load_profiles.csv"
+        with importlib.resources.as_file(embedded) as p:
             frame = pd.read_csv(p, index_col="time")
     else:
-        source = path
         frame = pd.read_csv(path, index_col="time")
     if len(frame) != HOURS_PER_YEAR:
         raise ValueError(f"{source}: expected {HOURS_PER_YEAR} rows, got {len(frame)}")
@@ -248,7 +249,7 @@ def _pv_per_unit(tilt_deg: float, azimuth_deg: float, weather: Weather) -> np.nd
     import pvlib
 
     w = weather.frame
-    mid = w.index + pd.Timedelta(minutes=30)
+    mid = pd.DatetimeIndex(w.index) + pd.Timedelta(minutes=30)
     sun = pvlib.solarposition.get_solarposition(
         mid,
         weather.latitude,
@@ -430,7 +431,7 @@ _MODELS: dict[str, _ModelSpec] = {
 }
 _FORECAST_ATTR = "forecast_p_mw"
 
-META: dict[str, Any] = {
+META: Meta = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
@@ -455,6 +456,24 @@ class _Unit:
     cos_phi: float | None
 
 
+@dataclass(frozen=True)
+class ProfileParams:
+    """The sim params of :class:`ProfileSim` (``world.start("Profiles", **params)``)."""
+
+    step_size: int = S_PER_H
+    """Time units per step."""
+    start: str = "2016-01-01 00:00:00"
+    """Time stamp of step 0 (its hour of the year selects the weather and profile rows)."""
+    forecast_every_s: float = 86400
+    """Seconds between planning instants (a forecast is issued at each)."""
+    forecast_horizon_steps: int = 24
+    """Length of each forecast in steps."""
+    seed: int = 0
+    """Seed of the forecast errors (each entity draws from its own stream)."""
+    load_profiles_file: str | None = None
+    """A CSV of normalised load profiles (default: the embedded SimBench profiles)."""
+
+
 class ProfileSim(mosaik_api_v3.Simulator):
     """mosaik adapter for PV, wind and load profiles (see the module docstring)."""
 
@@ -477,17 +496,13 @@ class ProfileSim(mosaik_api_v3.Simulator):
         self._eids: list[str] = []
         self._matrix_p_mw = np.zeros((0, HOURS_PER_YEAR))
 
-    def init(
-        self,
-        sid: str,
-        time_resolution: float = 1.0,
-        step_size: int = S_PER_H,
-        start: str = "2016-01-01 00:00:00",
-        forecast_every_s: float = 86400,
-        forecast_horizon_steps: int = 24,
-        seed: int = 0,
-        load_profiles_file: str | None = None,
-    ) -> dict[str, Any]:
+    @override
+    def init(self, sid: SimId, time_resolution: float = 1.0, **sim_params: Any) -> Meta:
+        """``sim_params`` are the fields of :class:`ProfileParams`."""
+        params = ProfileParams(**sim_params)
+        step_size, start, seed = params.step_size, params.start, params.seed
+        forecast_every_s, forecast_horizon_steps = params.forecast_every_s, params.forecast_horizon_steps
+        load_profiles_file = params.load_profiles_file
         if not (isinstance(step_size, int) and step_size > 0):
             raise ValueError(f"step_size must be a positive integer (time units), got {step_size!r}")
         if not (float(time_resolution) > 0):
@@ -590,11 +605,12 @@ class ProfileSim(mosaik_api_v3.Simulator):
             raise ValueError(f"cos_phi must be in (0, 1], got {cos_phi!r}")
         return _Unit(series, error_frac * peak, None, False, cos_phi)
 
-    def create(self, num: int, model: str, **model_params: Any) -> list[dict[str, Any]]:
+    @override
+    def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
         if model not in _MODELS:
             raise ValueError(f"model: unknown model {model!r}; valid: {list(_MODELS)}")
         unit = self._make_unit(model, model_params)
-        entities = []
+        entities: list[CreateResult] = []
         for _ in range(num):
             eid = f"{model}-{self._counters[model]}"
             self._counters[model] += 1
@@ -607,7 +623,8 @@ class ProfileSim(mosaik_api_v3.Simulator):
     def _is_planning_time(self, t_s: float) -> bool:
         return math.isclose(math.remainder(t_s, self._forecast_every_s), 0.0, abs_tol=1e-6)
 
-    def step(self, time: int, inputs: dict[str, Any], max_advance: int) -> int:
+    @override
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         t_s = time * self._time_resolution
         planning = self._is_planning_time(t_s)
         n = self._horizon if planning else 1
@@ -619,7 +636,7 @@ class ProfileSim(mosaik_api_v3.Simulator):
             if unit.cos_phi is not None:
                 data["q_mvar"] = p_mw * math.tan(math.acos(unit.cos_phi))
             if planning:
-                rng = entity_rng(self._seed, eid, int(round(t_s)))
+                rng = entity_rng(self._seed, eid, round(t_s))
                 fc = forecast_p_mw(windows[row], unit.error_std_mw, rng, unit.upper_mw, unit.zero_where_actual_zero)
                 data[_FORECAST_ATTR] = fc.tolist()
             else:
@@ -628,7 +645,8 @@ class ProfileSim(mosaik_api_v3.Simulator):
         self._out = out
         return time + self._step_size
 
-    def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
+    @override
+    def get_data(self, outputs: OutputRequest) -> OutputData:
         data: dict[str, Any] = {}
         for eid, attrs in outputs.items():
             if eid not in self._out:

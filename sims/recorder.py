@@ -1,6 +1,6 @@
 """HDF5 recorder for mmg-cosim runs (h5py), in the layout of mosaik-hdf5.
 
-File layout (see DESIGN.md, "HDF5 record")::
+File layout (see docs/architecture.md, "The HDF5 record")::
 
     /                         root attributes: scenario, strategy, start, step_s, n_steps (planned),
                               n_steps_completed, package_version, created_utc, config JSON, ...
@@ -45,11 +45,12 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, override
 
 import h5py
 import mosaik_api_v3
 import numpy as np
+from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
 
 logger = logging.getLogger(__name__)
 
@@ -413,6 +414,22 @@ def _to_str(value: Any, col: _Column) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RecorderParams:
+    """The sim params of :class:`RecorderSim` (``world.start("Recorder", **params)``)."""
+
+    step_size: int = 3600
+    """Time units per step (the recorder steps with the other simulators)."""
+    path: str = "results/run.h5"
+    """The HDF5 file to write (created or replaced)."""
+    attrs: Mapping[str, Any] | None = None
+    """Root attributes (scenario, strategy, config, ...); mappings and lists are stored as JSON."""
+    buffer_steps: int = 24
+    """Steps buffered in memory before a block is written and flushed."""
+    n_steps: int | None = None
+    """Steps the run is meant to have (for readers of a partial file)."""
+
+
 class RecorderSim(mosaik_api_v3.Simulator):
     """mosaik simulator writing every input it gets to one HDF5 file (one ``Recorder`` entity)."""
 
@@ -424,16 +441,12 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.writer: _Writer | None = None
         self.path: Path | None = None
 
-    def init(
-        self,
-        sid: str,
-        time_resolution: float = 1.0,
-        step_size: int = 3600,
-        path: str = "results/run.h5",
-        attrs: Mapping[str, Any] | None = None,
-        buffer_steps: int = 24,
-        n_steps: int | None = None,
-    ) -> dict:
+    @override
+    def init(self, sid: SimId, time_resolution: float = 1.0, **sim_params: Any) -> Meta:
+        """Open the file; ``sim_params`` are the fields of :class:`RecorderParams`."""
+        params = RecorderParams(**sim_params)
+        step_size, path, attrs = params.step_size, params.path, params.attrs
+        buffer_steps, n_steps = params.buffer_steps, params.n_steps
         if step_size <= 0:
             raise ValueError(f"step_size must be > 0, got {step_size}")
         self.sid = sid
@@ -463,7 +476,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
         logger.info("recorder %s writes %s (buffer %d steps)", sid, self.path, buffer_steps)
         return self.meta
 
-    def create(self, num: int, model: str, **model_params: Any) -> list[dict]:
+    @override
+    def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
         if model != "Recorder":
             raise ValueError(f"unknown model {model!r}; RecorderSim has only 'Recorder'")
         if self.eid is not None or num != 1:
@@ -471,7 +485,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.eid = "Recorder"
         return [{"eid": self.eid, "type": model}]
 
-    def setup_done(self) -> Iterator[Any]:
+    @override
+    def setup_done(self) -> Iterator[Any]:  # type: ignore[override]  # mosaik-api-v3 drives a generator here
         """Store mosaik's entity graph in ``Relations/`` (a generator: mosaik awaits what it yields)."""
         mosaik = getattr(self, "mosaik", None)
         if mosaik is None or self.writer is None:
@@ -499,7 +514,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
         grp.create_dataset("node_types", data=np.array(types, dtype=object), dtype=_STR_DTYPE)
         self.writer.file.flush()
 
-    def step(self, time: int, inputs: dict, max_advance: int = 0) -> int:
+    @override
+    def step(self, time: Time, inputs: InputData, max_advance: Time = 0) -> Time:
         w = self.writer
         if w is None:
             raise RuntimeError("RecorderSim.step called before init")
@@ -531,9 +547,11 @@ class RecorderSim(mosaik_api_v3.Simulator):
         w.step_done(row)
         return time + self.step_size
 
-    def get_data(self, outputs: dict) -> dict:
+    @override
+    def get_data(self, outputs: OutputRequest) -> OutputData:
         return {}
 
+    @override
     def finalize(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -606,10 +624,8 @@ def _read_tree(f: h5py.File, top: str) -> dict[tuple[str, str], np.ndarray]:
     for src, grp in f[top].items():
         for attr, ds in grp.items():
             rows = min(n, ds.shape[0])  # a killed run leaves up to a window of unwritten rows
-            if h5py.check_string_dtype(ds.dtype) is not None:
-                data = ds.asstr()[:rows]
-            else:
-                data = ds[:rows]
+            is_text = h5py.check_string_dtype(ds.dtype) is not None
+            data = ds.asstr()[:rows] if is_text else ds[:rows]
             out[(_unescape(src), _unescape(attr))] = data
     return out
 

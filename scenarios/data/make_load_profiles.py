@@ -70,7 +70,8 @@ def build_profiles(path: Path) -> tuple[pd.DataFrame, dict[str, float]]:
     if not (instants.tz_localize(None) == raw.index).all():
         raise ValueError(f"{path}: time stamps are not consecutive quarter-hours of {SOURCE_TZ}")
     hourly = raw.resample("1h").mean()
-    hourly = hourly[~((hourly.index.month == 2) & (hourly.index.day == 29))]
+    stamps = pd.DatetimeIndex(hourly.index)
+    hourly = hourly[~((stamps.month == 2) & (stamps.day == 29))]
     if len(hourly) != 8760:
         raise ValueError(f"expected 8760 hourly rows after dropping 29 Feb, got {len(hourly)}")
     hourly.columns = list(PROFILES)
