@@ -42,7 +42,7 @@ import importlib.metadata
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, override
@@ -486,7 +486,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
         return [{"eid": self.eid, "type": model}]
 
     @override
-    def setup_done(self) -> Iterator[Any]:  # type: ignore[override]  # mosaik-api-v3 drives a generator here
+    def setup_done(self) -> Generator[Any, Any, None]:  # type: ignore[override]  # mosaik-api-v3 drives a generator
         """Store mosaik's entity graph in ``Relations/`` (a generator: mosaik awaits what it yields)."""
         mosaik = getattr(self, "mosaik", None)
         if mosaik is None or self.writer is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from ems_controllers.core.types import Battery, DieselUnit, Microgrid
@@ -19,7 +21,7 @@ MG = Microgrid(
 TARIFF = {"buy_price_per_mwh": [100.0] * 12 + [200.0] * 12, "sell_price_per_mwh": [90.0] * 12 + [180.0] * 12}
 
 
-def _ems(**params: object) -> LocalEMS:
+def _ems(**params: Any) -> LocalEMS:
     ems = LocalEMS()
     ems.init("EMS", time_resolution=1.0, step_size=H, tariff=TARIFF, **params)
     ems.create(1, "MG", mg=MG.to_dict(), pv_rated_mw=1.0, wind_rated_mw=0.0)

@@ -77,6 +77,7 @@ def test_every_mg_balances_every_hour(runs: dict[str, RunResult]) -> None:
         ancillary_flow = np.zeros(24)
         for mg in cfg.mgs:
             g = {a: _series_h5(path, mg.name, a) for a in MG_ATTRS}
+            assert mg.load is not None and mg.pv is not None
             demand = np.asarray(mg.load.p_mw_per_hour) * 1000.0  # MW over 1 h -> kWh
             pv = np.asarray(mg.pv.p_mw_per_hour) * 1000.0
             np.testing.assert_allclose(

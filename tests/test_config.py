@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,7 @@ def test_unknown_names_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_overrides_address_mgs_by_name_and_parse_toml_values() -> None:
-    raw = {"mgs": [{"name": "MG1", "bus": 3}], "forecast": {}}
+    raw: dict[str, Any] = {"mgs": [{"name": "MG1", "bus": 3}], "forecast": {}}
     out = apply_overrides(raw, ["mgs.MG1.bus=5", "forecast.error_std=0.1", "run.separate_processes=['ems']"])
     assert out["mgs"][0]["bus"] == 5 and out["forecast"]["error_std"] == 0.1
     assert out["run"]["separate_processes"] == ["ems"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from ems_controllers.cooperative.model import (
     REPORT_FIELDS_ALWAYS,
     ChpMg,
     HourData,
+    Mode,
     Report,
     central_lp,
     gap_analysis,
@@ -111,8 +113,9 @@ def test_chp_mg_validation_names_the_field() -> None:
         ChpMg("A", -1, 400, 100)
     with pytest.raises(ValueError, match="chp_cost_per_kwh"):
         ChpMg("A", 0, 400, float("nan"))
+    greedy: Any = "greedy"  # not a Mode: the run-time check is under test
     with pytest.raises(ValueError, match="mode"):
-        run_hour(SPEC_MGS, SPEC_HOURS[0], "greedy")  # type: ignore[arg-type]
+        run_hour(SPEC_MGS, SPEC_HOURS[0], greedy)
     with pytest.raises(ValueError, match="no data for MG"):
         run_hour([*SPEC_MGS, ChpMg("D", 0, 1, 1)], SPEC_HOURS[0])
 
@@ -348,7 +351,8 @@ def test_central_lp_matches_the_merit_order_closed_form() -> None:
         lp, ref = central_lp(mgs, hour), merit_order_lp(mgs, hour)
         assert lp.ok and lp.status == "optimal"
         assert lp.cost == pytest.approx(ref.cost, rel=1e-9, abs=1e-6)
-        total = sum(lp.chp_kwh.values()) + lp.ext_buy_kwh - lp.ext_sell_kwh  # type: ignore[union-attr]
+        assert lp.chp_kwh is not None and lp.ext_buy_kwh is not None and lp.ext_sell_kwh is not None
+        total = sum(lp.chp_kwh.values()) + lp.ext_buy_kwh - lp.ext_sell_kwh
         assert total == pytest.approx(sum(hour.demand_kwh[m.name] - hour.pv_kwh[m.name] for m in mgs))
 
 
@@ -373,12 +377,13 @@ def test_central_lp_failure_is_a_value(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_gap_analysis_paper_mode_on_the_spec_data() -> None:
     rows = gap_analysis(SPEC_MGS, SPEC_HOURS, "paper")
     assert [r.hour for r in rows] == list(range(1, 25))
-    gaps = {r.hour: r.gap for r in rows if r.gap > 1e-6}  # type: ignore[operator]
+    gaps = {r.hour: r.gap for r in rows if r.gap is not None and r.gap > 1e-6}
     assert gaps == pytest.approx(PAPER_GAPS)
     for r in rows:
-        assert r.gap >= -1e-9  # type: ignore[operator]
+        assert r.gap is not None and r.lp_cost is not None
+        assert r.gap >= -1e-9
         assert (r.reason != "") == (r.hour in PAPER_GAPS)
-        assert r.cost_final == pytest.approx(r.lp_cost + r.gap)  # type: ignore[operator]
+        assert r.cost_final == pytest.approx(r.lp_cost + r.gap)
     by_hour = {r.hour: r.reason for r in rows}
     for h in (13, 14):  # B surplus at its minimum while the community buys: it could raise instead
         assert by_hour[h].startswith(
@@ -396,7 +401,7 @@ def test_gap_analysis_paper_mode_on_the_spec_data() -> None:
 
 def test_gap_analysis_extended_mode_closes_the_gap_on_the_spec_data() -> None:
     rows = gap_analysis(SPEC_MGS, SPEC_HOURS, "extended")
-    assert all(abs(r.gap) <= 1e-6 and r.reason == "" for r in rows)  # type: ignore[arg-type]
+    assert all(r.gap is not None and abs(r.gap) <= 1e-6 and r.reason == "" for r in rows)
     res = run_hour(SPEC_MGS, SPEC_HOURS[12], "extended")  # hour 13: B now raises by 68 kWh
     assert res.mgs["B"].ancillary_up_kwh == pytest.approx(68)
     assert res.mgs["A"].ancillary_up_kwh == pytest.approx(112)
@@ -408,7 +413,7 @@ def test_extended_mode_does_not_close_a_swap_gap() -> None:
     mgs = [ChpMg("X", 0, 100, 110), ChpMg("Y", 0, 100, 140)]
     hour = HourData(150, 100, {"X": 0, "Y": 50}, {"X": 0, "Y": 0})
     for mode in ("paper", "extended"):
-        row = gap_analysis(mgs, [hour], mode)[0]  # type: ignore[arg-type]
+        row = gap_analysis(mgs, [hour], mode)[0]
         assert row.gap == pytest.approx(1500.0)
         assert "never swaps output" in row.reason
 
@@ -417,10 +422,10 @@ def test_extended_mode_does_not_close_a_swap_gap() -> None:
 
 
 @pytest.mark.parametrize("mode", ["paper", "extended"])
-def test_reports_hold_only_the_allowed_keys(mode: str) -> None:
+def test_reports_hold_only_the_allowed_keys(mode: Mode) -> None:
     for mgs, hours in ((SPEC_MGS, SPEC_HOURS), (FIVE_MGS, FIVE_HOURS)):
         for hour in hours:
-            res = run_hour(mgs, hour, mode)  # type: ignore[arg-type]
+            res = run_hour(mgs, hour, mode)
             reports = [m for m in res.messages if m["receiver"] == "central"]
             assert len(reports) == len(mgs) and {m["sender"] for m in reports} == {m.name for m in mgs}
             for msg in reports:

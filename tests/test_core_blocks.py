@@ -43,6 +43,7 @@ def test_battery_arbitrage_three_steps():
     mg = Microgrid("A", battery=bat, pcc_max_mw=10.0)
     r = solve_local(PartyProblem(mg, _fc([0, 0, 0])), _hz([10, 50, 100], [9, 49, 99]), TIGHT)
     assert r.status == "optimal" and r.ok
+    assert r.plans is not None
     p = r.plans["A"]
     assert r.objective == pytest.approx(10 + 50 / 9 - 89.1, abs=1e-6)
     assert p.battery_p_mw == pytest.approx((1.0, 1 / 9, -0.9), abs=1e-6)
@@ -58,6 +59,7 @@ def test_battery_half_hour_steps():
     mg = Microgrid("A", battery=bat, pcc_max_mw=10.0)
     r = solve_local(PartyProblem(mg, _fc([0, 0, 0])), _hz([10, 50, 100], [9, 49, 99], dt_h=0.5), TIGHT)
     assert r.objective == pytest.approx(-44.5, abs=1e-6)
+    assert r.plans is not None
     assert r.plans["A"].soc_mwh == pytest.approx((0.5, 0.5, 0.0), abs=1e-6)
     assert r.plans["A"].battery_p_mw == pytest.approx((1.0, 0.0, -1.0), abs=1e-6)
 
@@ -67,6 +69,7 @@ def test_battery_final_target_is_lower_bound_at_final_step():
     bat = Battery(e_max_mwh=1.0, e_init_mwh=0.2, p_ch_max_mw=1.0, p_dis_max_mw=1.0, e_final_mwh=0.5)
     mg = Microgrid("A", battery=bat, pcc_max_mw=10.0)
     r = solve_local(PartyProblem(mg, _fc([0, 0, 0])), _hz([10, 10, 100], [9, 9, 99], final_step=1), TIGHT)
+    assert r.plans is not None
     soc = r.plans["A"].soc_mwh
     assert soc[1] >= 0.5 - 1e-7
     # after the target: fill up at 10 in steps 0/1, sell 1 MWh at 99: 0.8*10 - 99
@@ -86,6 +89,7 @@ def test_diesel_ramp_and_startup_linear_cost():
     hz = _hz([100] * 3, [0] * 3)
     r = solve_local(PartyProblem(mg, _fc([2, 2, 2])), hz, TIGHT)
     assert r.objective == pytest.approx(450.0, abs=1e-6)
+    assert r.plans is not None
     p = r.plans["D"]
     assert p.diesel_p_mw == pytest.approx((1.0, 2.0, 2.0), abs=1e-6)
     assert p.diesel_on == (True, True, True)
@@ -102,6 +106,7 @@ def test_diesel_ramp_down_and_shutdown():
     dg = DieselUnit(p_max_mw=2.0, p_min_mw=0.2, a1_per_mwh=50.0, ramp_down_mw_per_h=0.5)
     mg = Microgrid("D", diesel=dg, pcc_max_mw=10.0)
     r = solve_local(PartyProblem(mg, _fc([0] * 4), UnitState(diesel_p_mw=2.0)), _hz([100] * 4, [0] * 4), TIGHT)
+    assert r.plans is not None
     assert r.plans["D"].diesel_p_mw == pytest.approx((1.5, 1.0, 0.5, 0.0), abs=1e-6)
     assert r.objective == pytest.approx(150.0, abs=1e-6)
 
@@ -115,11 +120,13 @@ def test_diesel_pwl_cost_within_bound():
         r = solve_local(PartyProblem(mg, _fc([1.0, 0.7])), _hz([100] * 2, [0] * 2, dt_h=dt_h), opts)
         true = sum(dg.cost_per_h(p) * dt_h for p in (1.0, 0.7))
         bound = pwl_error_bound(dg, len(pwl_points(dg, 0.5)))
+        assert r.objective is not None
         assert true - 2 * bound * dt_h - 1e-6 <= r.objective <= true + 1e-6
 
 
 @pytest.mark.parametrize(
-    "a2,p_min,p_max,err", [(18.0, 0.0, 1.6, 0.5), (15.0, 0.3, 2.0, 0.1), (12.0, 0.0, 3.0, 1.0), (0.5, 0.0, 1.0, 0.5)]
+    ("a2", "p_min", "p_max", "err"),
+    [(18.0, 0.0, 1.6, 0.5), (15.0, 0.3, 2.0, 0.1), (12.0, 0.0, 3.0, 1.0), (0.5, 0.0, 1.0, 0.5)],
 )
 def test_pwl_bound_holds_and_is_tight(a2, p_min, p_max, err):
     dg = DieselUnit(p_max_mw=p_max, p_min_mw=p_min, a2_per_mw2h=a2, a1_per_mwh=80.0)
@@ -142,6 +149,7 @@ def test_curtailment_when_export_capped():
     """PV 5, load 1, export cap 2, sell 10, curtailment 3 $/MWh: sell 2, curtail 2 -> -20 + 6."""
     mg = Microgrid("R", pcc_max_mw=2.0, res_curtailment_price_per_mwh=3.0)
     r = solve_local(PartyProblem(mg, _fc([1.0], pv=[5.0])), _hz([50], [10]), TIGHT)
+    assert r.plans is not None
     p = r.plans["R"]
     assert p.import_mw == pytest.approx((-2.0,))
     assert p.res_curtailed_mw == pytest.approx((2.0,))
@@ -149,12 +157,13 @@ def test_curtailment_when_export_capped():
 
 
 @pytest.mark.parametrize(
-    "shed_price,expected_shed,expected_cost", [(200.0, 3.0, 2 * 50 + 3 * 200), (30.0, 5.0, 5 * 30)]
+    ("shed_price", "expected_shed", "expected_cost"), [(200.0, 3.0, 2 * 50 + 3 * 200), (30.0, 5.0, 5 * 30)]
 )
 def test_load_shedding(shed_price, expected_shed, expected_cost):
     """Load 5, import cap 2 at 50: shed the rest at 200; or shed all when shedding (30) is cheaper."""
     mg = Microgrid("L", pcc_max_mw=2.0, load_shed_price_per_mwh=shed_price)
     r = solve_local(PartyProblem(mg, _fc([5.0])), _hz([50], [40]), TIGHT)
+    assert r.plans is not None
     assert r.plans["L"].load_shed_mw == pytest.approx((expected_shed,))
     assert r.objective == pytest.approx(expected_cost, abs=1e-6)
 
@@ -170,6 +179,7 @@ def test_infinite_pcc_and_shed_disabled():
     """Unlimited PCC: the big-M comes from the data; an infinite shed price disables shedding."""
     mg = Microgrid("U", load_shed_price_per_mwh=math.inf)
     r = solve_local(PartyProblem(mg, _fc([3.0, 0.0], pv=[0.0, 4.0])), _hz([50, 50], [20, 20]), TIGHT)
+    assert r.plans is not None
     assert r.plans["U"].import_mw == pytest.approx((3.0, -4.0))
     assert r.objective == pytest.approx(150 - 80, abs=1e-6)
 
@@ -181,7 +191,7 @@ def test_non_curtailable_renewables_are_taken_whole():
     hz = _hz([100.0], [90.0])
     mg = Microgrid("A", pcc_max_mw=0.5, res_curtailment_price_per_mwh=1.0)
     r = solve_local(PartyProblem(mg, fc), hz, TIGHT)
-    assert r.ok and r.plans["A"].pv_p_mw[0] == pytest.approx(0.5)
+    assert r.ok and r.plans is not None and r.plans["A"].pv_p_mw[0] == pytest.approx(0.5)
     fixed = Microgrid("A", pcc_max_mw=0.5, res_curtailment_price_per_mwh=1.0, pv_curtailable=False)
     r = solve_local(PartyProblem(fixed, fc), hz, TIGHT)
     assert r.status == "infeasible" and not r.ok

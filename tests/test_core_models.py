@@ -16,12 +16,19 @@ from ems_controllers.core.types import (
     Horizon,
     Microgrid,
     PartyProblem,
+    SolveResult,
     SolverOptions,
     UnitState,
 )
 from ems_controllers.local.model import LocalModel, solve_local
 
 TIGHT = SolverOptions(mip_rel_gap=1e-7, time_limit_s=30.0)
+
+
+def objective_of(r: SolveResult) -> float:
+    """The objective of a solve the test expects to have one."""
+    assert r.objective is not None, r.status
+    return r.objective
 
 
 def tariff(n: int, dt_h: float = 1.0) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -76,10 +83,12 @@ def test_centralized_cost_at_most_sum_of_local():
     assert c.status == "optimal"
     local = [solve_local(p, hz, opts) for p in probs]
     assert all(r.status == "optimal" for r in local)
-    total_local = sum(r.objective for r in local)
+    total_local = sum(objective_of(r) for r in local)
+    assert c.objective is not None
     assert c.objective <= total_local + opts.mip_rel_gap * abs(c.objective) + 1e-6
     # plans: each party balances, and the substation carries the sum of the imports
     sub = c.extra["substation_import_mw"]
+    assert c.plans is not None
     for t in range(24):
         assert sum(c.plans[p.mg.name].import_mw[t] for p in probs) == pytest.approx(sub[t], abs=1e-6)
     for p in probs:
@@ -136,7 +145,10 @@ def _shifted(probs: list[PartyProblem], shift: int, n: int, dt_h: float = 1.0) -
     out = []
     for k, p in enumerate(probs):
         fc = p.forecast
-        rot = lambda s: s[shift:] + s[:shift]
+
+        def rot(s: tuple[float, ...]) -> tuple[float, ...]:
+            return s[shift:] + s[:shift]
+
         out.append(
             PartyProblem(
                 p.mg,
@@ -162,6 +174,7 @@ def test_rolling_update_equals_fresh_build(dt_h):
     fresh = CentralizedModel().solve(later, hz2, TIGHT)
     assert first.extra["rebuilt"] and not again.extra["rebuilt"] and fresh.extra["rebuilt"]
     assert again.objective == pytest.approx(fresh.objective, rel=1e-6)
+    assert again.plans is not None
     assert again.plans["MG1"].soc_mwh[n - 3] >= 0.5 - 1e-6
 
     lm = LocalModel()
@@ -171,6 +184,7 @@ def test_rolling_update_equals_fresh_build(dt_h):
         assert not r_again.extra["rebuilt"]
         r_fresh = solve_local(q, hz2, TIGHT)
         assert r_again.objective == pytest.approx(r_fresh.objective, rel=1e-6, abs=1e-6)
+        assert r_again.plans is not None
         assert sum(r_again.plans[q.mg.name].cost) == pytest.approx(r_again.objective, abs=1e-5)
 
 
@@ -191,13 +205,17 @@ def test_half_hour_steps_scale_energy_not_power():
     rng = random.Random(11)
     p = party("MG", rng, 12, diesel=False)
     fc = p.forecast
-    dup = lambda s: tuple(v for v in s for _ in range(2))
+
+    def dup(s: tuple[float, ...]) -> tuple[float, ...]:
+        return tuple(v for v in s for _ in range(2))
+
     p2 = PartyProblem(p.mg, Forecast(dup(fc.load_p_mw), dup(fc.pv_p_mw), dup(fc.wind_p_mw)))
     buy, sell = tariff(12)
     r1 = solve_local(p, Horizon(1.0, buy, sell, final_step=11), TIGHT)
     r2 = solve_local(p2, Horizon(0.5, dup(buy), dup(sell), final_step=23), TIGHT)
     assert r1.status == r2.status == "optimal"
     # the half-hour model can only do at least as well (it may split hours); never worse
+    assert r1.objective is not None and r2.objective is not None
     assert r2.objective <= r1.objective + 1e-6
     assert r2.objective == pytest.approx(r1.objective, rel=0.05)
 
@@ -216,7 +234,9 @@ def test_network_hook_constrains_the_parties():
     free = CentralizedModel().solve(probs, hz, TIGHT)
     capped = CentralizedModel(network=cap).solve(probs, hz, TIGHT)
     assert capped.status == "optimal"
+    assert capped.plans is not None
     assert min(capped.plans["MG1"].import_mw) >= -0.1 - 1e-7
+    assert capped.objective is not None and free.objective is not None
     assert capped.objective >= free.objective - 1e-6
 
 
@@ -235,6 +255,7 @@ def test_certified_relaxation_matches_the_milp():
         assert a.ok and b.ok
         assert a.objective == pytest.approx(b.objective, rel=2e-4)
         certified += "certified" in a.termination
+        assert a.plans is not None
         for name, plan in a.plans.items():  # integrality of what is applied
             assert all(on in (True, False) for on in plan.diesel_on), name
         for p in probs:  # the certified plan is a real schedule: balance, bounds

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mosaik.exceptions import ConnectionClosedError
 
 from sims.recorder import read_attrs, read_series
 from tests.conftest import run_default
@@ -30,14 +31,20 @@ def test_diverged_power_flow_is_recorded_and_the_run_goes_on(tmp_path: Path) -> 
     assert res.kpis["pf_failures"] == int(failed.sum())
 
 
-@pytest.mark.parametrize("kind", ["raising", "dead process"])
-def test_failed_ems_keeps_every_completed_step(kind: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "error", "message"),
+    [
+        ("raising", RuntimeError, f"EMS failure injected at t={FAIL_AT_S}"),
+        ("dead process", ConnectionClosedError, "connection to simulator '.+' was broken"),
+    ],
+)
+def test_failed_ems_keeps_every_completed_step(kind: str, error: type[Exception], message: str, tmp_path: Path) -> None:
     overrides = ["scenario.days=2", "run.recorder_buffer_steps=24"]
     strategy = "tests.helpers.failing_ems:RaisingEMS"
     if kind == "dead process":
         overrides.append("run.separate_processes=['ems']")
         strategy = "tests.helpers.failing_ems:DyingEMS"
-    with pytest.raises(Exception) as info:
+    with pytest.raises(error, match=message) as info:
         run_default(tmp_path, overrides, strategy=strategy)
     attrs = read_attrs(tmp_path / "run.h5")
     n_done = FAIL_AT_S // 3600

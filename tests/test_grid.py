@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
+from typing import Any, override
 
 import mosaik
 import mosaik_api_v3
 import numpy as np
 import pandapower as pp
 import pytest
+from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
 
 from sims.grid import GridSim, load_net
 from tests.bench.bench_grid import build_test_net
@@ -443,20 +444,27 @@ class SourceSim(mosaik_api_v3.Simulator):
         self.values: dict[str, list[float]] = {}
         self.now = 0
 
-    def init(self, sid: str, time_resolution: float = 1.0, step_size: int = 3600) -> dict:
+    @override
+    def init(self, sid: SimId, time_resolution: float = 1.0, step_size: int = 3600, **sim_params: Any) -> Meta:
+        if sim_params:
+            raise TypeError(f"unexpected sim params {sorted(sim_params)}")
         self.step_size = step_size
         return self.meta
 
-    def create(self, num: int, model: str, values: list[float]) -> list[dict]:
+    @override
+    def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
+        values: list[float] = model_params["values"]
         eid = f"Source-{len(self.values)}"
         self.values[eid] = list(values)
         return [{"eid": eid, "type": model}]
 
-    def step(self, time: int, inputs: dict, max_advance: int) -> int:
+    @override
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         self.now = time
         return time + self.step_size
 
-    def get_data(self, outputs: dict) -> dict:
+    @override
+    def get_data(self, outputs: OutputRequest) -> OutputData:
         k = self.now // self.step_size
         return {eid: {"p_mw": self.values[eid][k]} for eid in outputs}
 
@@ -468,14 +476,21 @@ class CollectorSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(COLLECTOR_META)
 
-    def init(self, sid: str, time_resolution: float = 1.0, step_size: int = 3600) -> dict:
+    @override
+    def init(self, sid: SimId, time_resolution: float = 1.0, step_size: int = 3600, **sim_params: Any) -> Meta:
+        if sim_params:
+            raise TypeError(f"unexpected sim params {sorted(sim_params)}")
         self.step_size = step_size
         return self.meta
 
-    def create(self, num: int, model: str) -> list[dict]:
+    @override
+    def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
+        if model_params:
+            raise TypeError(f"unexpected model params {sorted(model_params)}")
         return [{"eid": "Collector-0", "type": model}]
 
-    def step(self, time: int, inputs: dict, max_advance: int) -> int:
+    @override
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         COLLECTED.append({"time": time, **inputs.get("Collector-0", {})})
         return time + self.step_size
 

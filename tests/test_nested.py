@@ -61,6 +61,7 @@ def test_inner_surplus_is_a_source_of_the_outer_level() -> None:
         SolverOptions(mip_rel_gap=1e-9),
     )
     assert res.ok, res.message
+    assert res.plans is not None
     assert res.plans["in"].import_mw[0] == pytest.approx(-1.0)
     assert res.plans["out"].import_mw[0] == pytest.approx(-0.4)
     msgs = res.extra["messages"]

@@ -22,6 +22,7 @@ ieee33_3mg, tie lines 33, 35 closed  max dvm 0.0021 pu    |dvm| <= 0.005 pu
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandapower as pp
 import pandapower.networks as pn
@@ -190,6 +191,10 @@ def test_block_matches_numpy_on_meshed_scenario(sense):
     p, q = injections_from_pandapower(net)
     mg_buses = {layout.parties[n].bus for n in ("MG1", "MG2", "MG3")}
     scale = [1.0, 0.5]  # step 1: every injection halved
+
+    def injection(values: dict[int, float], b: int) -> Callable[[int], float]:
+        return lambda t: scale[t] * values[b]
+
     m = pyo.ConcreteModel()
     m.T = pyo.RangeSet(0, 1)
     m.net = pyo.Block()
@@ -198,8 +203,8 @@ def test_block_matches_numpy_on_meshed_scenario(sense):
         m.net,
         data,
         m.T,
-        p_inj_mw={b: (lambda t, b=b: scale[t] * p[b]) for b in mg_buses},
-        q_inj_mvar={b: (lambda t, b=b: scale[t] * q[b]) for b in mg_buses},
+        p_inj_mw={b: injection(p, b) for b in mg_buses},
+        q_inj_mvar={b: injection(q, b) for b in mg_buses},
     )
     set_network_loads(
         m.net,

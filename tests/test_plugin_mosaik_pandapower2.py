@@ -33,14 +33,17 @@ A ``Collector`` (any_inputs) keeps what every simulator sent for the assertions.
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, override
 
 import mosaik
 import mosaik_api_v3
 import numpy as np
 import pandapower as pp
 import pytest
+from mosaik.async_scenario import SimConfig
+from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
 
 from ems_controllers.core.types import Battery, DieselUnit, Microgrid
 
@@ -50,16 +53,17 @@ MG_BUS = 3
 FEEDER_LOAD_BUS = 2
 BALANCE_TOL_MW = 1e-6
 
+BATTERY = Battery(e_max_mwh=1.0, e_init_mwh=0.3, p_ch_max_mw=0.4, p_dis_max_mw=0.4, eta_ch=0.95, eta_dis=0.95)
 MG = Microgrid(
     name="MG1",
     diesel=DieselUnit(p_max_mw=0.6, p_min_mw=0.1, a2_per_mw2h=18.0, a1_per_mwh=20.0),
-    battery=Battery(e_max_mwh=1.0, e_init_mwh=0.3, p_ch_max_mw=0.4, p_dis_max_mw=0.4, eta_ch=0.95, eta_dis=0.95),
+    battery=BATTERY,
     pcc_max_mw=5.0,
 )
 PV_PEAK_MW, WIND_RATED_MW = 1.2, 0.3
 TARIFF = {"buy_price_per_mwh": [40.0] * 24, "sell_price_per_mwh": [20.0] * 24}
 
-SIM_CONFIG = {
+SIM_CONFIG: SimConfig = {
     "Grid": {"python": "mosaik_components.pandapower:Simulator"},  # the third-party grid adapter
     "Profiles": {"python": "sims.profiles:ProfileSim"},
     "EMS": {"python": "ems_controllers.rule_based.sim:RuleBasedEMS"},
@@ -85,24 +89,30 @@ class SocIntegrator(mosaik_api_v3.Simulator):
         self.step_size = STEP_S
         self.units: dict[str, tuple[Battery, float]] = {}
 
-    def init(self, sid, time_resolution=1.0, step_size=STEP_S):
+    @override
+    def init(self, sid: SimId, time_resolution: float = 1.0, step_size: int = STEP_S, **sim_params: Any) -> Meta:
+        if sim_params:
+            raise TypeError(f"unexpected sim params {sorted(sim_params)}")
         self.step_size = step_size
         self.dt_h = step_size * time_resolution / 3600.0
         return self.meta
 
-    def create(self, num, model, battery):
-        b = Battery.from_dict(battery)
+    @override
+    def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
+        b = Battery.from_dict(model_params["battery"])
         eid = f"Soc-{len(self.units)}"
         self.units[eid] = (b, b.e_init_mwh)
         return [{"eid": eid, "type": model}]
 
-    def step(self, time, inputs, max_advance):
+    @override
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         for eid, (b, e) in self.units.items():
             p = sum(inputs.get(eid, {}).get("battery_p_mw", {}).values())
             self.units[eid] = (b, b.next_e_mwh(e, p, self.dt_h))  # energy at the end of this step
         return time + self.step_size
 
-    def get_data(self, outputs):
+    @override
+    def get_data(self, outputs: OutputRequest) -> OutputData:
         return {eid: {"soc_mwh": self.units[eid][1]} for eid in outputs}
 
 
@@ -118,21 +128,29 @@ class Collector(mosaik_api_v3.Simulator):
             }
         )
 
-    def init(self, sid, time_resolution=1.0, step_size=STEP_S):
+    @override
+    def init(self, sid: SimId, time_resolution: float = 1.0, step_size: int = STEP_S, **sim_params: Any) -> Meta:
+        if sim_params:
+            raise TypeError(f"unexpected sim params {sorted(sim_params)}")
         self.step_size = step_size
         return self.meta
 
-    def create(self, num, model):
+    @override
+    def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
+        if model_params:
+            raise TypeError(f"unexpected model params {sorted(model_params)}")
         return [{"eid": "Collector", "type": model}]
 
-    def step(self, time, inputs, max_advance):
+    @override
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         for attrs in inputs.values():
             for attr, by_src in attrs.items():
                 for src, value in by_src.items():
                     COLLECTED[(src, attr)].append(value)
         return time + self.step_size
 
-    def get_data(self, outputs):
+    @override
+    def get_data(self, outputs: OutputRequest) -> OutputData:
         return {}
 
 
@@ -141,7 +159,7 @@ def _four_bus_net() -> pp.pandapowerNet:
     net = pp.create_empty_network()
     buses = [pp.create_bus(net, vn_kv=20.0, name=f"bus{i}") for i in range(4)]
     pp.create_ext_grid(net, buses[0], vm_pu=1.0)
-    for a, b in zip(buses[:-1], buses[1:], strict=True):
+    for a, b in pairwise(buses):
         pp.create_line(net, a, b, length_km=2.0, std_type="NA2XS2Y 1x185 RM/25 12/20 kV")
     return net
 
@@ -181,7 +199,7 @@ def test_profiles_and_ems_drive_mosaik_pandapower2(tmp_path: Path) -> None:
     world.connect(feeder_load, feeder_bus, ("p_mw", "P_load[MW]"), ("q_mvar", "Q_load[MVar]"))
     # EMS -> glue -> EMS: the SoC, one step later
     world.connect(ems, soc, "battery_p_mw")
-    world.connect(soc, ems, "soc_mwh", time_shifted=True, initial_data={"soc_mwh": MG.battery.e_init_mwh})
+    world.connect(soc, ems, "soc_mwh", time_shifted=True, initial_data={"soc_mwh": BATTERY.e_init_mwh})
     # everything of interest -> collector
     for unit in (load, pv, wind, feeder_load):
         world.connect(unit, col, "p_mw")
@@ -231,7 +249,7 @@ def test_profiles_and_ems_drive_mosaik_pandapower2(tmp_path: Path) -> None:
     assert vm_mg[11] > vm_mg[2] + 1e-3
     # The SoC fed back to the EMS is the battery equation applied to its setpoints, within limits.
     soc_e = series(soc, "soc_mwh")
-    b = MG.battery
+    b = BATTERY
     e = b.e_init_mwh
     for t in range(N_STEPS):
         e = b.next_e_mwh(e, battery[t], 1.0)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from importlib.resources import files
-from typing import Any
+from typing import Any, ClassVar, override
 
 import mosaik
 import mosaik_api_v3
 import numpy as np
 import pandas as pd
 import pytest
+from mosaik.async_scenario import SimConfig
+from mosaik_api_v3.types import CreateResult, InputData, ModelName, OutputData, OutputRequest, Time
 
 from sims import profiles as P
 
@@ -145,7 +147,7 @@ def test_pv_scales_linearly_and_is_cached(weather: P.Weather) -> None:
 
 
 def test_wind_capacity_factor_plausible_and_bounded(weather: P.Weather) -> None:
-    """E-82/2350 at 108 m from 10 m TMY winds (mean 3.05 m/s), z0 = 0.15 m: CF about 0.14."""
+    """E-82/2350 at the default 98 m hub from 10 m TMY winds (mean 3.05 m/s), z0 = 0.15 m: CF about 0.14."""
     p = P.wind_profile_p_mw(5.0, P.DEFAULT_TURBINE_TYPE, P.DEFAULT_HUB_HEIGHT_M, weather)
     cf = p.mean() / 5.0
     assert 0.05 < cf < 0.35
@@ -244,7 +246,7 @@ def test_forecast_only_at_planning_times() -> None:
 class Collector(mosaik_api_v3.Simulator):
     """Time-based sink, as an EMS or a recorder of a user's setup would be."""
 
-    records: list[tuple[int, dict[str, Any]]] = []
+    records: ClassVar[list[tuple[int, dict[str, Any]]]] = []
 
     def __init__(self) -> None:
         super().__init__(
@@ -261,20 +263,25 @@ class Collector(mosaik_api_v3.Simulator):
             }
         )
 
-    def create(self, num: int, model: str) -> list[dict[str, Any]]:
+    @override
+    def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
+        if model_params:
+            raise TypeError(f"unexpected model params {sorted(model_params)}")
         return [{"eid": f"Sink-{i}", "type": model} for i in range(num)]
 
-    def step(self, time: int, inputs: dict[str, Any], max_advance: int) -> int:
+    @override
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         Collector.records.append((time, inputs.get("Sink-0", {})))
         return time + HOUR_S
 
-    def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
+    @override
+    def get_data(self, outputs: OutputRequest) -> OutputData:
         return {}
 
 
 def test_mosaik_world_delivers_actuals_and_forecasts() -> None:
     Collector.records = []
-    sim_config = {
+    sim_config: SimConfig = {
         "P": {"python": "sims.profiles:ProfileSim"},
         "C": {"python": "tests.test_profiles:Collector"},
     }
@@ -293,7 +300,7 @@ def test_mosaik_world_delivers_actuals_and_forecasts() -> None:
         world.connect(pv, sink, "p_mw", "forecast_p_mw")
         world.connect(load, sink_load, "p_mw", "q_mvar")
         world.run(until=DAY_S + 1, print_progress=False)
-    steps = {t: inp for t, inp in Collector.records}
+    steps = dict(Collector.records)
     assert sorted(steps) == list(range(0, DAY_S + 1, HOUR_S))
     assert all(len(inp["p_mw"]) == 1 for inp in steps.values())
     with_fc = sorted(
@@ -333,7 +340,7 @@ def test_bad_entity_params_name_the_field(model: str, params: dict, field: str) 
 
 
 def test_unknown_profile_lists_valid_ones() -> None:
-    with pytest.raises(ValueError, match="H0-A.*G0-A"):
+    with pytest.raises(ValueError, match=r"H0-A.*G0-A"):
         P.load_profile_p_mw("nope", 1.0)
 
 

@@ -10,13 +10,15 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, override
 
 import h5py
 import mosaik
 import mosaik_api_v3
 import numpy as np
 import pytest
+from mosaik_api_v3 import MosaikProxy
+from mosaik_api_v3.types import CreateResult, InputData, ModelName, OutputData, OutputRequest, Time
 
 from sims.recorder import (
     RecorderSim,
@@ -33,8 +35,11 @@ from sims.recorder import (
 REPO = Path(__file__).resolve().parents[1]
 STEP = 3600
 
+# what ``record`` feeds the recorder: {step number: {attr: {src_full_id: value}}}
+Steps = dict[int, dict[str, dict[str, Any]]]
 
-def record(path: Path, steps: dict[int, dict[str, dict[str, Any]]], **init_kw: Any) -> RecorderSim:
+
+def record(path: Path, steps: Steps, **init_kw: Any) -> RecorderSim:
     """Drive a RecorderSim directly. ``steps``: {step number: {attr: {src_full_id: value}}}."""
     sim = RecorderSim()
     sim.init("Rec", step_size=STEP, path=str(path), **init_kw)
@@ -84,7 +89,7 @@ def test_layout_and_root_attrs(tmp_path: Path) -> None:
 
 def test_late_start_skipped_steps_and_recorder_gaps_are_nan(tmp_path: Path) -> None:
     path = tmp_path / "run.h5"
-    steps: dict[int, dict[str, dict[str, Any]]] = {}
+    steps: Steps = {}
     for k in [0, 1, 2, 3, 4, 7, 8, 9]:  # the recorder itself is not stepped at 5 and 6
         steps[k] = {"a": {"S.x": float(k)}}
         if k >= 3:
@@ -108,14 +113,14 @@ def test_many_steps_across_chunk_windows_match(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     n = 600
     expected = {"A.0": np.full(n + 1000, np.nan), "B.0": np.full(n + 1000, np.nan)}
-    steps: dict[int, dict[str, dict[str, Any]]] = {}
-    for k in list(range(n)) + [n + 999]:
+    steps: Steps = {}
+    for k in [*range(n), n + 999]:
         steps[k] = {"v": {}}
-        for src in expected:
+        for src, exp in expected.items():
             if rng.random() < 0.7:
                 val = float(rng.normal())
                 steps[k]["v"][src] = val
-                expected[src][k] = val
+                exp[k] = val
     record(tmp_path / "run.h5", steps, buffer_steps=7)
     s = read_series(tmp_path / "run.h5")
     for src, exp in expected.items():
@@ -126,7 +131,7 @@ def test_many_steps_across_chunk_windows_match(tmp_path: Path) -> None:
 
 
 def test_bools_and_numpy_scalars_are_float64(tmp_path: Path) -> None:
-    steps = {
+    steps: Steps = {
         0: {"closed": {"G.sw": True}, "n": {"G.g": np.int64(3)}},
         1: {"closed": {"G.sw": False}, "n": {"G.g": np.float32(2.5)}},
     }
@@ -137,7 +142,7 @@ def test_bools_and_numpy_scalars_are_float64(tmp_path: Path) -> None:
 
 
 def test_list_valued_attributes_are_2d(tmp_path: Path) -> None:
-    steps = {
+    steps: Steps = {
         0: {"forecast_p_mw": {"P.pv": [1.0, 2.0, 3.0]}},
         2: {"forecast_p_mw": {"P.pv": np.array([4.0, 5.0, 6.0])}},
         3: {"forecast_p_mw": {"P.pv": [7.0, None]}},
@@ -164,7 +169,7 @@ def test_longer_list_is_an_error(tmp_path: Path) -> None:
 
 
 def test_strings_with_gaps(tmp_path: Path) -> None:
-    steps = {k: {"status": {"EMS.mg1": "ok" if k != 4 else "infeasible: no diesel"}} for k in range(2, 6)}
+    steps: Steps = {k: {"status": {"EMS.mg1": "ok" if k != 4 else "infeasible: no diesel"}} for k in range(2, 6)}
     steps[0] = {"p": {"X.y": 1.0}}
     steps[6] = {"p": {"X.y": 1.0}}
     steps[7] = {"status": {"EMS.mg1": {"why": "dict stored as JSON"}}}
@@ -177,7 +182,7 @@ def test_strings_with_gaps(tmp_path: Path) -> None:
 
 def test_plan_attributes_go_to_plans(tmp_path: Path) -> None:
     plan = [0.1 * i for i in range(24)]
-    steps = {0: {"plan_p_mw": {"EMS-0.mg1": plan}, "p_mw": {"EMS-0.mg1": 0.1}}, 1: {"p_mw": {"EMS-0.mg1": 0.2}}}
+    steps: Steps = {0: {"plan_p_mw": {"EMS-0.mg1": plan}, "p_mw": {"EMS-0.mg1": 0.1}}, 1: {"p_mw": {"EMS-0.mg1": 0.2}}}
     record(tmp_path / "run.h5", steps)
     assert ("EMS-0.mg1", "plan_p_mw") not in read_series(tmp_path / "run.h5")
     plans = read_plans(tmp_path / "run.h5")
@@ -190,7 +195,7 @@ def test_plan_attributes_go_to_plans(tmp_path: Path) -> None:
 
 
 def test_messages(tmp_path: Path) -> None:
-    steps = {
+    steps: Steps = {
         0: {
             "messages": {
                 "Coord.c": [
@@ -252,7 +257,9 @@ def test_relations_from_entity_graph(tmp_path: Path) -> None:
     sim.init("Rec", path=str(tmp_path / "run.h5"))
     sim.create(1, "Recorder")
     list(sim.setup_done())  # without a mosaik proxy: nothing, no error
-    sim.mosaik = FakeMosaik()
+    # the recorder drives mosaik-api-v3's generator protocol (it yields the request object), which
+    # MosaikProxy's async methods do not describe: the fake stands in for the proxy
+    sim.mosaik = cast(MosaikProxy, FakeMosaik())
     gen = sim.setup_done()
     assert next(gen) == "request"
     graph = {
@@ -326,7 +333,7 @@ def test_sigkill_leaves_readable_file_with_flushed_steps(tmp_path: Path) -> None
     ks = np.arange(n, dtype=float)
     np.testing.assert_array_equal(run.series[("A.0", "v")], ks)
     np.testing.assert_array_equal(run.series[("A.0", "f")], np.column_stack([ks, ks + 0.5]))
-    assert list(run.series[("A.0", "status")]) == ["s%d" % k for k in range(n)]
+    assert list(run.series[("A.0", "status")]) == [f"s{k}" for k in range(n)]
     assert [m["values"][0] for m in run.messages] == [float(k) for k in range(0, n, 3)]
 
 
@@ -349,16 +356,19 @@ class SourceSim(mosaik_api_v3.Simulator):
         self.n = 0
         self.time = 0
 
-    def create(self, num: int, model: str, **params: Any) -> list[dict]:
-        out = [{"eid": f"src{self.n + i}", "type": model} for i in range(num)]
+    @override
+    def create(self, num: int, model: ModelName, **params: Any) -> list[CreateResult]:
+        out: list[CreateResult] = [{"eid": f"src{self.n + i}", "type": model} for i in range(num)]
         self.n += num
         return out
 
-    def step(self, time: int, inputs: dict, max_advance: int) -> int:
+    @override
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         self.time = time
         return time + STEP
 
-    def get_data(self, outputs: dict) -> dict:
+    @override
+    def get_data(self, outputs: OutputRequest) -> OutputData:
         k = self.time // STEP
         data: dict[str, Any] = {}
         for eid, attrs in outputs.items():

@@ -24,15 +24,15 @@ MG = Microgrid("MG1", diesel=DIESEL, battery=BATT, pcc_max_mw=2.0, res_curtailme
 
 
 def _decide(**kw: float) -> model.Decision:
-    args = dict(
-        load_mw=0.0,
-        res_mw=0.0,
-        e_mwh=0.5,
-        buy_price_per_mwh=150.0,
-        sell_price_per_mwh=140.0,
-        prev_diesel_mw=0.0,
-        dt_h=1.0,
-    )
+    args: dict[str, float] = {
+        "load_mw": 0.0,
+        "res_mw": 0.0,
+        "e_mwh": 0.5,
+        "buy_price_per_mwh": 150.0,
+        "sell_price_per_mwh": 140.0,
+        "prev_diesel_mw": 0.0,
+        "dt_h": 1.0,
+    }
     args.update(kw)
     return model.decide(MG, **args)
 

@@ -133,6 +133,7 @@ def test_step1_request_is_the_mgs_own_optimum(results):
     assert res.requests_mw["A"] == pytest.approx((-1.0,) * N, abs=1e-9)
     assert res.standalone_costs["A"] == pytest.approx(-sum(SELL) * DT, abs=1e-6)
     alone = LocalModel().solve(_mg_b(), HORIZON, OPTS)
+    assert alone.plans is not None
     assert res.requests_mw["B"] == pytest.approx(alone.plans["B"].import_mw, abs=1e-6)
     assert res.standalone_costs["B"] == pytest.approx(alone.objective, rel=1e-6)
     requests = [msg for msg in res.messages if msg["kind"] == "request"]
@@ -208,6 +209,7 @@ def test_step3_prefers_deviation_to_load_shedding():
     res = SecurityConstrainedModel().solve([b], dn, data, HORIZON, OPTS, ScConfig(case=2))
     assert res.ok, res.message
     assert res.grants_mw["B"] == pytest.approx((A_LIMIT,) * N, abs=1e-6)
+    assert res.plans is not None
     plan = res.plans["B"]
     assert plan.import_mw == pytest.approx((0.8,) * N, abs=1e-6)
     assert plan.load_shed_mw == pytest.approx((0.0,) * N, abs=1e-9)

@@ -21,7 +21,8 @@ def test_thirty_days_rule_based_balance_every_step(tmp_path: Path) -> None:
     sid = grid.split(".", 1)[0]
 
     def total(model: str) -> np.ndarray:
-        return sum(v for (fid, a), v in s.items() if a == "p_mw" and fid.startswith(f"{sid}.{model}-"))
+        zero = np.zeros_like(s[(grid, "losses_mw")])
+        return sum((v for (fid, a), v in s.items() if a == "p_mw" and fid.startswith(f"{sid}.{model}-")), zero)
 
     assert res.kpis["n_steps"] == 30 * 24 and res.kpis["pf_failures"] == 0
     np.testing.assert_allclose(

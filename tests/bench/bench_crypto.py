@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ems_controllers.core.crypto import (
+    EncryptedVector,
     FixedPoint,
     PackedCodec,
     aggregate,
@@ -68,17 +69,32 @@ def bench_key_size(n_bits: int, repeats: int, keygen_repeats: int) -> dict[str, 
         "keygen_min_s": min(keygen),
         "keygen_max_s": max(keygen),
     }
-    codecs = {
+    codecs: dict[str, FixedPoint | PackedCodec] = {
         "unpacked": FixedPoint(scale=10**6, max_addends=64),
         "packed": PackedCodec.for_key(n_bits, max_abs=1000.0, scale=10**6, max_addends=64),
     }
     for name, codec in codecs.items():
-        enc_t = median_time(lambda c=codec: encrypt_vector(pk, c, loads[0]), repeats)
+
+        def enc_one(c: FixedPoint | PackedCodec = codec) -> EncryptedVector:
+            return encrypt_vector(pk, c, loads[0])
+
+        enc_t = median_time(enc_one, repeats)
         encs = [encrypt_vector(pk, codec, v) for v in loads]
-        agg3 = median_time(lambda e=encs: aggregate(e[:3]), repeats)
-        agg10 = median_time(lambda e=encs: aggregate(e[:10]), repeats)
+
+        def agg_first3(e: list[EncryptedVector] = encs) -> EncryptedVector:
+            return aggregate(e[:3])
+
+        def agg_first10(e: list[EncryptedVector] = encs) -> EncryptedVector:
+            return aggregate(e[:10])
+
+        agg3 = median_time(agg_first3, repeats)
+        agg10 = median_time(agg_first10, repeats)
         total3 = aggregate(encs[:3])
-        dec = median_time(lambda c=codec, t=total3: decrypt_sum(sk, c, t, 3), repeats)
+
+        def dec_total3(c: FixedPoint | PackedCodec = codec, t: EncryptedVector = total3) -> list[float]:
+            return decrypt_sum(sk, c, t, 3)
+
+        dec = median_time(dec_total3, repeats)
         got = decrypt_sum(sk, codec, total3, 3)
         err = max(abs(a - b) for a, b in zip(got, plaintext_sum(loads[:3]), strict=True))
         assert err <= codec.error_bound(3) + 1e-12, err
@@ -94,6 +110,7 @@ def bench_key_size(n_bits: int, repeats: int, keygen_repeats: int) -> dict[str, 
             "max_error": err,
         }
         if name == "packed":
+            assert isinstance(codec, PackedCodec)
             out["packing"] = f"{codec.n_slots} slots x {codec.slot_bits} bits"
     return out
 

@@ -94,7 +94,10 @@ def synthetic_system(n_mg: int, seed: int = 2024, n: int = N_STEPS) -> list[Part
 
 def next_hour(problems: list[PartyProblem], k: int = 1) -> list[PartyProblem]:
     """The rolling re-solve's data: forecasts one hour on, a measured state."""
-    rot = lambda s: s[k:] + s[:k]
+
+    def rot(s: tuple[float, ...]) -> tuple[float, ...]:
+        return s[k:] + s[:k]
+
     return [
         PartyProblem(
             p.mg,
@@ -250,7 +253,7 @@ def build_highspy(problems: list[PartyProblem], hz: Horizon, opts: SolverOptions
         pcc = mg.pcc_max_mw
         IMP = lp.cols(-pcc, pcc)
         imports.append(IMP)
-        lp.rows_(bal + [(PV, 1.0), (W, 1.0), (IMP, 1.0), (SH, 1.0)], load, load)
+        lp.rows_([*bal, (PV, 1.0), (W, 1.0), (IMP, 1.0), (SH, 1.0)], load, load)
     buy, sell = np.asarray(hz.buy_price_per_mwh), np.asarray(hz.sell_price_per_mwh)
     B = lp.cols(0.0, np.inf, buy * dt)
     X = lp.cols(0.0, np.inf, -sell * dt)
@@ -360,7 +363,7 @@ def main() -> None:
             t0 = time.perf_counter()
             r = cm.solve(probs, hz, opts)
             t1 = time.perf_counter()
-            r2 = cm.solve(next_hour(probs), hz, opts)
+            cm.solve(next_hour(probs), hz, opts)
             t2 = time.perf_counter()
             print(
                 f"{n_mg:>4} MGs certify={certify!s:<5}: first {t1 - t0:7.3f} s, re-solve {t2 - t1:7.3f} s, "

@@ -3,8 +3,8 @@
 Run: ``python tests/bench/bench_recorder.py [--series 200] [--steps 8760] [--baseline-steps 200]``.
 
 The baseline appends one value per step to each resizable dataset (resize + write + flush per step),
-the naive way DESIGN.md measured at 15 ms per step. It runs on ``--baseline-steps`` steps only and is
-scaled linearly to the full step count (stated in the output).
+the naive way (measured at 15 ms per step on these machines). It runs on ``--baseline-steps`` steps only
+and is scaled linearly to the full step count (stated in the output).
 """
 
 from __future__ import annotations
