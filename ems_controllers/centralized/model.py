@@ -38,7 +38,7 @@ import pyomo.environ as pyo
 
 from ems_controllers.core import blocks
 from ems_controllers.core.solver import PersistentHighs
-from ems_controllers.core.types import Horizon, PartyProblem, SolveResult, SolverOptions
+from ems_controllers.core.types import DEFAULT_SOLVER_OPTIONS, Horizon, PartyProblem, SolveResult, SolverOptions
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class CentralizedModel:
         return built, True
 
     def solve(
-        self, problems: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions = SolverOptions()
+        self, problems: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions = DEFAULT_SOLVER_OPTIONS
     ) -> SolveResult:
         names = [p.mg.name for p in problems]
         if len(set(names)) != len(names) or not names:

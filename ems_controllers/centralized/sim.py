@@ -9,7 +9,7 @@ messages (``Messages/``), so what the operator saw is on file. Interface and fal
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, override
 
 from ems_controllers.centralized.model import CentralizedModel
 from ems_controllers.core.adapter import OUTPUT_ATTRS, PlanningEMS, run
@@ -27,9 +27,11 @@ class CentralizedEMS(PlanningEMS):
         super().__init__()
         self.model = CentralizedModel()
 
+    @override
     def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
         return self.model.solve(problems, horizon, self.solve_opts)
 
+    @override
     def boundary_messages(self, problems: list[PartyProblem], result: SolveResult, time: int) -> list[dict[str, Any]]:
         msgs: list[dict[str, Any]] = []
         for p in problems:

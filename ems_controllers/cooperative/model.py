@@ -66,7 +66,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 Mode = Literal["paper", "extended"]
 MODES: tuple[str, ...] = ("paper", "extended")
@@ -99,8 +99,13 @@ def _finite(name: str, value: float) -> float:
     return v
 
 
+def is_mode(value: object) -> TypeGuard[Mode]:
+    """Whether ``value`` names a step-2 mode (:data:`MODES`)."""
+    return value in MODES
+
+
 def _check_mode(mode: str) -> None:
-    if mode not in MODES:
+    if not is_mode(mode):
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 
@@ -183,6 +188,15 @@ def hours_from_rows(rows: Iterable[Mapping[str, Any]], names: Sequence[str]) -> 
 
 
 @dataclass(frozen=True)
+class Room:
+    """The part of a :class:`Report` only a movable MG sends: its CHP's room up and down and its cost."""
+
+    up_kwh: float
+    down_kwh: float
+    cost_per_kwh: float
+
+
+@dataclass(frozen=True)
 class Report:
     """The message a uEMS sends the central EMS after step 1, and nothing else.
 
@@ -214,6 +228,14 @@ class Report:
     def movable(self) -> bool:
         return self.chp_cost_per_kwh is not None
 
+    @property
+    def room(self) -> Room | None:
+        """Room and cost of a movable MG; None for the others (the three fields go together)."""
+        up, down, cost = self.up_room_kwh, self.down_room_kwh, self.chp_cost_per_kwh
+        if up is None or down is None or cost is None:
+            return None
+        return Room(up, down, cost)
+
     def as_dict(self) -> dict[str, float | bool]:
         """The report's content: the keys of :data:`REPORT_FIELDS` that are set."""
         out: dict[str, float | bool] = {
@@ -221,10 +243,11 @@ class Report:
             "shortage_kwh": self.shortage_kwh,
             "self_sufficient": self.self_sufficient,
         }
-        if self.movable:
-            out["up_room_kwh"] = float(self.up_room_kwh)  # type: ignore[arg-type]
-            out["down_room_kwh"] = float(self.down_room_kwh)  # type: ignore[arg-type]
-            out["chp_cost_per_kwh"] = float(self.chp_cost_per_kwh)  # type: ignore[arg-type]
+        room = self.room
+        if room is not None:
+            out["up_room_kwh"] = float(room.up_kwh)
+            out["down_room_kwh"] = float(room.down_kwh)
+            out["chp_cost_per_kwh"] = float(room.cost_per_kwh)
         return out
 
 
@@ -359,23 +382,21 @@ def step2(
         add(n, "internal_payment", p_main * v)
         add(n, "saving_share", 0.5 * (b - s) * v)
 
-    def movable(r: Report) -> bool:
-        return r.movable and (r.self_sufficient or mode == "extended")
-
+    rooms: dict[str, Room] = {}  # the MGs step 2 may move, with their room and CHP cost
+    for n, r in reports.items():
+        room = r.room
+        if room is not None and (r.self_sufficient or mode == "extended"):
+            rooms[n] = room
     left_d, left_s = tot_d - main, tot_s - main
     anc_total = 0.0
     saving = (b - s) * main
     prices: dict[str, float] = {}
     if left_d > TOL_KWH:  # raise movable CHPs, cheapest first, where c < b
         helpers = sorted(
-            (r.chp_cost_per_kwh, n)
-            for n, r in reports.items()  # type: ignore[misc]
-            if movable(r)
-            and r.chp_cost_per_kwh < b  # type: ignore[operator]
-            and r.up_room_kwh > 0
-        )  # type: ignore[operator]
+            (room.cost_per_kwh, n) for n, room in rooms.items() if room.cost_per_kwh < b and room.up_kwh > 0
+        )
         for c, n in helpers:
-            inc = min(reports[n].up_room_kwh, left_d)  # type: ignore[type-var]
+            inc = min(rooms[n].up_kwh, left_d)
             if inc <= 0:
                 break
             left_d -= inc
@@ -393,15 +414,11 @@ def step2(
         left_d = max(left_d, 0.0)
     elif left_s > TOL_KWH:  # lower movable CHPs, most expensive first, where c > s
         helpers = sorted(
-            (-r.chp_cost_per_kwh, n)
-            for n, r in reports.items()  # type: ignore[operator]
-            if movable(r)
-            and r.chp_cost_per_kwh > s  # type: ignore[operator]
-            and r.down_room_kwh > 0
-        )  # type: ignore[operator]
+            (-room.cost_per_kwh, n) for n, room in rooms.items() if room.cost_per_kwh > s and room.down_kwh > 0
+        )
         for neg_c, n in helpers:
             c = -neg_c
-            dec = min(reports[n].down_room_kwh, left_s)  # type: ignore[type-var]
+            dec = min(rooms[n].down_kwh, left_s)
             if dec <= 0:
                 break
             left_s -= dec
@@ -521,7 +538,7 @@ def central_lp(mgs: Sequence[ChpMg], hour: HourData) -> LpResult:
             return LpResult(status, term, None, None, None, None, None, None, solve_s)
         x = list(h.getSolution().col_value)
         return _lp_result(mgs, hour, x[:n], max(x[n], 0.0), max(x[n + 1], 0.0), "optimal", term, solve_s)
-    except Exception as exc:  # failures are values
+    except Exception as exc:  # noqa: BLE001 - never raises (see docstring): any solver failure is an "error" result
         return LpResult(
             "error", type(exc).__name__, None, None, None, None, None, None, time.perf_counter() - t0, str(exc)
         )
@@ -655,7 +672,7 @@ def run_hour(mgs: Sequence[ChpMg], hour: HourData, mode: Mode = "paper") -> Hour
     cost_step1 = sum(a.cost for a in s1.values())
     cost_final = cost_step1 - s2.saving
     lp = central_lp(mgs, hour)
-    gap = cost_final - lp.cost if lp.ok else None  # type: ignore[operator]
+    gap = cost_final - lp.cost if lp.ok and lp.cost is not None else None  # ok implies a cost
     return HourResult(mode, MappingProxyType(s1), s2, MappingProxyType(per), cost_step1, cost_final, lp, gap, msgs)
 
 

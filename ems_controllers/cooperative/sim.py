@@ -19,12 +19,15 @@ or ``"extended"``. The uEMS reports and the central EMS's instructions are the r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, override
 
-from ems_controllers.cooperative.model import ChpMg, HourData, HourResult, run_hour
+from ems_controllers.cooperative.model import ChpMg, HourData, HourResult, Mode, is_mode, run_hour
 from ems_controllers.core.adapter import OUTPUT_ATTRS as BASE_OUTPUT_ATTRS
-from ems_controllers.core.adapter import PlanningEMS, run
+from ems_controllers.core.adapter import Party, PlanningEMS, run
 from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult
+
+if TYPE_CHECKING:
+    from mosaik_api_v3.types import CreateResult, ModelName, OutputData, OutputRequest
 
 MG_ATTRS = [
     "chp_step1_kwh",
@@ -52,18 +55,21 @@ class CooperativeEMS(PlanningEMS):
         super().__init__()
         self.meta["models"]["MG"]["attrs"] = list(self.meta["models"]["MG"]["attrs"]) + MG_ATTRS
         self.meta["models"]["Community"] = {"public": True, "params": [], "attrs": COMMUNITY_ATTRS}
-        self.mode = "paper"
+        self.mode: Mode = "paper"
+        self.now = 0
         self.hours: tuple[int, list[HourResult]] | None = None
         self.community_out: dict[str, Any] = {}
         self.has_community = False
 
-    def configure(self, site=None, ancillary="paper", **params):
-        super().configure(site=site, **params)
-        if ancillary not in ("paper", "extended"):
+    @override
+    def configure_strategy(self, site: dict[str, Any] | None = None, ancillary: str = "paper", **params: Any) -> None:
+        super().configure_strategy(site=site, **params)
+        if not is_mode(ancillary):
             raise ValueError(f"ancillary must be 'paper' or 'extended', got {ancillary!r}")
         self.mode = ancillary
 
-    def create(self, num, model, **params):
+    @override
+    def create(self, num: int, model: ModelName, **params: Any) -> list[CreateResult]:
         if model == "Community":
             if num != 1 or self.has_community or params:
                 raise ValueError("create one Community entity, without params")
@@ -71,10 +77,12 @@ class CooperativeEMS(PlanningEMS):
             return [{"eid": COMMUNITY, "type": model}]
         return super().create(num, model, **params)
 
-    def _plan(self, time):
+    @override
+    def _plan(self, time: int) -> dict[str, dict[str, Any]]:
         self.now = time
         return super()._plan(time)
 
+    @override
     def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
         dt_h = horizon.dt_h
         kwh = 1000.0 * dt_h  # MW -> kWh per interval
@@ -94,7 +102,7 @@ class CooperativeEMS(PlanningEMS):
             )
             results.append(run_hour(mgs, hour, self.mode))
         self.hours = (self.now, results)
-        plans = {}
+        plans: dict[str, PartyPlan] = {}
         for p in problems:
             name, n = p.mg.name, horizon.n_steps
             chp = [r.mgs[name].chp_kwh / kwh for r in results]
@@ -122,9 +130,10 @@ class CooperativeEMS(PlanningEMS):
             solve_s=sum(r.lp.solve_s for r in results),
         )
 
-    def boundary_messages(self, problems, result, time):
+    @override
+    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult, time: int) -> list[dict[str, Any]]:
         assert self.hours is not None
-        msgs = []
+        msgs: list[dict[str, Any]] = []
         for k, r in enumerate(self.hours[1]):
             for m in r.messages:
                 msgs.append(
@@ -138,7 +147,8 @@ class CooperativeEMS(PlanningEMS):
                 )
         return msgs
 
-    def _outputs(self, name, party, time, info):
+    @override
+    def _outputs(self, name: str, party: Party, time: int, info: dict[str, Any]) -> dict[str, Any]:
         out = super()._outputs(name, party, time, info)
         out.update(dict.fromkeys(MG_ATTRS))
         self.community_out = dict.fromkeys(COMMUNITY_ATTRS)
@@ -186,7 +196,8 @@ class CooperativeEMS(PlanningEMS):
         }
         return out
 
-    def get_data(self, outputs):
+    @override
+    def get_data(self, outputs: OutputRequest) -> OutputData:
         data = super().get_data({e: a for e, a in outputs.items() if e != COMMUNITY})
         if COMMUNITY in outputs:
             data[COMMUNITY] = {a: self.community_out.get(a) for a in outputs[COMMUNITY]}

@@ -24,8 +24,9 @@ import abc
 import copy
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, override
 
 import mosaik_api_v3
 
@@ -41,6 +42,9 @@ from ems_controllers.core.types import (
     UnitState,
 )
 from ems_controllers.rule_based import model as rule
+
+if TYPE_CHECKING:
+    from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ STATUS_ATTRS = [
 PLAN_ATTRS = ["plan_diesel_p_mw", "plan_battery_p_mw", "plan_import_mw", "plan_soc_mwh", "plan_cost"]
 OUTPUT_ATTRS = SETPOINT_ATTRS + STATUS_ATTRS + PLAN_ATTRS + ["messages"]
 
-META = {
+META: Meta = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
@@ -84,7 +88,9 @@ def sum_inputs(values: dict[str, Any]) -> Any:
 
 
 @dataclass
-class _Party:
+class Party:
+    """One ``MG`` entity's state in the adapter (what :meth:`PlanningEMS._outputs` gets)."""
+
     mg: Microgrid
     pv_rated_mw: float
     wind_rated_mw: float
@@ -111,7 +117,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
 
     def __init__(self) -> None:
         super().__init__(copy.deepcopy(META))  # subclasses extend their own copy
-        self.parties: dict[str, _Party] = {}
+        self.parties: dict[str, Party] = {}
         self.forecasts: dict[str, dict[str, tuple[int, list[float]]]] = {}
         # per source, for strategies that need to know where a load is: party -> source -> (t, values)
         self.load_sources: dict[str, dict[str, tuple[int, list[float]]]] = {}
@@ -131,19 +137,20 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         self.messages: list[dict[str, Any]] = []
 
     # -- mosaik API -----------------------------------------------------------------------------------
+    @override
     def init(
         self,
-        sid,
-        time_resolution=1.0,
-        step_size=3600,
-        tariff=None,
-        mip_rel_gap=1e-3,
-        time_limit_s=60.0,
-        pwl_max_error_per_h=0.5,
-        rolling=False,
-        horizon="receding",
-        **params,
-    ):
+        sid: SimId,
+        time_resolution: float = 1.0,
+        step_size: int = 3600,
+        tariff: dict[str, Any] | None = None,
+        mip_rel_gap: float = 1e-3,
+        time_limit_s: float = 60.0,
+        pwl_max_error_per_h: float = 0.5,
+        rolling: bool = False,
+        horizon: str = "receding",
+        **params: Any,
+    ) -> Meta:
         if tariff is None:
             raise ValueError(f"{type(self).__name__} needs the 'tariff' sim param")
         if horizon not in HORIZON_MODES:
@@ -163,25 +170,42 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         )
         self.rolling = bool(rolling)
         self.horizon_mode = horizon
-        self.configure(**params)
+        self.configure_strategy(**params)
         return self.meta
 
-    def configure(self, site: dict[str, Any] | None = None, **params: Any) -> None:
-        """Strategy-specific sim params. ``site``: where things are in the grid (the scenario's net as
-        pandapower JSON, buses of the parties, tie switches; see the scenario), for network-aware
-        strategies; others ignore it."""
+    def configure_strategy(self, site: dict[str, Any] | None = None, **params: Any) -> None:
+        """Strategy-specific sim params (the ``init`` params this class does not take). ``site``: where
+        things are in the grid (the scenario's net as pandapower JSON, buses of the parties, tie switches;
+        see the scenario), for network-aware strategies; others ignore it.
+
+        Not named ``configure``: that is mosaik's hook for the command line arguments of a simulator
+        started as its own process (:meth:`mosaik_api_v3.Simulator.configure`), called before ``init``."""
         if params:
             raise ValueError(f"{type(self).__name__}: unknown sim params {sorted(params)}")
         self.site = site or {}
 
-    def create(self, num, model, mg=None, pv_rated_mw=0.0, wind_rated_mw=0.0, load_buses=None, load_owners=None):
+    @override
+    def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
+        return self._create_party(num, model, **model_params)
+
+    def _create_party(
+        self,
+        num: int,
+        model: ModelName,
+        mg: dict[str, Any] | None = None,
+        pv_rated_mw: float = 0.0,
+        wind_rated_mw: float = 0.0,
+        load_buses: Mapping[str, int] | None = None,
+        load_owners: Mapping[str, str] | None = None,
+    ) -> list[CreateResult]:
+        """One ``MG`` entity (the model's params are this method's keyword arguments)."""
         if mg is None or num != 1:
             raise ValueError("create one MG entity per call with its 'mg' param")
         spec = Microgrid.from_dict(mg)
         if spec.name in self.parties:
             raise ValueError(f"party {spec.name!r} created twice")
         e0 = spec.battery.e_init_mwh if spec.battery else 0.0
-        self.parties[spec.name] = _Party(
+        self.parties[spec.name] = Party(
             spec,
             float(pv_rated_mw),
             float(wind_rated_mw),
@@ -202,9 +226,10 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         assert self.tariff is not None
         return len(self.tariff.buy_price_per_mwh)
 
-    def step(self, time, inputs, max_advance):
+    @override
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         new_forecast = False
-        owner_msgs = []
+        owner_msgs: list[dict[str, Any]] = []
         for name, party in self.parties.items():
             inp = inputs.get(name, {})
             for attr in ("load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw"):
@@ -262,8 +287,9 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             ):
                 pout["planned_import_mw"] += out["planned_import_mw"]
 
-    def get_data(self, outputs):
-        data: dict[str, dict[str, Any]] = {}
+    @override
+    def get_data(self, outputs: OutputRequest) -> OutputData:
+        data: OutputData = {}
         for eid, attrs in outputs.items():
             out = self.parties[eid].out or {}
             data[eid] = {a: self._messages_of(eid) if a == "messages" else out.get(a) for a in attrs}
@@ -375,7 +401,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             self.messages = self.boundary_messages(problems, result, time)
         return info
 
-    def _outputs(self, name: str, party: _Party, time: int, info: dict[str, Any]) -> dict[str, Any]:
+    def _outputs(self, name: str, party: Party, time: int, info: dict[str, Any]) -> dict[str, Any]:
         info = info.get(name, {})
         out: dict[str, Any] = {
             "pcc_closed": True,
@@ -422,7 +448,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             party.e_mwh = party.mg.battery.next_e_mwh(party.e_mwh, float(out["battery_p_mw"]), self.dt_h)
         return out
 
-    def _rule_step(self, name: str, party: _Party, time: int) -> dict[str, Any]:
+    def _rule_step(self, name: str, party: Party, time: int) -> dict[str, Any]:
         """The rule-based EMS for one step (the last fallback)."""
         assert self.tariff is not None
         load = self._forecast_from(name, "load_forecast_p_mw", time)

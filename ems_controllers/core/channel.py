@@ -79,7 +79,7 @@ class Channel:
             env = Envelope(record["t"], record["sender"], record["receiver"], record["kind"], ciphertext=ciphertext)
         else:
             assert values is not None
-            if isinstance(values, EncryptedVector) or isinstance(values, (str, bytes, Mapping)):
+            if isinstance(values, (EncryptedVector, str, bytes, Mapping)):
                 raise TypeError(f"values must be a sequence of numbers, got {type(values).__name__}")
             vals = tuple(float(v) for v in values)
             record["values"] = list(vals)

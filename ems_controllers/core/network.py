@@ -198,7 +198,7 @@ def network_from_pandapower(
     root_vm = float(ext["vm_pu"].iloc[0])
 
     bus_ok = net.bus["in_service"].astype(bool)
-    live_buses = set(int(i) for i in net.bus.index[bus_ok])
+    live_buses = {int(i) for i in net.bus.index[bus_ok]}
     if root not in live_buses:
         raise ValueError(f"network_from_pandapower: ext_grid bus {root} is out of service")
     vn = {float(v) for v in net.bus.loc[sorted(live_buses), "vn_kv"]}
@@ -421,8 +421,8 @@ def add_lindistflow(
     p_inj = {int(j): f for j, f in (p_inj_mw or {}).items()}
     q_inj = {int(j): f for j, f in (q_inj_mvar or {}).items()}
     bus_set = set(data.buses)
-    for name, inj in (("p_inj_mw", p_inj), ("q_inj_mvar", q_inj)):
-        bad = [j for j in inj if j not in bus_set]
+    for name, table in (("p_inj_mw", p_inj), ("q_inj_mvar", q_inj)):
+        bad = [j for j in table if j not in bus_set]
         if bad:
             raise ValueError(
                 f"add_lindistflow: {name} names buses {bad} that are not in the network "
@@ -450,7 +450,7 @@ def add_lindistflow(
     b.w_root_pu2 = pyo.Param(mutable=True, initialize=data.root_vm_pu**2)
     b.w_min_pu2 = pyo.Param(b.nonroot_bus, mutable=True, initialize=lambda b, j: data.vm_min_pu[j] ** 2)
     b.w_max_pu2 = pyo.Param(b.nonroot_bus, mutable=True, initialize=lambda b, j: data.vm_max_pu[j] ** 2)
-    b.s_max_mva = pyo.Param(b.line, mutable=True, initialize=lambda b, l: br_by_line[l].s_max_mva)
+    b.s_max_mva = pyo.Param(b.line, mutable=True, initialize=lambda b, li: br_by_line[li].s_max_mva)
 
     b.p_line_mw = pyo.Var(b.line, T)
     b.q_line_mvar = pyo.Var(b.line, T)
@@ -462,30 +462,30 @@ def add_lindistflow(
         return f(t) if f is not None else 0.0
 
     def p_bal(b, j, t):
-        return sum(b.p_line_mw[l, t] for l in into[j]) - sum(b.p_line_mw[l, t] for l in out_of[j]) == b.p_load_mw[
+        return sum(b.p_line_mw[li, t] for li in into[j]) - sum(b.p_line_mw[li, t] for li in out_of[j]) == b.p_load_mw[
             j, t
         ] - inj(p_inj, j, t)
 
     def q_bal(b, j, t):
-        return sum(b.q_line_mvar[l, t] for l in into[j]) - sum(b.q_line_mvar[l, t] for l in out_of[j]) == b.q_load_mvar[
-            j, t
-        ] - inj(q_inj, j, t)
+        return sum(b.q_line_mvar[li, t] for li in into[j]) - sum(
+            b.q_line_mvar[li, t] for li in out_of[j]
+        ) == b.q_load_mvar[j, t] - inj(q_inj, j, t)
 
     b.p_balance_con = pyo.Constraint(b.nonroot_bus, T, rule=p_bal)
     b.q_balance_con = pyo.Constraint(b.nonroot_bus, T, rule=q_bal)
 
-    def v_drop(b, l, t):
-        br = br_by_line[l]
+    def v_drop(b, li, t):
+        br = br_by_line[li]
         return (
             b.w_pu2[br.to_bus, t]
-            == b.w_pu2[br.from_bus, t] - 2.0 * (br.r_ohm * b.p_line_mw[l, t] + br.x_ohm * b.q_line_mvar[l, t]) / vb2
+            == b.w_pu2[br.from_bus, t] - 2.0 * (br.r_ohm * b.p_line_mw[li, t] + br.x_ohm * b.q_line_mvar[li, t]) / vb2
         )
 
-    def angle(b, l, t):
-        br = br_by_line[l]
+    def angle(b, li, t):
+        br = br_by_line[li]
         return (
             b.theta_rad[br.to_bus, t]
-            == b.theta_rad[br.from_bus, t] - (br.x_ohm * b.p_line_mw[l, t] - br.r_ohm * b.q_line_mvar[l, t]) / vb2
+            == b.theta_rad[br.from_bus, t] - (br.x_ohm * b.p_line_mw[li, t] - br.r_ohm * b.q_line_mvar[li, t]) / vb2
         )
 
     b.v_drop_con = pyo.Constraint(b.line, T, rule=v_drop)
@@ -502,16 +502,16 @@ def add_lindistflow(
         b.line,
         b.polygon_side,
         T,
-        rule=lambda b, l, k, t: (
-            side[k][0] * b.p_line_mw[l, t] + side[k][1] * b.q_line_mvar[l, t] <= shrink * b.s_max_mva[l]
+        rule=lambda b, li, k, t: (
+            side[k][0] * b.p_line_mw[li, t] + side[k][1] * b.q_line_mvar[li, t] <= shrink * b.s_max_mva[li]
         ),
     )
 
     b.p_root_mw = pyo.Expression(
         T,
         rule=lambda b, t: (
-            sum(b.p_line_mw[l, t] for l in out_of[root])
-            - sum(b.p_line_mw[l, t] for l in into[root])
+            sum(b.p_line_mw[li, t] for li in out_of[root])
+            - sum(b.p_line_mw[li, t] for li in into[root])
             + b.p_load_mw[root, t]
             - inj(p_inj, root, t)
         ),
@@ -519,8 +519,8 @@ def add_lindistflow(
     b.q_root_mvar = pyo.Expression(
         T,
         rule=lambda b, t: (
-            sum(b.q_line_mvar[l, t] for l in out_of[root])
-            - sum(b.q_line_mvar[l, t] for l in into[root])
+            sum(b.q_line_mvar[li, t] for li in out_of[root])
+            - sum(b.q_line_mvar[li, t] for li in into[root])
             + b.q_load_mvar[root, t]
             - inj(q_inj, root, t)
         ),
@@ -559,9 +559,9 @@ def predicted(b: pyo.Block) -> tuple[dict[tuple[int, Any], float], dict[tuple[in
         if var.value is None:
             raise ValueError("predicted: the LinDistFlow block holds no solution")
         vm[(j, t)] = math.sqrt(max(var.value, 0.0))
-    for (l, t), p in b.p_line_mw.items():
-        q = b.q_line_mvar[l, t].value
+    for (li, t), p in b.p_line_mw.items():
+        q = b.q_line_mvar[li, t].value
         if p.value is None or q is None:
             raise ValueError("predicted: the LinDistFlow block holds no solution")
-        loading[(l, t)] = _loading(math.hypot(p.value, q), pyo.value(b.s_max_mva[l]))
+        loading[(li, t)] = _loading(math.hypot(p.value, q), pyo.value(b.s_max_mva[li]))
     return vm, loading

@@ -18,8 +18,10 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.results import TerminationCondition as TC
 
@@ -81,12 +83,19 @@ class PersistentHighs:
             raise ValueError(f"unknown backend {backend!r}")
         self.model = model
         self.backend = backend
-        self._opt = None
+        self._opt: Any | None = None  # the Pyomo solver object (no type information), made on the first solve
         self._solved_once = False
-        self._int_cols = None
-        self._cols: list = []
+        self._int_cols: npt.NDArray[np.int32] | None = None
+        self._cols: list[Any] = []  # Pyomo variables by HiGHS column
 
-    def _make(self):
+    @property
+    def _solver(self) -> Any:
+        """The solver object; it exists from the first solve on (every caller runs after ``_make``)."""
+        if self._opt is None:
+            raise RuntimeError("PersistentHighs: no solver before the first solve")
+        return self._opt
+
+    def _make(self) -> Any:
         if self.backend == "contrib":
             from pyomo.contrib.solver.solvers.highs import Highs
 
@@ -124,7 +133,7 @@ class PersistentHighs:
         remaining steps are those of ``set_instance`` without the capture. If the private members
         this touches are missing (another Pyomo version), the public ``set_instance`` runs.
         """
-        opt, m = self._opt, self.model
+        opt, m = self._solver, self.model
         needed = ("_reinit", "_solver_model", "_model", "_objective", "_add_variables")
         if self.backend != "contrib" or not all(hasattr(opt, a) for a in needed):
             opt.set_instance(m)
@@ -191,14 +200,14 @@ class PersistentHighs:
             sol = highspy.HighsSolution()
             sol.col_value = start
             sol.value_valid = True
-            self._opt._solver_model.setSolution(sol)
+            self._solver._solver_model.setSolution(sol)
         t1 = time.perf_counter()
         raw = self._run_contrib(opts, t1 - t0) if self.backend == "contrib" else self._run_appsi(opts, t1 - t0)
         self._solved_once = raw.status in ("optimal", "feasible")
         return raw
 
     def _run_contrib(self, opts: SolverOptions, translate_s: float) -> RawSolve:
-        opt = self._opt
+        opt = self._solver
         cfg = opt.config
         cfg.load_solutions = False
         cfg.raise_exception_on_nonoptimal_result = False
@@ -243,7 +252,7 @@ class PersistentHighs:
         On the ieee33_3mg centralized re-solves this took 10-12 ms where HiGHS's MILP took 28-110 ms
         (all four dumped instances certified, objective equal to the MILP's within its gap).
         """
-        opt = self._opt
+        opt = self._solver
         h = getattr(opt, "_solver_model", None)
         var_map = getattr(opt, "_pyomo_var_to_solver_var_map", None)
         if h is None or var_map is None:
@@ -314,7 +323,7 @@ class PersistentHighs:
     def _run_appsi(self, opts: SolverOptions, translate_s: float) -> RawSolve:
         from pyomo.contrib.appsi.base import TerminationCondition as ATC
 
-        opt = self._opt
+        opt = self._solver
         cfg = opt.config
         cfg.load_solution = False
         cfg.time_limit = max(opts.time_limit_s, 0.0)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
-def _from_dict[T](cls: type[T], data: dict[str, Any]) -> T:
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+def _from_dict[T: DataclassInstance](cls: type[T], data: dict[str, Any]) -> T:
+    names = {f.name for f in fields(cls)}
     unknown = set(data) - names
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
@@ -249,6 +252,10 @@ class SolverOptions:
     # First try to prove the optimum from the LP relaxation (rounded, fixed and re-solved: see
     # core.solver); the MILP runs only when that fails.
     certify_relaxation: bool = True
+
+
+DEFAULT_SOLVER_OPTIONS = SolverOptions()
+"""The options a solve uses when given none (frozen: safe to share as a default argument)."""
 
 
 @dataclass(frozen=True)

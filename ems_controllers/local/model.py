@@ -23,7 +23,7 @@ import pyomo.environ as pyo
 
 from ems_controllers.core import blocks
 from ems_controllers.core.solver import PersistentHighs
-from ems_controllers.core.types import Horizon, PartyProblem, SolveResult, SolverOptions
+from ems_controllers.core.types import DEFAULT_SOLVER_OPTIONS, Horizon, PartyProblem, SolveResult, SolverOptions
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,9 @@ class LocalModel:
             self._cache.popitem(last=False)
         return built, True
 
-    def solve(self, problem: PartyProblem, horizon: Horizon, opts: SolverOptions = SolverOptions()) -> SolveResult:
+    def solve(
+        self, problem: PartyProblem, horizon: Horizon, opts: SolverOptions = DEFAULT_SOLVER_OPTIONS
+    ) -> SolveResult:
         try:
             built, rebuilt = self._get(problem, horizon, opts)
             t0 = time.perf_counter()
@@ -139,6 +141,6 @@ class LocalModel:
         )
 
 
-def solve_local(problem: PartyProblem, horizon: Horizon, opts: SolverOptions = SolverOptions()) -> SolveResult:
+def solve_local(problem: PartyProblem, horizon: Horizon, opts: SolverOptions = DEFAULT_SOLVER_OPTIONS) -> SolveResult:
     """Build and solve once (no reuse); see :class:`LocalModel` for repeated solves."""
     return LocalModel().solve(problem, horizon, opts)

@@ -9,9 +9,10 @@ knows only its own data and the tariff. Interface and fallbacks: :mod:`ems_contr
 from __future__ import annotations
 
 import time as _time
+from typing import override
 
 from ems_controllers.core.adapter import OUTPUT_ATTRS, PlanningEMS, run
-from ems_controllers.core.types import Horizon, PartyProblem, SolveResult
+from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult
 from ems_controllers.local.model import LocalModel
 
 __all__ = ["OUTPUT_ATTRS", "LocalEMS"]
@@ -24,9 +25,13 @@ class LocalEMS(PlanningEMS):
         super().__init__()
         self.models: dict[str, LocalModel] = {}
 
+    @override
     def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
-        plans, failed, by_party = {}, {}, {}
-        statuses, build_s, solve_s, objective = [], 0.0, 0.0, 0.0
+        plans: dict[str, PartyPlan] = {}
+        failed: dict[str, str] = {}
+        by_party: dict[str, float] = {}
+        statuses: list[str] = []
+        build_s, solve_s, objective = 0.0, 0.0, 0.0
         t0 = _time.perf_counter()
         for p in problems:
             model = self.models.setdefault(p.mg.name, LocalModel())

@@ -14,7 +14,7 @@ learned. Sim params: ``key_bits`` (default 2048), ``packed`` (default True).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, override
 
 from ems_controllers.core.adapter import OUTPUT_ATTRS, PlanningEMS, run
 from ems_controllers.core.channel import Channel
@@ -29,6 +29,9 @@ from ems_controllers.core.crypto import (
 )
 from ems_controllers.core.types import Horizon, PartyProblem, SolveResult
 from ems_controllers.nested.model import NestedModel
+
+if TYPE_CHECKING:
+    from mosaik_api_v3.types import CreateResult, InputData, ModelName, OutputData, OutputRequest, Time
 
 __all__ = ["OUTPUT_ATTRS", "OWNER_ATTRS", "NestedEMS"]
 
@@ -54,18 +57,22 @@ class NestedEMS(PlanningEMS):
         self.owner_out: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, KeyPair] = {}
         self.key_bits = 2048
-        self.codec: FixedPoint | PackedCodec | None = None
+        self.codec: FixedPoint | PackedCodec | None = None  # set by configure_strategy (init)
         self.last_crypto_s = 0.0
 
-    def configure(self, site=None, key_bits=2048, packed=True, **params):
-        super().configure(site=site, **params)
+    @override
+    def configure_strategy(
+        self, site: dict[str, Any] | None = None, key_bits: int = 2048, packed: bool = True, **params: Any
+    ) -> None:
+        super().configure_strategy(site=site, **params)
         self.key_bits = int(key_bits)
         if packed:
             self.codec = PackedCodec.for_key(self.key_bits, max_abs=MAX_ABS_MW, max_addends=64)
         else:
             self.codec = FixedPoint()
 
-    def create(self, num, model, **params):
+    @override
+    def create(self, num: int, model: ModelName, **params: Any) -> list[CreateResult]:
         if model == "Owner":
             mg, owner = params.get("mg"), params.get("owner")
             if num != 1 or not mg or not owner:
@@ -77,13 +84,19 @@ class NestedEMS(PlanningEMS):
             return [{"eid": eid, "type": model}]
         return super().create(num, model, **params)
 
+    def _codec(self) -> FixedPoint | PackedCodec:
+        if self.codec is None:
+            raise RuntimeError("NestedEMS: init (which sets the codec) must run before step")
+        return self.codec
+
     def _key(self, mg: str) -> KeyPair:
         """The MG EMS's key pair (made on first use; only the MG's EMS holds the private key)."""
         if mg not in self.keys:
             self.keys[mg] = generate_keypair(self.key_bits)
         return self.keys[mg]
 
-    def step(self, time, inputs, max_advance):
+    @override
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         # 1. owners: encrypt their own new forecasts for their MG's EMS
         for eid, mg in self.owners.items():
             self.owner_out[eid] = {"sent_ciphertext_bytes": 0}
@@ -91,15 +104,20 @@ class NestedEMS(PlanningEMS):
             if not values:
                 continue
             forecast = [sum(col) for col in zip(*values, strict=True)]
-            enc = encrypt_vector(self._key(mg).public_key, self.codec, forecast)
+            enc = encrypt_vector(self._key(mg).public_key, self._codec(), forecast)
             self.channel.send(time, eid, mg, LOAD_KIND, ciphertext=enc)
             self.owner_out[eid]["sent_ciphertext_bytes"] = enc.ciphertext_bytes
         # 2. each MG's EMS: add the ciphertexts, decrypt only the sum
         for mg in self.parties:
             envelopes = self.channel.receive(mg, LOAD_KIND)
             if envelopes:
-                total = aggregate([e.ciphertext for e in envelopes])
-                load = decrypt_sum(self._key(mg).private_key, self.codec, total, len(envelopes))
+                ciphertexts = []
+                for e in envelopes:
+                    if e.ciphertext is None:  # owners send their forecasts only encrypted
+                        raise ValueError(f"{LOAD_KIND} from {e.sender} to {mg} is not encrypted")
+                    ciphertexts.append(e.ciphertext)
+                total = aggregate(ciphertexts)
+                load = decrypt_sum(self._key(mg).private_key, self._codec(), total, len(envelopes))
                 own = self.forecasts[mg].get(LOAD_KIND)
                 if own is not None and own[0] == time:  # a load of the MG's own, given in plaintext
                     load = [a + b for a, b in zip(load, own[1], strict=True)]
@@ -109,16 +127,19 @@ class NestedEMS(PlanningEMS):
         self.messages = self.channel.drain()
         return next_t
 
+    @override
     def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
         result = self.model.solve(problems, horizon, self.solve_opts)
         return result
 
-    def boundary_messages(self, problems, result, time):
+    @override
+    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult, time: int) -> list[dict[str, Any]]:
         for m in result.extra.get("messages", []):
             self.channel.send(time, m["sender"], m["receiver"], m["kind"], values=m["values"])
         return []
 
-    def get_data(self, outputs):
+    @override
+    def get_data(self, outputs: OutputRequest) -> OutputData:
         data = super().get_data({e: a for e, a in outputs.items() if e not in self.owners})
         for eid, attrs in outputs.items():
             if eid in self.owners:

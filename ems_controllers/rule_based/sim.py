@@ -16,13 +16,17 @@ closed (everything is bought) and says ``ems_status = "fallback: no forecast"``.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, override
 
 import mosaik_api_v3
 
 from ems_controllers.core.adapter import sum_inputs
 from ems_controllers.core.types import Microgrid, Tariff
 from ems_controllers.rule_based import model
+
+if TYPE_CHECKING:
+    from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +36,7 @@ PLAN_ATTRS = ["plan_diesel_p_mw", "plan_battery_p_mw", "plan_import_mw", "plan_s
 INPUT_ATTRS = ["load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw", "soc_mwh"]
 OUTPUT_ATTRS = SETPOINT_ATTRS + STATUS_ATTRS + PLAN_ATTRS + ["messages"]
 
-META = {
+META: Meta = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
@@ -66,7 +70,15 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         self.time_resolution = 1.0
         self.tariff: Tariff | None = None
 
-    def init(self, sid, time_resolution=1.0, step_size=3600, tariff=None, **sim_params):
+    @override
+    def init(
+        self,
+        sid: SimId,
+        time_resolution: float = 1.0,
+        step_size: int = 3600,
+        tariff: dict[str, Any] | None = None,
+        **sim_params: Any,
+    ) -> Meta:
         if step_size <= 0:
             raise ValueError("step_size must be positive")
         if tariff is None:
@@ -80,7 +92,22 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
     def dt_h(self) -> float:
         return self.step_size * self.time_resolution / 3600.0
 
-    def create(self, num, model, mg=None, pv_rated_mw=0.0, wind_rated_mw=0.0, load_buses=None, load_owners=None):
+    @override
+    def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
+        return self._create_mg(num, model, **model_params)
+
+    def _create_mg(
+        self,
+        num: int,
+        model: ModelName,
+        mg: dict[str, Any] | None = None,
+        pv_rated_mw: float = 0.0,
+        wind_rated_mw: float = 0.0,
+        load_buses: Mapping[str, int] | None = None,
+        load_owners: Mapping[str, str] | None = None,
+    ) -> list[CreateResult]:
+        """One ``MG`` entity (the model's params are this method's keyword arguments; ``load_buses`` is
+        accepted for the interface's sake and not used)."""
         if mg is None:
             raise ValueError("MG entity needs the 'mg' param")
         spec = Microgrid.from_dict(mg)
@@ -92,7 +119,8 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         self.entities[spec.name].load_owners = dict(load_owners or {})
         return [{"eid": spec.name, "type": model}]
 
-    def step(self, time, inputs, max_advance):
+    @override
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         assert self.tariff is not None
         steps_per_day = len(self.tariff.buy_price_per_mwh)
         step_index = time // self.step_size
@@ -131,6 +159,9 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         return values[k:] if k < len(values) else None
 
     def _act(self, ent: _Entity, time: int, step_of_day: int, planning: bool) -> dict[str, Any]:
+        tariff = self.tariff
+        if tariff is None:
+            raise RuntimeError("RuleBasedEMS: init (which sets the tariff) must run before step")
         load = self._forecast_now(ent, "load_forecast_p_mw", time)
         pv = self._forecast_now(ent, "pv_forecast_p_mw", time)
         wind = self._forecast_now(ent, "wind_forecast_p_mw", time)
@@ -156,7 +187,7 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         if planning:
             decisions = model.plan(
                 ent.mg,
-                self.tariff,
+                tariff,
                 load_forecast_mw=load,
                 res_forecast_mw=res,
                 e_mwh=ent.e_mwh,
@@ -168,7 +199,7 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
             out["plan_battery_p_mw"] = [d.battery_p_mw for d in decisions]
             out["plan_import_mw"] = [d.import_mw for d in decisions]
             out["plan_soc_mwh"] = [d.e_next_mwh for d in decisions]
-        buy, sell = self.tariff.at(step_of_day)
+        buy, sell = tariff.at(step_of_day)
         d = model.decide(
             ent.mg,
             load_mw=load[0],
@@ -200,8 +231,9 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         )
         return out
 
-    def get_data(self, outputs):
-        data: dict[str, dict[str, Any]] = {}
+    @override
+    def get_data(self, outputs: OutputRequest) -> OutputData:
+        data: OutputData = {}
         for eid, attrs in outputs.items():
             ent = self.entities[eid]
             data[eid] = {}

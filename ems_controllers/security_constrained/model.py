@@ -83,7 +83,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -283,9 +283,10 @@ def build_dno_model(
 
     Components: ``m.dn`` (the DN's unit blocks, ``import_mw`` = its net withdrawal from the network
     incl. the feeder load, balance), ``m.sub`` (substation exchange), ``m.grant_mw[m, t]``,
-    ``m.grant_lo_mw[m, t]``, ``m.grant_hi_mw[m, t]`` (mutable bounds), ``m.tie[m]`` (tied grant per MG) and in case 3 ``m.tie_agg``
-    (tied aggregate), ``m.net`` (LinDistFlow, cases 2/3) with ``m.shed_share_p/q[bus, t]`` (mutable
-    ``p_{j,t}/L_t``, ``q_{j,t}/L_t``), ``m.mg_q_mvar[m, t]`` and ``m.root_con``.
+    ``m.grant_lo_mw[m, t]``, ``m.grant_hi_mw[m, t]`` (mutable bounds), ``m.tie[m]`` (tied grant per MG)
+    and in case 3 ``m.tie_agg`` (tied aggregate), ``m.net`` (LinDistFlow, cases 2/3) with
+    ``m.shed_share_p/q[bus, t]`` (mutable ``p_{j,t}/L_t``, ``q_{j,t}/L_t``), ``m.mg_q_mvar[m, t]`` and
+    ``m.root_con``.
     """
     mg = dn.problem.mg
     names = list(mg_names)
@@ -309,7 +310,7 @@ def build_dno_model(
     m.tie = pyo.Block(m.MG)
     per_mg_price = cfg.redistribution_price_per_mwh if aggregate else cfg.deviation_price_per_mwh
     for n in names:
-        blocks.add_tied_exchange(m.tie[n], lambda t, n=n: m.grant_mw[n, t], m.T, dt_h, price_per_mwh=per_mg_price)
+        blocks.add_tied_exchange(m.tie[n], _grant_flow(m, n), m.T, dt_h, price_per_mwh=per_mg_price)
     if aggregate:
         m.tie_agg = pyo.Block()
         blocks.add_tied_exchange(
@@ -332,6 +333,11 @@ def build_dno_model(
         expr=pyo.quicksum(b.unit_cost[t] + m.sub.exch_cost[t] + m.tie_cost[t] for t in m.T), sense=pyo.minimize
     )
     return m
+
+
+def _grant_flow(m: pyo.ConcreteModel, n: str) -> Callable[[Any], Any]:
+    """``t -> m.grant_mw[n, t]``: MG ``n``'s grant as the flow of a tied exchange."""
+    return lambda t: m.grant_mw[n, t]
 
 
 def _dn_generation(b: pyo.Block, mg: Any, t: Any) -> Any:
@@ -654,6 +660,11 @@ def _snapshot_prediction(
 # --------------------------------------------------------------------------------------------------
 
 
+def _import_flow(m: pyo.ConcreteModel, n: str) -> Callable[[Any], Any]:
+    """``t -> m.party[n].import_mw[t]``: party ``n``'s import as the flow of a tied exchange."""
+    return lambda t: m.party[n].import_mw[t]
+
+
 class _GrantTie:
     """``CentralizedModel`` network hook: ties each MG's import to its grant
     (``blocks.add_tied_exchange`` on ``m.party[name].import_mw``, target = grant, price = pi^dev) and
@@ -673,9 +684,7 @@ class _GrantTie:
         names = [p.mg.name for p in problems]
         m.grant_tie = pyo.Block(names)
         for n in names:
-            blocks.add_tied_exchange(
-                m.grant_tie[n], lambda t, n=n: m.party[n].import_mw[t], T, self.dt_h, price_per_mwh=self.price_per_mwh
-            )
+            blocks.add_tied_exchange(m.grant_tie[n], _import_flow(m, n), T, self.dt_h, price_per_mwh=self.price_per_mwh)
         m.network_cost = pyo.Expression(T, rule=lambda m, t: pyo.quicksum(m.grant_tie[n].tie_cost[t] for n in names))
         self._write(m, names)
         self._models.append((tuple(names), m))
@@ -709,7 +718,15 @@ class _Failed(Exception):
         self.step, self.status, self.termination, self.message = step, status, termination, message
 
 
-def _check(step: str, what: str, res: SolveResult) -> None:
+@dataclass(frozen=True)
+class _Solved:
+    """What a successful solve gives a step: its objective and its plans."""
+
+    objective: float
+    plans: dict[str, PartyPlan]
+
+
+def _check(step: str, what: str, res: SolveResult) -> _Solved:
     if not res.ok:
         raise _Failed(
             step,
@@ -717,6 +734,9 @@ def _check(step: str, what: str, res: SolveResult) -> None:
             res.termination,
             f"{step} ({what}): {res.status} ({res.termination}) {res.message}".strip(),
         )
+    if res.objective is None or res.plans is None:  # ok: a feasible plan, hence an objective
+        raise ValueError(f"{step} ({what}): {res.status} without an objective or plans")
+    return _Solved(res.objective, res.plans)
 
 
 class SecurityConstrainedModel:
@@ -786,11 +806,11 @@ class SecurityConstrainedModel:
         gaps = []
         for p in mgs:
             res = self.local.solve(p, horizon, opts)
-            _check("step1", f"stand-alone {p.mg.name}", res)
+            solved = _check("step1", f"stand-alone {p.mg.name}", res)
             stati.append(res.status)
             gaps.append(res.mip_gap)
-            standalone[p.mg.name] = float(res.objective)  # type: ignore[arg-type]
-            requests[p.mg.name] = res.plans[p.mg.name].import_mw  # type: ignore[index]
+            standalone[p.mg.name] = float(solved.objective)
+            requests[p.mg.name] = solved.plans[p.mg.name].import_mw
         out["standalone_costs"] = standalone
         if cfg.case == 3:
             for p in mgs:
@@ -809,11 +829,11 @@ class SecurityConstrainedModel:
                     }
                 )
             res = self.mgc.solve(list(mgs), horizon, opts)
-            _check("step1", "MGC aggregate", res)
+            solved = _check("step1", "MGC aggregate", res)
             stati.append(res.status)
             gaps.append(res.mip_gap)
-            out["aggregated_cost"] = float(res.objective)  # type: ignore[arg-type]
-            requests = {n: res.plans[n].import_mw for n in requests}  # type: ignore[index]
+            out["aggregated_cost"] = float(solved.objective)
+            requests = {n: solved.plans[n].import_mw for n in requests}
             out["coalition_costs"] = {frozenset({n}): c for n, c in standalone.items()}
             out["coalition_costs"][frozenset(requests)] = out["aggregated_cost"]
             out["import_ranges_mw"] = {p.mg.name: import_range_mw(p) for p in mgs}
@@ -903,11 +923,11 @@ class SecurityConstrainedModel:
             self._tie.set({p.mg.name: grants[p.mg.name] for p in group}, price, dt)
             what = "MGC" if cfg.case == 3 else group[0].mg.name
             res = self.reschedule.solve(group, horizon, opts)
-            _check("step3", what, res)
+            solved = _check("step3", what, res)
             stati.append(res.status)
             gaps.append(res.mip_gap)
-            total += float(res.objective)  # type: ignore[arg-type]
-            plans.update(res.plans)  # type: ignore[arg-type]
+            total += float(solved.objective)
+            plans.update(solved.plans)
         mg_costs, dev_costs = {}, {}
         for p in mgs:
             n = p.mg.name
@@ -943,10 +963,10 @@ class SecurityConstrainedModel:
         for k in range(2, len(mgs)):
             for c in itertools.combinations([p.mg.name for p in mgs], k):
                 res = self.mgc.solve([by_name[n] for n in c], horizon, opts)
-                _check("split", f"coalition {'+'.join(c)}", res)
+                solved = _check("split", f"coalition {'+'.join(c)}", res)
                 stati.append(res.status)
                 gaps.append(res.mip_gap)
-                costs[frozenset(c)] = float(res.objective)  # type: ignore[arg-type]
+                costs[frozenset(c)] = float(solved.objective)
         shares = shapley_shares(costs)
         grand = frozenset(by_name)
         final = dict(costs)

@@ -10,7 +10,8 @@ scenario connects to every tie switch, so the switch states the EMS decides reac
 
 Extra outputs per party each step: ``request_mw`` and ``grant_mw`` (MGs; the DN: the substation
 import), and at planning instants ``saving_share`` (case 3, an MG's Shapley share of the aggregation saving
-over the plan), ``dn_cost`` (planned) and ``step1_s`` .. ``split_s`` (solve time of each step; DN only); on the DN entity ``predicted_vm_pu`` and ``predicted_loading_percent``:
+over the plan), ``dn_cost`` (planned) and ``step1_s`` .. ``split_s`` (solve time of each step; DN only);
+on the DN entity ``predicted_vm_pu`` and ``predicted_loading_percent``:
 LinDistFlow's prediction for this step, one value per bus / line of the net in index order (NaN where not
 modelled), so the report can set the linearisation against the AC power flow of the same step.
 """
@@ -18,12 +19,12 @@ modelled), so the report can set the linearisation against the AC power flow of 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, override
 
 import pandapower as pp
 
 from ems_controllers.core.adapter import OUTPUT_ATTRS as BASE_OUTPUT_ATTRS
-from ems_controllers.core.adapter import PlanningEMS, run
+from ems_controllers.core.adapter import Party, PlanningEMS, run
 from ems_controllers.core.network import NetworkData, network_from_pandapower
 from ems_controllers.core.types import Horizon, PartyProblem, SolveResult
 from ems_controllers.security_constrained.model import DnSite, ScConfig, ScResult, SecurityConstrainedModel
@@ -59,16 +60,17 @@ class SecurityConstrainedEMS(PlanningEMS):
         self.last: tuple[int, ScResult] | None = None
         self.now = 0
 
-    def configure(
+    @override
+    def configure_strategy(
         self,
-        site=None,
-        case=2,
-        deviation_price_per_mwh=500.0,
-        redistribution_price_per_mwh=250.0,
-        s_max_factor=0.95,
-        **params,
-    ):
-        super().configure(site=site, **params)
+        site: dict[str, Any] | None = None,
+        case: int = 2,
+        deviation_price_per_mwh: float = 500.0,
+        redistribution_price_per_mwh: float = 250.0,
+        s_max_factor: float = 0.95,
+        **params: Any,
+    ) -> None:
+        super().configure_strategy(site=site, **params)
         self.sc = ScConfig(
             case=int(case),
             deviation_price_per_mwh=float(deviation_price_per_mwh),
@@ -96,6 +98,7 @@ class SecurityConstrainedEMS(PlanningEMS):
     def line_order(self) -> list[int]:
         return sorted(int(li) for li in self.net.line.index)
 
+    @override
     def _plan(self, time: int) -> dict[str, dict[str, Any]]:
         self.now = time
         return super()._plan(time)
@@ -116,6 +119,7 @@ class SecurityConstrainedEMS(PlanningEMS):
         q_by_bus = {b: [v * self.q_ratio.get(b, 0.0) for v in p] for b, p in p_by_bus.items()}
         return p_by_bus, q_by_bus
 
+    @override
     def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
         assert self.sc is not None
         by_name = {p.mg.name: p for p in problems}
@@ -150,11 +154,13 @@ class SecurityConstrainedEMS(PlanningEMS):
             extra={"sc": res},
         )
 
-    def boundary_messages(self, problems, result, time):
-        res = result.extra["sc"]
+    @override
+    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult, time: int) -> list[dict[str, Any]]:
+        res: ScResult = result.extra["sc"]
         return [flat for m in res.messages for flat in _flatten(dict(m, t=time))]
 
-    def _outputs(self, name, party, time, info):
+    @override
+    def _outputs(self, name: str, party: Party, time: int, info: dict[str, Any]) -> dict[str, Any]:
         out = super()._outputs(name, party, time, info)
         assert self.sc is not None
         out["tie_closed"] = self.sc.case == 3 if name == DN else None
