@@ -17,7 +17,7 @@ venv: $(STAMP)
 	.tools/bin/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --quiet --python "$$($(FIND_PYTHON))"
+	$(UV) sync --frozen --quiet --compile-bytecode --python "$$($(FIND_PYTHON))"
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/mmg-cosim report results/ieee33_3mg-rule_based.h5 --plots results/plots
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --durations=15
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
@@ -34,7 +34,7 @@ test-slow: $(STAMP)
 test-latest: | $(UV)
 	rm -rf .venv-latest
 	$(UV) venv --quiet .venv-latest --python "$$($(FIND_PYTHON))"
-	$(UV) pip install --quiet --python .venv-latest/bin/python --upgrade -e . --group dev
+	$(UV) pip install --quiet --compile-bytecode --python .venv-latest/bin/python --upgrade -e . --group dev
 	.venv-latest/bin/python -m pip list 2>/dev/null | grep -iE '^(highspy|mosaik|pandapower|pyomo|numpy|pandas|lightsim2grid) ' || true
 	.venv-latest/bin/python -m pytest -q -p no:cacheprovider
 

@@ -12,11 +12,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ems_controllers.core.channel import audit
 from sims.recorder import read_attrs, read_messages
 
 INTERNAL_MARKERS = ("load", "forecast", "diesel", "battery", "soc", "pv", "wind", "unit", "problem")
+RUN_ATTRS = ("scenario", "strategy", "config", "entity_map")
+"""Root attributes every run file has (``runner`` gives them to the recorder); a file without them is no run."""
+
+
+class NotARunFile(ValueError):
+    """An HDF5 file (or any file) that is not a run written by mmg-cosim; the message names it."""
+
+
+def read_run_attrs(path: str | Path) -> dict[str, Any]:
+    """The root attributes of a run file, after checking that it is one (else :class:`NotARunFile`
+    naming the file and what it lacks). ``report`` and ``audit`` read a file through this."""
+    what = f"{path} is not an mmg-cosim run file"
+    try:
+        attrs = read_attrs(path)
+    except OSError as exc:
+        raise NotARunFile(f"{what} (not a readable HDF5 file: {exc})") from None
+    except ValueError as exc:  # a json_keys attribute that is not JSON
+        raise NotARunFile(f"{what} (unreadable root attributes: {exc})") from None
+    missing = [k for k in RUN_ATTRS if k not in attrs]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise NotARunFile(f"{what} (no {', '.join(missing)} attribute{plural})")
+    for key in ("config", "entity_map"):
+        if not isinstance(attrs[key], dict):
+            raise NotARunFile(f"{what} (its {key} attribute is not a JSON object)")
+    return attrs
 
 
 @dataclass
@@ -49,6 +76,6 @@ def audit_messages(messages: list[dict], parties: set[str]) -> AuditReport:
 
 
 def audit_run(path: str | Path) -> AuditReport:
-    attrs = read_attrs(path)
+    attrs = read_run_attrs(path)
     parties = set(attrs.get("entity_map", {}).get("parties", {}))
     return audit_messages(read_messages(path), parties)

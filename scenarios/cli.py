@@ -10,13 +10,18 @@ import logging
 import math
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ems_controllers.registry import STRATEGIES
 from scenarios.config import ConfigError, load_config
+from scenarios.paths import folder_problem
 from scenarios.registry import DEFAULT_SCENARIO, DEFAULT_STRATEGY, SCENARIOS, get_scenario
 from scenarios.stdio import result_stdout, write_json
+
+if TYPE_CHECKING:
+    from scenarios.runner import RunFailed
 
 logger = logging.getLogger("mmg_cosim")
 RESULTS_DIR = Path("results")
@@ -71,15 +76,16 @@ def cmd_run(args: argparse.Namespace, out_stream: TextIO) -> int:
         entry.load().build_net(cfg)
     except (ConfigError, ValueError) as exc:
         return _bad_input(str(exc))
-    out = Path(args.out) if args.out else RESULTS_DIR / result_file_name(entry.name, args.strategy)
-    from scenarios.runner import run_scenario
+    from scenarios.runner import OutputPathError, RunFailed, check_output, run_scenario
 
+    out = Path(args.out) if args.out else RESULTS_DIR / result_file_name(entry.name, args.strategy)
     try:
+        check_output(out)
         result = run_scenario(cfg, data_dir, args.strategy, out, progress=not args.quiet)
-    except Exception as exc:
-        logger.exception("run failed")
-        print(f"mmg-cosim: run failed: {type(exc).__name__}: {exc}; completed steps are in {out}", file=sys.stderr)
-        return 1
+    except OutputPathError as exc:
+        return _bad_input(str(exc))
+    except RunFailed as exc:
+        return _report_failed_run(exc, args.json, out_stream)
     if args.json:
         write_json(out_stream, result.kpis)
         return 0
@@ -89,6 +95,22 @@ def cmd_run(args: argparse.Namespace, out_stream: TextIO) -> int:
     )
     _print_kpis(result.kpis, out_stream)
     return 0
+
+
+def _report_failed_run(exc: RunFailed, as_json: bool, out: TextIO) -> int:
+    """Say why a run failed and where its completed steps are; the exit code (1, or 128 + signal)."""
+    where = f"its {exc.steps_completed} completed steps are in {exc.path}" if exc.path else "no step was recorded"
+    print(f"mmg-cosim: run failed: {exc}; {where}", file=sys.stderr)
+    if as_json:
+        write_json(
+            out,
+            {
+                "run_error": str(exc),
+                "path": str(exc.path) if exc.path else None,
+                "n_steps_completed": exc.steps_completed,
+            },
+        )
+    return getattr(exc, "exit_code", 1)
 
 
 def parse_strategy_spec(spec: str) -> tuple[str, list[str]]:
@@ -102,8 +124,13 @@ def parse_strategy_spec(spec: str) -> tuple[str, list[str]]:
 
 COMPARE_COLUMNS = [
     ("total_cost", "total cost"),
+    ("stored_energy_value", "stored value"),
+    ("stored_energy_change_mwh", "stored dMWh"),
     ("energy_bought_mwh", "bought MWh"),
     ("energy_sold_mwh", "sold MWh"),
+    ("unserved_mwh", "unserved MWh"),
+    ("pcc_excess_steps", "PCC over"),
+    ("pcc_excess_mwh", "PCC over MWh"),
     ("n_voltage_violations", "V viol"),
     ("min_vm_pu", "min vm"),
     ("max_vm_pu", "max vm"),
@@ -122,11 +149,13 @@ COMPARE_COLUMNS = [
 
 def cmd_compare(args: argparse.Namespace, out_stream: TextIO) -> int:
     from ems_controllers.registry import get_strategy
-    from scenarios.runner import run_scenario
+    from scenarios.runner import OutputPathError, RunFailed, RunInterrupted, check_output, run_scenario
 
     try:
         entry = get_scenario(args.scenario)
         specs = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        if not specs:
+            raise ValueError(f"--strategies {args.strategies!r}: no strategies given (e.g. rule_based,local)")
         runs = []
         for spec in specs:
             name, opts = parse_strategy_spec(spec.replace("+", ","))
@@ -140,16 +169,22 @@ def cmd_compare(args: argparse.Namespace, out_stream: TextIO) -> int:
     except (ConfigError, ValueError) as exc:
         return _bad_input(str(exc))
     out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
+    outs = [out_dir / result_file_name(entry.name, spec) for spec, *_ in runs]
+    try:
+        for out in outs:
+            check_output(out)
+    except OutputPathError as exc:
+        return _bad_input(str(exc))
     results: dict[str, dict[str, Any]] = {}
-    for spec, name, cfg, data_dir in runs:
-        out = out_dir / result_file_name(entry.name, spec)
-        if not args.json:
-            print(f"running {spec} -> {out}", file=sys.stderr)
+    for (spec, name, cfg, data_dir), out in zip(runs, outs, strict=True):
+        print(f"running {spec} -> {out}", file=sys.stderr)
         try:
             results[spec] = run_scenario(cfg, data_dir, name, out, progress=False).kpis
-        except Exception as exc:
-            logger.exception("run of %s failed", spec)
-            results[spec] = {"run_error": f"{type(exc).__name__}: {exc}", "path": str(out)}
+        except RunInterrupted as exc:  # the user stops the whole comparison
+            return _report_failed_run(exc, args.json, out_stream)
+        except RunFailed as exc:  # one failed strategy does not hide the others
+            print(f"mmg-cosim: run of {spec} failed: {exc}", file=sys.stderr)
+            results[spec] = {"run_error": str(exc), "path": str(exc.path) if exc.path else None}
     if args.json:
         write_json(out_stream, results)
     else:
@@ -191,9 +226,16 @@ def _print_kpis(k: dict[str, Any], out: TextIO) -> None:
         "strategy",
         "n_steps",
         "total_cost",
+        "stored_energy_value",
+        "stored_energy_change_mwh",
+        "stored_energy_price_per_mwh",
         "energy_bought_mwh",
         "energy_sold_mwh",
         "unserved_mwh",
+        "shed_mwh",
+        "pcc_excess_steps",
+        "pcc_excess_max_mw",
+        "pcc_excess_mwh",
         "losses_mwh",
         "n_voltage_violations",
         "min_vm_pu",
@@ -205,10 +247,17 @@ def _print_kpis(k: dict[str, Any], out: TextIO) -> None:
     ]
     for key in keys:
         if key in k:
-            print(f"  {key:<22} {_fmt(k[key])}", file=out)
+            print(f"  {key:<27} {_fmt(k[key])}", file=out)
+    over = {n: p for n, p in k.get("parties", {}).items() if p.get("pcc_excess_steps")}
+    for name, p in over.items():  # each MG whose measured PCC flow exceeded its limit
+        print(
+            f"    {name:<25} PCC limit exceeded in {p['pcc_excess_steps']} steps, by up to "
+            f"{_fmt(p['pcc_excess_max_mw'])} MW, {_fmt(p['pcc_excess_mwh'])} MWh over",
+            file=out,
+        )
     print("  cost_by_mg:", file=out)
     for name, c in k.get("cost_by_mg", {}).items():
-        print(f"    {name:<20} {_fmt(c)}", file=out)
+        print(f"    {name:<25} {_fmt(c)}", file=out)
     for key in (
         "solve_time_s",
         "soc_drift_mwh_max",
@@ -218,43 +267,76 @@ def _print_kpis(k: dict[str, Any], out: TextIO) -> None:
         "linearisation_loading_error_max_percent",
     ):
         if key in k:
-            print(f"  {key:<22} {_fmt(k[key])}", file=out)
+            print(f"  {key:<27} {_fmt(k[key])}", file=out)
     for key in ("solve_time_by_step_s", "aggregation_saving_share"):
         if key in k:
             print(f"  {key}: " + ", ".join(f"{n} {_fmt(v)}" for n, v in k[key].items()), file=out)
 
 
-def _read_run(path: Path, reader: Any) -> Any:
-    """``reader(path)``, or exit code 2 with a message if the file is missing or not a run."""
+def _read_run[T](path: Path, reader: Callable[[Path], T]) -> T | int:
+    """``reader(path)``, or exit code 2 with a message if the file is missing or not a run (the check
+    is :func:`scenarios.audit.read_run_attrs`, the same for ``report`` and ``audit``)."""
+    from scenarios.audit import NotARunFile, read_run_attrs
+
     if not path.is_file():
         return _bad_input(f"no such run file: {path}")
     try:
+        read_run_attrs(path)
         return reader(path)
+    except NotARunFile as exc:
+        return _bad_input(str(exc))
     except (OSError, KeyError, ValueError) as exc:
         return _bad_input(f"{path} is not a readable mmg-cosim run: {type(exc).__name__}: {exc}")
 
 
-def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
-    import h5py
+def _run_status(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Whether a run file holds a complete run: steps completed and planned, and why it failed if it did."""
+    done = attrs.get("n_steps_completed")
+    planned = attrs.get("n_steps")
+    error = attrs.get("run_error")
+    done = None if done is None else int(done)
+    planned = None if planned is None else int(planned)
+    error = None if error is None else str(error)
+    partial = done is not None and planned is not None and done < planned
+    return {
+        "n_steps_completed": done,
+        "n_steps_planned": planned,
+        "complete": error is None and not partial,
+        "run_error": error,
+    }
 
+
+def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+    from scenarios.audit import read_run_attrs
     from scenarios.kpis import compute_kpis
 
     path = Path(args.run)
+    attrs = _read_run(path, read_run_attrs)
+    if isinstance(attrs, int):
+        return attrs
+    plots_dir = Path(args.plots) if args.plots else None
+    if plots_dir is not None:
+        problem = folder_problem(plots_dir)
+        if problem:
+            return _bad_input(f"--plots {plots_dir}: {problem}")
     kpis = _read_run(path, compute_kpis)
     if isinstance(kpis, int):
         return kpis
-    with h5py.File(path, "r") as f:
-        err = f.attrs.get("run_error")
-    if err is not None:
-        kpis["run_error"] = err.decode() if isinstance(err, bytes) else str(err)
+    status = _run_status(attrs)
     plots = []
-    if args.plots:
+    if plots_dir is not None:
         from scenarios.plots import plot_run
 
-        plots = [str(p) for p in plot_run(path, Path(args.plots))]
+        plots = [str(p) for p in plot_run(path, plots_dir)]
     if args.json:
-        write_json(out, kpis | ({"plots": plots} if args.plots else {}))
+        write_json(out, kpis | status | ({"plots": plots} if plots_dir is not None else {}))
         return 0
+    # How the run ended comes first: KPIs of a partial or failed run must not pass for a whole run's.
+    if status["run_error"] is not None:
+        print(f"RUN FAILED: {status['run_error']}", file=out)
+    done, planned = status["n_steps_completed"], status["n_steps_planned"]
+    if done is not None and planned is not None and done < planned:
+        print(f"PARTIAL RUN: {done} of {planned} steps completed (the KPIs cover those steps only)", file=out)
     _print_kpis(kpis, out)
     for p in plots:
         print(f"  plot: {p}", file=out)

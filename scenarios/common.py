@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ems_controllers.registry import get_strategy
 from scenarios.config import Config, load_profiles_path
+from scenarios.supervision import Supervisor
+from sims.grid import GRID_OUTPUTS
 
 if TYPE_CHECKING:
     from mosaik import SimConfig
@@ -24,20 +25,11 @@ GRID_RECORD = {
     "Bus": ["vm_pu"],
     "Line": ["loading_percent", "i_ka", "p_from_mw", "p_to_mw", "pl_mw"],
     "Switch": ["closed"],
-    "Load": ["p_mw", "q_mvar"],
+    "Load": ["p_mw", "q_mvar", "shed_mw"],
     "StaticGen": ["p_mw", "p_avail_mw", "curtailed_mw"],
     "Storage": ["p_mw", "soc_mwh", "clipped_mw"],
     "ExtGrid": ["p_mw", "q_mvar"],
-    "Grid": [
-        "pf_converged",
-        "losses_mw",
-        "min_vm_pu",
-        "max_vm_pu",
-        "max_loading_percent",
-        "n_voltage_violations",
-        "n_overloads",
-        "unsupplied_mw",
-    ],
+    "Grid": list(GRID_OUTPUTS),
 }
 PROFILE_RECORD = {
     "Load": ["p_mw", "q_mvar", "forecast_p_mw"],
@@ -47,16 +39,15 @@ PROFILE_RECORD = {
 }
 
 
-def sim_config(cfg: Config, strategy: str) -> SimConfig:
-    """mosaik sim_config: in-process by default, ``cmd`` (a separate process) for the sims named in
-    ``run.separate_processes``."""
+def sim_config(cfg: Config, strategy: str, supervisor: Supervisor) -> SimConfig:
+    """mosaik sim_config: in-process by default; the sims named in ``run.separate_processes`` each in a
+    process of their own, started and watched by ``supervisor``."""
     targets = dict(SIM_TARGETS)
     targets["ems"] = ("EMS", get_strategy(strategy).target)
     out: SimConfig = {}
     for key, (name, target) in targets.items():
         if key in cfg.run.separate_processes:
-            module = target.split(":", 1)[0]
-            out[name] = {"cmd": f"{sys.executable} -m {module} %(addr)s"}
+            out[name] = supervisor.starter(name, target)
         else:
             out[name] = {"python": target}
     return out

@@ -18,9 +18,15 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from sims.profiles import DEFAULT_HUB_HEIGHT_M, DEFAULT_TURBINE_TYPE
+from sims.profiles import (
+    DEFAULT_HUB_HEIGHT_M,
+    DEFAULT_TURBINE_TYPE,
+    hub_height_problem,
+    load_profiles,
+    turbine_type_problem,
+)
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -34,6 +40,16 @@ class _Strict(BaseModel):
 
 
 NonNeg = Field(ge=0)
+
+
+def _hourly_power(v: list[float] | None) -> list[float] | None:
+    """A series of power values (a load's demand, a PV's output): finite and >= 0."""
+    if v is None:
+        return v
+    for i, x in enumerate(v):
+        if not math.isfinite(x) or x < 0:
+            raise ValueError(f"value {x!r} at index {i}: power values must be finite and >= 0")
+    return v
 
 
 class DieselCfg(_Strict):
@@ -86,6 +102,8 @@ class LoadCfg(_Strict):
     p_mw_per_hour: list[float] | None = None
     cos_phi: float = Field(default=0.95, gt=0, le=1)
 
+    _power = field_validator("p_mw_per_hour")(_hourly_power)
+
     @model_validator(mode="after")
     def _source(self) -> LoadCfg:
         if self.p_mw_per_hour is None and self.p_peak_mw is None:
@@ -104,6 +122,8 @@ class PvCfg(_Strict):
     column: str | None = None
     p_mw_per_hour: list[float] | None = None
     curtailable: bool = True
+
+    _power = field_validator("p_mw_per_hour")(_hourly_power)
 
     @model_validator(mode="after")
     def _source(self) -> PvCfg:
@@ -124,6 +144,23 @@ class WindCfg(_Strict):
     curtailable: bool = True
     turbine_type: str = DEFAULT_TURBINE_TYPE
     hub_height_m: float = Field(default=DEFAULT_HUB_HEIGHT_M, gt=0)
+
+    @field_validator("turbine_type")
+    @classmethod
+    def _turbine(cls, v: str) -> str:
+        problem = turbine_type_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("hub_height_m")
+    @classmethod
+    def _hub(cls, v: float, info: ValidationInfo) -> float:
+        # turbine_type is validated first (field order); a bad type is reported on its own field.
+        problem = hub_height_problem(str(info.data.get("turbine_type", "")), v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
 
 class UnitsCfg(_Strict):
@@ -276,11 +313,20 @@ class EmsCfg(_Strict):
 class PenaltyCfg(_Strict):
     res_curtailment_price_per_mwh: float = Field(default=20.0, ge=0)
     load_shed_price_per_mwh: float = Field(default=1000.0, ge=0)
+    stored_energy_price_per_mwh: float | None = Field(
+        default=None, ge=0, description="KPIs value the change in stored energy at this; none: the mean buy price"
+    )
 
 
 class RunCfg(_Strict):
     separate_processes: list[Literal["grid", "profiles", "ems", "recorder"]] = Field(default_factory=list)
     recorder_buffer_steps: int = Field(default=24, gt=0)
+    step_timeout_s: float = Field(
+        default=600.0, gt=0, description="a simulator process that does not answer a request within this fails the run"
+    )
+    start_timeout_s: float = Field(
+        default=60.0, gt=0, description="a simulator process must connect within this after it was started"
+    )
 
 
 class ScenarioCfg(_Strict):
@@ -411,6 +457,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ConfigError(f"--set {item!r}: expected key=value")
         key, text = item.split("=", 1)
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"--set {key.strip()!r}: empty part in the dotted key")
         node: Any = raw
         for i, p in enumerate(parts[:-1]):
             if isinstance(node, list):
@@ -423,6 +471,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                     raise ConfigError(f"--set {key}: no entry {p!r} in {'.'.join(parts[:i]) or 'config'}")
             else:
                 node = node.setdefault(p, {})
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(
+                    f"--set {key}: {'.'.join(parts[: i + 1])} is a value ({node!r}), not a table; "
+                    f"it has no field {'.'.join(parts[i + 1 :])!r}"
+                )
         if isinstance(node, list):
             raise ConfigError(f"--set {key}: cannot set a list element this way")
         node[parts[-1]] = _parse_value(text.strip())
@@ -455,7 +508,8 @@ def fill_from_data(raw: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     energy = float(data.get("energy_to_mwh", 1.0))
     price = float(data.get("price_to_per_mwh", 1.0))
 
-    def column(where: str, name: Any) -> list[float]:
+    def column(where: str, name: Any, *, non_negative: bool) -> list[float]:
+        """The column's values: numbers, finite, and >= 0 if ``non_negative`` (demand, generation)."""
         if not isinstance(name, str) or name not in df.columns:
             raise ConfigError(f"{where}: column {name!r} not in {path.name} (has {list(df.columns)})")
         col = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
@@ -463,6 +517,15 @@ def fill_from_data(raw: dict[str, Any], data_dir: Path) -> dict[str, Any]:
             raise ConfigError(
                 f"{where}: column {name!r} in {path.name} holds NaN or non-numbers "
                 f"(first at row {int(np.flatnonzero(np.isnan(col))[0])})"
+            )
+        if not np.isfinite(col).all():
+            bad = int(np.flatnonzero(~np.isfinite(col))[0])
+            raise ConfigError(f"{where}: column {name!r} in {path.name} holds infinite values (first at row {bad})")
+        if non_negative and (col < 0).any():
+            bad = int(np.flatnonzero(col < 0)[0])
+            raise ConfigError(
+                f"{where}: column {name!r} in {path.name} holds negative values (first at row {bad}: "
+                f"{float(col[bad])}); demand and generation must be >= 0"
             )
         if steps_per_day is not None and len(col) != steps_per_day:
             raise ConfigError(
@@ -475,13 +538,14 @@ def fill_from_data(raw: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     tariff = raw.setdefault("tariff", {})
     for key, col_key in (("buy_price_per_mwh", "buy_column"), ("sell_price_per_mwh", "sell_column")):
         if col_key in tariff:
-            tariff[key] = [v * price for v in column(f"tariff.{col_key}", tariff[col_key])]
+            tariff[key] = [v * price for v in column(f"tariff.{col_key}", tariff[col_key], non_negative=False)]
     for i, mg in enumerate(raw.get("mgs", [])):
         for kind in ("load", "pv"):
             unit = mg.get(kind) if isinstance(mg, dict) else None
             if isinstance(unit, dict) and "column" in unit:
                 where = f"mgs[{i}] ({mg.get('name', '?')}).{kind}.column"
-                unit["p_mw_per_hour"] = [v * energy / dt_h for v in column(where, unit["column"])]
+                values = column(where, unit["column"], non_negative=True)
+                unit["p_mw_per_hour"] = [v * energy / dt_h for v in values]
     return raw
 
 
@@ -513,7 +577,8 @@ def load_profiles_path(cfg: Config, data_dir: Path) -> Path:
 
 
 def validate_data(cfg: Config, data_dir: Path) -> None:
-    """Data files exist, hold no NaN, name the profiles the config uses and cover a year of hours."""
+    """Data files exist, hold finite values >= 0 (no NaN), name the profiles the config uses and cover a
+    year of hours (and pass the profile simulator's own checks of the file)."""
     path = load_profiles_path(cfg, data_dir)
     field = "scenario.load_profiles_file"
     if not path.is_file():
@@ -542,3 +607,16 @@ def validate_data(cfg: Config, data_dir: Path) -> None:
             raise ConfigError(
                 f"{where}: profile {name!r} in {path.name} has {len(col)} hourly values, a year needs 8760"
             )
+        bad_values = ~np.isfinite(col) | (col < 0)
+        if bad_values.any():
+            bad = int(np.flatnonzero(bad_values)[0])
+            raise ConfigError(
+                f"{where}: profile {name!r} in {path.name} holds {'negative' if col[bad] < 0 else 'infinite'} "
+                f"values (first at row {bad}: {float(col[bad])}); load profiles must be finite and >= 0"
+            )
+    # What the profile simulator itself will check when it reads the file (every column, the time index,
+    # exactly a year of rows), here, before any simulator starts.
+    try:
+        load_profiles(str(path))
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"{field}: {exc}") from None

@@ -2,10 +2,18 @@
 
 Cost definitions (docs/architecture.md): ``total_cost`` is the system's cost: diesel running (exact quadratic on the
 measured output) and start-up costs, renewable curtailment and unserved-load penalties, and the tariff on
-the energy exchanged at the substation (external grid). ``cost_by_mg`` is each party's own bill: its units'
-costs and penalties plus what it pays for its exchange at its point of common coupling (PCC) at the tariff;
+the energy exchanged at the substation (external grid), less the value of the energy the batteries gained
+over the run (``stored_energy_value`` = ``stored_energy_change_mwh`` x ``stored_energy_price_per_mwh``;
+the change is the measured ``soc_mwh`` at the end of the last step less the config's ``e_init_mwh``, summed
+over the batteries; the price is ``penalties.stored_energy_price_per_mwh``, by default the tariff's mean
+buy price over the run's steps), so a strategy that ends the run with emptier batteries pays for the
+energy it took out. Unserved load is what the grid did not serve: the load its EMS shed (the grid's
+``shed_mw``), penalised in the bill of the party whose load it is, and load on islands without supply
+(``unsupplied_mw``), penalised in the operator's. ``cost_by_mg`` is each party's own bill: its units'
+costs and penalties, less the value of its batteries' change in stored energy, plus what it pays for its
+exchange at its point of common coupling (PCC) at the tariff;
 the network operator ``DN`` pays for the substation exchange, receives the MGs' payments and carries the
-unserved-load penalty; where a scenario has no operator party (a community behind the utility's meter)
+unsupplied-load penalty; where a scenario has no operator party (a community behind the utility's meter)
 that balance is reported as ``network`` (losses and the spread on trades netted inside the feeder). A
 strategy that settles trades between parties at its own prices outputs ``settlement_cost`` per party
 and step (summing to 0 over the parties); it is added to each party's bill and taken out of the
@@ -14,6 +22,11 @@ parent; its parent's PCC flow includes it, so the parent pays for it at its own 
 the tariff at the outermost PCC). Payments between parties cancel, so ``sum(cost_by_mg) == total_cost``.
 A step whose power flow failed has NaN measurements; it counts in ``pf_failures`` and adds nothing to
 energies and costs measured by the grid.
+
+Physical limits: an MG's PCC limit ``pcc_max_mw`` applies to the measured flow at its PCC in either
+direction; a step whose ``|flow|`` exceeds it by more than ``PCC_TOL_MW`` counts in ``pcc_excess_steps``,
+with the worst excess ``pcc_excess_max_mw`` and the energy over the limit ``pcc_excess_mwh`` (per MG in
+``parties``, summed or maxed over the MGs at the top level).
 """
 
 from __future__ import annotations
@@ -24,8 +37,11 @@ from typing import Any
 import numpy as np
 
 from ems_controllers.core.types import DieselUnit
-from scenarios.config import Config
+from scenarios.config import Config, MgCfg
 from sims.recorder import read_attrs, read_series
+
+PCC_TOL_MW = 1e-6
+"""A PCC flow counts as over its limit when it exceeds it by more than this (power-flow round-off)."""
 
 
 def _nz(a: np.ndarray) -> np.ndarray:
@@ -93,10 +109,13 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
     cfg, emap, dt = r.cfg, r.emap, r.dt_h
     pen = cfg.penalties
     ext = sum((_nz(r.s(fid, "p_mw")) for fid in emap["ext_grid"]), np.zeros(r.n))
+    energy_price = stored_energy_price(r)
     cost_by_mg: dict[str, float] = {}
     per_party: dict[str, dict[str, float]] = {}
     mg_payments = 0.0
-    unit_costs_total = 0.0
+    unit_costs_total = 0.0  # units' costs, penalties and stored-energy value of every party
+    shed_total = np.zeros(r.n)
+    stored_change_total = 0.0
     received: dict[str, float] = {}  # parent -> what its nested MGs paid it
     for name, pm in emap["parties"].items():
         units = cfg.dn if name == "DN" else next(m for m in cfg.mgs if m.name == name)
@@ -113,6 +132,17 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         c_curt = detail["res_curtailed_mwh"] * pen.res_curtailment_price_per_mwh
         detail["curtailment_cost"] = c_curt
         cost += c_curt
+        shed = sum((_nz(r.s(fid, "shed_mw")) for fid in pm["load"]), np.zeros(r.n))
+        detail["shed_mwh"] = float(np.sum(shed) * dt)
+        detail["shed_cost"] = detail["shed_mwh"] * pen.load_shed_price_per_mwh
+        cost += detail["shed_cost"]
+        shed_total += shed
+        if pm.get("storage") and units is not None and units.battery is not None:
+            change = _stored_energy_change(r.s(pm["storage"], "soc_mwh"), units.battery.e_init_mwh)
+            detail["stored_energy_change_mwh"] = change
+            detail["stored_energy_value"] = change * energy_price
+            cost -= detail["stored_energy_value"]
+            stored_change_total += change
         unit_costs_total += cost
         if pm.get("pcc_line"):
             imp = -r.s(pm["pcc_line"], "p_to_mw")  # flow out of the line's MG-side end = into the MG
@@ -134,6 +164,8 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
             planned = r.s(pm["ems"], "planned_soc_mwh")
             if np.isfinite(planned).any():
                 detail["soc_drift_mwh_max"] = float(np.nanmax(np.abs(planned - soc)))
+        if pm.get("pcc_line") and isinstance(units, MgCfg):
+            detail.update(_pcc_excess(r, -r.s(pm["pcc_line"], "p_to_mw"), units.pcc_max_mw))
         if pm.get("pcc_line"):
             planned_imp = r.s(pm["ems"], "planned_import_mw")
             if np.isfinite(planned_imp).any():
@@ -143,8 +175,8 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         detail["ems_fallback_steps"] = sum(1 for x in status if x.startswith("fallback"))
         per_party[name] = detail
         cost_by_mg[name] = cost
-    unserved = _nz(r.s(emap["grid"], "unsupplied_mw"))
-    unserved_cost = float(np.sum(unserved) * dt * pen.load_shed_price_per_mwh)
+    unsupplied = _nz(r.s(emap["grid"], "unsupplied_mw"))
+    unserved_cost = float(np.sum(unsupplied) * dt * pen.load_shed_price_per_mwh)
     ext_cost = float(np.sum(r.exchange_cost(ext)))
     for parent, amount in received.items():
         cost_by_mg[parent] -= amount
@@ -164,7 +196,8 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
     cost_by_mg[operator] += ext_cost - mg_payments + unserved_cost - settled
     per_party[operator]["exchange_cost"] = ext_cost
     per_party[operator]["mg_payments_received"] = mg_payments
-    per_party[operator]["unserved_cost"] = unserved_cost
+    per_party[operator]["unserved_cost"] = unserved_cost  # load on islands without supply
+    per_party[operator]["unsupplied_mwh"] = float(np.sum(unsupplied) * dt)
     total = unit_costs_total + ext_cost + unserved_cost
     g = emap["grid"]
     conv = r.s(g, "pf_converged")
@@ -194,7 +227,12 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         "cost_by_mg": cost_by_mg,
         "energy_bought_mwh": float(np.sum(np.maximum(ext, 0)) * dt),
         "energy_sold_mwh": float(np.sum(np.maximum(-ext, 0)) * dt),
-        "unserved_mwh": float(np.sum(unserved) * dt),
+        "unserved_mwh": float(np.sum(unsupplied + shed_total) * dt),
+        "shed_mwh": float(np.sum(shed_total) * dt),
+        "stored_energy_change_mwh": stored_change_total,
+        "stored_energy_value": stored_change_total * energy_price,
+        "stored_energy_price_per_mwh": energy_price,
+        **_pcc_excess_total(per_party),
         "n_voltage_violations": int(np.nansum(r.s(g, "n_voltage_violations"))),
         "min_vm_pu": _nanstat(np.nanmin, vmin),
         "max_vm_pu": _nanstat(np.nanmax, vmax),
@@ -212,6 +250,42 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
         "wall_time_s": float(r.attrs.get("wall_time_s", float("nan"))),
         "parties": per_party,
         **extra,
+    }
+
+
+def stored_energy_price(r: _Run) -> float:
+    """The price of stored energy: the config's, else the tariff's mean buy price over the run's steps."""
+    price = r.cfg.penalties.stored_energy_price_per_mwh
+    if price is not None:
+        return float(price)
+    buy = r.buy if r.n else np.asarray(r.cfg.tariff.buy_price_per_mwh, dtype=float)
+    return float(np.mean(buy))
+
+
+def _stored_energy_change(soc_mwh: np.ndarray, e_init_mwh: float) -> float:
+    """Measured energy at the end of the run (the last finite ``soc_mwh``) less the initial energy."""
+    finite = soc_mwh[np.isfinite(soc_mwh)]
+    return float(finite[-1]) - e_init_mwh if len(finite) else 0.0
+
+
+def _pcc_excess(r: _Run, flow_mw: np.ndarray, limit_mw: float) -> dict[str, float]:
+    """Steps, worst excess and energy of a measured PCC flow over its limit (either direction)."""
+    excess = np.maximum(np.abs(_nz(flow_mw)) - limit_mw, 0.0)
+    over = excess > PCC_TOL_MW
+    return {
+        "pcc_excess_steps": int(np.sum(over)),
+        "pcc_excess_max_mw": float(np.max(excess, initial=0.0)) if over.any() else 0.0,
+        "pcc_excess_mwh": float(np.sum(excess[over]) * r.dt_h),
+    }
+
+
+def _pcc_excess_total(per_party: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The MGs' PCC excesses together (each MG's are in its ``parties`` entry)."""
+    mgs = {n: d for n, d in per_party.items() if "pcc_excess_steps" in d}
+    return {
+        "pcc_excess_steps": int(sum(d["pcc_excess_steps"] for d in mgs.values())),
+        "pcc_excess_max_mw": max((d["pcc_excess_max_mw"] for d in mgs.values()), default=0.0),
+        "pcc_excess_mwh": float(sum(d["pcc_excess_mwh"] for d in mgs.values())),
     }
 
 

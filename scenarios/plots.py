@@ -41,7 +41,11 @@ def plot_run(path: Path, out_dir: Path) -> list[Path]:
     parties = emap["parties"]
     fig, axes = plt.subplots(len(parties), 1, figsize=(10, 2.6 * len(parties)), sharex=True, squeeze=False)
     for ax, (name, pm) in zip(axes[:, 0], parties.items(), strict=True):
-        ax.plot(t, total(pm["load"], "p_mw"), "k-", label="load")
+        served = total(pm["load"], "p_mw")
+        ax.plot(t, served, "k-", label="load served")
+        shed = total(pm["load"], "shed_mw")
+        if np.any(shed > 1e-9):  # what the EMS shed: demand above what was served
+            ax.plot(t, served + shed, "k:", label="load demand (shed above served)")
         ax.plot(t, total(pm["pv"], "p_mw"), color="orange", label="PV")
         ax.plot(t, total(pm["wind"], "p_mw"), color="tab:cyan", label="wind")
         if pm.get("diesel"):

@@ -4,7 +4,9 @@ A scenario module builds its net (``build_net(cfg) -> NetLayout``: the grid and 
 sit) and calls :func:`wire`, which starts the grid, profile and EMS simulators, creates one profile entity
 per load, PV and wind unit (a standard profile, pvlib / windpowerlib, or a series from the scenario's data
 file), connects actuals to the grid, forecasts and measured state of charge to the EMS, the EMS's
-setpoints and switch states to the grid, and lists what the runner records.
+setpoints, switch states and planned load shedding (``unserved_mw`` -> the loads' ``shed_mw``; a party
+with several loads sheds them in proportion to their demand, see :func:`mark_shed_groups`) to the grid,
+and lists what the runner records.
 """
 
 from __future__ import annotations
@@ -203,6 +205,22 @@ def party_microgrid(cfg: Config, name: str) -> Microgrid:
     )
 
 
+def party_loads(party: PartyUnits) -> list[int]:
+    """The pandapower indices of a party's loads (its own load or the network's feeder loads, and its
+    owners' loads)."""
+    return list(dict.fromkeys([*party.load, *party.owner_loads.values()]))
+
+
+def mark_shed_groups(net: Any, layout: NetLayout) -> None:
+    """``net.load.shed_group``: the party's name on the loads of a party with several loads, so the grid
+    splits the shed its EMS asks for over them in proportion to their demand (one load: no group)."""
+    net.load["shed_group"] = None
+    for name, party in layout.parties.items():
+        loads = party_loads(party)
+        if len(loads) > 1:
+            net.load.loc[loads, "shed_group"] = name
+
+
 def _fid(entity: Any) -> str:
     return entity.full_id
 
@@ -238,6 +256,9 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir:
     to_record: list[tuple[Any, list[str]]] = []
     step_s = cfg.scenario.step_s
     net = layout.net
+    sheds = "unserved_mw" in ems_output_attrs(strategy)
+    if sheds:
+        mark_shed_groups(net, layout)
     grid_sim = world.start("Grid", step_size=step_s)
     grid = grid_sim.Grid(net=pp.to_json(net))
     ge = {e.eid: e for e in grid.children}
@@ -362,6 +383,11 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir:
             pm["pcc_switch"] = _fid(sw)
             # The MG's import is the power flowing from its PCC line into the MG bus (the line's to side).
             pm["pcc_line"] = _fid(ge[f"Line-{party.pcc_line}"])
+        loads = party_loads(party)
+        if sheds and loads:
+            # What the EMS plans to shed is shed in the grid: asked of the party's first load, shared by
+            # all its loads (their shed_group) in proportion to their demand.
+            world.connect(ems, ge[f"Load-{loads[0]}"], ("unserved_mw", "shed_mw"))
         pm["parent"] = getattr(units, "parent", None)
         entity_map["parties"][name] = pm
         ems_entities.append(ems)

@@ -6,7 +6,10 @@ mosaik attributes to result arrays come from one table, :data:`MODEL_SPECS`.
 
 Each step
     1. inputs are stored (they hold until a new value arrives; several sources of one attribute are
-       summed, a switch is closed only if every source says so); unit powers are computed: static
+       summed, a switch is closed only if every source says so); unit powers are computed: loads
+       less what is shed from them (``shed_mw`` input clipped to ``[0, p_mw]``, q scaled with p; loads
+       of one ``shed_group`` column value in ``net.load`` share the shed asked of any of them in
+       proportion to their demand), static
        generators ``min(setpoint, availability)``, storages clipped to their power and energy limits
        over the step (``clipped_mw`` = setpoint - applied, logged warning naming the unit),
        ``dt_h = step_size * time_resolution / 3600``;
@@ -101,7 +104,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "Bus": ModelSpec("bus", (), ("vm_pu", "va_degree", "p_mw", "q_mvar")),
     "Line": ModelSpec("line", (), ("loading_percent", "i_ka", "p_from_mw", "q_from_mvar", "p_to_mw", "pl_mw")),
     "Switch": ModelSpec("switch", ("closed",), ("closed",)),
-    "Load": ModelSpec("load", ("p_mw", "q_mvar"), ("p_mw", "q_mvar")),
+    "Load": ModelSpec("load", ("p_mw", "q_mvar", "shed_mw"), ("p_mw", "q_mvar", "shed_mw")),
     "StaticGen": ModelSpec("sgen", ("p_mw", "p_avail_mw"), ("p_mw", "p_avail_mw", "curtailed_mw")),
     "Storage": ModelSpec("storage", ("p_mw",), ("p_mw", "soc_mwh", "clipped_mw")),
     "ExtGrid": ModelSpec("ext_grid", (), ("p_mw", "q_mvar")),
@@ -115,6 +118,7 @@ GRID_OUTPUTS = (
     "n_voltage_violations",
     "n_overloads",
     "unsupplied_mw",
+    "shed_mw",
 )
 
 META: Meta = {
@@ -490,6 +494,12 @@ class GridSim(mosaik_api_v3.Simulator):
         # inputs and outputs are actual MW: the net's own values enter times their scaling
         self._load_p = _col(load, "p_mw", 0.0) * self._load_scaling
         self._load_q = _col(load, "q_mvar", 0.0) * self._load_scaling
+        self._load_shed_in = np.zeros(len(load))
+        # loads with the same shed_group share the shed asked of any of them (in proportion to demand)
+        groups = [g if isinstance(g, str) and g else None for g in load.get("shed_group", [None] * len(load))]
+        names = sorted({g for g in groups if g is not None})
+        self._load_group = np.array([-1 if g is None else names.index(g) for g in groups], dtype=np.int64)
+        self._n_shed_groups = len(names)
 
         sgen = net.sgen
         self._sgen_bus = pos_of(sgen["bus"])
@@ -643,7 +653,7 @@ class GridSim(mosaik_api_v3.Simulator):
     # ------------------------------------------------------------------ inputs
     def _set_input(self, model: str, pos: int, attr: str, values: list) -> None:
         if model == "Load":
-            target = self._load_p if attr == "p_mw" else self._load_q
+            target = {"p_mw": self._load_p, "q_mvar": self._load_q, "shed_mw": self._load_shed_in}[attr]
             target[pos] = float(sum(values))
         elif model == "StaticGen":
             target = self._sgen_set if attr == "p_mw" else self._sgen_avail
@@ -742,6 +752,30 @@ class GridSim(mosaik_api_v3.Simulator):
         p = np.where(self._sgen_in_service, p, 0.0)
         return p, avail, curtailed
 
+    def _load_shed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Served p and q of every load and the MW shed from it.
+
+        The shed asked of a load (``shed_mw`` input; NaN counts as 0, negative values as 0) is clipped to
+        its demand ``max(p_mw, 0)``; loads of one ``shed_group`` pool what is asked of them and share it
+        in proportion to their demand. q is reduced in proportion to p (the load's power factor stays).
+        Out-of-service loads shed nothing.
+        """
+        p = self._load_p
+        demand = np.where(self._load_in_service, np.maximum(p, 0.0), 0.0)
+        asked = np.maximum(np.nan_to_num(self._load_shed_in, nan=0.0), 0.0)
+        shed = np.minimum(asked, demand)
+        grouped = self._load_group >= 0
+        if grouped.any():
+            g = self._load_group[grouped]
+            asked_g = np.bincount(g, asked[grouped], self._n_shed_groups)
+            demand_g = np.bincount(g, demand[grouped], self._n_shed_groups)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = np.where(demand_g > 0, np.minimum(asked_g, demand_g) / demand_g, 0.0)
+            shed[grouped] = demand[grouped] * share[g]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kept = np.where(p > 0, 1.0 - shed / p, 1.0)
+        return p - shed, self._load_q * kept, shed
+
     def _storage_limits(self, p: np.ndarray, time: int, what: str = "setpoint") -> np.ndarray:
         """Clip storage powers (load sign) to power and energy limits over the step; warn per unit."""
         dt = self.dt_h
@@ -794,8 +828,7 @@ class GridSim(mosaik_api_v3.Simulator):
         sgen_p = np.where(sgen_on, sgen_p, 0.0)
         curtailed = np.where(np.isnan(self._sgen_avail), curtailed, sgen_avail - sgen_p)
         st_p = np.where(st_on, st_p, 0.0)
-        load_p = self._load_p
-        load_q = self._load_q
+        load_p, load_q, load_shed = self._load_shed()
         unsupplied_mw = float(np.sum(load_p[self._load_in_service & ~energised[self._load_bus]]))
 
         result = None
@@ -844,7 +877,18 @@ class GridSim(mosaik_api_v3.Simulator):
             self._integrate_soc(np.nan_to_num(st_p, nan=0.0))
             clipped = st_set - st_p
         self._fill_outputs(
-            result, topo, load_on, load_p, load_q, sgen_p, sgen_avail, curtailed, st_p, clipped, unsupplied_mw
+            result,
+            topo,
+            load_on,
+            load_p,
+            load_q,
+            load_shed,
+            sgen_p,
+            sgen_avail,
+            curtailed,
+            st_p,
+            clipped,
+            unsupplied_mw,
         )
 
     def _apply_fast_topology(self, topo: dict[str, Any]) -> None:
@@ -1108,6 +1152,7 @@ class GridSim(mosaik_api_v3.Simulator):
         load_on: np.ndarray,
         load_p: np.ndarray,
         load_q: np.ndarray,
+        load_shed: np.ndarray,
         sgen_p: np.ndarray,
         sgen_avail: np.ndarray,
         curtailed: np.ndarray,
@@ -1119,7 +1164,7 @@ class GridSim(mosaik_api_v3.Simulator):
         nb = self._n_bus
         load_p_out = np.where(load_on, load_p, 0.0)
         load_q_out = np.where(load_on, load_q, 0.0)
-        out["Load"] = {"p_mw": load_p_out.tolist(), "q_mvar": load_q_out.tolist()}
+        out["Load"] = {"p_mw": load_p_out.tolist(), "q_mvar": load_q_out.tolist(), "shed_mw": load_shed.tolist()}
         out["StaticGen"] = {
             "p_mw": sgen_p.tolist(),
             "p_avail_mw": sgen_avail.tolist(),
@@ -1130,6 +1175,7 @@ class GridSim(mosaik_api_v3.Simulator):
         nan = float("nan")
         grid = out["Grid"] = {attr: [nan] for attr in GRID_OUTPUTS}
         grid["unsupplied_mw"] = [unsupplied_mw]
+        grid["shed_mw"] = [float(np.sum(load_shed))]
         n_line = len(self._line_from)
         if res is None:
             grid["pf_converged"] = [0]

@@ -79,8 +79,10 @@ a CSV of the same shape as ``scenarios/data/load_profiles.csv`` (default: that f
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.resources
+import importlib.util
 import logging
 import math
 import zlib
@@ -196,22 +198,86 @@ def load_profiles(path: str | None = None) -> pd.DataFrame:
         raise ValueError(f"{source}: expected {HOURS_PER_YEAR} rows, got {len(frame)}")
     if frame.isna().any().any():
         raise ValueError(f"{source}: holds NaN in {list(frame.columns[frame.isna().any()])}")
+    problem = profile_values_problem(frame)
+    if problem:
+        raise ValueError(f"{source}: {problem}")
     return frame
+
+
+def profile_values_problem(frame: pd.DataFrame) -> str | None:
+    """What is wrong with the values of a load profile table (None if nothing): every value a finite
+    number >= 0. Names the first bad column and its row (0-based, data rows)."""
+    for name in frame.columns:
+        col = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(col) | (col < 0)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            what = "non-finite or non-numeric" if not np.isfinite(col[row]) else "negative"
+            value = frame[name].iloc[row]
+            value = value.item() if isinstance(value, np.generic) else value
+            return (
+                f"column {name!r} holds {what} values (first at row {row}: {value!r}); "
+                "load profiles must be finite and >= 0"
+            )
+    return None
 
 
 def load_profile_names(path: str | None = None) -> list[str]:
     return list(load_profiles(path).columns)
 
 
+TURBINE_TYPES_HINT = "windpowerlib.get_turbine_types(print_out=False), rows with has_power_curve"
+
+
 @functools.lru_cache(maxsize=1)
+def _turbine_library() -> dict[str, float]:
+    """windpowerlib's shipped turbine library (the ``oedb`` files ``WindTurbine`` reads by default):
+    turbine type -> rotor diameter in m (NaN if unknown), for the types that have a power curve.
+    Read from the file without importing windpowerlib (its import alone takes about half a second)."""
+    spec = importlib.util.find_spec("windpowerlib")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - a dependency
+        raise ImportError("windpowerlib is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "oedb" / "turbine_data.csv"
+    data = pd.read_csv(path, usecols=["turbine_type", "has_power_curve", "rotor_diameter"])
+    has_curve = data["has_power_curve"].astype(str).str.lower() == "true"
+    rows = data.loc[has_curve].sort_values("turbine_type")
+    diameters = pd.to_numeric(rows["rotor_diameter"], errors="coerce")
+    return {str(t): float(d) for t, d in zip(rows["turbine_type"], diameters, strict=True)}
+
+
 def turbine_types() -> tuple[str, ...]:
     """Turbine types of windpowerlib's shipped library that have a power curve."""
-    import windpowerlib
+    return tuple(_turbine_library())
 
-    path = Path(windpowerlib.__file__).resolve().parent / "oedb" / "turbine_data.csv"
-    data = pd.read_csv(path, usecols=["turbine_type", "has_power_curve"])
-    has_curve = data["has_power_curve"].astype(str).str.lower() == "true"
-    return tuple(sorted(data.loc[has_curve, "turbine_type"]))
+
+def turbine_type_problem(turbine_type: str) -> str | None:
+    """Why ``turbine_type`` cannot be simulated (None if it can): not a type with a power curve in
+    windpowerlib's library. The message lists the valid types and how to look them up."""
+    valid = turbine_types()
+    if turbine_type in valid:
+        return None
+    close = difflib.get_close_matches(str(turbine_type), valid, n=3)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    return (
+        f"unknown turbine {turbine_type!r}{hint}; valid are the {len(valid)} types with a power curve in "
+        f"windpowerlib's turbine library ({TURBINE_TYPES_HINT}): {', '.join(valid)}"
+    )
+
+
+def hub_height_problem(turbine_type: str, hub_height_m: float) -> str | None:
+    """Why ``hub_height_m`` is invalid for ``turbine_type`` (None if it is fine): the wind speed is
+    measured at 10 m and extrapolated upwards, and windpowerlib rejects a hub below half the rotor
+    diameter (the same rule as ``windpowerlib.WindTurbine``)."""
+    h = float(hub_height_m)
+    if not math.isfinite(h) or h <= WIND_MEASUREMENT_HEIGHT_M:
+        return f"must be > {WIND_MEASUREMENT_HEIGHT_M} m (the wind measurement height), got {hub_height_m!r}"
+    diameter = _turbine_library().get(turbine_type, math.nan)
+    if math.isfinite(diameter) and h <= 0.5 * diameter:
+        return (
+            f"{h} m invalid for {turbine_type}: windpowerlib needs a hub above half the rotor diameter "
+            f"({diameter} m), i.e. > {0.5 * diameter} m"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -232,11 +298,9 @@ def _check_profile(profile: str, path: str | None = None) -> str:
 
 
 def _check_turbine(turbine_type: str) -> str:
-    valid = turbine_types()
-    if turbine_type not in valid:
-        raise ValueError(
-            f"turbine_type: unknown turbine {turbine_type!r}; valid (windpowerlib library): {', '.join(valid)}"
-        )
+    problem = turbine_type_problem(turbine_type)
+    if problem:
+        raise ValueError(f"turbine_type: {problem}")
     return turbine_type
 
 
@@ -333,9 +397,10 @@ def wind_profile_p_mw(p_rated_mw: float, turbine_type: str, hub_height_m: float,
     """Hourly power (MW) of a wind unit of rating ``p_rated_mw`` over one year (8760 values)."""
     p_rated_mw = _check_positive("p_rated_mw", p_rated_mw)
     _check_turbine(turbine_type)
+    problem = hub_height_problem(turbine_type, hub_height_m)
+    if problem:
+        raise ValueError(f"hub_height_m: {problem}")
     hub_height_m = float(hub_height_m)
-    if not math.isfinite(hub_height_m) or hub_height_m <= WIND_MEASUREMENT_HEIGHT_M:
-        raise ValueError(f"hub_height_m must be > {WIND_MEASUREMENT_HEIGHT_M} m, got {hub_height_m!r}")
     return p_rated_mw * _wind_per_unit(turbine_type, hub_height_m, weather)
 
 

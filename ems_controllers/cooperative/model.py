@@ -68,6 +68,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, TypeGuard
 
+from ems_controllers.core.types import DEFAULT_SOLVER_OPTIONS
+
 Mode = Literal["paper", "extended"]
 MODES: tuple[str, ...] = ("paper", "extended")
 TOL_KWH = 1e-9
@@ -517,6 +519,9 @@ def central_lp(mgs: Sequence[ChpMg], hour: HourData) -> LpResult:
 
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
+        # HiGHS sizes one thread pool per process at its first solve; a later solve asking for another
+        # size fails ("unknown"). Every solve here uses the same count as the Pyomo-built models.
+        h.setOptionValue("threads", DEFAULT_SOLVER_OPTIONS.threads)
         inf = highspy.kHighsInf
         n = len(mgs)
         costs = [m.chp_cost_per_kwh for m in mgs] + [hour.buy_price_per_kwh, -hour.sell_price_per_kwh]
