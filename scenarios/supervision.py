@@ -52,6 +52,8 @@ class Child:
     channel: Channel | None = None
     died: bool = False
     """It ended while the run went on (not when the run stopped it)."""
+    hung: bool = False
+    """It did not answer a request in time (it is terminated without being asked to stop)."""
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
 
     def exit_text(self) -> str:
@@ -207,11 +209,13 @@ class Supervisor:
     async def _stop_child(self, child: Child, grace_s: float) -> None:
         process, channel = child.process, child.channel
         assert process is not None
-        if process.returncode is None and channel is not None:
+        if process.returncode is None and channel is not None and not child.hung:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + grace_s
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(channel.send(["stop", [], {}]), grace_s)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), grace_s)
+                await asyncio.wait_for(process.wait(), max(deadline - loop.time(), 0.1))
         await _terminate(process)
         child.returncode = process.returncode
         if channel is not None:
@@ -262,6 +266,7 @@ class Supervisor:
                 supervisor.raised.append(supervisor.failure(child, f"raised {exc.remote_type}: {exc.remote_msg}"))
                 raise
             except TimeoutError:
+                child.hung = True
                 raise supervisor.failure(
                     child, f"did not answer {method!r} within run.step_timeout_s = {supervisor.step_timeout_s:g} s"
                 ) from None
