@@ -374,8 +374,10 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir:
         if party.storage is not None:
             st = ge[f"Storage-{party.storage}"]
             world.connect(ems, st, ("battery_p_mw", "p_mw"))
-            e_init = units.battery.e_init_mwh  # type: ignore[union-attr]
-            world.connect(st, ems, "soc_mwh", time_shifted=True, initial_data={"soc_mwh": e_init})
+            battery = units.battery if units is not None else None
+            if battery is None:  # the net gets a storage only for a configured battery
+                raise RuntimeError(f"{name}: a storage in the net without a battery in the config")
+            world.connect(st, ems, "soc_mwh", time_shifted=True, initial_data={"soc_mwh": battery.e_init_mwh})
             pm["storage"] = _fid(st)
         if party.pcc_switch is not None:
             sw = ge[f"Switch-{party.pcc_switch}"]
