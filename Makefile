@@ -35,8 +35,8 @@ test-latest: | $(UV)
 	rm -rf .venv-latest
 	$(UV) venv --quiet .venv-latest --python "$$($(FIND_PYTHON))"
 	$(UV) pip install --quiet --compile-bytecode --python .venv-latest/bin/python --upgrade -e . --group dev
-	.venv-latest/bin/python -m pip list 2>/dev/null | grep -iE '^(highspy|mosaik|pandapower|pyomo|numpy|pandas|lightsim2grid) ' || true
-	.venv-latest/bin/python -m pytest -q -p no:cacheprovider
+	$(UV) pip list --python .venv-latest/bin/python | grep -iE '^(highspy|mosaik|pandapower|pyomo|numpy|pandas|lightsim2grid) ' || true
+	.venv-latest/bin/python -m pytest -q -n auto -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
