@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/mmg-cosim report results/ieee33_3mg-rule_based.h5 --plots results/plots
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto --durations=15
+	$(PY) -m pytest -q -n auto --dist loadgroup --durations=15
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
@@ -36,7 +36,7 @@ test-latest: | $(UV)
 	$(UV) venv --quiet .venv-latest --python "$$($(FIND_PYTHON))"
 	$(UV) pip install --quiet --compile-bytecode --python .venv-latest/bin/python --upgrade -e . --group dev
 	$(UV) pip list --python .venv-latest/bin/python | grep -iE '^(highspy|mosaik|pandapower|pyomo|numpy|pandas|lightsim2grid) ' || true
-	.venv-latest/bin/python -m pytest -q -n auto -p no:cacheprovider
+	.venv-latest/bin/python -m pytest -q -n auto --dist loadgroup -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -23,3 +23,12 @@ def run_default(
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     return run_default(tmp_path_factory.mktemp("default_run"))
+
+
+@pytest.fixture(scope="session")
+def shipped_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], RunResult]:
+    """Every shipped scenario x fitting strategy, 1 day, defaults (``tests.reference.shipped.CASES``)."""
+    from tests.reference.shipped import CASES, run_case
+
+    d = tmp_path_factory.mktemp("shipped")
+    return {(scenario, strategy): run_case(scenario, strategy, d) for scenario, strategy in CASES}

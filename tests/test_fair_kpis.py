@@ -37,30 +37,19 @@ import pytest
 
 from ems_controllers.core import blocks
 from ems_controllers.core.types import DieselUnit
-from ems_controllers.registry import STRATEGIES
 from scenarios.config import Config, load_config
 from scenarios.kpis import _Run, diesel_cost, stored_energy_price
 from scenarios.registry import SCENARIOS
-from scenarios.runner import RunResult, run_scenario
+from scenarios.runner import RunResult
+from tests.reference.shipped import CASES
 
-CASES = [
-    (scenario, strategy)
-    for scenario in SCENARIOS
-    for strategy, s in STRATEGIES.items()
-    if s.scenarios is None or scenario in s.scenarios
-]
+# One worker runs the shared simulations (pytest-xdist --dist loadgroup), not each.
+pytestmark = pytest.mark.xdist_group("shipped_runs")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], RunResult]:
-    d = tmp_path_factory.mktemp("fair")
-    out = {}
-    for scenario, strategy in CASES:
-        cfg, data_dir = load_config(SCENARIOS[scenario].default_config, [])
-        out[(scenario, strategy)] = run_scenario(
-            cfg, data_dir, strategy, d / f"{scenario}-{strategy}.h5", progress=False
-        )
-    return out
+def runs(shipped_runs: dict[tuple[str, str], RunResult]) -> dict[tuple[str, str], RunResult]:
+    return shipped_runs
 
 
 def _units(cfg: Config, name: str) -> Any:
