@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from ems_controllers.core import rule as model
 from ems_controllers.core.types import Battery, DieselUnit, Microgrid, Tariff
-from ems_controllers.rule_based import model
 from ems_controllers.rule_based.sim import RuleBasedEMS
 
 DIESEL = DieselUnit(

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, override
 
 import mosaik_api_v3
 
+from ems_controllers.core import rule
+from ems_controllers.core.nesting import nesting_order
 from ems_controllers.core.types import (
     Forecast,
     Horizon,
@@ -41,7 +43,6 @@ from ems_controllers.core.types import (
     Tariff,
     UnitState,
 )
-from ems_controllers.rule_based import model as rule
 
 if TYPE_CHECKING:
     from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
@@ -272,8 +273,6 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         parents = {n: p.mg.parent for n, p in self.parties.items() if p.mg.parent in self.parties}
         if not parents:
             return
-        from ems_controllers.nested.model import nesting_order
-
         for name in nesting_order([p.mg for p in self.parties.values()]):
             parent = parents.get(name)
             out = self.parties[name].out

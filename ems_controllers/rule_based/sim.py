@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, override
 
 import mosaik_api_v3
 
+from ems_controllers.core import rule as model
 from ems_controllers.core.adapter import sum_inputs
 from ems_controllers.core.types import Microgrid, Tariff
-from ems_controllers.rule_based import model
 
 if TYPE_CHECKING:
     from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time

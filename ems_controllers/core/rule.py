@@ -10,6 +10,9 @@ Per step, with net load ``n = load - pv - wind`` (forecast for that step) and st
    buy the rest up to the import limit; what is left is unserved (reported, never hidden).
 
 A plan is the same rule rolled forward over a forecast from the current SoC. Pure functions: no mosaik.
+
+It lives in core because it is two things: the ``rule_based`` strategy's model, and the fallback every
+planning EMS applies when a solve fails (``core/adapter.py``).
 """
 
 from __future__ import annotations
