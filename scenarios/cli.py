@@ -76,11 +76,10 @@ def cmd_run(args: argparse.Namespace, out_stream: TextIO) -> int:
         entry.load().build_net(cfg)
     except (ConfigError, ValueError) as exc:
         return _bad_input(str(exc))
-    from scenarios.runner import OutputPathError, RunFailed, check_output, run_scenario
+    from scenarios.runner import OutputPathError, RunFailed, run_scenario
 
     out = Path(args.out) if args.out else RESULTS_DIR / result_file_name(entry.name, args.strategy)
-    try:
-        check_output(out)
+    try:  # run_scenario checks the output path before anything starts (OutputPathError)
         result = run_scenario(cfg, data_dir, args.strategy, out, progress=not args.quiet)
     except OutputPathError as exc:
         return _bad_input(str(exc))
