@@ -16,7 +16,8 @@ from typing import Any
 import pandapower.networks as pn
 
 from scenarios.config import Config, ConfigError
-from scenarios.wiring import Built, NetLayout, PartyUnits, add_mg_behind_pcc, finish_flags, utility_net, wire
+from scenarios.layout import NetLayout, PartyUnits, add_mg_behind_pcc, finish_flags, utility_net
+from scenarios.wiring import Built, wire
 
 NAME = "community_3mg"
 DESCRIPTION = "three CHP + PV microgrids trading internally and with the utility (spec 003), CIGRE MV"

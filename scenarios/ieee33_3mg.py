@@ -18,7 +18,8 @@ import pandapower as pp
 import pandapower.networks as pn
 
 from scenarios.config import Config, ConfigError
-from scenarios.wiring import DN, Built, NetLayout, PartyUnits, _add_units, add_mg_behind_pcc, finish_flags, wire
+from scenarios.layout import DN, NetLayout, PartyUnits, _add_units, add_mg_behind_pcc, finish_flags
+from scenarios.wiring import Built, wire
 
 NAME = "ieee33_3mg"
 DESCRIPTION = "case33bw feeder, three microgrids (PV, wind, diesel, battery) and the DN's diesel and battery"

@@ -15,7 +15,8 @@ import pandapower as pp
 import pandapower.networks as pn
 
 from scenarios.config import Config, ConfigError
-from scenarios.wiring import Built, NetLayout, PartyUnits, add_mg_behind_pcc, finish_flags, utility_net, wire
+from scenarios.layout import NetLayout, PartyUnits, add_mg_behind_pcc, finish_flags, utility_net
+from scenarios.wiring import Built, wire
 
 NAME = "nested_campus"
 DESCRIPTION = "department inside faculty inside campus, owners' loads, CIGRE LV (spec 000)"

@@ -1,0 +1,161 @@
+"""Where each party's units sit in a pandapower net: the layout a scenario builds before anything runs.
+
+``NetLayout`` is the net and, per party (an MG or the network operator ``DN``), the pandapower indices of
+its elements; the helpers here put an MG behind its point of common coupling, add a party's units at a
+bus, and prepare a net whose MGs sit behind the utility's meter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandapower as pp
+
+from scenarios.config import Config, ConfigError, MgCfg, UnitsCfg
+
+DN = "DN"
+
+
+@dataclass
+class PartyUnits:
+    """pandapower indices of one party's (an MG's or the DN's) elements."""
+
+    bus: int
+    load: list[int] = field(default_factory=list)
+    pv: list[int] = field(default_factory=list)
+    wind: list[int] = field(default_factory=list)
+    diesel: int | None = None
+    storage: int | None = None
+    pcc_line: int | None = None
+    pcc_switch: int | None = None
+    owner_loads: dict[str, int] = field(default_factory=dict)  # owner -> load index
+
+
+@dataclass
+class NetLayout:
+    net: Any
+    parties: dict[str, PartyUnits]
+    feeder_loads: list[int]
+    tie_switches: list[int]
+
+
+def _add_units(net: Any, units: UnitsCfg, bus: int, name: str, party: PartyUnits) -> None:
+    if units.load is not None:
+        p = units.load.peak_mw
+        q = p * math.tan(math.acos(units.load.cos_phi))
+        party.load.append(pp.create_load(net, bus, p_mw=p, q_mvar=q, name=f"{name} load"))
+    for o in getattr(units, "owners", []):
+        q = o.p_peak_mw * math.tan(math.acos(o.cos_phi))
+        party.owner_loads[o.owner] = pp.create_load(net, bus, p_mw=o.p_peak_mw, q_mvar=q, name=f"{name} {o.owner}")
+    if units.pv is not None:
+        party.pv.append(
+            pp.create_sgen(
+                net, bus, p_mw=0.0, max_p_mw=units.pv.peak_mw, name=f"{name} PV", type="PV", controllable=False
+            )
+        )
+    if units.wind is not None:
+        party.wind.append(
+            pp.create_sgen(
+                net, bus, p_mw=0.0, max_p_mw=units.wind.p_rated_mw, name=f"{name} wind", type="WP", controllable=False
+            )
+        )
+    gen = units.generator
+    if gen is not None:
+        kind = "CHP" if units.chp is not None else "diesel"
+        party.diesel = pp.create_sgen(
+            net, bus, p_mw=0.0, max_p_mw=gen.p_max_mw, min_p_mw=0.0, name=f"{name} {kind}", type=kind, controllable=True
+        )
+    if units.battery is not None:
+        b = units.battery
+        idx = pp.create_storage(
+            net,
+            bus,
+            p_mw=0.0,
+            max_e_mwh=b.e_max_mwh,
+            name=f"{name} battery",
+            soc_percent=100.0 * b.e_init_mwh / b.e_max_mwh,
+            min_e_mwh=b.e_min_mwh,
+            max_p_mw=b.p_ch_max_mw,
+            min_p_mw=-b.p_dis_max_mw,
+            controllable=True,
+        )
+        net.storage.loc[idx, "eta_ch"] = b.eta_ch
+        net.storage.loc[idx, "eta_dis"] = b.eta_dis
+        net.storage.loc[idx, "grid_forming"] = b.grid_forming
+        party.storage = idx
+    if gen is not None:
+        net.sgen.loc[party.diesel, "grid_forming"] = units.battery is None or not units.battery.grid_forming
+
+
+def add_mg_behind_pcc(
+    net: Any,
+    mg: MgCfg,
+    vn_kv: float,
+    r_ohm_per_km: float,
+    x_ohm_per_km: float,
+    max_i_ka: float,
+    vm_band: tuple[float, float],
+    from_bus: int | None = None,
+) -> PartyUnits:
+    """An MG on a bus of its own, joined to its feeder bus (or, nested, to its parent's bus:
+    ``from_bus``) by a short line whose switch is its PCC."""
+    at = mg.bus if from_bus is None else from_bus
+    mg_bus = pp.create_bus(net, vn_kv=vn_kv, name=mg.name, min_vm_pu=vm_band[0], max_vm_pu=vm_band[1])
+    line = pp.create_line_from_parameters(
+        net,
+        from_bus=at,
+        to_bus=mg_bus,
+        length_km=mg.pcc_line_length_km,
+        r_ohm_per_km=r_ohm_per_km,
+        x_ohm_per_km=x_ohm_per_km,
+        c_nf_per_km=0.0,
+        max_i_ka=max_i_ka,
+        name=f"{mg.name} PCC",
+    )
+    sw = pp.create_switch(net, bus=at, element=line, et="l", closed=True, name=f"{mg.name} PCC")
+    party = PartyUnits(bus=mg_bus, pcc_line=line, pcc_switch=sw)
+    _add_units(net, mg, mg_bus, mg.name, party)
+    return party
+
+
+def utility_net(cfg: Config, nets: dict[str, Any], scenario: str) -> Any:
+    """The net of a scenario whose MGs sit behind the utility's meter (no network operator party):
+    built by name from ``nets``, its own loads removed, the config's voltage band and slack voltage set."""
+    g = cfg.grid
+    if g.net not in nets:
+        raise ConfigError(f"grid.net: scenario {scenario} is built on one of {sorted(nets)}, not {g.net!r}")
+    if cfg.dn is not None:
+        raise ConfigError(f"dn: {scenario} has no network operator party (the utility is the external grid)")
+    net = nets[g.net]()
+    net.load.drop(net.load.index, inplace=True)
+    if "grid_forming" not in net.sgen.columns:
+        net.sgen["grid_forming"] = False
+    net.bus["min_vm_pu"] = g.vm_min_pu
+    net.bus["max_vm_pu"] = g.vm_max_pu
+    net.ext_grid["vm_pu"] = g.ext_grid_vm_pu
+    return net
+
+
+def finish_flags(net: Any) -> None:
+    """``grid_forming`` as a clean bool column of sgen and storage (the grid simulator reads it)."""
+    for table in (net.sgen, net.storage):
+        if "grid_forming" in table.columns:
+            table["grid_forming"] = [v is True or v == 1 for v in table["grid_forming"]]
+
+
+def party_loads(party: PartyUnits) -> list[int]:
+    """The pandapower indices of a party's loads (its own load or the network's feeder loads, and its
+    owners' loads)."""
+    return list(dict.fromkeys([*party.load, *party.owner_loads.values()]))
+
+
+def mark_shed_groups(net: Any, layout: NetLayout) -> None:
+    """``net.load.shed_group``: the party's name on the loads of a party with several loads, so the grid
+    splits the shed its EMS asks for over them in proportion to their demand (one load: no group)."""
+    net.load["shed_group"] = None
+    for name, party in layout.parties.items():
+        loads = party_loads(party)
+        if len(loads) > 1:
+            net.load.loc[loads, "shed_group"] = name
