@@ -21,7 +21,7 @@ Value kinds, decided at the first non-missing value of a series:
 Row k is step k (time // step_size); a series that starts late or skips steps reads as NaN / "" in the
 gaps. After ``finalize`` every dataset has exactly ``n_steps_completed`` rows (the root attribute). While a
 run is going (or after it was killed) datasets grow a chunk window at a time, so they may hold NaN / ""
-rows past ``n_steps_completed``; the read helpers cut them off.
+rows past ``n_steps_completed``; the read helpers of :mod:`sims.record_reader` cut them off.
 
 Crash safety: rows are buffered ``buffer_steps`` at a time, written as one block per dataset and the file is
 flushed after every block; between blocks the recorder makes no HDF5 calls. The file uses HDF5's default
@@ -30,9 +30,8 @@ flushed after every block; between blocks the recorder makes no HDF5 calls. The 
 After SIGKILL, the file opens normally and holds every step up to the last flushed block (checked by
 tests/test_recorder.py, and by 25 random-time kills of a 200-series run with buffer_steps=5 when written).
 
-Read helpers (for reports): :func:`open_run` -> :class:`Run` (attrs, series, plans, messages, kpis,
-relations), :func:`read_attrs`, :func:`read_series`, :func:`read_plans`, :func:`read_messages`,
-:func:`read_kpis`, :func:`read_relations`.
+This module only writes (the record during the run, :func:`write_kpis` after it); :mod:`sims.record_reader`
+reads a record back and defines what writer and reader share (message columns, string dtype, link names).
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ import math
 import os
 import resource
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, override
 
@@ -54,6 +53,8 @@ import h5py
 import mosaik_api_v3
 import numpy as np
 from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
+
+from sims.record_reader import MESSAGE_COLUMNS, STR_DTYPE, escape
 
 logger = logging.getLogger(__name__)
 
@@ -72,16 +73,6 @@ META = {
 
 MESSAGES_ATTR = "messages"
 PLAN_PREFIX = "plan_"
-_STR_DTYPE = h5py.string_dtype("utf-8")
-_MESSAGE_COLUMNS: tuple[tuple[str, Any], ...] = (
-    ("time_s", np.float64),
-    ("sender", _STR_DTYPE),
-    ("receiver", _STR_DTYPE),
-    ("kind", _STR_DTYPE),
-    ("n_values", np.int64),
-    ("ciphertext_bytes", np.int64),
-    ("values_json", _STR_DTYPE),
-)
 
 
 def _package_version() -> str:
@@ -101,15 +92,6 @@ def _json_default(obj: Any) -> Any:
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, default=_json_default, sort_keys=True)
-
-
-def _escape(name: str) -> str:
-    """An HDF5 link name for a mosaik id or attribute ('/' is a path separator in HDF5)."""
-    return name.replace("%", "%25").replace("/", "%2F")
-
-
-def _unescape(name: str) -> str:
-    return name.replace("%2F", "/").replace("%25", "%")
 
 
 def _set_attr(obj: h5py.Group | h5py.Dataset, key: str, value: Any) -> bool:
@@ -204,7 +186,7 @@ class _Writer:
             buf = np.full((n, width), np.nan)
         else:
             buf = np.full(n, "", dtype=object)
-        col = _Column(f"{top}/{_escape(src)}", _escape(attr), kind, width, buf)
+        col = _Column(f"{top}/{escape(src)}", escape(attr), kind, width, buf)
         self.columns[key] = col
         return col
 
@@ -254,7 +236,7 @@ class _Writer:
                 fillvalue=np.nan,
             )
         else:
-            ds = grp.create_dataset(col.name, shape=(rows,), maxshape=(None,), dtype=_STR_DTYPE, chunks=(c,))
+            ds = grp.create_dataset(col.name, shape=(rows,), maxshape=(None,), dtype=STR_DTYPE, chunks=(c,))
         col.dataset = ds
         col.extent = rows
         return ds
@@ -263,7 +245,7 @@ class _Writer:
 
     def _create_message_datasets(self) -> None:
         grp = self.file["Messages"]
-        for name, dtype in _MESSAGE_COLUMNS:
+        for name, dtype in MESSAGE_COLUMNS:
             grp.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
 
     def add_messages(self, src: str, value: Any, time_s: float) -> None:
@@ -297,10 +279,10 @@ class _Writer:
         grp = self.file["Messages"]
         start, n = self.n_messages, len(self.messages)
         cols = list(zip(*self.messages, strict=True))
-        for (name, dtype), data in zip(_MESSAGE_COLUMNS, cols, strict=True):
+        for (name, dtype), data in zip(MESSAGE_COLUMNS, cols, strict=True):
             ds = grp[name]
             ds.resize((start + n,))
-            ds[start : start + n] = np.array(data, dtype=object if dtype is _STR_DTYPE else dtype)
+            ds[start : start + n] = np.array(data, dtype=object if dtype is STR_DTYPE else dtype)
         self.n_messages += n
         self.messages.clear()
 
@@ -547,11 +529,11 @@ class RecorderSim(mosaik_api_v3.Simulator):
         except (AttributeError, TypeError, IndexError):
             logger.warning("recorder: unexpected entity graph %r; Relations/ stays empty", graph)
             return
-        grp.create_dataset("edges", data=np.array(edges, dtype=object).reshape(-1, 2), dtype=_STR_DTYPE)
+        grp.create_dataset("edges", data=np.array(edges, dtype=object).reshape(-1, 2), dtype=STR_DTYPE)
         ids = sorted(nodes)
-        grp.create_dataset("nodes", data=np.array(ids, dtype=object), dtype=_STR_DTYPE)
+        grp.create_dataset("nodes", data=np.array(ids, dtype=object), dtype=STR_DTYPE)
         types = [str(nodes[i].get("type", "")) if isinstance(nodes[i], Mapping) else "" for i in ids]
-        grp.create_dataset("node_types", data=np.array(types, dtype=object), dtype=_STR_DTYPE)
+        grp.create_dataset("node_types", data=np.array(types, dtype=object), dtype=STR_DTYPE)
         self.writer.file.flush()
 
     @override
@@ -599,13 +581,13 @@ class RecorderSim(mosaik_api_v3.Simulator):
 
 
 # --------------------------------------------------------------------------------------------------------
-# KPIs and read helpers
+# KPIs
 # --------------------------------------------------------------------------------------------------------
 
 
 def _write_kpi_group(grp: h5py.Group, kpis: Mapping[str, Any]) -> None:
     for key, value in kpis.items():
-        name = _escape(str(key))
+        name = escape(str(key))
         if isinstance(value, Mapping):
             _write_kpi_group(grp.create_group(name), value)
         elif value is None:
@@ -632,142 +614,6 @@ def write_kpis(path: str | Path, kpis: Mapping[str, Any]) -> None:
         grp = f.create_group("KPIs")
         _write_kpi_group(grp, kpis)
         grp.attrs["json"] = _dumps(dict(kpis))
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def read_attrs(path: str | Path) -> dict[str, Any]:
-    """Root attributes; those stored as JSON (dicts/lists given to ``init``) are decoded."""
-    with h5py.File(path, "r") as f:
-        return _root_attrs(f)
-
-
-def _root_attrs(f: h5py.File) -> dict[str, Any]:
-    out = {k: _decode(v) for k, v in f.attrs.items()}
-    for key in json.loads(out.pop("json_keys", "[]")):
-        if key in out:
-            out[key] = json.loads(out[key])
-    return out
-
-
-def _read_tree(f: h5py.File, top: str) -> dict[tuple[str, str], np.ndarray]:
-    out: dict[tuple[str, str], np.ndarray] = {}
-    if top not in f:
-        return out
-    n = int(f.attrs.get("n_steps_completed", 0))
-    for src, grp in f[top].items():
-        for attr, ds in grp.items():
-            rows = min(n, ds.shape[0])  # a killed run leaves up to a window of unwritten rows
-            is_text = h5py.check_string_dtype(ds.dtype) is not None
-            data = ds.asstr()[:rows] if is_text else ds[:rows]
-            out[(_unescape(src), _unescape(attr))] = data
-    return out
-
-
-def read_series(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
-    """``{(src_full_id, attr): array}`` with ``n_steps_completed`` rows each.
-
-    Arrays are float64 (steps,), float64 (steps, width) for list-valued attributes, or str objects (steps,).
-    """
-    with h5py.File(path, "r") as f:
-        return _read_tree(f, "Series")
-
-
-def read_plans(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
-    """Like :func:`read_series`, for ``Plans/``."""
-    with h5py.File(path, "r") as f:
-        return _read_tree(f, "Plans")
-
-
-def _read_messages(f: h5py.File) -> list[dict[str, Any]]:
-    if "Messages" not in f or "time_s" not in f["Messages"]:
-        return []
-    grp = f["Messages"]
-    cols = {}
-    for name, dtype in _MESSAGE_COLUMNS:
-        cols[name] = grp[name].asstr()[...] if dtype is _STR_DTYPE else grp[name][...]
-    out = []
-    for i in range(len(cols["time_s"])):
-        n_values = int(cols["n_values"][i])
-        cbytes = int(cols["ciphertext_bytes"][i])
-        msg: dict[str, Any] = {
-            "t": float(cols["time_s"][i]),
-            "sender": str(cols["sender"][i]),
-            "receiver": str(cols["receiver"][i]),
-            "kind": str(cols["kind"][i]),
-        }
-        if n_values >= 0:
-            msg["values"] = json.loads(cols["values_json"][i])
-        if cbytes >= 0:
-            msg["ciphertext_bytes"] = cbytes
-        out.append(msg)
-    return out
-
-
-def read_messages(path: str | Path) -> list[dict[str, Any]]:
-    """Messages as dicts ``{t, sender, receiver, kind, values? , ciphertext_bytes?}`` in write order."""
-    with h5py.File(path, "r") as f:
-        return _read_messages(f)
-
-
-def read_kpis(path: str | Path) -> dict[str, Any]:
-    """The KPI dict given to :func:`write_kpis` (from its JSON copy); ``{}`` if none was written."""
-    with h5py.File(path, "r") as f:
-        if "KPIs" not in f:
-            return {}
-        return json.loads(_decode(f["KPIs"].attrs["json"]))
-
-
-def read_relations(path: str | Path) -> list[tuple[str, str]]:
-    """Edges of mosaik's entity graph as ``(full_id, full_id)`` pairs; ``[]`` if none were stored."""
-    with h5py.File(path, "r") as f:
-        return _read_relations(f)
-
-
-def _read_relations(f: h5py.File) -> list[tuple[str, str]]:
-    if "Relations" not in f or "edges" not in f["Relations"]:
-        return []
-    return [(str(a), str(b)) for a, b in f["Relations/edges"].asstr()[...]]
-
-
-@dataclass
-class Run:
-    """Everything a report needs from one run file, in memory."""
-
-    attrs: dict[str, Any]
-    series: dict[tuple[str, str], np.ndarray]
-    plans: dict[tuple[str, str], np.ndarray]
-    messages: list[dict[str, Any]]
-    kpis: dict[str, Any]
-    relations: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def n_steps(self) -> int:
-        return int(self.attrs.get("n_steps_completed", 0))
-
-    @property
-    def step_s(self) -> float:
-        return float(self.attrs["step_s"])
-
-
-def open_run(path: str | Path) -> Run:
-    """Read a whole run file (also one left by a killed run) into a :class:`Run`."""
-    with h5py.File(path, "r") as f:
-        kpis = json.loads(_decode(f["KPIs"].attrs["json"])) if "KPIs" in f else {}
-        return Run(
-            attrs=_root_attrs(f),
-            series=_read_tree(f, "Series"),
-            plans=_read_tree(f, "Plans"),
-            messages=_read_messages(f),
-            kpis=kpis,
-            relations=_read_relations(f),
-        )
 
 
 def main() -> None:

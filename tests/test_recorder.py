@@ -1,4 +1,5 @@
-"""Tests of sims.recorder: HDF5 layout, gaps, value kinds, messages, KPIs, crash safety, a mosaik world."""
+"""Tests of sims.recorder and sims.record_reader: HDF5 layout, gaps, value kinds, messages, KPIs, crash safety,
+a mosaik world."""
 
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ import pytest
 from mosaik_api_v3 import MosaikProxy
 from mosaik_api_v3.types import CreateResult, InputData, ModelName, OutputData, OutputRequest, Time
 
-from sims.recorder import (
-    RecorderSim,
+from sims.record_reader import (
     open_run,
     read_attrs,
     read_kpis,
@@ -29,8 +29,8 @@ from sims.recorder import (
     read_plans,
     read_relations,
     read_series,
-    write_kpis,
 )
+from sims.recorder import RecorderSim, write_kpis
 
 REPO = Path(__file__).resolve().parents[1]
 STEP = 3600

@@ -20,7 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sims.recorder import RecorderSim, read_series
+from sims.record_reader import read_series
+from sims.recorder import RecorderSim
 
 
 def bench_recorder(path: Path, n_series: int, n_steps: int, step_s: int = 3600) -> float:

@@ -1,0 +1,59 @@
+"""The grid simulator's mosaik models, declared once: META and the outputs of each model come from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mosaik_api_v3.types import Meta
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A mosaik model: its pandapower table, input attributes and output attributes.
+
+    ``outputs`` are the attributes the simulator fills each step (for element models the pandapower
+    result column name where one exists).
+    """
+
+    element: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    "Bus": ModelSpec("bus", (), ("vm_pu", "va_degree", "p_mw", "q_mvar")),
+    "Line": ModelSpec("line", (), ("loading_percent", "i_ka", "p_from_mw", "q_from_mvar", "p_to_mw", "pl_mw")),
+    "Switch": ModelSpec("switch", ("closed",), ("closed",)),
+    "Load": ModelSpec("load", ("p_mw", "q_mvar", "shed_mw"), ("p_mw", "q_mvar", "shed_mw")),
+    "StaticGen": ModelSpec("sgen", ("p_mw", "p_avail_mw"), ("p_mw", "p_avail_mw", "curtailed_mw")),
+    "Storage": ModelSpec("storage", ("p_mw",), ("p_mw", "soc_mwh", "clipped_mw")),
+    "ExtGrid": ModelSpec("ext_grid", (), ("p_mw", "q_mvar")),
+}
+GRID_OUTPUTS = (
+    "pf_converged",
+    "losses_mw",
+    "min_vm_pu",
+    "max_vm_pu",
+    "max_loading_percent",
+    "n_voltage_violations",
+    "n_overloads",
+    "unsupplied_mw",
+    "shed_mw",
+)
+
+META: Meta = {
+    "api_version": "3.0",
+    "type": "time-based",
+    "models": {
+        "Grid": {"public": True, "params": ["net"], "attrs": list(GRID_OUTPUTS), "any_inputs": False},
+        **{
+            model: {
+                "public": False,
+                "params": [],
+                "attrs": sorted(set(spec.inputs) | set(spec.outputs)),
+                "any_inputs": False,
+            }
+            for model, spec in MODEL_SPECS.items()
+        },
+    },
+}
