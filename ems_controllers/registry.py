@@ -1,89 +1,96 @@
-"""The EMS strategies this package ships, by name: where their mosaik simulator lives and what it does."""
+"""Where strategies are found: the shipped ones, plug-ins registered under the entry point group
+``mmg_cosim.strategies``, and a strategy given on the command line as ``"package.module:NAME"``.
+
+A plug-in package declares, in its ``pyproject.toml``::
+
+    [project.entry-points."mmg_cosim.strategies"]
+    peak_shaving = "my_package.strategy:STRATEGY"
+
+where ``STRATEGY`` is a :class:`~ems_controllers.core.contract.Strategy`. ``"package.module:NAME"`` names
+such an object directly, or a mosaik simulator class whose module defines ``STRATEGY`` or, for a bare
+simulator, ``OUTPUT_ATTRS`` (it then runs with no settings and no requirements). This is the only module
+that knows the shipped strategies by name.
+"""
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import logging
+from functools import cache
+from importlib.metadata import entry_points
+
+from ems_controllers.core.contract import Strategy, StrategyError
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "mmg_cosim.strategies"
+SHIPPED = (
+    "ems_controllers.rule_based.strategy",
+    "ems_controllers.local.strategy",
+    "ems_controllers.centralized.strategy",
+    "ems_controllers.security_constrained.strategy",
+    "ems_controllers.cooperative.strategy",
+    "ems_controllers.nested.strategy",
+)
 
 
-@dataclass(frozen=True)
-class Strategy:
-    name: str
-    target: str  # "module:Class" of the mosaik simulator
-    description: str
-    params: tuple[str, ...] = ()  # fields of the config's [ems] table passed to it as sim params
-    scenarios: tuple[str, ...] | None = None  # the scenarios it is built for (None: any)
-
-    def check_scenario(self, scenario: str) -> None:
-        if self.scenarios is not None and scenario not in self.scenarios:
-            raise ValueError(f"strategy {self.name!r} runs on the scenario(s) {list(self.scenarios)}, not {scenario!r}")
-
-    @property
-    def module(self) -> str:
-        return self.target.split(":", 1)[0]
+def _as_strategy(obj: object, where: str) -> Strategy:
+    if not isinstance(obj, Strategy):
+        raise StrategyError(f"{where} is a {type(obj).__name__}, not a Strategy (ems_controllers.core.contract)")
+    return obj
 
 
-STRATEGIES: dict[str, Strategy] = {
-    s.name: s
-    for s in [
-        Strategy(
-            "rule_based",
-            "ems_controllers.rule_based.sim:RuleBasedEMS",
-            "self-consumption rule per MG: battery absorbs surplus and covers deficit, diesel runs when "
-            "the buy price exceeds its marginal cost, the rest is bought or sold",
-        ),
-        Strategy(
-            "local",
-            "ems_controllers.local.sim:LocalEMS",
-            "each MG (and the DN) minimises its own bill against the tariff at its coupling point, "
-            "MILP with HiGHS; the decentralized upper bound on cost",
-        ),
-        Strategy(
-            "centralized",
-            "ems_controllers.centralized.sim:CentralizedEMS",
-            "one operator schedules all MGs and the DN's units in one MILP, substation exchange priced by "
-            "the tariff; the full-information lower bound on cost",
-        ),
-        Strategy(
-            "security_constrained",
-            "ems_controllers.security_constrained.sim:SecurityConstrainedEMS",
-            "spec 002: MGs request, the DNO grants under LinDistFlow network limits (case 2/3) and the "
-            "MGs reschedule; case 3 adds tie lines and a central MG controller with a Shapley split",
-            params=("case", "deviation_price_per_mwh", "redistribution_price_per_mwh", "s_max_factor"),
-            scenarios=("ieee33_3mg",),
-        ),
-        Strategy(
-            "cooperative",
-            "ems_controllers.cooperative.sim:CooperativeEMS",
-            "spec 003: each MG's uEMS sets its CHP against the prices and reports surplus/shortage; a "
-            "central EMS runs main and ancillary internal trading (--set ems.ancillary=extended widens it)",
-            params=("ancillary",),
-            scenarios=("community_3mg",),
-        ),
-        Strategy(
-            "nested",
-            "ems_controllers.nested.sim:NestedEMS",
-            "spec 000: nested MGs schedule innermost to outermost, each handing its parent only its "
-            "surplus/shortage; owners' loads reach their MG's EMS only as a Paillier-encrypted sum",
-            params=("key_bits", "packed"),
-            scenarios=("nested_campus",),
-        ),
-    ]
-}
+@cache
+def strategies() -> dict[str, Strategy]:
+    """Every strategy known by name: the shipped ones, then the plug-ins (a plug-in cannot replace a
+    shipped strategy; one that fails to load is logged and left out)."""
+    found: dict[str, Strategy] = {}
+    for module in SHIPPED:
+        s = _as_strategy(importlib.import_module(module).STRATEGY, f"{module}.STRATEGY")
+        found[s.name] = s
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            s = _as_strategy(ep.load(), f"entry point {ep.name} = {ep.value}")
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not break the others
+            log.warning("strategy plug-in %s (%s) not loaded: %s", ep.name, ep.value, exc)
+            continue
+        if s.name in found:
+            log.warning("strategy plug-in %s: the name %r is taken; left out", ep.value, s.name)
+            continue
+        if ep.name != s.name:
+            log.warning("strategy plug-in %s: listed as %r, its contract says %r (used)", ep.value, ep.name, s.name)
+        found[s.name] = s
+    return found
+
+
+def _from_target(spec: str) -> Strategy:
+    module, _, attr = spec.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise StrategyError(f"strategy {spec!r}: cannot import {module!r}: {exc}") from None
+    obj = getattr(mod, attr, None)
+    if obj is None:
+        raise StrategyError(f"strategy {spec!r}: {module} has no {attr!r}")
+    if isinstance(obj, Strategy):
+        return obj
+    contract = getattr(mod, "STRATEGY", None)
+    if isinstance(contract, Strategy) and contract.simulator == spec:
+        return contract
+    outputs = getattr(mod, "OUTPUT_ATTRS", None)
+    if isinstance(obj, type) and outputs is not None:
+        return Strategy(spec, spec, f"user EMS simulator {spec}", outputs=tuple(outputs))
+    raise StrategyError(
+        f"strategy {spec!r}: {attr} is neither a Strategy nor a simulator class whose module defines "
+        "STRATEGY or OUTPUT_ATTRS"
+    )
 
 
 def get_strategy(name: str) -> Strategy:
-    """A shipped strategy by name, or a user's EMS simulator given as ``"package.module:Class"`` (its
-    module must define ``OUTPUT_ATTRS`` and the class must offer the ``MG`` model of the shipped ones)."""
-    if name in STRATEGIES:
-        return STRATEGIES[name]
+    """A strategy by name (shipped or plug-in), or ``"package.module:NAME"`` (see the module docstring)."""
+    known = strategies()
+    if name in known:
+        return known[name]
     if ":" in name:
-        module, _, cls = name.partition(":")
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as exc:
-            raise ValueError(f"strategy {name!r}: cannot import {module!r}: {exc}") from None
-        if not hasattr(mod, cls) or not hasattr(mod, "OUTPUT_ATTRS"):
-            raise ValueError(f"strategy {name!r}: {module} needs the class {cls} and OUTPUT_ATTRS")
-        return Strategy(name, name, f"user EMS simulator {name}")
-    raise ValueError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)} or 'module:Class'")
+        return _from_target(name)
+    raise StrategyError(f"unknown strategy {name!r}; known: {sorted(known)} or 'package.module:NAME'")

@@ -87,8 +87,8 @@ def test_centralized_cost_at_most_sum_of_local():
     assert c.objective is not None
     assert c.objective <= total_local + opts.mip_rel_gap * abs(c.objective) + 1e-6
     # plans: each party balances, and the substation carries the sum of the imports
-    sub = c.extra["substation_import_mw"]
-    assert c.plans is not None
+    assert c.detail is not None and c.plans is not None
+    sub = c.detail.substation_import_mw
     for t in range(24):
         assert sum(c.plans[p.mg.name].import_mw[t] for p in probs) == pytest.approx(sub[t], abs=1e-6)
     for p in probs:
@@ -115,8 +115,8 @@ def test_infeasible_final_target_is_a_value():
     r = solve_local(PartyProblem(mg, fc), hz, TIGHT)
     assert r.status == "infeasible" and not r.ok and r.plans is None and r.objective is None
     probs = [PartyProblem(mg, fc), PartyProblem(Microgrid("DN", pcc_max_mw=100.0), fc)]
-    r = CentralizedModel().solve(probs, hz, TIGHT)
-    assert r.status == "infeasible" and r.plans is None
+    c = CentralizedModel().solve(probs, hz, TIGHT)
+    assert c.status == "infeasible" and c.plans is None and c.detail is None
 
 
 def test_bad_input_is_a_value():
@@ -124,8 +124,8 @@ def test_bad_input_is_a_value():
     fc = Forecast((1.0,) * 2, (0.0,) * 2, (0.0,) * 2)
     r = solve_local(PartyProblem(mg, fc), Horizon(1.0, (10.0,) * 3, (9.0,) * 3), TIGHT)
     assert r.status == "error" and r.plans is None
-    r = CentralizedModel().solve([PartyProblem(mg, fc)] * 2, Horizon(1.0, (1.0,) * 2, (1.0,) * 2))
-    assert r.status == "error" and r.plans is None
+    c = CentralizedModel().solve([PartyProblem(mg, fc)] * 2, Horizon(1.0, (1.0,) * 2, (1.0,) * 2))
+    assert c.status == "error" and c.plans is None
 
 
 def test_time_limit_is_reported_honestly():
@@ -172,7 +172,8 @@ def test_rolling_update_equals_fresh_build(dt_h):
     first = cm.solve(probs, hz1, TIGHT)
     again = cm.solve(later, hz2, TIGHT)
     fresh = CentralizedModel().solve(later, hz2, TIGHT)
-    assert first.extra["rebuilt"] and not again.extra["rebuilt"] and fresh.extra["rebuilt"]
+    assert first.times is not None and again.times is not None and fresh.times is not None
+    assert first.times.rebuilt and not again.times.rebuilt and fresh.times.rebuilt
     assert again.objective == pytest.approx(fresh.objective, rel=1e-6)
     assert again.plans is not None
     assert again.plans["MG1"].soc_mwh[n - 3] >= 0.5 - 1e-6
@@ -181,7 +182,7 @@ def test_rolling_update_equals_fresh_build(dt_h):
     for p, q in zip(probs, later, strict=True):
         lm.solve(p, hz1, TIGHT)
         r_again = lm.solve(q, hz2, TIGHT)
-        assert not r_again.extra["rebuilt"]
+        assert r_again.times is not None and not r_again.times.rebuilt
         r_fresh = solve_local(q, hz2, TIGHT)
         assert r_again.objective == pytest.approx(r_fresh.objective, rel=1e-6, abs=1e-6)
         assert r_again.plans is not None
@@ -268,3 +269,69 @@ def test_certified_relaxation_matches_the_milp():
                         on and p.mg.diesel.p_min_mw - 1e-6 <= pw <= p.mg.diesel.p_max_mw + 1e-6
                     )
     assert certified >= 1, "the shortcut never applied on these instances"
+
+
+def test_model_cache_builds_once_per_key_and_identity():
+    """The one solve-and-cache wrapper: a key is built once and re-solved; a different ``keep`` object
+    under the same key rebuilds; the least recently used model goes beyond ``size``."""
+    import pyomo.environ as pyo
+
+    from ems_controllers.core.model_cache import ModelCache
+
+    builds: list[str] = []
+
+    def build(tag: str):
+        def make() -> pyo.ConcreteModel:
+            builds.append(tag)
+            m = pyo.ConcreteModel()
+            m.lo = pyo.Param(mutable=True, initialize=0.0)
+            m.x = pyo.Var(bounds=(m.lo, None))
+            m.obj = pyo.Objective(expr=m.x)
+            return m
+
+        return make
+
+    def write(lo: float):
+        def set_lo(m: pyo.ConcreteModel) -> None:
+            m.lo = lo
+
+        return set_lo
+
+    cache = ModelCache(size=2)
+    net_a, net_b = object(), object()
+    first = cache.solve("a", build("a"), write(1.0), TIGHT, keep=net_a)
+    again = cache.solve("a", build("a"), write(2.0), TIGHT, keep=net_a)
+    assert first.times.rebuilt and not again.times.rebuilt and again.times.pyomo_build_s == 0.0
+    assert first.raw.objective == pytest.approx(1.0) and again.raw.objective == pytest.approx(2.0)
+    assert cache.solve("a", build("a"), write(3.0), TIGHT, keep=net_b).times.rebuilt  # another object
+    cache.solve("b", build("b"), write(1.0), TIGHT)
+    cache.solve("c", build("c"), write(1.0), TIGHT)  # evicts "a" (least recently used)
+    assert len(cache) == 2
+    assert cache.solve("a", build("a"), write(1.0), TIGHT, keep=net_b).times.rebuilt
+    assert builds == ["a", "a", "b", "c", "a"]
+    res: SolveResult[None] = again.result(None)
+    assert res.status == "optimal" and res.times is again.times and res.plans is None
+
+
+def test_one_status_map_with_the_record_strings():
+    """Statuses are an enum whose values are the strings the record carries; one table maps Pyomo's
+    terminations (and, through Pyomo's, HiGHS's model status) onto them."""
+    import highspy
+    from pyomo.contrib.solver.common.results import TerminationCondition as TC
+
+    from ems_controllers.core.solver import STATUS_TABLE, highs_termination, solve_status
+    from ems_controllers.core.types import EmsStatus, SolveStatus
+
+    assert [s.value for s in SolveStatus] == ["optimal", "feasible", "infeasible", "no_solution", "error"]
+    assert set(STATUS_TABLE) == set(TC)
+    assert solve_status(TC.convergenceCriteriaSatisfied, True) is SolveStatus.OPTIMAL
+    assert solve_status(TC.maxTimeLimit, True) is SolveStatus.FEASIBLE
+    assert solve_status(TC.maxTimeLimit, False) is SolveStatus.NO_SOLUTION
+    hms = highspy.HighsModelStatus
+    assert solve_status(highs_termination(hms.kInfeasible), False) is SolveStatus.INFEASIBLE
+    assert solve_status(highs_termination(hms.kSolveError), False) is SolveStatus.ERROR
+    assert all(isinstance(highs_termination(s), TC) for s in hms.__members__.values())
+    assert EmsStatus.OK.text() == "ok" and EmsStatus.OK.text("feasible") == "ok (feasible)"
+    assert EmsStatus.FALLBACK_PREVIOUS_PLAN.text("infeasible: x") == "fallback: previous plan (infeasible: x)"
+    assert EmsStatus.FALLBACK_RULE.text("y") == "fallback: rule (y)"
+    assert EmsStatus.FALLBACK_NO_FORECAST.text() == "fallback: no forecast"

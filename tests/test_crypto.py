@@ -30,7 +30,8 @@ from ems_controllers.core.crypto import (
     ring_aggregate,
     round_half_even,
 )
-from sims.recorder import RecorderSim, read_messages
+from sims.record_reader import read_messages
+from sims.recorder import RecorderSim
 
 SMALL_BITS = 512
 

@@ -15,7 +15,7 @@ from scenarios.audit import audit_run
 from scenarios.config import load_config
 from scenarios.registry import get_scenario
 from scenarios.runner import RunResult, run_scenario
-from sims.recorder import read_attrs, read_messages, read_series
+from sims.record_reader import read_attrs, read_messages, read_series
 
 CONFIG = get_scenario("nested_campus").default_config
 
@@ -64,7 +64,8 @@ def test_inner_surplus_is_a_source_of_the_outer_level() -> None:
     assert res.plans is not None
     assert res.plans["in"].import_mw[0] == pytest.approx(-1.0)
     assert res.plans["out"].import_mw[0] == pytest.approx(-0.4)
-    msgs = res.extra["messages"]
+    assert res.detail is not None
+    msgs = res.detail.messages
     assert {(m["sender"], m["receiver"], m["kind"]) for m in msgs} == {
         ("in", "out", "surplus_mw"),
         ("in", "out", "shortage_mw"),
@@ -88,7 +89,7 @@ def test_failed_inner_level_fails_the_round_with_reason() -> None:
         hz,
         SolverOptions(),
     )
-    assert not res.ok and "level in" in res.message and set(res.extra["failed"]) == {"in", "out"}
+    assert not res.ok and "level in" in res.message and set(res.failed) == {"in", "out"}
 
 
 def test_owners_send_ciphertext_only_and_the_ems_plans_with_the_true_sum(runs: dict[str, RunResult]) -> None:
@@ -101,7 +102,7 @@ def test_owners_send_ciphertext_only_and_the_ems_plans_with_the_true_sum(runs: d
         assert "values" not in m and m["ciphertext_bytes"] == 512, m  # one packed 2048-bit ciphertext
     # the innermost MG's plan balances the decrypted aggregate: import + CDG - charging + PV = the owners'
     # true total (within the fixed-point bound, 3 x 0.5e-6 MW); nothing curtails PV on this day
-    from sims.recorder import read_plans
+    from sims.record_reader import read_plans
 
     pm = attrs["entity_map"]["parties"]["department"]
     s = read_series(path)

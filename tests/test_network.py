@@ -39,8 +39,8 @@ from ems_controllers.core.network import (
 )
 from ems_controllers.core.solver import PersistentHighs
 from ems_controllers.core.types import SolverOptions
+from scenarios.build import build_net
 from scenarios.config import load_config
-from scenarios.ieee33_3mg import build_net
 from scenarios.registry import get_scenario
 
 VM_TOL_CASE33_PU = 0.004

@@ -154,7 +154,9 @@ def test_bad_params_are_named() -> None:
     sim = RuleBasedEMS()
     with pytest.raises(ValueError, match="tariff"):
         sim.init("EMS")
-    sim.init("EMS", tariff={"buy_price_per_mwh": [1.0], "sell_price_per_mwh": [1.0]})
+    with pytest.raises(ValueError, match="tariff has 1 values, a day 24 steps"):
+        sim.init("EMS", tariff={"buy_price_per_mwh": [1.0], "sell_price_per_mwh": [1.0]})
+    sim.init("EMS", tariff={"buy_price_per_mwh": [1.0] * 24, "sell_price_per_mwh": [1.0] * 24})
     with pytest.raises(ValueError, match="unknown field"):
         sim.create(
             1,

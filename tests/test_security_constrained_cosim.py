@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from scenarios.runner import RunResult
-from sims.recorder import read_attrs, read_messages, read_series
+from sims.record_reader import read_attrs, read_messages, read_series
 from tests.conftest import run_default
 
 MGS = ("MG1", "MG2", "MG3")

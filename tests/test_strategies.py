@@ -17,7 +17,7 @@ import pytest
 
 from scenarios.config import Config
 from scenarios.runner import RunResult
-from sims.recorder import read_attrs, read_messages, read_series
+from sims.record_reader import read_attrs, read_messages, read_series
 from tests.conftest import run_default
 
 GAP = 1e-3

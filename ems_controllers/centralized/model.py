@@ -29,16 +29,21 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pyomo.environ as pyo
 
 from ems_controllers.core import blocks
-from ems_controllers.core.solver import PersistentHighs
-from ems_controllers.core.types import DEFAULT_SOLVER_OPTIONS, Horizon, PartyProblem, SolveResult, SolverOptions
+from ems_controllers.core.model_cache import ModelCache
+from ems_controllers.core.types import (
+    DEFAULT_SOLVER_OPTIONS,
+    Horizon,
+    PartyPlan,
+    PartyProblem,
+    SolveResult,
+    SolverOptions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +52,16 @@ NetworkHook = Callable[[pyo.ConcreteModel, Sequence[PartyProblem], pyo.Set], Non
 _CACHE_SIZE = 4
 
 
-@dataclass
-class _Built:
-    model: pyo.ConcreteModel
-    solver: PersistentHighs
-    build_s: float
+@dataclass(frozen=True)
+class SystemExchange:
+    """The centralized solve's own result beside the plans: the planned substation exchange with the
+    upstream grid, ``B_t - X_t`` per step (MW, + = import)."""
+
+    substation_import_mw: tuple[float, ...]
+
+
+type SystemResult = SolveResult[SystemExchange]
+"""What :meth:`CentralizedModel.solve` returns."""
 
 
 def build_centralized_model(
@@ -106,84 +116,58 @@ def set_centralized_data(m: pyo.ConcreteModel, problems: Sequence[PartyProblem],
 
 
 class CentralizedModel:
-    """The full-information MILP over several parties, built once per structure, then re-solved.
+    """The full-information MILP over several parties, built once per structure, then re-solved
+    (:class:`~ems_controllers.core.model_cache.ModelCache`).
 
     ``solve`` returns a :class:`SolveResult`: ``objective`` = system cost; ``plans`` = a PartyPlan per
     party name (``import_mw`` = net withdrawal at its PCC, ``cost`` = its bill if its import were priced
-    at the tariff); ``extra`` as in ``LocalModel`` plus ``substation_import_mw`` (tuple per step).
+    at the tariff); ``times`` as in ``LocalModel``; ``detail``: the substation exchange
+    (:class:`SystemExchange`) when feasible.
     """
 
     def __init__(self, network: NetworkHook | None = None, backend: str = "contrib") -> None:
         self.network = network
         self.backend = backend
-        self._cache: OrderedDict[tuple, _Built] = OrderedDict()
-
-    def _get(self, problems: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions) -> tuple[_Built, bool]:
-        key = (tuple(blocks.party_key(p.mg) for p in problems), horizon.n_steps, horizon.dt_h, opts.pwl_max_error_per_h)
-        built = self._cache.get(key)
-        if built is not None:
-            self._cache.move_to_end(key)
-            return built, False
-        t0 = time.perf_counter()
-        m = build_centralized_model(problems, horizon.n_steps, horizon.dt_h, opts.pwl_max_error_per_h, self.network)
-        built = _Built(m, PersistentHighs(m, self.backend), time.perf_counter() - t0)
-        self._cache[key] = built
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return built, True
+        self._models = ModelCache(_CACHE_SIZE, backend)
 
     def solve(
         self, problems: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions = DEFAULT_SOLVER_OPTIONS
-    ) -> SolveResult:
+    ) -> SystemResult:
         names = [p.mg.name for p in problems]
         if len(set(names)) != len(names) or not names:
             msg = f"party names must be unique and non-empty: {names}"
             log.error("centralized: bad input: %s", msg)
-            return SolveResult("error", "bad_input", None, None, 0.0, 0.0, message=msg)
+            return SolveResult.error("bad_input", msg)
+        key = (tuple(blocks.party_key(p.mg) for p in problems), horizon.n_steps, horizon.dt_h, opts.pwl_max_error_per_h)
         try:
-            built, rebuilt = self._get(problems, horizon, opts)
-            t0 = time.perf_counter()
-            set_centralized_data(built.model, problems, horizon)
-            set_s = time.perf_counter() - t0
+            run = self._models.solve(
+                key,
+                lambda: build_centralized_model(
+                    problems, horizon.n_steps, horizon.dt_h, opts.pwl_max_error_per_h, self.network
+                ),
+                lambda m: set_centralized_data(m, problems, horizon),
+                opts,
+            )
         except ValueError as exc:
             log.error("centralized: bad input: %s", exc)
-            return SolveResult("error", "bad_input", None, None, 0.0, 0.0, message=str(exc))
-        raw = built.solver.solve(opts)
-        pyomo_build_s = built.build_s if rebuilt else 0.0
-        extra: dict = {
-            "rebuilt": rebuilt,
-            "pyomo_build_s": pyomo_build_s,
-            "set_data_s": set_s,
-            "translate_s": raw.translate_s,
-            "highs_s": raw.highs_s,
-            "backend": self.backend,
-        }
-        plans = None
-        if raw.feasible:
-            m, T, dt = built.model, built.model.T, horizon.dt_h
-            plans = {}
-            for prob in problems:
-                b = m.party[prob.mg.name]
-                imp = [float(b.import_mw[t].value or 0.0) for t in T]
-                cost = [
-                    pyo.value(b.unit_cost[t])
-                    + dt * (horizon.buy_price_per_mwh[t] * i if i >= 0 else horizon.sell_price_per_mwh[t] * i)
-                    for t, i in zip(T, imp, strict=True)
-                ]
-                plans[prob.mg.name] = blocks.party_plan(b, prob.mg, T, import_mw=imp, cost=cost)
-            extra["substation_import_mw"] = tuple(
-                float((m.sub.buy_mw[t].value or 0.0) - (m.sub.sell_mw[t].value or 0.0)) for t in T
-            )
-        else:
+            return SolveResult.error("bad_input", str(exc))
+        raw = run.raw
+        if not raw.feasible:
             log.warning("centralized: %s (%s) %s", raw.status, raw.termination, raw.message)
-        return SolveResult(
-            raw.status,
-            raw.termination,
-            raw.objective if raw.feasible else None,
-            plans,
-            pyomo_build_s + set_s,
-            raw.translate_s + raw.highs_s,
-            raw.mip_gap,
-            raw.message,
-            extra,
-        )
+            return run.result(None)
+        m, T = run.model, run.model.T
+        plans = {prob.mg.name: _party_plan(m, prob, horizon) for prob in problems}
+        sub = tuple(float((m.sub.buy_mw[t].value or 0.0) - (m.sub.sell_mw[t].value or 0.0)) for t in T)
+        return run.result(plans, SystemExchange(sub))
+
+
+def _party_plan(m: pyo.ConcreteModel, prob: PartyProblem, horizon: Horizon) -> PartyPlan:
+    """A solved party's plan; its cost: its units plus its import as if priced at the tariff."""
+    b, T, dt = m.party[prob.mg.name], m.T, horizon.dt_h
+    imp = [float(b.import_mw[t].value or 0.0) for t in T]
+    cost = [
+        pyo.value(b.unit_cost[t])
+        + dt * (horizon.buy_price_per_mwh[t] * i if i >= 0 else horizon.sell_price_per_mwh[t] * i)
+        for t, i in zip(T, imp, strict=True)
+    ]
+    return blocks.party_plan(b, prob.mg, T, import_mw=imp, cost=cost)

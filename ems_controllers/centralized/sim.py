@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from typing import Any, override
 
-from ems_controllers.centralized.model import CentralizedModel
+from ems_controllers.centralized.model import CentralizedModel, SystemExchange, SystemResult
 from ems_controllers.core.adapter import OUTPUT_ATTRS, PlanningEMS, run
-from ems_controllers.core.types import Horizon, PartyProblem, SolveResult
+from ems_controllers.core.types import Horizon, PartyProblem
 
 __all__ = ["OUTPUT_ATTRS", "CentralizedEMS"]
 
 OPERATOR = "operator"
 
 
-class CentralizedEMS(PlanningEMS):
+class CentralizedEMS(PlanningEMS[SystemExchange]):
     strategy_name = "centralized"
 
     def __init__(self) -> None:
@@ -28,11 +28,11 @@ class CentralizedEMS(PlanningEMS):
         self.model = CentralizedModel()
 
     @override
-    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
+    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SystemResult:
         return self.model.solve(problems, horizon, self.solve_opts)
 
     @override
-    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult, time: int) -> list[dict[str, Any]]:
+    def boundary_messages(self, problems: list[PartyProblem], result: SystemResult, time: int) -> list[dict[str, Any]]:
         msgs: list[dict[str, Any]] = []
         for p in problems:
             name = p.mg.name

@@ -68,7 +68,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, TypeGuard
 
-from ems_controllers.core.types import DEFAULT_SOLVER_OPTIONS
+from ems_controllers.core.types import DEFAULT_SOLVER_OPTIONS, SolveStatus
 
 Mode = Literal["paper", "extended"]
 MODES: tuple[str, ...] = ("paper", "extended")
@@ -358,32 +358,93 @@ def _split(total: float, weights: Mapping[str, float]) -> dict[str, float]:
     return {n: total * x / w for n, x in weights.items() if x > 0}
 
 
+class _Settlement:
+    """What step 2 settles, added up as it goes: each MG's :class:`Step2Mg` fields (``acc``), the
+    helpers' ancillary prices and the community's saving."""
+
+    def __init__(self, names: Iterable[str], buy_price_per_kwh: float, sell_price_per_kwh: float) -> None:
+        self.b, self.s = buy_price_per_kwh, sell_price_per_kwh
+        self.acc: dict[str, dict[str, float]] = {n: {} for n in names}
+        self.prices: dict[str, float] = {}
+        self.saving = 0.0
+
+    def add(self, n: str, key: str, v: float) -> None:
+        self.acc[n][key] = self.acc[n].get(key, 0.0) + v
+
+
+def _trade_main(st: _Settlement, main: float, surplus: Mapping[str, float], shortage: Mapping[str, float]) -> None:
+    """Main internal trading of ``main`` kWh at the midpoint price, in proportion to surplus and shortage."""
+    b, s = st.b, st.s
+    p_main = 0.5 * (b + s)
+    for n, v in _split(main, surplus).items():
+        st.add(n, "main_send_kwh", v)
+        st.add(n, "internal_payment", -p_main * v)
+        st.add(n, "saving_share", 0.5 * (b - s) * v)
+    for n, v in _split(main, shortage).items():
+        st.add(n, "main_receive_kwh", v)
+        st.add(n, "internal_payment", p_main * v)
+        st.add(n, "saving_share", 0.5 * (b - s) * v)
+    st.saving = (b - s) * main
+
+
+def _helpers(rooms: Mapping[str, Room], up: bool, b: float, s: float) -> list[tuple[float, str]]:
+    """(CHP cost, MG) of the movable MGs that can help, in the order they are asked: raising, the
+    cheapest first and only where ``c < b``; lowering, the most expensive first and only where
+    ``c > s``; ties by name."""
+    if up:
+        return sorted((r.cost_per_kwh, n) for n, r in rooms.items() if r.cost_per_kwh < b and r.up_kwh > 0)
+    by_cost = sorted((-r.cost_per_kwh, n) for n, r in rooms.items() if r.cost_per_kwh > s and r.down_kwh > 0)
+    return [(-neg_c, n) for neg_c, n in by_cost]
+
+
+def _trade_ancillary(
+    st: _Settlement, rooms: Mapping[str, Room], up: bool, left_kwh: float, others: Mapping[str, float]
+) -> tuple[float, float]:
+    """Ancillary trading one way: movable CHPs raise their output to cover the leftover shortage
+    (``up``; ``others``: the shortages) or lower it to absorb the leftover surplus (``others``: the
+    surpluses). Each helper's energy is split among ``others`` in proportion; the helper gets (raising)
+    or pays (lowering) the ancillary price, half-way between its cost and the price it displaces.
+    Returns what is left over and the ancillary energy traded."""
+    b, s = st.b, st.s
+    change, flow, other_flow = (
+        ("ancillary_up_kwh", "ancillary_send_kwh", "ancillary_receive_kwh")
+        if up
+        else ("ancillary_down_kwh", "ancillary_receive_kwh", "ancillary_send_kwh")
+    )
+    helper_pays = -1.0 if up else 1.0
+    traded = 0.0
+    for c, n in _helpers(rooms, up, b, s):
+        amount = min(rooms[n].up_kwh if up else rooms[n].down_kwh, left_kwh)
+        if amount <= 0:
+            break
+        left_kwh -= amount
+        traded += amount
+        margin = b - c if up else c - s
+        st.saving += margin * amount
+        price = st.prices[n] = 0.5 * (c + (b if up else s))
+        st.add(n, change, amount)
+        st.add(n, flow, amount)
+        st.add(n, "internal_payment", helper_pays * price * amount)
+        st.add(n, "saving_share", 0.5 * margin * amount)
+        for m, v in _split(amount, others).items():
+            st.add(m, other_flow, v)
+            st.add(m, "internal_payment", -helper_pays * price * v)
+            st.add(m, "saving_share", 0.5 * margin * v)
+    return max(left_kwh, 0.0), traded
+
+
 def step2(
     reports: Mapping[str, Report], buy_price_per_kwh: float, sell_price_per_kwh: float, mode: Mode = "paper"
 ) -> Step2:
     """Global coordination of one interval from the uEMS reports only (module docstring, step 2)."""
     _check_mode(mode)
     _check_prices(buy_price_per_kwh, sell_price_per_kwh)
-    b, s = buy_price_per_kwh, sell_price_per_kwh
     surplus = {n: r.surplus_kwh for n, r in reports.items() if r.surplus_kwh > 0}
     shortage = {n: r.shortage_kwh for n, r in reports.items() if r.shortage_kwh > 0}
     tot_s, tot_d = sum(surplus.values()), sum(shortage.values())
     main = min(tot_s, tot_d)
-    p_main = 0.5 * (b + s)
-    acc: dict[str, dict[str, float]] = {n: {} for n in reports}
-
-    def add(n: str, key: str, v: float) -> None:
-        acc[n][key] = acc[n].get(key, 0.0) + v
-
-    for n, v in _split(main, surplus).items():
-        add(n, "main_send_kwh", v)
-        add(n, "internal_payment", -p_main * v)
-        add(n, "saving_share", 0.5 * (b - s) * v)
-    for n, v in _split(main, shortage).items():
-        add(n, "main_receive_kwh", v)
-        add(n, "internal_payment", p_main * v)
-        add(n, "saving_share", 0.5 * (b - s) * v)
-
+    st = _Settlement(reports, buy_price_per_kwh, sell_price_per_kwh)
+    _trade_main(st, main, surplus, shortage)
     rooms: dict[str, Room] = {}  # the MGs step 2 may move, with their room and CHP cost
     for n, r in reports.items():
         room = r.room
@@ -391,59 +452,19 @@ def step2(
             rooms[n] = room
     left_d, left_s = tot_d - main, tot_s - main
     anc_total = 0.0
-    saving = (b - s) * main
-    prices: dict[str, float] = {}
-    if left_d > TOL_KWH:  # raise movable CHPs, cheapest first, where c < b
-        helpers = sorted(
-            (room.cost_per_kwh, n) for n, room in rooms.items() if room.cost_per_kwh < b and room.up_kwh > 0
-        )
-        for c, n in helpers:
-            inc = min(rooms[n].up_kwh, left_d)
-            if inc <= 0:
-                break
-            left_d -= inc
-            anc_total += inc
-            saving += (b - c) * inc
-            price = prices[n] = 0.5 * (c + b)
-            add(n, "ancillary_up_kwh", inc)
-            add(n, "ancillary_send_kwh", inc)
-            add(n, "internal_payment", -price * inc)
-            add(n, "saving_share", 0.5 * (b - c) * inc)
-            for m, v in _split(inc, shortage).items():
-                add(m, "ancillary_receive_kwh", v)
-                add(m, "internal_payment", price * v)
-                add(m, "saving_share", 0.5 * (b - c) * v)
-        left_d = max(left_d, 0.0)
-    elif left_s > TOL_KWH:  # lower movable CHPs, most expensive first, where c > s
-        helpers = sorted(
-            (-room.cost_per_kwh, n) for n, room in rooms.items() if room.cost_per_kwh > s and room.down_kwh > 0
-        )
-        for neg_c, n in helpers:
-            c = -neg_c
-            dec = min(rooms[n].down_kwh, left_s)
-            if dec <= 0:
-                break
-            left_s -= dec
-            anc_total += dec
-            saving += (c - s) * dec
-            price = prices[n] = 0.5 * (c + s)
-            add(n, "ancillary_down_kwh", dec)
-            add(n, "ancillary_receive_kwh", dec)
-            add(n, "internal_payment", price * dec)
-            add(n, "saving_share", 0.5 * (c - s) * dec)
-            for m, v in _split(dec, surplus).items():
-                add(m, "ancillary_send_kwh", v)
-                add(m, "internal_payment", -price * v)
-                add(m, "saving_share", 0.5 * (c - s) * v)
-        left_s = max(left_s, 0.0)
+    if left_d > TOL_KWH:  # raise movable CHPs
+        left_d, anc_total = _trade_ancillary(st, rooms, True, left_d, shortage)
+    elif left_s > TOL_KWH:  # lower movable CHPs
+        left_s, anc_total = _trade_ancillary(st, rooms, False, left_s, surplus)
     else:
         left_d = left_s = 0.0
     for n, v in _split(left_d, shortage).items():
-        add(n, "ext_buy_kwh", v)
+        st.add(n, "ext_buy_kwh", v)
     for n, v in _split(left_s, surplus).items():
-        add(n, "ext_sell_kwh", v)
-    by_mg = {n: Step2Mg(**acc[n]) for n in reports}
-    return Step2(mode, MappingProxyType(by_mg), main, anc_total, saving, p_main, MappingProxyType(prices))
+        st.add(n, "ext_sell_kwh", v)
+    by_mg = {n: Step2Mg(**st.acc[n]) for n in reports}
+    p_main = 0.5 * (buy_price_per_kwh + sell_price_per_kwh)
+    return Step2(mode, MappingProxyType(by_mg), main, anc_total, st.saving, p_main, MappingProxyType(st.prices))
 
 
 # ---- central LP ---------------------------------------------------------------------------------
@@ -458,7 +479,7 @@ class LpResult:
     so any pairwise routing of these positions is optimal.
     """
 
-    status: str  # "optimal" | "infeasible" | "error" | ... (HiGHS's model status, mapped)
+    status: SolveStatus  # HiGHS's model status through core.solver's one map
     termination: str
     cost: float | None
     chp_kwh: Mapping[str, float] | None
@@ -471,7 +492,7 @@ class LpResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "optimal" and self.cost is not None
+        return self.status is SolveStatus.OPTIMAL and self.cost is not None
 
 
 def _check_names(mgs: Sequence[ChpMg], hour: HourData) -> None:
@@ -491,7 +512,7 @@ def _lp_result(
     chp: Sequence[float],
     buy: float,
     sell: float,
-    status: str,
+    status: SolveStatus,
     termination: str,
     solve_s: float,
 ) -> LpResult:
@@ -535,17 +556,24 @@ def central_lp(mgs: Sequence[ChpMg], hour: HourData) -> LpResult:
         term = h.modelStatusToString(ms)
         solve_s = time.perf_counter() - t0
         if ms != highspy.HighsModelStatus.kOptimal:
-            status = {
-                highspy.HighsModelStatus.kInfeasible: "infeasible",
-                highspy.HighsModelStatus.kUnbounded: "unbounded",
-                highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible",
-            }.get(ms, "error")
+            from ems_controllers.core.solver import highs_termination, solve_status
+
+            status = solve_status(highs_termination(ms), has_solution=False)
             return LpResult(status, term, None, None, None, None, None, None, solve_s)
         x = list(h.getSolution().col_value)
-        return _lp_result(mgs, hour, x[:n], max(x[n], 0.0), max(x[n + 1], 0.0), "optimal", term, solve_s)
+        return _lp_result(mgs, hour, x[:n], max(x[n], 0.0), max(x[n + 1], 0.0), SolveStatus.OPTIMAL, term, solve_s)
     except Exception as exc:  # noqa: BLE001 - never raises (see docstring): any solver failure is an "error" result
         return LpResult(
-            "error", type(exc).__name__, None, None, None, None, None, None, time.perf_counter() - t0, str(exc)
+            SolveStatus.ERROR,
+            type(exc).__name__,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            time.perf_counter() - t0,
+            str(exc),
         )
 
 
@@ -573,7 +601,14 @@ def merit_order_lp(mgs: Sequence[ChpMg], hour: HourData) -> LpResult:
         chp[m.name] += inc
         residual -= inc
     return _lp_result(
-        mgs, hour, [chp[m.name] for m in mgs], max(residual, 0.0), max(-residual, 0.0), "optimal", "closed form", 0.0
+        mgs,
+        hour,
+        [chp[m.name] for m in mgs],
+        max(residual, 0.0),
+        max(-residual, 0.0),
+        SolveStatus.OPTIMAL,
+        "closed form",
+        0.0,
     )
 
 

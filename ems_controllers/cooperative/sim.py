@@ -19,42 +19,29 @@ or ``"extended"``. The uEMS reports and the central EMS's instructions are the r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, override
 
 from ems_controllers.cooperative.model import ChpMg, HourData, HourResult, Mode, is_mode, run_hour
-from ems_controllers.core.adapter import OUTPUT_ATTRS as BASE_OUTPUT_ATTRS
-from ems_controllers.core.adapter import Party, PlanningEMS, run
-from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult
+from ems_controllers.cooperative.strategy import COMMUNITY_ATTRS, MG_ATTRS
+from ems_controllers.cooperative.strategy import OUTPUT_ATTRS as STRATEGY_OUTPUTS
+from ems_controllers.core.adapter import Party, PartyRound, PlanningEMS, run
+from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult, SolveStatus
 
 if TYPE_CHECKING:
     from mosaik_api_v3.types import CreateResult, ModelName, OutputData, OutputRequest
 
-MG_ATTRS = [
-    "chp_step1_kwh",
-    "chp_kwh",
-    "surplus_kwh",
-    "shortage_kwh",
-    "self_sufficient",
-    "main_send_kwh",
-    "main_receive_kwh",
-    "ancillary_up_kwh",
-    "ancillary_down_kwh",
-    "ext_sell_kwh",
-    "ext_buy_kwh",
-    "settlement_cost",
-]
-COMMUNITY_ATTRS = ["main_internal_kwh", "ancillary_internal_kwh", "cost_step1", "cost_final", "cost_central_lp", "gap"]
-OUTPUT_ATTRS = BASE_OUTPUT_ATTRS + MG_ATTRS
+OUTPUT_ATTRS = list(STRATEGY_OUTPUTS)
 COMMUNITY = "community"
 
 
-class CooperativeEMS(PlanningEMS):
+class CooperativeEMS(PlanningEMS[None]):
     strategy_name = "cooperative"
 
     def __init__(self) -> None:
         super().__init__()
-        self.meta["models"]["MG"]["attrs"] = list(self.meta["models"]["MG"]["attrs"]) + MG_ATTRS
-        self.meta["models"]["Community"] = {"public": True, "params": [], "attrs": COMMUNITY_ATTRS}
+        self.meta["models"]["MG"]["attrs"] = [*self.meta["models"]["MG"]["attrs"], *MG_ATTRS]
+        self.meta["models"]["Community"] = {"public": True, "params": [], "attrs": list(COMMUNITY_ATTRS)}
         self.mode: Mode = "paper"
         self.now = 0
         self.hours: tuple[int, list[HourResult]] | None = None
@@ -78,12 +65,12 @@ class CooperativeEMS(PlanningEMS):
         return super().create(num, model, **params)
 
     @override
-    def _plan(self, time: int) -> dict[str, dict[str, Any]]:
+    def _plan(self, time: int) -> dict[str, PartyRound]:
         self.now = time
         return super()._plan(time)
 
     @override
-    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
+    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult[None]:
         dt_h = horizon.dt_h
         kwh = 1000.0 * dt_h  # MW -> kWh per interval
         mgs = []
@@ -122,7 +109,7 @@ class CooperativeEMS(PlanningEMS):
             )
         lp_ok = all(r.lp.ok for r in results)
         return SolveResult(
-            status="optimal",
+            status=SolveStatus.OPTIMAL,
             termination="closed form + central LP" if lp_ok else "LP failed",
             objective=sum(r.cost_final for r in results),
             plans=plans,
@@ -131,7 +118,9 @@ class CooperativeEMS(PlanningEMS):
         )
 
     @override
-    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult, time: int) -> list[dict[str, Any]]:
+    def boundary_messages(
+        self, problems: list[PartyProblem], result: SolveResult[None], time: int
+    ) -> list[dict[str, Any]]:
         assert self.hours is not None
         msgs: list[dict[str, Any]] = []
         for k, r in enumerate(self.hours[1]):
@@ -148,8 +137,8 @@ class CooperativeEMS(PlanningEMS):
         return msgs
 
     @override
-    def _outputs(self, name: str, party: Party, time: int, info: dict[str, Any]) -> dict[str, Any]:
-        out = super()._outputs(name, party, time, info)
+    def _outputs(self, name: str, party: Party, time: int, rounds: Mapping[str, PartyRound]) -> dict[str, Any]:
+        out = super()._outputs(name, party, time, rounds)
         out.update(dict.fromkeys(MG_ATTRS))
         self.community_out = dict.fromkeys(COMMUNITY_ATTRS)
         if self.hours is None:

@@ -23,16 +23,17 @@ from __future__ import annotations
 import abc
 import copy
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, override
 
 import mosaik_api_v3
 
-from ems_controllers.core import rule
+from ems_controllers.core.mg_entity import Clock, MgEntityParams, mg_meta, no_forecast_setpoints, read_inputs, rule_step
 from ems_controllers.core.nesting import nesting_order
+from ems_controllers.core.outputs import PLANNER_OUTPUTS
 from ems_controllers.core.types import (
+    EmsStatus,
     Forecast,
     Horizon,
     Microgrid,
@@ -40,6 +41,7 @@ from ems_controllers.core.types import (
     PartyProblem,
     SolveResult,
     SolverOptions,
+    SolveStatus,
     Tariff,
     UnitState,
 )
@@ -49,43 +51,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INPUT_ATTRS = ["load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw", "soc_mwh"]
-SETPOINT_ATTRS = ["diesel_p_mw", "battery_p_mw", "pv_p_mw", "wind_p_mw", "pcc_closed"]
-STATUS_ATTRS = [
-    "planned_import_mw",
-    "planned_cost",
-    "planned_soc_mwh",
-    "unserved_mw",
-    "ems_status",
-    "solve_time_s",
-    "objective",
-]
-PLAN_ATTRS = ["plan_diesel_p_mw", "plan_battery_p_mw", "plan_import_mw", "plan_soc_mwh", "plan_cost"]
-OUTPUT_ATTRS = SETPOINT_ATTRS + STATUS_ATTRS + PLAN_ATTRS + ["messages"]
+OUTPUT_ATTRS = list(PLANNER_OUTPUTS)
 
-META: Meta = {
-    "api_version": "3.0",
-    "type": "time-based",
-    "models": {
-        "MG": {
-            "public": True,
-            "params": ["mg", "pv_rated_mw", "wind_rated_mw", "load_buses", "load_owners"],
-            "attrs": INPUT_ATTRS + OUTPUT_ATTRS,
-        },
-    },
-}
+META: Meta = mg_meta(OUTPUT_ATTRS)
 
 HORIZON_MODES = ("receding", "shrinking")
-
-
-def sum_inputs(values: dict[str, Any]) -> Any:
-    """Sum scalar or list inputs from several sources (elementwise for lists); None = no value."""
-    vals = [v for v in values.values() if v is not None]
-    if not vals:
-        return None
-    if isinstance(vals[0], (list, tuple)):
-        return [sum(col) for col in zip(*vals, strict=True)]
-    return sum(vals)
 
 
 @dataclass
@@ -108,7 +78,22 @@ class _ActivePlan:
     plan: PartyPlan
 
 
-class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
+@dataclass(frozen=True)
+class PartyRound:
+    """What a planning round did for one party: a new plan (``fallback_reason`` None, its ``ems_status``
+    in ``plan_status``) or none, and why (``fallback_reason``)."""
+
+    solve_time_s: float
+    objective: float | None
+    plan_status: str = EmsStatus.OK.value
+    fallback_reason: str | None = None
+
+    @property
+    def new_plan(self) -> bool:
+        return self.fallback_reason is None
+
+
+class PlanningEMS[D](mosaik_api_v3.Simulator, abc.ABC):
     """Base adapter of an optimising EMS (see the module docstring). Subclasses implement ``solve``."""
 
     strategy_name = "planning"
@@ -152,18 +137,10 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         horizon: str = "receding",
         **params: Any,
     ) -> Meta:
-        if tariff is None:
-            raise ValueError(f"{type(self).__name__} needs the 'tariff' sim param")
         if horizon not in HORIZON_MODES:
             raise ValueError(f"horizon must be one of {HORIZON_MODES}, got {horizon!r}")
-        if int(step_size) <= 0 or 86400 % int(step_size * time_resolution):
-            raise ValueError("step_size must be positive and divide a day")
-        self.time_resolution = float(time_resolution)
-        self.step_size = int(step_size)
-        self.tariff = Tariff.from_dict(tariff)
-        steps_per_day = round(86400 / (self.step_size * self.time_resolution))
-        if len(self.tariff.buy_price_per_mwh) != steps_per_day:
-            raise ValueError(f"tariff has {len(self.tariff.buy_price_per_mwh)} values, a day {steps_per_day} steps")
+        clock = Clock.parse(type(self).__name__, step_size, time_resolution, tariff)
+        self.step_size, self.time_resolution, self.tariff = clock.step_size, clock.time_resolution, clock.tariff
         self.opts = SolverOptions(
             mip_rel_gap=float(mip_rel_gap),
             time_limit_s=float(time_limit_s),
@@ -187,36 +164,14 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
 
     @override
     def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
-        return self._create_party(num, model, **model_params)
-
-    def _create_party(
-        self,
-        num: int,
-        model: ModelName,
-        mg: dict[str, Any] | None = None,
-        pv_rated_mw: float = 0.0,
-        wind_rated_mw: float = 0.0,
-        load_buses: Mapping[str, int] | None = None,
-        load_owners: Mapping[str, str] | None = None,
-    ) -> list[CreateResult]:
-        """One ``MG`` entity (the model's params are this method's keyword arguments)."""
-        if mg is None or num != 1:
-            raise ValueError("create one MG entity per call with its 'mg' param")
-        spec = Microgrid.from_dict(mg)
-        if spec.name in self.parties:
-            raise ValueError(f"party {spec.name!r} created twice")
-        e0 = spec.battery.e_init_mwh if spec.battery else 0.0
-        self.parties[spec.name] = Party(
-            spec,
-            float(pv_rated_mw),
-            float(wind_rated_mw),
-            e0,
-            dict(load_buses) if load_buses else None,
-            dict(load_owners) if load_owners else None,
-        )
-        self.forecasts[spec.name] = {}
-        self.load_sources[spec.name] = {}
-        return [{"eid": spec.name, "type": model}]
+        """One ``MG`` entity per call (params: :meth:`MgEntityParams.parse`)."""
+        p = MgEntityParams.parse(num, self.parties, **model_params)
+        name = p.mg.name
+        e0 = p.mg.battery.e_init_mwh if p.mg.battery else 0.0
+        self.parties[name] = Party(p.mg, p.pv_rated_mw, p.wind_rated_mw, e0, p.load_buses, p.load_owners)
+        self.forecasts[name] = {}
+        self.load_sources[name] = {}
+        return [{"eid": name, "type": model}]
 
     @property
     def dt_h(self) -> float:
@@ -232,36 +187,22 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         new_forecast = False
         owner_msgs: list[dict[str, Any]] = []
         for name, party in self.parties.items():
-            inp = inputs.get(name, {})
-            for attr in ("load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw"):
-                val = sum_inputs(inp.get(attr, {}))
-                if val is not None:
-                    self.forecasts[name][attr] = (time, [float(x) for x in val])
-                    new_forecast = True
-            for src, val in inp.get("load_forecast_p_mw", {}).items():
-                if val is not None:
-                    self.load_sources[name][src] = (time, [float(x) for x in val])
-                    owner = (party.load_owners or {}).get(src)
-                    if owner is not None:  # an owner's forecast, handed to this EMS in plaintext
-                        owner_msgs.append(
-                            {
-                                "t": time,
-                                "sender": f"{name}:{owner}",
-                                "receiver": name,
-                                "kind": "load_forecast_p_mw",
-                                "values": [float(x) for x in val],
-                            }
-                        )
-            soc = sum_inputs(inp.get("soc_mwh", {}))
-            if soc is not None and not math.isnan(soc):
-                party.e_mwh = float(soc)
+            got = read_inputs(time, name, inputs.get(name, {}), party.load_owners or {})
+            for attr, values in got.forecasts.items():
+                self.forecasts[name][attr] = (time, values)
+                new_forecast = True
+            for src, values in got.load_sources.items():
+                self.load_sources[name][src] = (time, values)
+            owner_msgs += got.owner_messages
+            if got.soc_mwh is not None:
+                party.e_mwh = got.soc_mwh
         self.messages = []
-        planning_info: dict[str, dict[str, Any]] = {}
+        rounds: dict[str, PartyRound] = {}
         if (self.rolling or new_forecast or self.force_plan) and self._forecasts_cover(time):
-            planning_info = self._plan(time)
+            rounds = self._plan(time)
         self.force_plan = False
         for name, party in self.parties.items():
-            party.out = self._outputs(name, party, time, planning_info)
+            party.out = self._outputs(name, party, time, rounds)
         if not self.plans_include_nested:
             self._add_nested_flows()
         self.messages = owner_msgs + self.messages
@@ -309,15 +250,18 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
 
     # -- strategy hook --------------------------------------------------------------------------------
     @abc.abstractmethod
-    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
+    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult[D]:
         """Plan every party over ``horizon``; never raise for an infeasible problem.
 
         A strategy whose parties solve separately may return plans for some parties only: it names the
-        others in ``extra["failed"]`` (party -> reason) and their solve times in
-        ``extra["solve_s_by_party"]`` (party -> seconds; default: the whole build + solve time).
+        others in ``SolveResult.failed`` (party -> reason) and their solve times in
+        ``SolveResult.solve_s_by_party`` (party -> seconds; default: the whole build + solve time).
+        What else the strategy knows about the round goes in ``SolveResult.detail`` (type ``D``).
         """
 
-    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult, time: int) -> list[dict[str, Any]]:
+    def boundary_messages(
+        self, problems: list[PartyProblem], result: SolveResult[D], time: int
+    ) -> list[dict[str, Any]]:
         """Messages that crossed an ownership boundary in this planning round (none by default)."""
         return []
 
@@ -363,7 +307,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
             problems.append(PartyProblem(party.mg, fc, state))
         return problems, horizon
 
-    def _plan(self, time: int) -> dict[str, dict[str, Any]]:
+    def _plan(self, time: int) -> dict[str, PartyRound]:
         """Solve, keep the new plans, and say per party what happened (solve time, status, reason)."""
         problems, horizon = self._problems(time)
         consecutive = self.last_plan_time is not None and time - self.last_plan_time == self.step_size
@@ -371,41 +315,34 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         self.last_plan_time = time
         result = self.solve(problems, horizon)
         total_s = result.build_s + result.solve_s
-        by_party = result.extra.get("solve_s_by_party", {})
-        failed: dict[str, str] = dict(result.extra.get("failed", {}))
+        failed: dict[str, str] = dict(result.failed)
         plans = result.plans if result.ok and result.plans is not None else {}
         if not plans:
             reason = f"{result.status}: {result.message or result.termination}"
             failed = {name: failed.get(name, reason) for name in self.parties}
-        info: dict[str, dict[str, Any]] = {}
+        plan_status = EmsStatus.OK.text(None if result.status is SolveStatus.OPTIMAL else result.status.value)
+        rounds: dict[str, PartyRound] = {}
         for name in self.parties:
-            entry: dict[str, Any] = {"solve_time_s": by_party.get(name, total_s), "objective": result.objective}
+            solve_time_s = result.solve_s_by_party.get(name, total_s)
             if name in plans:
                 self.active[name] = _ActivePlan(time, plans[name])
                 self.failure.pop(name, None)
-                entry["new_plan"] = True
-                entry["status"] = "ok" if result.status == "optimal" else f"ok ({result.status})"
+                rounds[name] = PartyRound(solve_time_s, result.objective, plan_status=plan_status)
             else:
-                entry["fallback_reason"] = failed.get(name, "no plan for this party")
-                self.failure[name] = entry["fallback_reason"]
-                logger.warning(
-                    "%s at t=%s: no plan for %s (%s); falling back",
-                    self.strategy_name,
-                    time,
-                    name,
-                    entry["fallback_reason"],
-                )
-            info[name] = entry
+                reason = failed.get(name, "no plan for this party")
+                rounds[name] = PartyRound(solve_time_s, result.objective, fallback_reason=reason)
+                self.failure[name] = reason
+                logger.warning("%s at t=%s: no plan for %s (%s); falling back", self.strategy_name, time, name, reason)
         if plans:
             self.messages = self.boundary_messages(problems, result, time)
-        return info
+        return rounds
 
-    def _outputs(self, name: str, party: Party, time: int, info: dict[str, Any]) -> dict[str, Any]:
-        info = info.get(name, {})
+    def _outputs(self, name: str, party: Party, time: int, rounds: Mapping[str, PartyRound]) -> dict[str, Any]:
+        rnd = rounds.get(name)
         out: dict[str, Any] = {
             "pcc_closed": True,
-            "solve_time_s": info.get("solve_time_s", 0.0),
-            "objective": info.get("objective"),
+            "solve_time_s": rnd.solve_time_s if rnd is not None else 0.0,
+            "objective": rnd.objective if rnd is not None else None,
         }
         plan = None
         k = 0
@@ -413,13 +350,13 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         if active is not None:
             k = (time - active.start) // self.step_size
             plan = active.plan if k < len(active.plan.diesel_p_mw) else None
-        if plan is not None and "fallback_reason" not in info:
-            status = info.get("status", "ok")
+        fallback = rnd.fallback_reason if rnd is not None else None
+        if plan is not None and fallback is None:
+            status = rnd.plan_status if rnd is not None else EmsStatus.OK.text()
         elif plan is not None:
-            status = f"fallback: previous plan ({info['fallback_reason']})"
+            status = EmsStatus.FALLBACK_PREVIOUS_PLAN.text(fallback)
         else:
-            reason = info.get("fallback_reason") or self.failure.get(name, "no plan covers this step")
-            status = f"fallback: rule ({reason})"
+            status = EmsStatus.FALLBACK_RULE.text(fallback or self.failure.get(name, "no plan covers this step"))
         if plan is not None:
             out.update(
                 diesel_p_mw=plan.diesel_p_mw[k],
@@ -431,7 +368,7 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
                 pv_p_mw=plan.pv_p_mw[k] if plan.res_curtailed_mw[k] > 1e-9 else party.pv_rated_mw,
                 wind_p_mw=plan.wind_p_mw[k] if plan.res_curtailed_mw[k] > 1e-9 else party.wind_rated_mw,
             )
-            if info.get("new_plan"):
+            if rnd is not None and rnd.new_plan:
                 out.update(
                     plan_diesel_p_mw=list(plan.diesel_p_mw),
                     plan_battery_p_mw=list(plan.battery_p_mw),
@@ -452,41 +389,12 @@ class PlanningEMS(mosaik_api_v3.Simulator, abc.ABC):
         assert self.tariff is not None
         load = self._forecast_from(name, "load_forecast_p_mw", time)
         if load is None:
-            return {
-                "diesel_p_mw": 0.0,
-                "battery_p_mw": 0.0,
-                "planned_import_mw": float("nan"),
-                "planned_cost": float("nan"),
-                "planned_soc_mwh": None,
-                "unserved_mw": float("nan"),
-                "pv_p_mw": party.pv_rated_mw,
-                "wind_p_mw": party.wind_rated_mw,
-            }
+            return {**no_forecast_setpoints(party.pv_rated_mw, party.wind_rated_mw), "planned_soc_mwh": None}
         pv = self._forecast_from(name, "pv_forecast_p_mw", time) or [0.0]
         wind = self._forecast_from(name, "wind_forecast_p_mw", time) or [0.0]
-        buy, sell = self.tariff.at((time // self.step_size) % self.steps_per_day)
-        d = rule.decide(
-            party.mg,
-            load_mw=load[0],
-            res_mw=pv[0] + wind[0],
-            e_mwh=party.e_mwh,
-            buy_price_per_mwh=buy,
-            sell_price_per_mwh=sell,
-            prev_diesel_mw=party.prev_diesel_mw,
-            dt_h=self.dt_h,
-        )
-        res = pv[0] + wind[0]
-        keep = 1.0 - d.res_curtailed_mw / res if d.res_curtailed_mw > 1e-9 and res > 0 else None
-        return {
-            "diesel_p_mw": d.diesel_p_mw,
-            "battery_p_mw": d.battery_p_mw,
-            "planned_import_mw": d.import_mw,
-            "planned_cost": d.cost,
-            "planned_soc_mwh": d.e_next_mwh if party.mg.battery else None,
-            "unserved_mw": d.unserved_mw,
-            "pv_p_mw": pv[0] * keep if keep is not None else party.pv_rated_mw,
-            "wind_p_mw": wind[0] * keep if keep is not None else party.wind_rated_mw,
-        }
+        step_of_day = (time // self.step_size) % self.steps_per_day
+        d, setpoints = rule_step(party, self.tariff, step_of_day, load[0], pv[0], wind[0], self.dt_h)
+        return {**setpoints, "planned_soc_mwh": d.e_next_mwh if party.mg.battery else None}
 
 
 def run(sim: mosaik_api_v3.Simulator) -> None:

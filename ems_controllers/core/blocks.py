@@ -140,6 +140,23 @@ def add_diesel(b: pyo.Block, unit: DieselUnit, T: pyo.Set, dt_h: float, *, max_e
     cost_t      dg_cost              per-step cost ($)
     ==========  ===================  =====================================
     """
+    _add_diesel_commitment(b, unit, T)
+    _add_diesel_ramps(b, unit, T, dt_h)
+    _add_diesel_cost(b, unit, T, dt_h, max_error_per_h)
+
+
+def _dg_on_before(b: pyo.Block, T: pyo.Set, t: Any) -> Any:
+    """``u_{t-1}``: the state before the horizon at its first step."""
+    return b.dg_on_prev if t == T.first() else b.dg_on[t - 1]
+
+
+def _dg_p_before(b: pyo.Block, T: pyo.Set, t: Any) -> Any:
+    """``P_{t-1}``: the output before the horizon at its first step."""
+    return b.dg_p_prev_mw if t == T.first() else b.dg_p_mw[t - 1]
+
+
+def _add_diesel_commitment(b: pyo.Block, unit: DieselUnit, T: pyo.Set) -> None:
+    """Output within ``[P_min u_t, P_max u_t]`` and the start-up rows (``add_diesel``)."""
     p_max, p_min = unit.p_max_mw, unit.p_min_mw
     b.dg_p_mw = pyo.Var(T, bounds=(0.0, p_max))
     b.dg_on = pyo.Var(T, domain=pyo.Binary)
@@ -155,28 +172,29 @@ def add_diesel(b: pyo.Block, unit: DieselUnit, T: pyo.Set, dt_h: float, *, max_e
     if p_min > 0:
         b.dg_p_min_con = pyo.Constraint(T, rule=lambda b, t: b.dg_p_mw[t] >= p_min * b.dg_on[t])
 
-    def u_prev(b, t):
-        return b.dg_on_prev if t == T.first() else b.dg_on[t - 1]
-
-    def p_prev(b, t):
-        return b.dg_p_prev_mw if t == T.first() else b.dg_p_mw[t - 1]
-
-    b.dg_start_con = pyo.Constraint(T, rule=lambda b, t: b.dg_start[t] >= b.dg_on[t] - u_prev(b, t))
+    b.dg_start_con = pyo.Constraint(T, rule=lambda b, t: b.dg_start[t] >= b.dg_on[t] - _dg_on_before(b, T, t))
     b.dg_start_on_con = pyo.Constraint(T, rule=lambda b, t: b.dg_start[t] <= b.dg_on[t])
-    b.dg_start_off_con = pyo.Constraint(T, rule=lambda b, t: b.dg_start[t] + u_prev(b, t) <= 1)
+    b.dg_start_off_con = pyo.Constraint(T, rule=lambda b, t: b.dg_start[t] + _dg_on_before(b, T, t) <= 1)
 
+
+def _add_diesel_ramps(b: pyo.Block, unit: DieselUnit, T: pyo.Set, dt_h: float) -> None:
+    """The ramp rows with their start-up and shut-down allowances ``SU``, ``SD`` (``add_diesel``)."""
+    p_max, p_min = unit.p_max_mw, unit.p_min_mw
     ru, rd = unit.ramp_up_mw_per_h * dt_h, unit.ramp_down_mw_per_h * dt_h
     if ru < p_max:
         su = max(p_min, ru)
         b.dg_ramp_up_con = pyo.Constraint(
-            T, rule=lambda b, t: b.dg_p_mw[t] - p_prev(b, t) + (su - ru) * u_prev(b, t) <= su
+            T, rule=lambda b, t: b.dg_p_mw[t] - _dg_p_before(b, T, t) + (su - ru) * _dg_on_before(b, T, t) <= su
         )
     if rd < p_max:
         sd = max(p_min, rd)
         b.dg_ramp_down_con = pyo.Constraint(
-            T, rule=lambda b, t: p_prev(b, t) - b.dg_p_mw[t] + (sd - rd) * b.dg_on[t] <= sd
+            T, rule=lambda b, t: _dg_p_before(b, T, t) - b.dg_p_mw[t] + (sd - rd) * b.dg_on[t] <= sd
         )
 
+
+def _add_diesel_cost(b: pyo.Block, unit: DieselUnit, T: pyo.Set, dt_h: float, max_error_per_h: float) -> None:
+    """The tangents of the cost rate and the per-step cost ``dg_cost`` (``add_diesel``)."""
     a2, a1, a0 = unit.a2_per_mw2h, unit.a1_per_mwh, unit.a0_per_h
     xs = pwl_points(unit, max_error_per_h) if a2 > 0 else [0.0]
     K = range(len(xs))

@@ -11,7 +11,7 @@ through :meth:`Channel.send`, which
 
 ``t`` is the simulation time in seconds (what the recorder stores as ``time_s``). The mosaik adapter
 outputs :meth:`Channel.drain` as its ``messages`` attribute. :func:`audit` answers, from those dicts (live
-or read back with ``sims.recorder.read_messages``), which plaintext each party received from whom.
+or read back with ``sims.record_reader.read_messages``), which plaintext each party received from whom.
 Pure: no mosaik, no file I/O.
 """
 

@@ -178,27 +178,9 @@ def network_from_pandapower(
     Voltage band from ``net.bus.min_vm_pu`` / ``max_vm_pu``; where a column or value is missing the
     defaults apply. Base: ``net.sn_mva`` and the buses' ``vn_kv``.
     """
-    for name in _UNSUPPORTED:
-        table = getattr(net, name, None)
-        if table is None or len(table) == 0:
-            continue
-        rows = _in_service(table)
-        if len(rows):
-            raise ValueError(
-                f"network_from_pandapower: {name} {list(rows.index)} in service; the "
-                f"LinDistFlow model covers lines only"
-            )
-    ext = _in_service(net.ext_grid)
-    if len(ext) != 1:
-        raise ValueError(
-            f"network_from_pandapower: needs exactly one ext_grid in service, found "
-            f"{len(ext)} (ext_grid {list(ext.index)})"
-        )
-    root = int(ext["bus"].iloc[0])
-    root_vm = float(ext["vm_pu"].iloc[0])
-
-    bus_ok = net.bus["in_service"].astype(bool)
-    live_buses = {int(i) for i in net.bus.index[bus_ok]}
+    _check_supported(net)
+    root, root_vm = _root(net)
+    live_buses = {int(i) for i in net.bus.index[net.bus["in_service"].astype(bool)]}
     if root not in live_buses:
         raise ValueError(f"network_from_pandapower: ext_grid bus {root} is out of service")
     vn = {float(v) for v in net.bus.loc[sorted(live_buses), "vn_kv"]}
@@ -209,7 +191,57 @@ def network_from_pandapower(
         )
     base_kv = vn.pop()
     base_mva = float(net.sn_mva)
+    candidates = _live_lines(net, _open_lines(net, switch_closed), live_buses, base_kv, base_mva)
+    order = _reachable(root, candidates)
+    seen = set(order)
+    branches = tuple(br for br in candidates if br.from_bus in seen)
+    kept = {br.line for br in branches}
+    left_buses = tuple(sorted(int(b) for b in net.bus.index if int(b) not in seen))
+    left_lines = tuple(sorted(int(li) for li in net.line.index if int(li) not in kept))
+    if left_buses:
+        log.debug("network_from_pandapower: buses %s not connected to root bus %d are left out", left_buses, root)
+    return NetworkData(
+        tuple(order),
+        root,
+        root_vm,
+        branches,
+        _band(net, order, "min_vm_pu", default_vm_min_pu),
+        _band(net, order, "max_vm_pu", default_vm_max_pu),
+        base_mva,
+        base_kv,
+        left_buses,
+        left_lines,
+    )
 
+
+def _check_supported(net: Any) -> None:
+    """Raise for an in-service element the line-only model cannot represent."""
+    for name in _UNSUPPORTED:
+        table = getattr(net, name, None)
+        if table is None or len(table) == 0:
+            continue
+        rows = _in_service(table)
+        if len(rows):
+            raise ValueError(
+                f"network_from_pandapower: {name} {list(rows.index)} in service; the "
+                f"LinDistFlow model covers lines only"
+            )
+
+
+def _root(net: Any) -> tuple[int, float]:
+    """The bus and the voltage set point (pu) of the one in-service ext_grid."""
+    ext = _in_service(net.ext_grid)
+    if len(ext) != 1:
+        raise ValueError(
+            f"network_from_pandapower: needs exactly one ext_grid in service, found "
+            f"{len(ext)} (ext_grid {list(ext.index)})"
+        )
+    return int(ext["bus"].iloc[0]), float(ext["vm_pu"].iloc[0])
+
+
+def _open_lines(net: Any, switch_closed: Mapping[int, bool] | None) -> set[int]:
+    """The lines an open line switch cuts (``switch_closed`` overrides the net's switch states);
+    raises for a switch that is not a line switch or that the net does not have."""
     closed = {int(i): bool(c) for i, c in net.switch["closed"].items()}
     if switch_closed:
         unknown = [s for s in switch_closed if s not in closed]
@@ -225,7 +257,11 @@ def network_from_pandapower(
         else:
             kind = "bus-bus" if et == "b" else f"et={et!r}"
             raise ValueError(f"network_from_pandapower: switch {s} is a {kind} switch; only line switches are modelled")
+    return open_lines
 
+
+def _live_lines(net: Any, open_lines: set[int], live_buses: set[int], base_kv: float, base_mva: float) -> list[Branch]:
+    """A :class:`Branch` per line in service, not cut by a switch, between two buses in service."""
     candidates: list[Branch] = []
     z_base = base_kv**2 / base_mva
     for li, row in net.line.iterrows():
@@ -242,9 +278,13 @@ def network_from_pandapower(
         candidates.append(
             Branch(int(li), fb, tb, r, x, r / z_base, x / z_base, i_max, math.sqrt(3.0) * base_kv * i_max)
         )
+    return candidates
 
+
+def _reachable(root: int, branches: Sequence[Branch]) -> list[int]:
+    """The buses connected to ``root`` through ``branches``, in breadth-first order (root first)."""
     adj: dict[int, list[int]] = {}
-    for br in candidates:
+    for br in branches:
         adj.setdefault(br.from_bus, []).append(br.to_bus)
         adj.setdefault(br.to_bus, []).append(br.from_bus)
     seen = {root}
@@ -257,32 +297,17 @@ def network_from_pandapower(
                 seen.add(j)
                 order.append(j)
                 queue.append(j)
-    branches = tuple(br for br in candidates if br.from_bus in seen)
-    kept = {br.line for br in branches}
-    left_buses = tuple(sorted(int(b) for b in net.bus.index if int(b) not in seen))
-    left_lines = tuple(sorted(int(li) for li in net.line.index if int(li) not in kept))
-    if left_buses:
-        log.debug("network_from_pandapower: buses %s not connected to root bus %d are left out", left_buses, root)
+    return order
 
-    def band(col: str, default: float) -> dict[int, float]:
-        out = {}
-        for b in order:
-            v = net.bus.at[b, col] if col in net.bus.columns else None
-            out[b] = float(v) if v is not None and np.isfinite(float(v)) else default
-        return out
 
-    return NetworkData(
-        tuple(order),
-        root,
-        root_vm,
-        branches,
-        band("min_vm_pu", default_vm_min_pu),
-        band("max_vm_pu", default_vm_max_pu),
-        base_mva,
-        base_kv,
-        left_buses,
-        left_lines,
-    )
+def _band(net: Any, buses: Sequence[int], col: str, default: float) -> dict[int, float]:
+    """Per bus the value of the bus table's column ``col`` (a voltage limit), ``default`` where the
+    column or the value is missing."""
+    out = {}
+    for b in buses:
+        v = net.bus.at[b, col] if col in net.bus.columns else None
+        out[b] = float(v) if v is not None and np.isfinite(float(v)) else default
+    return out
 
 
 def injections_from_pandapower(net: Any) -> tuple[dict[int, float], dict[int, float]]:
@@ -418,30 +443,72 @@ def add_lindistflow(
         raise ValueError("add_lindistflow: n_polygon must be >= 3")
     if not s_max_factor > 0:
         raise ValueError("add_lindistflow: s_max_factor must be positive")
-    p_inj = {int(j): f for j, f in (p_inj_mw or {}).items()}
-    q_inj = {int(j): f for j, f in (q_inj_mvar or {}).items()}
-    bus_set = set(data.buses)
-    for name, table in (("p_inj_mw", p_inj), ("q_inj_mvar", q_inj)):
-        bad = [j for j in table if j not in bus_set]
-        if bad:
-            raise ValueError(
-                f"add_lindistflow: {name} names buses {bad} that are not in the network "
-                f"(left out: {list(data.left_out_buses)})"
-            )
+    p_inj = _injection_table(data, "p_inj_mw", p_inj_mw)
+    q_inj = _injection_table(data, "q_inj_mvar", q_inj_mvar)
+    topo = _Topology.of(data)
+    _add_network_components(b, data, T, n_polygon)
+    _add_flow_rows(b, data, T, topo, p_inj, q_inj)
+    _add_line_limit(b, T, n_polygon, s_max_factor)
     root = data.root_bus
-    non_root = [j for j in data.buses if j != root]
-    br_by_line = {br.line: br for br in data.branches}
-    out_of: dict[int, list[int]] = {j: [] for j in data.buses}
-    into: dict[int, list[int]] = {j: [] for j in data.buses}
-    for br in data.branches:
-        out_of[br.from_bus].append(br.line)
-        into[br.to_bus].append(br.line)
-    vb2 = data.base_kv**2
+    b.p_root_mw = pyo.Expression(T, rule=lambda b, t: _root_supply(b.p_line_mw, b.p_load_mw, p_inj, topo, root, t))
+    b.q_root_mvar = pyo.Expression(
+        T, rule=lambda b, t: _root_supply(b.q_line_mvar, b.q_load_mvar, q_inj, topo, root, t)
+    )
 
+
+@dataclass(frozen=True)
+class _Topology:
+    """The lines that leave (``out_of``) and enter (``into``) each bus, in the order of the branches."""
+
+    out_of: dict[int, list[int]]
+    into: dict[int, list[int]]
+
+    @classmethod
+    def of(cls, data: NetworkData) -> _Topology:
+        out_of: dict[int, list[int]] = {j: [] for j in data.buses}
+        into: dict[int, list[int]] = {j: [] for j in data.buses}
+        for br in data.branches:
+            out_of[br.from_bus].append(br.line)
+            into[br.to_bus].append(br.line)
+        return cls(out_of, into)
+
+
+def _injection_table(data: NetworkData, name: str, table: Mapping[int, Injection] | None) -> dict[int, Injection]:
+    """The injections by bus; raises for a bus that is not in the network."""
+    out = {int(j): f for j, f in (table or {}).items()}
+    bus_set = set(data.buses)
+    bad = [j for j in out if j not in bus_set]
+    if bad:
+        raise ValueError(
+            f"add_lindistflow: {name} names buses {bad} that are not in the network "
+            f"(left out: {list(data.left_out_buses)})"
+        )
+    return out
+
+
+def _injection(table: dict[int, Injection], j: int, t: Any) -> Any:
+    f = table.get(j)
+    return f(t) if f is not None else 0.0
+
+
+def _root_supply(flow: Any, load: Any, table: dict[int, Injection], topo: _Topology, root: int, t: Any) -> Any:
+    """What the root supplies to the network at step t: the flow leaving it, plus its own demand less
+    its injection (``p_root_mw`` with the P quantities, ``q_root_mvar`` with the Q ones)."""
+    return (
+        sum(flow[li, t] for li in topo.out_of[root])
+        - sum(flow[li, t] for li in topo.into[root])
+        + load[root, t]
+        - _injection(table, root, t)
+    )
+
+
+def _add_network_components(b: pyo.Block, data: NetworkData, T: pyo.Set, n_polygon: int) -> None:
+    """The sets, the mutable params (demand, voltage band, ratings) and the variables of the block."""
+    br_by_line = {br.line: br for br in data.branches}
     b.lindistflow_data = data  # plain attributes (not components): what set_network_loads/predicted need
     b.lindistflow_steps = tuple(T)
     b.bus = pyo.Set(initialize=list(data.buses), ordered=True)
-    b.nonroot_bus = pyo.Set(initialize=non_root, ordered=True)
+    b.nonroot_bus = pyo.Set(initialize=[j for j in data.buses if j != data.root_bus], ordered=True)
     b.line = pyo.Set(initialize=list(data.lines), ordered=True)
     b.polygon_side = pyo.RangeSet(0, n_polygon - 1)
 
@@ -457,31 +524,41 @@ def add_lindistflow(
     b.w_pu2 = pyo.Var(b.bus, T, bounds=(0.0, None))
     b.theta_rad = pyo.Var(b.bus, T)
 
-    def inj(table: dict[int, Injection], j: int, t: Any) -> Any:
-        f = table.get(j)
-        return f(t) if f is not None else 0.0
 
-    def p_bal(b, j, t):
-        return sum(b.p_line_mw[li, t] for li in into[j]) - sum(b.p_line_mw[li, t] for li in out_of[j]) == b.p_load_mw[
-            j, t
-        ] - inj(p_inj, j, t)
+def _add_flow_rows(
+    b: pyo.Block,
+    data: NetworkData,
+    T: pyo.Set,
+    topo: _Topology,
+    p_inj: dict[int, Injection],
+    q_inj: dict[int, Injection],
+) -> None:
+    """The balance rows of the non-root buses, the voltage-drop and angle rows of the lines, the
+    root's voltage and the voltage band."""
+    root = data.root_bus
+    br_by_line = {br.line: br for br in data.branches}
+    vb2 = data.base_kv**2
 
-    def q_bal(b, j, t):
-        return sum(b.q_line_mvar[li, t] for li in into[j]) - sum(
-            b.q_line_mvar[li, t] for li in out_of[j]
-        ) == b.q_load_mvar[j, t] - inj(q_inj, j, t)
+    def inflow(flow: Any, j: int, t: Any) -> Any:
+        return sum(flow[li, t] for li in topo.into[j]) - sum(flow[li, t] for li in topo.out_of[j])
 
-    b.p_balance_con = pyo.Constraint(b.nonroot_bus, T, rule=p_bal)
-    b.q_balance_con = pyo.Constraint(b.nonroot_bus, T, rule=q_bal)
+    b.p_balance_con = pyo.Constraint(
+        b.nonroot_bus, T, rule=lambda b, j, t: inflow(b.p_line_mw, j, t) == b.p_load_mw[j, t] - _injection(p_inj, j, t)
+    )
+    b.q_balance_con = pyo.Constraint(
+        b.nonroot_bus,
+        T,
+        rule=lambda b, j, t: inflow(b.q_line_mvar, j, t) == b.q_load_mvar[j, t] - _injection(q_inj, j, t),
+    )
 
-    def v_drop(b, li, t):
+    def v_drop(b: pyo.Block, li: int, t: Any) -> Any:
         br = br_by_line[li]
         return (
             b.w_pu2[br.to_bus, t]
             == b.w_pu2[br.from_bus, t] - 2.0 * (br.r_ohm * b.p_line_mw[li, t] + br.x_ohm * b.q_line_mvar[li, t]) / vb2
         )
 
-    def angle(b, li, t):
+    def angle(b: pyo.Block, li: int, t: Any) -> Any:
         br = br_by_line[li]
         return (
             b.theta_rad[br.to_bus, t]
@@ -495,6 +572,9 @@ def add_lindistflow(
     b.v_min_con = pyo.Constraint(b.nonroot_bus, T, rule=lambda b, j, t: b.w_pu2[j, t] >= b.w_min_pu2[j])
     b.v_max_con = pyo.Constraint(b.nonroot_bus, T, rule=lambda b, j, t: b.w_pu2[j, t] <= b.w_max_pu2[j])
 
+
+def _add_line_limit(b: pyo.Block, T: pyo.Set, n_polygon: int, s_max_factor: float) -> None:
+    """The inscribed ``n_polygon``-gon of every line's rating (``s_limit_con``)."""
     half = math.pi / n_polygon
     side = [(math.cos((2 * k + 1) * half), math.sin((2 * k + 1) * half)) for k in range(n_polygon)]
     shrink = s_max_factor * math.cos(half)
@@ -504,25 +584,6 @@ def add_lindistflow(
         T,
         rule=lambda b, li, k, t: (
             side[k][0] * b.p_line_mw[li, t] + side[k][1] * b.q_line_mvar[li, t] <= shrink * b.s_max_mva[li]
-        ),
-    )
-
-    b.p_root_mw = pyo.Expression(
-        T,
-        rule=lambda b, t: (
-            sum(b.p_line_mw[li, t] for li in out_of[root])
-            - sum(b.p_line_mw[li, t] for li in into[root])
-            + b.p_load_mw[root, t]
-            - inj(p_inj, root, t)
-        ),
-    )
-    b.q_root_mvar = pyo.Expression(
-        T,
-        rule=lambda b, t: (
-            sum(b.q_line_mvar[li, t] for li in out_of[root])
-            - sum(b.q_line_mvar[li, t] for li in into[root])
-            + b.q_load_mvar[root, t]
-            - inj(q_inj, root, t)
         ),
     )
 

@@ -7,6 +7,11 @@ depend on mutable params), runs HiGHS, maps the outcome through :data:`STATUS_TA
 solution into the Pyomo variables **only** when a feasible one exists. Nothing raises: a failure
 becomes a :class:`RawSolve` with status ``error`` and the message.
 
+:data:`STATUS_TABLE` is the one map from a termination to a :class:`~ems_controllers.core.types.SolveStatus`;
+the terminations of the other interfaces are first translated into Pyomo's (:func:`highs_termination` for
+highspy's model status, :func:`_appsi_terminations` for appsi's), as linopy maps every solver's codes
+onto its own.
+
 Two Pyomo interfaces to HiGHS are installed; both are persistent and incremental:
 ``"contrib"`` (``pyomo.contrib.solver.solvers.highs.Highs``, default, measured faster on first solve
 and re-solve here) and ``"appsi"`` (``pyomo.contrib.appsi.solvers.Highs``).
@@ -18,6 +23,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -25,34 +31,81 @@ import numpy.typing as npt
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.results import TerminationCondition as TC
 
-from ems_controllers.core.types import SolverOptions
+from ems_controllers.core.types import SolverOptions, SolveStatus
 
 log = logging.getLogger(__name__)
 
+_OPT, _FEAS, _INF, _NONE, _ERR = (
+    SolveStatus.OPTIMAL,
+    SolveStatus.FEASIBLE,
+    SolveStatus.INFEASIBLE,
+    SolveStatus.NO_SOLUTION,
+    SolveStatus.ERROR,
+)
+
 # One table from the solver's termination to our status: (with an incumbent, without one).
-STATUS_TABLE: dict[TC, tuple[str, str]] = {
-    TC.convergenceCriteriaSatisfied: ("optimal", "no_solution"),
-    TC.maxTimeLimit: ("feasible", "no_solution"),
-    TC.iterationLimit: ("feasible", "no_solution"),
-    TC.objectiveLimit: ("feasible", "no_solution"),
-    TC.minStepLength: ("feasible", "no_solution"),
-    TC.interrupted: ("feasible", "no_solution"),
-    TC.provenInfeasible: ("infeasible", "infeasible"),
-    TC.locallyInfeasible: ("infeasible", "infeasible"),
-    TC.infeasibleOrUnbounded: ("infeasible", "infeasible"),
-    TC.unbounded: ("error", "error"),
-    TC.licensingProblems: ("error", "error"),
-    TC.emptyModel: ("error", "error"),
-    TC.error: ("error", "error"),
-    TC.unknown: ("feasible", "no_solution"),
+STATUS_TABLE: dict[TC, tuple[SolveStatus, SolveStatus]] = {
+    TC.convergenceCriteriaSatisfied: (_OPT, _NONE),
+    TC.maxTimeLimit: (_FEAS, _NONE),
+    TC.iterationLimit: (_FEAS, _NONE),
+    TC.objectiveLimit: (_FEAS, _NONE),
+    TC.minStepLength: (_FEAS, _NONE),
+    TC.interrupted: (_FEAS, _NONE),
+    TC.provenInfeasible: (_INF, _INF),
+    TC.locallyInfeasible: (_INF, _INF),
+    TC.infeasibleOrUnbounded: (_INF, _INF),
+    TC.unbounded: (_ERR, _ERR),
+    TC.licensingProblems: (_ERR, _ERR),
+    TC.emptyModel: (_ERR, _ERR),
+    TC.error: (_ERR, _ERR),
+    TC.unknown: (_FEAS, _NONE),
 }
+
+
+def solve_status(term: TC, has_solution: bool) -> SolveStatus:
+    """Our status of a solve that ended with ``term`` (:data:`STATUS_TABLE`; error if not listed)."""
+    return STATUS_TABLE.get(term, (_ERR, _ERR))[0 if has_solution else 1]
+
+
+@cache
+def _highs_terminations() -> dict[Any, TC]:
+    import highspy
+
+    hms = highspy.HighsModelStatus
+    table = {
+        hms.kNotset: TC.unknown,
+        hms.kLoadError: TC.error,
+        hms.kModelError: TC.error,
+        hms.kPresolveError: TC.error,
+        hms.kSolveError: TC.error,
+        hms.kPostsolveError: TC.error,
+        hms.kModelEmpty: TC.unknown,
+        hms.kOptimal: TC.convergenceCriteriaSatisfied,
+        hms.kInfeasible: TC.provenInfeasible,
+        hms.kUnboundedOrInfeasible: TC.infeasibleOrUnbounded,
+        hms.kUnbounded: TC.unbounded,
+        hms.kObjectiveBound: TC.objectiveLimit,
+        hms.kObjectiveTarget: TC.objectiveLimit,
+        hms.kTimeLimit: TC.maxTimeLimit,
+        hms.kIterationLimit: TC.iterationLimit,
+        hms.kUnknown: TC.unknown,
+    }
+    if hasattr(hms, "kSolutionLimit"):
+        table[hms.kSolutionLimit] = TC.iterationLimit
+    return table
+
+
+def highs_termination(model_status: Any) -> TC:
+    """highspy's ``HighsModelStatus`` as Pyomo's termination (the translation Pyomo's own HiGHS
+    interface makes; anything not listed is ``unknown``)."""
+    return _highs_terminations().get(model_status, TC.unknown)
 
 
 @dataclass(frozen=True)
 class RawSolve:
     """What a solve produced; the Pyomo variables hold the solution iff ``status`` is optimal/feasible."""
 
-    status: str
+    status: SolveStatus
     termination: str
     objective: float | None
     mip_gap: float | None
@@ -62,11 +115,36 @@ class RawSolve:
 
     @property
     def feasible(self) -> bool:
-        return self.status in ("optimal", "feasible")
+        return self.status.has_plan
 
 
 INTEGRALITY_TOL = 1e-6
 """An LP value this close to an integer counts as integral (HiGHS's ``mip_feasibility_tolerance``)."""
+
+
+def _fixed_lp(h: Any, idx: Any, z_r: float, x: Any) -> tuple[float, Any]:
+    """The relaxation's solution ``x`` (objective ``z_r``) with its integer columns ``idx`` rounded
+    (integral values kept, fractional ones up), fixed and the LP solved again: its objective (inf when
+    not optimal) and solution. The columns' bounds are restored."""
+    import highspy
+
+    if len(idx) == 0:
+        return z_r, x
+    lp = h.getLp()
+    lo = np.asarray(lp.col_lower_)[idx]
+    hi = np.asarray(lp.col_upper_)[idx]
+    xi = x[idx]
+    vals = np.where(np.abs(xi - np.round(xi)) <= INTEGRALITY_TOL, np.round(xi), np.ceil(xi))
+    vals = np.minimum(np.maximum(vals, lo), hi)
+    h.changeColsBounds(len(idx), idx, vals, vals)
+    try:
+        h.run()
+        ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        z_f = h.getInfo().objective_function_value if ok else math.inf
+        x = np.asarray(h.getSolution().col_value) if ok else x
+    finally:
+        h.changeColsBounds(len(idx), idx, lo, hi)
+    return z_f, x
 
 
 def _gap(obj: float | None, bound: float | None) -> float | None:
@@ -156,7 +234,7 @@ class PersistentHighs:
             return self._solve(opts)
         except Exception as exc:  # failures are values: the caller decides the fallback
             log.exception("HiGHS solve failed")
-            return RawSolve("error", type(exc).__name__, None, None, 0.0, 0.0, str(exc))
+            return RawSolve(SolveStatus.ERROR, type(exc).__name__, None, None, 0.0, 0.0, str(exc))
 
     def _shifted_start(self, shift: int) -> list[float] | None:
         """The last solution with every time-indexed variable moved ``shift`` steps earlier (the last
@@ -203,7 +281,7 @@ class PersistentHighs:
             self._solver._solver_model.setSolution(sol)
         t1 = time.perf_counter()
         raw = self._run_contrib(opts, t1 - t0) if self.backend == "contrib" else self._run_appsi(opts, t1 - t0)
-        self._solved_once = raw.status in ("optimal", "feasible")
+        self._solved_once = raw.feasible
         return raw
 
     def _run_contrib(self, opts: SolverOptions, translate_s: float) -> RawSolve:
@@ -232,9 +310,9 @@ class PersistentHighs:
         highs_s = time.perf_counter() - t1
         term = res.termination_condition
         has_sol = res.incumbent_objective is not None
-        status = STATUS_TABLE.get(term, ("error", "error"))[0 if has_sol else 1]
+        status = solve_status(term, has_sol)
         obj = res.incumbent_objective if has_sol else None
-        if status in ("optimal", "feasible"):
+        if status.has_plan:
             res.solution_loader.load_vars()
         return RawSolve(
             status, term.name, obj, _gap(obj, res.objective_bound) if obj is not None else None, translate_s, highs_s
@@ -276,30 +354,18 @@ class PersistentHighs:
             status = h.getModelStatus()
             if status == highspy.HighsModelStatus.kInfeasible:
                 return RawSolve(
-                    "infeasible", "provenInfeasible (LP relaxation)", None, None, translate_s, time.perf_counter() - t1
+                    SolveStatus.INFEASIBLE,
+                    "provenInfeasible (LP relaxation)",
+                    None,
+                    None,
+                    translate_s,
+                    time.perf_counter() - t1,
                 )
             if status != highspy.HighsModelStatus.kOptimal:
                 return None
             z_r = h.getInfo().objective_function_value
             x = np.asarray(h.getSolution().col_value)
-            idx = self._int_cols
-            if len(idx) == 0:
-                z_f = z_r
-            else:
-                lp = h.getLp()
-                lo = np.asarray(lp.col_lower_)[idx]
-                hi = np.asarray(lp.col_upper_)[idx]
-                xi = x[idx]
-                vals = np.where(np.abs(xi - np.round(xi)) <= INTEGRALITY_TOL, np.round(xi), np.ceil(xi))
-                vals = np.minimum(np.maximum(vals, lo), hi)
-                h.changeColsBounds(len(idx), idx, vals, vals)
-                try:
-                    h.run()
-                    ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-                    z_f = h.getInfo().objective_function_value if ok else math.inf
-                    x = np.asarray(h.getSolution().col_value) if ok else x
-                finally:
-                    h.changeColsBounds(len(idx), idx, lo, hi)
+            z_f, x = _fixed_lp(h, self._int_cols, z_r, x)
         finally:
             h.setOptionValue("solve_relaxation", False)
         if not math.isfinite(z_f) or z_f - z_r > opts.mip_rel_gap * max(abs(z_f), 1e-9) + 1e-9:
@@ -312,7 +378,7 @@ class PersistentHighs:
             if not v.fixed:
                 v.set_value(float(round(v.value)), skip_validation=True)
         return RawSolve(
-            "optimal",
+            SolveStatus.OPTIMAL,
             "convergenceCriteriaSatisfied (LP relaxation certified)",
             z_f,
             _gap(z_f, z_r),
@@ -321,8 +387,6 @@ class PersistentHighs:
         )
 
     def _run_appsi(self, opts: SolverOptions, translate_s: float) -> RawSolve:
-        from pyomo.contrib.appsi.base import TerminationCondition as ATC
-
         opt = self._solver
         cfg = opt.config
         cfg.load_solution = False
@@ -332,22 +396,11 @@ class PersistentHighs:
         t1 = time.perf_counter()
         res = opt.solve(self.model)
         highs_s = time.perf_counter() - t1
-        mapping = {
-            ATC.optimal: TC.convergenceCriteriaSatisfied,
-            ATC.maxTimeLimit: TC.maxTimeLimit,
-            ATC.infeasible: TC.provenInfeasible,
-            ATC.infeasibleOrUnbounded: TC.infeasibleOrUnbounded,
-            ATC.unbounded: TC.unbounded,
-            ATC.maxIterations: TC.iterationLimit,
-            ATC.objectiveLimit: TC.objectiveLimit,
-            ATC.error: TC.error,
-            ATC.interrupted: TC.interrupted,
-        }
-        term = mapping.get(res.termination_condition, TC.unknown)
+        term = _appsi_terminations().get(res.termination_condition, TC.unknown)
         obj = res.best_feasible_objective
         has_sol = obj is not None and math.isfinite(obj)
-        status = STATUS_TABLE.get(term, ("error", "error"))[0 if has_sol else 1]
-        if status in ("optimal", "feasible"):
+        status = solve_status(term, has_sol)
+        if status.has_plan:
             res.solution_loader.load_vars()
         else:
             obj = None
@@ -359,3 +412,21 @@ class PersistentHighs:
             translate_s,
             highs_s,
         )
+
+
+@cache
+def _appsi_terminations() -> dict[Any, TC]:
+    """appsi's termination as Pyomo's (imported on first use: appsi is the optional backend)."""
+    from pyomo.contrib.appsi.base import TerminationCondition as ATC
+
+    return {
+        ATC.optimal: TC.convergenceCriteriaSatisfied,
+        ATC.maxTimeLimit: TC.maxTimeLimit,
+        ATC.infeasible: TC.provenInfeasible,
+        ATC.infeasibleOrUnbounded: TC.infeasibleOrUnbounded,
+        ATC.unbounded: TC.unbounded,
+        ATC.maxIterations: TC.iterationLimit,
+        ATC.objectiveLimit: TC.objectiveLimit,
+        ATC.error: TC.error,
+        ATC.interrupted: TC.interrupted,
+    }

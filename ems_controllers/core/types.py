@@ -8,7 +8,9 @@ These types carry no mosaik and no solver; adapters build them from JSON-able di
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
@@ -258,11 +260,60 @@ DEFAULT_SOLVER_OPTIONS = SolverOptions()
 """The options a solve uses when given none (frozen: safe to share as a default argument)."""
 
 
-@dataclass(frozen=True)
-class SolveResult:
-    """A typed solve outcome. ``ok`` iff a feasible plan exists (``status`` optimal or feasible)."""
+class SolveStatus(StrEnum):
+    """The outcome of a solve, one of five (the values are the text the record and the logs carry).
 
-    status: str  # "optimal" | "feasible" (time limit with incumbent) | "infeasible" | "no_solution" | "error"
+    ``core.solver.STATUS_TABLE`` is the one map from the solver's termination to these."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"  # stopped (time limit, ...) with an incumbent
+    INFEASIBLE = "infeasible"
+    NO_SOLUTION = "no_solution"  # stopped without an incumbent
+    ERROR = "error"
+
+    @property
+    def has_plan(self) -> bool:
+        """Whether a solve with this status left a feasible solution."""
+        return self in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+
+
+class EmsStatus(StrEnum):
+    """What an EMS did at a step: its ``ems_status`` output, recorded as text, ``<kind>`` or
+    ``<kind> (<detail>)`` (see :meth:`text`)."""
+
+    OK = "ok"  # a plan's setpoints (detail: the solve's status when it was not optimal)
+    FALLBACK_PREVIOUS_PLAN = "fallback: previous plan"  # detail: why the new round gave no plan
+    FALLBACK_RULE = "fallback: rule"  # detail: why no plan covers the step
+    FALLBACK_NO_FORECAST = "fallback: no forecast"
+
+    def text(self, detail: str | None = None) -> str:
+        """The output's text: the kind, followed by ``(detail)`` when there is one."""
+        return self.value if detail is None else f"{self.value} ({detail})"
+
+
+@dataclass(frozen=True)
+class SolveTimes:
+    """Where the time of one solve of a built Pyomo model went (``core.model_cache``)."""
+
+    rebuilt: bool  # the model was built for this solve (else: re-solved with new params)
+    pyomo_build_s: float  # building the model (0 when re-solved)
+    set_data_s: float  # writing the data into its mutable params
+    translate_s: float  # Pyomo -> HiGHS (first solve) or the param push (re-solve)
+    highs_s: float  # HiGHS
+    backend: str  # the Pyomo interface to HiGHS
+
+
+@dataclass(frozen=True)
+class SolveResult[D]:
+    """A typed solve outcome. ``ok`` iff a feasible plan exists (``status`` optimal or feasible).
+
+    ``failed`` and ``solve_s_by_party`` serve a strategy whose parties solve separately: plans for some
+    parties only, the others named in ``failed`` (party -> reason), each party's solve time in
+    ``solve_s_by_party`` (default: the whole ``build_s + solve_s``). ``times``: the breakdown of a
+    single model's solve. ``detail``: what the strategy itself knows about the round (its own type).
+    """
+
+    status: SolveStatus
     termination: str  # the solver's own words
     objective: float | None
     plans: dict[str, PartyPlan] | None
@@ -270,8 +321,19 @@ class SolveResult:
     solve_s: float
     mip_gap: float | None = None
     message: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    failed: Mapping[str, str] = field(default_factory=dict)
+    solve_s_by_party: Mapping[str, float] = field(default_factory=dict)
+    times: SolveTimes | None = None
+    detail: D | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", SolveStatus(self.status))
+
+    @classmethod
+    def error(cls, termination: str, message: str) -> Self:
+        """A solve that did not run (bad input, ...): status error, no plan, no time spent."""
+        return cls(SolveStatus.ERROR, termination, None, None, 0.0, 0.0, message=message)
 
     @property
     def ok(self) -> bool:
-        return self.status in ("optimal", "feasible") and self.plans is not None
+        return self.status.has_plan and self.plans is not None

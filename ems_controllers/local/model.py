@@ -15,26 +15,16 @@ initial state and final step into its mutable params (no rebuild, incremental up
 from __future__ import annotations
 
 import logging
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import pyomo.environ as pyo
 
 from ems_controllers.core import blocks
-from ems_controllers.core.solver import PersistentHighs
+from ems_controllers.core.model_cache import ModelCache
 from ems_controllers.core.types import DEFAULT_SOLVER_OPTIONS, Horizon, PartyProblem, SolveResult, SolverOptions
 
 log = logging.getLogger(__name__)
 
 _CACHE_SIZE = 8
-
-
-@dataclass
-class _Built:
-    model: pyo.ConcreteModel
-    solver: PersistentHighs
-    build_s: float
 
 
 def build_local_model(problem: PartyProblem, n_steps: int, dt_h: float, max_error_per_h: float) -> pyo.ConcreteModel:
@@ -66,81 +56,50 @@ def set_local_data(m: pyo.ConcreteModel, problem: PartyProblem, horizon: Horizon
 
 
 class LocalModel:
-    """One party's scheduling MILP, built once per structure and horizon length, then re-solved.
+    """One party's scheduling MILP, built once per structure and horizon length, then re-solved
+    (:class:`~ems_controllers.core.model_cache.ModelCache`).
 
     ``solve`` returns a :class:`SolveResult` whose ``plans`` is ``{mg.name: PartyPlan}`` (``cost`` per
-    step = the party's bill, summing to ``objective``) when feasible, else None. ``extra`` holds
-    ``rebuilt`` (bool), ``pyomo_build_s``, ``set_data_s``, ``translate_s`` (first solve: Pyomo ->
-    HiGHS; re-solve: param push), ``highs_s`` and ``backend``. ``build_s`` = build + data,
-    ``solve_s`` = translate/update + HiGHS.
+    step = the party's bill, summing to ``objective``) when feasible, else None; ``times`` says whether
+    the model was rebuilt and where the time went. ``build_s`` = build + data, ``solve_s`` =
+    translate/update + HiGHS.
     """
 
     def __init__(self, backend: str = "contrib") -> None:
         self.backend = backend
-        self._cache: OrderedDict[tuple, _Built] = OrderedDict()
-
-    def _get(self, problem: PartyProblem, horizon: Horizon, opts: SolverOptions) -> tuple[_Built, bool]:
-        key = (blocks.party_key(problem.mg), horizon.n_steps, horizon.dt_h, opts.pwl_max_error_per_h)
-        built = self._cache.get(key)
-        if built is not None:
-            self._cache.move_to_end(key)
-            return built, False
-        t0 = time.perf_counter()
-        m = build_local_model(problem, horizon.n_steps, horizon.dt_h, opts.pwl_max_error_per_h)
-        built = _Built(m, PersistentHighs(m, self.backend), time.perf_counter() - t0)
-        self._cache[key] = built
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return built, True
+        self._models = ModelCache(_CACHE_SIZE, backend)
 
     def solve(
         self, problem: PartyProblem, horizon: Horizon, opts: SolverOptions = DEFAULT_SOLVER_OPTIONS
-    ) -> SolveResult:
+    ) -> SolveResult[None]:
+        key = (blocks.party_key(problem.mg), horizon.n_steps, horizon.dt_h, opts.pwl_max_error_per_h)
         try:
-            built, rebuilt = self._get(problem, horizon, opts)
-            t0 = time.perf_counter()
-            set_local_data(built.model, problem, horizon)
-            set_s = time.perf_counter() - t0
+            run = self._models.solve(
+                key,
+                lambda: build_local_model(problem, horizon.n_steps, horizon.dt_h, opts.pwl_max_error_per_h),
+                lambda m: set_local_data(m, problem, horizon),
+                opts,
+            )
         except ValueError as exc:
             log.error("local %s: bad input: %s", problem.mg.name, exc)
-            return SolveResult("error", "bad_input", None, None, 0.0, 0.0, message=str(exc))
-        raw = built.solver.solve(opts)
-        build_s = (built.build_s if rebuilt else 0.0) + set_s
-        extra = {
-            "rebuilt": rebuilt,
-            "pyomo_build_s": built.build_s if rebuilt else 0.0,
-            "set_data_s": set_s,
-            "translate_s": raw.translate_s,
-            "highs_s": raw.highs_s,
-            "backend": self.backend,
-        }
-        plans = None
-        if raw.feasible:
-            b, T = built.model.party, built.model.T
-            plans = {
-                problem.mg.name: blocks.party_plan(
-                    b,
-                    problem.mg,
-                    T,
-                    import_mw=[pyo.value(b.import_mw[t]) for t in T],
-                    cost=[pyo.value(b.cost[t]) for t in T],
-                )
-            }
-        else:
+            return SolveResult.error("bad_input", str(exc))
+        raw = run.raw
+        if not raw.feasible:
             log.warning("local %s: %s (%s) %s", problem.mg.name, raw.status, raw.termination, raw.message)
-        return SolveResult(
-            raw.status,
-            raw.termination,
-            raw.objective if raw.feasible else None,
-            plans,
-            build_s,
-            raw.translate_s + raw.highs_s,
-            raw.mip_gap,
-            raw.message,
-            extra,
+            return run.result(None)
+        b, T = run.model.party, run.model.T
+        plan = blocks.party_plan(
+            b,
+            problem.mg,
+            T,
+            import_mw=[pyo.value(b.import_mw[t]) for t in T],
+            cost=[pyo.value(b.cost[t]) for t in T],
         )
+        return run.result({problem.mg.name: plan})
 
 
-def solve_local(problem: PartyProblem, horizon: Horizon, opts: SolverOptions = DEFAULT_SOLVER_OPTIONS) -> SolveResult:
+def solve_local(
+    problem: PartyProblem, horizon: Horizon, opts: SolverOptions = DEFAULT_SOLVER_OPTIONS
+) -> SolveResult[None]:
     """Build and solve once (no reuse); see :class:`LocalModel` for repeated solves."""
     return LocalModel().solve(problem, horizon, opts)

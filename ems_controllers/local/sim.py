@@ -8,17 +8,16 @@ knows only its own data and the tariff. Interface and fallbacks: :mod:`ems_contr
 
 from __future__ import annotations
 
-import time as _time
 from typing import override
 
 from ems_controllers.core.adapter import OUTPUT_ATTRS, PlanningEMS, run
-from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult
+from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult, SolveStatus
 from ems_controllers.local.model import LocalModel
 
 __all__ = ["OUTPUT_ATTRS", "LocalEMS"]
 
 
-class LocalEMS(PlanningEMS):
+class LocalEMS(PlanningEMS[None]):
     strategy_name = "local"
 
     def __init__(self) -> None:
@@ -26,13 +25,12 @@ class LocalEMS(PlanningEMS):
         self.models: dict[str, LocalModel] = {}
 
     @override
-    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
+    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult[None]:
         plans: dict[str, PartyPlan] = {}
         failed: dict[str, str] = {}
         by_party: dict[str, float] = {}
-        statuses: list[str] = []
+        statuses: list[SolveStatus] = []
         build_s, solve_s, objective = 0.0, 0.0, 0.0
-        t0 = _time.perf_counter()
         for p in problems:
             model = self.models.setdefault(p.mg.name, LocalModel())
             r = model.solve(p, horizon.for_party(p.mg), self.solve_opts)
@@ -45,7 +43,12 @@ class LocalEMS(PlanningEMS):
                 objective += r.objective or 0.0
             else:
                 failed[p.mg.name] = f"{r.status}: {r.message or r.termination}"
-        status = ("optimal" if all(s == "optimal" for s in statuses) else "feasible") if plans else "infeasible"
+        if not plans:
+            status = SolveStatus.INFEASIBLE
+        elif all(s is SolveStatus.OPTIMAL for s in statuses):
+            status = SolveStatus.OPTIMAL
+        else:
+            status = SolveStatus.FEASIBLE
         return SolveResult(
             status=status,
             termination="per party",
@@ -54,7 +57,8 @@ class LocalEMS(PlanningEMS):
             build_s=build_s,
             solve_s=solve_s,
             message="; ".join(f"{k}: {v}" for k, v in failed.items()),
-            extra={"failed": failed, "solve_s_by_party": by_party, "wall_s": _time.perf_counter() - t0},
+            failed=failed,
+            solve_s_by_party=by_party,
         )
 
 

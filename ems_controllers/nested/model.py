@@ -19,14 +19,26 @@ Pure math: no mosaik, no file I/O.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ems_controllers.core.nesting import nesting_order
-from ems_controllers.core.types import Horizon, PartyProblem, SolveResult, SolverOptions
+from ems_controllers.core.types import Horizon, PartyProblem, SolveResult, SolverOptions, SolveStatus
 from ems_controllers.local.model import LocalModel
+
+
+@dataclass(frozen=True)
+class NestedRound:
+    """The nested solve's own result beside the plans: the levels in the order they solved (innermost
+    first) and the messages each inner level sent its parent (its planned surplus and shortage)."""
+
+    order: tuple[str, ...]
+    messages: tuple[dict[str, Any], ...] = ()
+
+
+type NestedResult = SolveResult[NestedRound]
+"""What :meth:`NestedModel.solve` returns."""
 
 
 class NestedModel:
@@ -35,13 +47,12 @@ class NestedModel:
     def __init__(self) -> None:
         self.models: dict[str, LocalModel] = {}
 
-    def solve(self, problems: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions) -> SolveResult:
-        t0 = time.perf_counter()
+    def solve(self, problems: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions) -> NestedResult:
         by_name = {p.mg.name: p for p in problems}
         try:
             order = nesting_order([p.mg for p in problems])
         except ValueError as exc:
-            return SolveResult("error", "bad nesting", None, None, 0.0, 0.0, message=str(exc))
+            return SolveResult.error("bad nesting", str(exc))
         n = horizon.n_steps
         inner: dict[str, list[float]] = {name: [0.0] * n for name in order}
         plans, by_party, messages = {}, {}, []
@@ -55,7 +66,6 @@ class NestedModel:
             build_s += r.build_s
             solve_s += r.solve_s
             if not r.ok or r.plans is None:
-                failed = dict.fromkeys(order, f"level {name}: {r.status}: {r.message or r.termination}")
                 return SolveResult(
                     r.status,
                     r.termination,
@@ -64,7 +74,9 @@ class NestedModel:
                     build_s,
                     solve_s,
                     message=f"level {name} failed: {r.message or r.termination}",
-                    extra={"failed": failed, "solve_s_by_party": by_party, "order": order},
+                    failed=dict.fromkeys(order, f"level {name}: {r.status}: {r.message or r.termination}"),
+                    solve_s_by_party=by_party,
+                    detail=NestedRound(tuple(order)),
                 )
             plan = r.plans[name]
             plans[name] = plan
@@ -77,10 +89,13 @@ class NestedModel:
                     inner[parent][t] += surplus[t] - shortage[t]
                 messages.append({"sender": name, "receiver": parent, "kind": "surplus_mw", "values": surplus})
                 messages.append({"sender": name, "receiver": parent, "kind": "shortage_mw", "values": shortage})
-        extra: dict[str, Any] = {
-            "solve_s_by_party": by_party,
-            "order": order,
-            "messages": messages,
-            "wall_s": time.perf_counter() - t0,
-        }
-        return SolveResult("optimal", "sequential", objective, plans, build_s, solve_s, extra=extra)
+        return SolveResult(
+            SolveStatus.OPTIMAL,
+            "sequential",
+            objective,
+            plans,
+            build_s,
+            solve_s,
+            solve_s_by_party=by_party,
+            detail=NestedRound(tuple(order), tuple(messages)),
+        )

@@ -27,20 +27,20 @@ from ems_controllers.core.crypto import (
     encrypt_vector,
     generate_keypair,
 )
-from ems_controllers.core.types import Horizon, PartyProblem, SolveResult
-from ems_controllers.nested.model import NestedModel
+from ems_controllers.core.types import Horizon, PartyProblem
+from ems_controllers.nested.model import NestedModel, NestedResult, NestedRound
+from ems_controllers.nested.strategy import OWNER_ATTRS
 
 if TYPE_CHECKING:
     from mosaik_api_v3.types import CreateResult, InputData, ModelName, OutputData, OutputRequest, Time
 
 __all__ = ["OUTPUT_ATTRS", "OWNER_ATTRS", "NestedEMS"]
 
-OWNER_ATTRS = ["sent_ciphertext_bytes"]
 LOAD_KIND = "load_forecast_p_mw"
 MAX_ABS_MW = 1000.0  # packing range of an owner's forecast value (|value| <= this)
 
 
-class NestedEMS(PlanningEMS):
+class NestedEMS(PlanningEMS[NestedRound]):
     strategy_name = "nested"
     plans_include_nested = True
 
@@ -128,13 +128,12 @@ class NestedEMS(PlanningEMS):
         return next_t
 
     @override
-    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
-        result = self.model.solve(problems, horizon, self.solve_opts)
-        return result
+    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> NestedResult:
+        return self.model.solve(problems, horizon, self.solve_opts)
 
     @override
-    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult, time: int) -> list[dict[str, Any]]:
-        for m in result.extra.get("messages", []):
+    def boundary_messages(self, problems: list[PartyProblem], result: NestedResult, time: int) -> list[dict[str, Any]]:
+        for m in result.detail.messages if result.detail is not None else ():
             self.channel.send(time, m["sender"], m["receiver"], m["kind"], values=m["values"])
         return []
 

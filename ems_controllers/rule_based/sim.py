@@ -16,37 +16,29 @@ closed (everything is bought) and says ``ems_status = "fallback: no forecast"``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, override
 
 import mosaik_api_v3
 
-from ems_controllers.core import rule as model
-from ems_controllers.core.adapter import sum_inputs
-from ems_controllers.core.types import Microgrid, Tariff
+from ems_controllers.core.mg_entity import (
+    Clock,
+    MgEntityParams,
+    mg_meta,
+    no_forecast_setpoints,
+    read_inputs,
+    rule_plan,
+    rule_step,
+)
+from ems_controllers.core.types import EmsStatus, Microgrid, Tariff
+from ems_controllers.rule_based.strategy import OUTPUT_ATTRS
 
 if TYPE_CHECKING:
     from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
 
 logger = logging.getLogger(__name__)
 
-SETPOINT_ATTRS = ["diesel_p_mw", "battery_p_mw", "pv_p_mw", "wind_p_mw", "pcc_closed"]
-STATUS_ATTRS = ["planned_import_mw", "planned_cost", "unserved_mw", "ems_status"]
-PLAN_ATTRS = ["plan_diesel_p_mw", "plan_battery_p_mw", "plan_import_mw", "plan_soc_mwh"]
-INPUT_ATTRS = ["load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw", "soc_mwh"]
-OUTPUT_ATTRS = SETPOINT_ATTRS + STATUS_ATTRS + PLAN_ATTRS + ["messages"]
 
-META: Meta = {
-    "api_version": "3.0",
-    "type": "time-based",
-    "models": {
-        "MG": {
-            "public": True,
-            "params": ["mg", "pv_rated_mw", "wind_rated_mw", "load_buses", "load_owners"],
-            "attrs": INPUT_ATTRS + OUTPUT_ATTRS,
-        },
-    },
-}
+META: Meta = mg_meta(OUTPUT_ATTRS)
 
 
 class _Entity:
@@ -71,21 +63,11 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         self.tariff: Tariff | None = None
 
     @override
-    def init(
-        self,
-        sid: SimId,
-        time_resolution: float = 1.0,
-        step_size: int = 3600,
-        tariff: dict[str, Any] | None = None,
-        **sim_params: Any,
-    ) -> Meta:
-        if step_size <= 0:
-            raise ValueError("step_size must be positive")
-        if tariff is None:
-            raise ValueError("RuleBasedEMS needs a tariff sim param")
-        self.time_resolution = float(time_resolution)
-        self.step_size = int(step_size)
-        self.tariff = Tariff.from_dict(tariff)
+    def init(self, sid: SimId, time_resolution: float = 1.0, **sim_params: Any) -> Meta:
+        """``step_size`` and ``tariff`` as every EMS gets them; the solver settings are ignored."""
+        step_size, tariff = sim_params.get("step_size", 3600), sim_params.get("tariff")
+        clock = Clock.parse(type(self).__name__, step_size, time_resolution, tariff)
+        self.step_size, self.time_resolution, self.tariff = clock.step_size, clock.time_resolution, clock.tariff
         return self.meta
 
     @property
@@ -94,30 +76,13 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
 
     @override
     def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
-        return self._create_mg(num, model, **model_params)
-
-    def _create_mg(
-        self,
-        num: int,
-        model: ModelName,
-        mg: dict[str, Any] | None = None,
-        pv_rated_mw: float = 0.0,
-        wind_rated_mw: float = 0.0,
-        load_buses: Mapping[str, int] | None = None,
-        load_owners: Mapping[str, str] | None = None,
-    ) -> list[CreateResult]:
-        """One ``MG`` entity (the model's params are this method's keyword arguments; ``load_buses`` is
-        accepted for the interface's sake and not used)."""
-        if mg is None:
-            raise ValueError("MG entity needs the 'mg' param")
-        spec = Microgrid.from_dict(mg)
-        if num != 1:
-            raise ValueError("create one MG entity per call (its eid is the MG's name)")
-        if spec.name in self.entities:
-            raise ValueError(f"MG {spec.name!r} created twice")
-        self.entities[spec.name] = _Entity(spec, float(pv_rated_mw), float(wind_rated_mw))
-        self.entities[spec.name].load_owners = dict(load_owners or {})
-        return [{"eid": spec.name, "type": model}]
+        """One ``MG`` entity per call (params: :meth:`MgEntityParams.parse`; ``load_buses`` is accepted
+        for the interface's sake and not used)."""
+        p = MgEntityParams.parse(num, self.entities, **model_params)
+        name = p.mg.name
+        self.entities[name] = _Entity(p.mg, p.pv_rated_mw, p.wind_rated_mw)
+        self.entities[name].load_owners = dict(p.load_owners or {})
+        return [{"eid": name, "type": model}]
 
     @override
     def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
@@ -125,28 +90,13 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         steps_per_day = len(self.tariff.buy_price_per_mwh)
         step_index = time // self.step_size
         for eid, ent in self.entities.items():
-            inp = inputs.get(eid, {})
-            planning = False
-            # an owner's forecast reaches this EMS in plaintext: on record as a message from the owner
-            ent.messages = [
-                {
-                    "t": time,
-                    "sender": f"{eid}:{ent.load_owners[src]}",
-                    "receiver": eid,
-                    "kind": "load_forecast_p_mw",
-                    "values": [float(x) for x in val],
-                }
-                for src, val in inp.get("load_forecast_p_mw", {}).items()
-                if val is not None and src in ent.load_owners
-            ]
-            for attr in ("load_forecast_p_mw", "pv_forecast_p_mw", "wind_forecast_p_mw"):
-                val = sum_inputs(inp.get(attr, {}))
-                if val is not None:
-                    ent.forecasts[attr] = (time, [float(x) for x in val])
-                    planning = True
-            soc = sum_inputs(inp.get("soc_mwh", {}))
-            if soc is not None and soc == soc:  # NaN after a failed power flow: keep own estimate
-                ent.e_mwh = float(soc)
+            got = read_inputs(time, eid, inputs.get(eid, {}), ent.load_owners)
+            ent.messages = got.owner_messages
+            for attr, values in got.forecasts.items():
+                ent.forecasts[attr] = (time, values)
+            planning = bool(got.forecasts)
+            if got.soc_mwh is not None:  # None (or NaN after a failed power flow): keep own estimate
+                ent.e_mwh = got.soc_mwh
             ent.out = self._act(ent, time, step_index % steps_per_day, planning)
         return time + self.step_size
 
@@ -169,15 +119,9 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
             logger.warning("%s at t=%s: no forecast covers this step; fallback", ent.mg.name, time)
             ent.prev_diesel_mw = 0.0
             return {
-                "diesel_p_mw": 0.0,
-                "battery_p_mw": 0.0,
-                "pv_p_mw": ent.pv_rated_mw,
-                "wind_p_mw": ent.wind_rated_mw,
+                **no_forecast_setpoints(ent.pv_rated_mw, ent.wind_rated_mw),
                 "pcc_closed": True,
-                "planned_import_mw": float("nan"),
-                "planned_cost": float("nan"),
-                "unserved_mw": float("nan"),
-                "ems_status": "fallback: no forecast",
+                "ems_status": EmsStatus.FALLBACK_NO_FORECAST.text(),
             }
         n = len(load)
         pv_f = pv[:n] if pv else [0.0] * n
@@ -185,50 +129,15 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         res = [a + b for a, b in zip(pv_f, wind_f, strict=True)]
         out: dict[str, Any] = {}
         if planning:
-            decisions = model.plan(
-                ent.mg,
-                tariff,
-                load_forecast_mw=load,
-                res_forecast_mw=res,
-                e_mwh=ent.e_mwh,
-                prev_diesel_mw=ent.prev_diesel_mw,
-                first_step_of_day=step_of_day,
-                dt_h=self.dt_h,
-            )
+            decisions = rule_plan(ent, tariff, step_of_day, load, res, self.dt_h)
             out["plan_diesel_p_mw"] = [d.diesel_p_mw for d in decisions]
             out["plan_battery_p_mw"] = [d.battery_p_mw for d in decisions]
             out["plan_import_mw"] = [d.import_mw for d in decisions]
             out["plan_soc_mwh"] = [d.e_next_mwh for d in decisions]
-        buy, sell = tariff.at(step_of_day)
-        d = model.decide(
-            ent.mg,
-            load_mw=load[0],
-            res_mw=res[0],
-            e_mwh=ent.e_mwh,
-            buy_price_per_mwh=buy,
-            sell_price_per_mwh=sell,
-            prev_diesel_mw=ent.prev_diesel_mw,
-            dt_h=self.dt_h,
-        )
+        d, setpoints = rule_step(ent, tariff, step_of_day, load[0], pv_f[0], wind_f[0], self.dt_h)
         ent.prev_diesel_mw = d.diesel_p_mw
         ent.e_mwh = d.e_next_mwh  # own estimate; a measured soc_mwh, where connected, replaces it
-        pv_cap, wind_cap = ent.pv_rated_mw, ent.wind_rated_mw
-        if d.res_curtailed_mw > 1e-9 and res[0] > 0:
-            keep = 1.0 - d.res_curtailed_mw / res[0]
-            pv_cap, wind_cap = pv_f[0] * keep, wind_f[0] * keep
-        out.update(
-            {
-                "diesel_p_mw": d.diesel_p_mw,
-                "battery_p_mw": d.battery_p_mw,
-                "pv_p_mw": pv_cap,
-                "wind_p_mw": wind_cap,
-                "pcc_closed": True,
-                "planned_import_mw": d.import_mw,
-                "planned_cost": d.cost,
-                "unserved_mw": d.unserved_mw,
-                "ems_status": "ok",
-            }
-        )
+        out.update(setpoints, pcc_closed=True, ems_status=EmsStatus.OK.text())
         return out
 
     @override

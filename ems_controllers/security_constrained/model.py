@@ -82,15 +82,16 @@ import itertools
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 import pyomo.environ as pyo
 
 from ems_controllers.centralized.model import CentralizedModel
 from ems_controllers.core import blocks
+from ems_controllers.core.model_cache import ModelCache
 from ems_controllers.core.network import (
     NetworkData,
     add_lindistflow,
@@ -98,8 +99,7 @@ from ems_controllers.core.network import (
     predicted,
     set_network_loads,
 )
-from ems_controllers.core.solver import PersistentHighs
-from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult, SolverOptions
+from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult, SolverOptions, SolveStatus
 from ems_controllers.local.model import LocalModel
 
 log = logging.getLogger(__name__)
@@ -161,13 +161,23 @@ class DnSite:
     mg_q_mvar: Mapping[str, Sequence[float]] = field(default_factory=dict)
 
 
+class ScStep(StrEnum):
+    """Where a planning instant can fail (``ScResult.failed_step``) and whose MIP gaps are reported."""
+
+    INPUT = "input"
+    STEP1 = "step1"
+    STEP2 = "step2"
+    STEP3 = "step3"
+    SPLIT = "split"
+
+
 @dataclass(frozen=True)
 class ScResult:
     """Outcome of one planning instant. ``ok`` iff every step found a feasible plan.
 
     ``status`` as in :class:`SolveResult` (optimal | feasible | infeasible | no_solution | error):
     the failed step's status, else "feasible" if any solve stopped with an incumbent, else "optimal".
-    ``failed_step``: None, "input", "step1", "step2", "step3" or "split"; ``message`` says why.
+    ``failed_step``: None or the :class:`ScStep` that failed; ``message`` says why.
     Whatever was computed before a failure is kept (e.g. the requests when step 2 fails).
 
     Costs ($ over the horizon): ``standalone_costs`` v({m}); ``aggregated_cost`` v(N) (case 3, step 1);
@@ -185,9 +195,9 @@ class ScResult:
     """
 
     case: int
-    status: str
+    status: SolveStatus
     termination: str = ""
-    failed_step: str | None = None
+    failed_step: ScStep | None = None
     message: str = ""
     plans: dict[str, PartyPlan] | None = None
     requests_mw: dict[str, tuple[float, ...]] = field(default_factory=dict)
@@ -212,12 +222,12 @@ class ScResult:
     step2_s: float = 0.0
     step3_s: float = 0.0
     split_s: float = 0.0
-    mip_gaps: dict[str, float | None] = field(default_factory=dict)
+    mip_gaps: dict[ScStep, float | None] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.status in ("optimal", "feasible") and self.plans is not None
+        return self.status.has_plan and self.plans is not None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -480,19 +490,11 @@ def set_dno_data(
                 m.mg_q_mvar[name, t] = float(q[t]) if q is not None else 0.0
 
 
-@dataclass
-class _Built:
-    model: pyo.ConcreteModel
-    solver: PersistentHighs
-    build_s: float
-    network: NetworkData | None  # kept so that the id in the cache key stays valid
-
-
 @dataclass(frozen=True)
 class DnoOutcome:
     """What step 2 hands back (see :class:`ScResult` for the meaning of the fields)."""
 
-    raw_status: str
+    raw_status: SolveStatus
     termination: str
     message: str
     objective: float | None
@@ -505,24 +507,25 @@ class DnoOutcome:
     vm_pu: dict[tuple[int, int], float]
     loading_percent: dict[tuple[int, int], float]
 
+    @classmethod
+    def failed(cls, status: SolveStatus, termination: str, message: str) -> DnoOutcome:
+        """Step 2 without a plan."""
+        return cls(status, termination, message, None, None, {}, None, (), None, {}, {}, {})
+
 
 class DnoModel:
-    """Step 2: the DNO's MILP, built once per structure and re-solved with new data."""
+    """Step 2: the DNO's MILP, built once per structure and re-solved with new data
+    (:class:`~ems_controllers.core.model_cache.ModelCache`)."""
 
     def __init__(self, backend: str = "contrib") -> None:
         self.backend = backend
-        self._cache: OrderedDict[tuple, _Built] = OrderedDict()
+        self._models = ModelCache(_CACHE_SIZE, backend)
 
-    def _get(
-        self,
-        dn: DnSite,
-        names: list[str],
-        network: NetworkData | None,
-        horizon: Horizon,
-        cfg: ScConfig,
-        opts: SolverOptions,
-    ) -> _Built:
-        net = network if cfg.case in (2, 3) else None
+    @staticmethod
+    def _key(
+        dn: DnSite, names: list[str], net: NetworkData | None, horizon: Horizon, cfg: ScConfig, opts: SolverOptions
+    ) -> tuple:
+        """What fixes the structure of the DNO's model (the network by identity: see ``keep``)."""
         key: tuple = (
             blocks.party_key(dn.problem.mg),
             tuple(names),
@@ -541,17 +544,7 @@ class DnoModel:
                 loads,
                 cfg.s_max_factor,
             )
-        built = self._cache.get(key)
-        if built is not None and built.network is net:
-            self._cache.move_to_end(key)
-            return built
-        t0 = time.perf_counter()
-        m = build_dno_model(dn, names, net, horizon.n_steps, horizon.dt_h, cfg, opts.pwl_max_error_per_h)
-        built = _Built(m, PersistentHighs(m, self.backend), time.perf_counter() - t0, net)
-        self._cache[key] = built
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return built
+        return key
 
     def solve(
         self,
@@ -567,17 +560,23 @@ class DnoModel:
         """Step 2 for the given requests (and, case 3, the MGs' import ranges: see
         :func:`set_dno_data`)."""
         names = list(requests)
+        net = network if cfg.case in (2, 3) else None
         try:
-            built = self._get(dn, names, network, horizon, cfg, opts)
-            set_dno_data(built.model, dn, requests, pcc_max_mw, horizon, cfg, ranges)
+            run = self._models.solve(
+                self._key(dn, names, net, horizon, cfg, opts),
+                lambda: build_dno_model(dn, names, net, horizon.n_steps, horizon.dt_h, cfg, opts.pwl_max_error_per_h),
+                lambda m: set_dno_data(m, dn, requests, pcc_max_mw, horizon, cfg, ranges),
+                opts,
+                keep=net,
+            )
         except (ValueError, KeyError) as exc:
             log.error("DNO: bad input: %s", exc)
-            return DnoOutcome("error", "bad_input", str(exc), None, None, {}, None, (), None, {}, {}, {})
-        raw = built.solver.solve(opts)
+            return DnoOutcome.failed(SolveStatus.ERROR, "bad_input", str(exc))
+        raw = run.raw
         if not raw.feasible:
             log.warning("DNO: %s (%s) %s", raw.status, raw.termination, raw.message)
-            return DnoOutcome(raw.status, raw.termination, raw.message, None, None, {}, None, (), None, {}, {}, {})
-        m, T, dt = built.model, built.model.T, horizon.dt_h
+            return DnoOutcome.failed(raw.status, raw.termination, raw.message)
+        m, T, dt = run.model, run.model.T, horizon.dt_h
         mg, b = dn.problem.mg, m.dn
         grants = {n: tuple(float(m.grant_mw[n, t].value or 0.0) for t in T) for n in names}
         sub = tuple(float((m.sub.buy_mw[t].value or 0.0) - (m.sub.sell_mw[t].value or 0.0)) for t in T)
@@ -713,7 +712,7 @@ class _GrantTie:
 
 
 class _Failed(Exception):
-    def __init__(self, step: str, status: str, termination: str, message: str) -> None:
+    def __init__(self, step: ScStep, status: SolveStatus, termination: str, message: str) -> None:
         super().__init__(message)
         self.step, self.status, self.termination, self.message = step, status, termination, message
 
@@ -726,7 +725,11 @@ class _Solved:
     plans: dict[str, PartyPlan]
 
 
-def _check(step: str, what: str, res: SolveResult) -> _Solved:
+def _check(
+    step: ScStep, what: str, res: SolveResult[Any], stati: list[SolveStatus], gaps: list[float | None]
+) -> _Solved:
+    """A step's solve: its objective and plans, its status and gap noted; raises :class:`_Failed`
+    when it has no plan."""
     if not res.ok:
         raise _Failed(
             step,
@@ -736,7 +739,23 @@ def _check(step: str, what: str, res: SolveResult) -> _Solved:
         )
     if res.objective is None or res.plans is None:  # ok: a feasible plan, hence an objective
         raise ValueError(f"{step} ({what}): {res.status} without an objective or plans")
+    stati.append(res.status)
+    gaps.append(res.mip_gap)
     return _Solved(res.objective, res.plans)
+
+
+@dataclass
+class _Round:
+    """One planning instant in the making: its inputs, the status of every solve so far, and what the
+    steps found: ``found``, the :class:`ScResult` filled in step by step (its ``status`` and
+    ``termination`` are set when the round ends)."""
+
+    mgs: Sequence[PartyProblem]
+    horizon: Horizon
+    opts: SolverOptions
+    cfg: ScConfig
+    found: ScResult
+    stati: list[SolveStatus] = field(default_factory=list)
 
 
 class SecurityConstrainedModel:
@@ -765,7 +784,6 @@ class SecurityConstrainedModel:
         opts: SolverOptions,
         cfg: ScConfig,
     ) -> ScResult:
-        out: dict[str, Any] = {"case": cfg.case, "messages": [], "mip_gaps": {}}
         names = [p.mg.name for p in mg_problems]
         err = None
         if not names or len(set(names)) != len(names) or DN in names:
@@ -774,162 +792,117 @@ class SecurityConstrainedModel:
             err = f"case {cfg.case} needs a NetworkData"
         if err is not None:
             log.error("security_constrained: bad input: %s", err)
-            return ScResult(cfg.case, "error", "bad_input", "input", err, messages=[])
-        stati: list[str] = []
+            return ScResult(cfg.case, SolveStatus.ERROR, "bad_input", ScStep.INPUT, err, messages=[])
+        r = _Round(mg_problems, horizon, opts, cfg, ScResult(cfg.case, SolveStatus.OPTIMAL))
         try:
-            self._step1(mg_problems, horizon, opts, cfg, out, stati)
-            self._step2(mg_problems, dn, network, horizon, opts, cfg, out, stati)
-            self._step3(mg_problems, horizon, opts, cfg, out, stati)
+            self._step1(r)
+            self._step2(r, dn, network)
+            mg_final_cost = self._step3(r)
             if cfg.case == 3 and cfg.split:
-                self._split(mg_problems, horizon, opts, out, stati)
+                self._split(r, mg_final_cost)
         except _Failed as f:
             log.warning("security_constrained case %d: %s", cfg.case, f.message)
-            out.pop("plans", None)
-            return ScResult(status=f.status, termination=f.termination, failed_step=f.step, message=f.message, **out)
-        status = "feasible" if "feasible" in stati else "optimal"
-        return ScResult(status=status, termination="ok", **out)
+            return replace(
+                r.found, status=f.status, termination=f.termination, failed_step=f.step, message=f.message, plans=None
+            )
+        status = SolveStatus.FEASIBLE if SolveStatus.FEASIBLE in r.stati else SolveStatus.OPTIMAL
+        return replace(r.found, status=status, termination="ok")
 
     # ---- step 1 ---------------------------------------------------------------------------------
-    def _step1(
-        self,
-        mgs: Sequence[PartyProblem],
-        horizon: Horizon,
-        opts: SolverOptions,
-        cfg: ScConfig,
-        out: dict[str, Any],
-        stati: list[str],
-    ) -> None:
+    def _step1(self, r: _Round) -> None:
         t0 = time.perf_counter()
-        msgs = out["messages"]
+        msgs = r.found.messages
         standalone: dict[str, float] = {}
         requests: dict[str, tuple[float, ...]] = {}
-        gaps = []
-        for p in mgs:
-            res = self.local.solve(p, horizon, opts)
-            solved = _check("step1", f"stand-alone {p.mg.name}", res)
-            stati.append(res.status)
-            gaps.append(res.mip_gap)
+        gaps: list[float | None] = []
+        for p in r.mgs:
+            res = self.local.solve(p, r.horizon, r.opts)
+            solved = _check(ScStep.STEP1, f"stand-alone {p.mg.name}", res, r.stati, gaps)
             standalone[p.mg.name] = float(solved.objective)
             requests[p.mg.name] = solved.plans[p.mg.name].import_mw
-        out["standalone_costs"] = standalone
-        if cfg.case == 3:
-            for p in mgs:
-                msgs.append(
-                    {
-                        "sender": p.mg.name,
-                        "receiver": MGC,
-                        "kind": "problem",
-                        "values": {
-                            "load_p_mw": list(p.forecast.load_p_mw),
-                            "pv_p_mw": list(p.forecast.pv_p_mw),
-                            "wind_p_mw": list(p.forecast.wind_p_mw),
-                            "e_mwh": p.state.e_mwh,
-                            "diesel_p_mw": p.state.diesel_p_mw,
-                        },
-                    }
-                )
-            res = self.mgc.solve(list(mgs), horizon, opts)
-            solved = _check("step1", "MGC aggregate", res)
-            stati.append(res.status)
-            gaps.append(res.mip_gap)
-            out["aggregated_cost"] = float(solved.objective)
+        r.found = replace(r.found, standalone_costs=standalone)
+        if r.cfg.case == 3:
+            msgs.extend(_problem_message(p) for p in r.mgs)
+            agg = self.mgc.solve(list(r.mgs), r.horizon, r.opts)
+            solved = _check(ScStep.STEP1, "MGC aggregate", agg, r.stati, gaps)
+            aggregated = float(solved.objective)
             requests = {n: solved.plans[n].import_mw for n in requests}
-            out["coalition_costs"] = {frozenset({n}): c for n, c in standalone.items()}
-            out["coalition_costs"][frozenset(requests)] = out["aggregated_cost"]
-            out["import_ranges_mw"] = {p.mg.name: import_range_mw(p) for p in mgs}
+            coalitions = {frozenset({n}): c for n, c in standalone.items()}
+            coalitions[frozenset(requests)] = aggregated
+            ranges = {p.mg.name: import_range_mw(p) for p in r.mgs}
+            r.found = replace(r.found, aggregated_cost=aggregated, coalition_costs=coalitions, import_ranges_mw=ranges)
             msgs.append(
-                {"sender": MGC, "receiver": DNO, "kind": "request", "values": {n: list(r) for n, r in requests.items()}}
+                {"sender": MGC, "receiver": DNO, "kind": "request", "values": {n: list(q) for n, q in requests.items()}}
             )
             msgs.append(
                 {
                     "sender": MGC,
                     "receiver": DNO,
                     "kind": "import_range",
-                    "values": {
-                        n: {"min": list(lo), "max": list(hi)} for n, (lo, hi) in out["import_ranges_mw"].items()
-                    },
+                    "values": {n: {"min": list(lo), "max": list(hi)} for n, (lo, hi) in ranges.items()},
                 }
             )
         else:
-            for n, r in requests.items():
-                msgs.append({"sender": n, "receiver": DNO, "kind": "request", "values": list(r)})
-        out["requests_mw"] = requests
-        out["mip_gaps"]["step1"] = _max_gap(gaps)
-        out["step1_s"] = time.perf_counter() - t0
+            for n, q in requests.items():
+                msgs.append({"sender": n, "receiver": DNO, "kind": "request", "values": list(q)})
+        r.found.mip_gaps[ScStep.STEP1] = _max_gap(gaps)
+        r.found = replace(r.found, requests_mw=requests, step1_s=time.perf_counter() - t0)
 
     # ---- step 2 ---------------------------------------------------------------------------------
-    def _step2(
-        self,
-        mgs: Sequence[PartyProblem],
-        dn: DnSite,
-        network: NetworkData | None,
-        horizon: Horizon,
-        opts: SolverOptions,
-        cfg: ScConfig,
-        out: dict[str, Any],
-        stati: list[str],
-    ) -> None:
+    def _step2(self, r: _Round, dn: DnSite, network: NetworkData | None) -> None:
         t0 = time.perf_counter()
-        pcc = {p.mg.name: p.mg.pcc_max_mw for p in mgs}
-        res = self.dno.solve(dn, out["requests_mw"], pcc, network, horizon, opts, cfg, out.get("import_ranges_mw"))
-        out["step2_s"] = time.perf_counter() - t0
+        pcc = {p.mg.name: p.mg.pcc_max_mw for p in r.mgs}
+        found = r.found
+        ranges = found.import_ranges_mw or None
+        res = self.dno.solve(dn, found.requests_mw, pcc, network, r.horizon, r.opts, r.cfg, ranges)
+        r.found = replace(found, step2_s=time.perf_counter() - t0)
         if res.plan is None:
             raise _Failed(
-                "step2",
+                ScStep.STEP2,
                 res.raw_status,
                 res.termination,
                 f"step2 (DNO): {res.raw_status} ({res.termination}) {res.message}".strip(),
             )
-        stati.append(res.raw_status)
-        out["mip_gaps"]["step2"] = res.mip_gap
-        out["grants_mw"] = res.grants_mw
-        out["plans"] = {DN: res.plan}
-        out["substation_import_mw"] = res.substation_import_mw
-        out["dn_cost"] = res.dn_cost
-        out["dn_cost_with_penalties"] = res.objective
-        out["dn_penalties"] = res.penalties
-        out["vm_pu"], out["loading_percent"] = res.vm_pu, res.loading_percent
-        if cfg.case == 3:
-            out["messages"].append(
-                {
-                    "sender": DNO,
-                    "receiver": MGC,
-                    "kind": "grant",
-                    "values": {n: list(g) for n, g in res.grants_mw.items()},
-                }
-            )
+        r.stati.append(res.raw_status)
+        r.found.mip_gaps[ScStep.STEP2] = res.mip_gap
+        r.found = replace(
+            r.found,
+            grants_mw=res.grants_mw,
+            plans={DN: res.plan},
+            substation_import_mw=res.substation_import_mw,
+            dn_cost=res.dn_cost,
+            dn_cost_with_penalties=res.objective,
+            dn_penalties=res.penalties,
+            vm_pu=res.vm_pu,
+            loading_percent=res.loading_percent,
+        )
+        if r.cfg.case == 3:
+            grants = {n: list(g) for n, g in res.grants_mw.items()}
+            r.found.messages.append({"sender": DNO, "receiver": MGC, "kind": "grant", "values": grants})
         else:
             for n, g in res.grants_mw.items():
-                out["messages"].append({"sender": DNO, "receiver": n, "kind": "grant", "values": list(g)})
+                r.found.messages.append({"sender": DNO, "receiver": n, "kind": "grant", "values": list(g)})
 
     # ---- step 3 ---------------------------------------------------------------------------------
-    def _step3(
-        self,
-        mgs: Sequence[PartyProblem],
-        horizon: Horizon,
-        opts: SolverOptions,
-        cfg: ScConfig,
-        out: dict[str, Any],
-        stati: list[str],
-    ) -> None:
+    def _step3(self, r: _Round) -> float:
+        """Step 3; returns the MGs' total step-3 objective (``mg_final_cost``)."""
         t0 = time.perf_counter()
-        grants = out["grants_mw"]
-        price, dt = cfg.deviation_price_per_mwh, horizon.dt_h
-        groups = [list(mgs)] if cfg.case == 3 else [[p] for p in mgs]
+        case3 = r.cfg.case == 3
+        grants = r.found.grants_mw
+        price, dt = r.cfg.deviation_price_per_mwh, r.horizon.dt_h
+        groups = [list(r.mgs)] if case3 else [[p] for p in r.mgs]
         plans: dict[str, PartyPlan] = {}
         total = 0.0
-        gaps = []
+        gaps: list[float | None] = []
         for group in groups:
             self._tie.set({p.mg.name: grants[p.mg.name] for p in group}, price, dt)
-            what = "MGC" if cfg.case == 3 else group[0].mg.name
-            res = self.reschedule.solve(group, horizon, opts)
-            solved = _check("step3", what, res)
-            stati.append(res.status)
-            gaps.append(res.mip_gap)
+            what = "MGC" if case3 else group[0].mg.name
+            res = self.reschedule.solve(group, r.horizon, r.opts)
+            solved = _check(ScStep.STEP3, what, res, r.stati, gaps)
             total += float(solved.objective)
             plans.update(solved.plans)
         mg_costs, dev_costs = {}, {}
-        for p in mgs:
+        for p in r.mgs:
             n = p.mg.name
             plan = plans[n]
             dev = [price * dt * abs(i - g) for i, g in zip(plan.import_mw, grants[n], strict=True)]
@@ -937,12 +910,17 @@ class SecurityConstrainedModel:
             plans[n] = plan
             mg_costs[n] = float(sum(plan.cost))
             dev_costs[n] = float(sum(dev))
-        out["plans"] = {**plans, **out["plans"]}
-        out["mg_costs"], out["mg_deviation_costs"], out["mg_final_cost"] = mg_costs, dev_costs, total
-        out["mip_gaps"]["step3"] = _max_gap(gaps)
-        if cfg.case == 3:
-            for p in mgs:
-                out["messages"].append(
+        r.found = replace(
+            r.found,
+            plans={**plans, **(r.found.plans or {})},
+            mg_costs=mg_costs,
+            mg_deviation_costs=dev_costs,
+            mg_final_cost=total,
+        )
+        r.found.mip_gaps[ScStep.STEP3] = _max_gap(gaps)
+        if case3:
+            for p in r.mgs:
+                r.found.messages.append(
                     {
                         "sender": MGC,
                         "receiver": p.mg.name,
@@ -950,45 +928,56 @@ class SecurityConstrainedModel:
                         "values": list(plans[p.mg.name].import_mw),
                     }
                 )
-        out["step3_s"] = time.perf_counter() - t0
+        r.found = replace(r.found, step3_s=time.perf_counter() - t0)
+        return total
 
     # ---- split rule (case 3) --------------------------------------------------------------------
-    def _split(
-        self, mgs: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions, out: dict[str, Any], stati: list[str]
-    ) -> None:
+    def _split(self, r: _Round, mg_final_cost: float) -> None:
         t0 = time.perf_counter()
-        costs: dict[frozenset[str], float] = out["coalition_costs"]
-        by_name = {p.mg.name: p for p in mgs}
-        gaps = []
-        for k in range(2, len(mgs)):
-            for c in itertools.combinations([p.mg.name for p in mgs], k):
-                res = self.mgc.solve([by_name[n] for n in c], horizon, opts)
-                solved = _check("split", f"coalition {'+'.join(c)}", res)
-                stati.append(res.status)
-                gaps.append(res.mip_gap)
+        costs = r.found.coalition_costs  # v({m}) and v(N) from step 1; the other coalitions added here
+        by_name = {p.mg.name: p for p in r.mgs}
+        gaps: list[float | None] = []
+        for k in range(2, len(r.mgs)):
+            for c in itertools.combinations(list(by_name), k):
+                res = self.mgc.solve([by_name[n] for n in c], r.horizon, r.opts)
+                solved = _check(ScStep.SPLIT, f"coalition {'+'.join(c)}", res, r.stati, gaps)
                 costs[frozenset(c)] = float(solved.objective)
         shares = shapley_shares(costs)
         grand = frozenset(by_name)
         final = dict(costs)
-        final[grand] = out["mg_final_cost"]
-        out["saving"] = sum(out["standalone_costs"].values()) - out["aggregated_cost"]
-        out["shapley_shares"] = shares
-        out["mg_bills"] = shapley_values(final)
-        out["mip_gaps"]["split"] = _max_gap(gaps)
+        final[grand] = mg_final_cost
+        bills = shapley_values(final)
+        standalone = r.found.standalone_costs
+        r.found = replace(
+            r.found, saving=sum(standalone.values()) - costs[grand], shapley_shares=shares, mg_bills=bills
+        )
+        r.found.mip_gaps[ScStep.SPLIT] = _max_gap(gaps)
         for n in by_name:
-            out["messages"].append(
+            r.found.messages.append(
                 {
                     "sender": MGC,
                     "receiver": n,
                     "kind": "split",
-                    "values": {
-                        "standalone_cost": out["standalone_costs"][n],
-                        "share_of_saving": shares[n],
-                        "bill": out["mg_bills"][n],
-                    },
+                    "values": {"standalone_cost": standalone[n], "share_of_saving": shares[n], "bill": bills[n]},
                 }
             )
-        out["split_s"] = time.perf_counter() - t0
+        r.found = replace(r.found, split_s=time.perf_counter() - t0)
+
+
+def _problem_message(p: PartyProblem) -> dict[str, Any]:
+    """An MG's problem as it hands it to the MGC (case 3)."""
+    return {
+        "sender": p.mg.name,
+        "receiver": MGC,
+        "kind": "problem",
+        "values": {
+            "load_p_mw": list(p.forecast.load_p_mw),
+            "pv_p_mw": list(p.forecast.pv_p_mw),
+            "wind_p_mw": list(p.forecast.wind_p_mw),
+            "e_mwh": p.state.e_mwh,
+            "diesel_p_mw": p.state.diesel_p_mw,
+        },
+    }
 
 
 def _max_gap(gaps: Sequence[float | None]) -> float | None:

@@ -19,39 +19,28 @@ modelled), so the report can set the linearisation against the AC power flow of 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, override
 
 import pandapower as pp
 
-from ems_controllers.core.adapter import OUTPUT_ATTRS as BASE_OUTPUT_ATTRS
-from ems_controllers.core.adapter import Party, PlanningEMS, run
+from ems_controllers.core.adapter import Party, PartyRound, PlanningEMS, run
 from ems_controllers.core.network import NetworkData, network_from_pandapower
 from ems_controllers.core.types import Horizon, PartyProblem, SolveResult
 from ems_controllers.security_constrained.model import DnSite, ScConfig, ScResult, SecurityConstrainedModel
+from ems_controllers.security_constrained.strategy import EXTRA_ATTRS
+from ems_controllers.security_constrained.strategy import OUTPUT_ATTRS as STRATEGY_OUTPUTS
 
 DN = "DN"
-EXTRA_ATTRS = [
-    "tie_closed",
-    "request_mw",
-    "grant_mw",
-    "saving_share",
-    "dn_cost",
-    "predicted_vm_pu",
-    "predicted_loading_percent",
-    "step1_s",
-    "step2_s",
-    "step3_s",
-    "split_s",
-]
-OUTPUT_ATTRS = BASE_OUTPUT_ATTRS + EXTRA_ATTRS
+OUTPUT_ATTRS = list(STRATEGY_OUTPUTS)
 
 
-class SecurityConstrainedEMS(PlanningEMS):
+class SecurityConstrainedEMS(PlanningEMS[ScResult]):
     strategy_name = "security_constrained"
 
     def __init__(self) -> None:
         super().__init__()
-        self.meta["models"]["MG"]["attrs"] = list(self.meta["models"]["MG"]["attrs"]) + EXTRA_ATTRS
+        self.meta["models"]["MG"]["attrs"] = [*self.meta["models"]["MG"]["attrs"], *EXTRA_ATTRS]
         self.model = SecurityConstrainedModel()
         self.sc: ScConfig | None = None
         self.network: NetworkData | None = None
@@ -99,7 +88,7 @@ class SecurityConstrainedEMS(PlanningEMS):
         return sorted(int(li) for li in self.net.line.index)
 
     @override
-    def _plan(self, time: int) -> dict[str, dict[str, Any]]:
+    def _plan(self, time: int) -> dict[str, PartyRound]:
         self.now = time
         return super()._plan(time)
 
@@ -120,7 +109,7 @@ class SecurityConstrainedEMS(PlanningEMS):
         return p_by_bus, q_by_bus
 
     @override
-    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult:
+    def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult[ScResult]:
         assert self.sc is not None
         by_name = {p.mg.name: p for p in problems}
         if DN not in by_name:
@@ -151,17 +140,21 @@ class SecurityConstrainedEMS(PlanningEMS):
             build_s=0.0,
             solve_s=build_s,
             message=f"{res.failed_step}: {res.message}" if res.failed_step else res.message,
-            extra={"sc": res},
+            detail=res,
         )
 
     @override
-    def boundary_messages(self, problems: list[PartyProblem], result: SolveResult, time: int) -> list[dict[str, Any]]:
-        res: ScResult = result.extra["sc"]
+    def boundary_messages(
+        self, problems: list[PartyProblem], result: SolveResult[ScResult], time: int
+    ) -> list[dict[str, Any]]:
+        res = result.detail
+        if res is None:
+            return []
         return [flat for m in res.messages for flat in _flatten(dict(m, t=time))]
 
     @override
-    def _outputs(self, name: str, party: Party, time: int, info: dict[str, Any]) -> dict[str, Any]:
-        out = super()._outputs(name, party, time, info)
+    def _outputs(self, name: str, party: Party, time: int, rounds: Mapping[str, PartyRound]) -> dict[str, Any]:
+        out = super()._outputs(name, party, time, rounds)
         assert self.sc is not None
         out["tie_closed"] = self.sc.case == 3 if name == DN else None
         out.update({a: None for a in EXTRA_ATTRS if a != "tie_closed"})

@@ -300,17 +300,18 @@ def run_pyomo(problems, hz, backend):
     t1 = time.perf_counter()
     r2 = cm.solve(next_hour(problems), hz, OPTS)
     total2 = time.perf_counter() - t1
-    x = r.extra
+    x, x2 = r.times, r2.times
+    assert x is not None and x2 is not None
     return {
-        "build": x["pyomo_build_s"] + x["set_data_s"],
-        "translate": x["translate_s"],
-        "highs": x["highs_s"],
+        "build": x.pyomo_build_s + x.set_data_s,
+        "translate": x.translate_s,
+        "highs": x.highs_s,
         "total": total,
         "obj": r.objective,
         "gap": r.mip_gap,
         "status": r.status,
-        "re_update": r2.extra["set_data_s"] + r2.extra["translate_s"],
-        "re_highs": r2.extra["highs_s"],
+        "re_update": x2.set_data_s + x2.translate_s,
+        "re_highs": x2.highs_s,
         "re_total": total2,
         "re_obj": r2.objective,
     }

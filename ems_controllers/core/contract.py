@@ -1,0 +1,219 @@
+"""The strategy contract: what a coordination strategy declares, so that the config, the wiring, the
+recorder, the KPIs and the command line can use it without knowing it by name.
+
+A strategy is one folder with a mosaik simulator and a ``strategy.py`` that defines one :class:`Strategy`.
+It declares
+
+- its ``name``, its ``simulator`` (``"module:Class"``, a :class:`mosaik_api_v3.Simulator`) and a one-line
+  ``description``;
+- its own settings (``settings``: a pydantic model whose fields live in the config's ``[ems]`` table next
+  to the settings every strategy shares, validated with the config, so ``--set ems.<field>=...`` errors
+  name the field; they reach the simulator as ``init`` params);
+- what it needs of a scenario and what it cannot handle, as :class:`Capability` values (``requires``,
+  ``cannot_handle``, and ``requires_for(settings)`` where that depends on its settings);
+- what its entities output (``outputs`` of each party's ``MG`` entity; the recorder records all of them
+  and the grid takes the setpoints among them) and which further entities it creates (``owner_agent``:
+  one per owner load, ``system_entity``: one for the whole system); whether it operates the tie switches
+  (``operates_tie_switches``: the network operator's entity outputs ``tie_closed``);
+- its duty to the privacy audit: a strategy without ``owner_agent`` gets each owner's load forecast in
+  plaintext, with the ``MG`` entity's ``load_owners`` param (source entity -> owner); it must output
+  what it received as ``messages`` (sender ``<MG>:<owner>``), as the shipped ones do, or declare
+  ``cannot_handle`` owner loads;
+- the KPIs of its own outputs (``kpis``: ``"module:function"``, a :data:`KpiHook`), computed from the
+  record next to the KPIs every strategy gets.
+
+This module imports no strategy; ``ems_controllers/registry.py`` collects the shipped ones and the
+plug-ins (entry point group ``mmg_cosim.strategies``). See ``docs/writing-a-strategy.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ems_controllers.core.entities import EntityMap
+
+
+class Capability(StrEnum):
+    """Something a scenario has (or is) that a strategy may need or be unable to handle."""
+
+    NETWORK_OPERATOR = "network_operator"
+    CHP = "chp"
+    NESTED = "nested"
+    OWNER_LOADS = "owner_loads"
+    TIE_SWITCHES = "tie_switches"
+    ISLANDED = "islanded"
+
+    @property
+    def meaning(self) -> str:
+        return _MEANING[self]
+
+
+GRID_TIED = frozenset({Capability.ISLANDED})
+"""What a strategy that trades with an upstream grid cannot handle."""
+
+_MEANING = {
+    Capability.NETWORK_OPERATOR: "a network operator party (DN) owning the feeder's loads and its own units",
+    Capability.CHP: "a CHP unit in every microgrid",
+    Capability.NESTED: "microgrids nested in other microgrids",
+    Capability.OWNER_LOADS: "loads of owners inside a microgrid (owners keep their data from its EMS)",
+    Capability.TIE_SWITCHES: "tie switches between feeders that an EMS may operate",
+    Capability.ISLANDED: "no external grid: the system runs islanded",
+}
+
+
+class StrategySettings(BaseModel):
+    """Base class of a strategy's settings: strict, frozen; every field needs a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class NoSettings(StrategySettings):
+    """The settings of a strategy that has none of its own."""
+
+
+@dataclass(frozen=True)
+class EntityModel:
+    """A mosaik model of the strategy's simulator besides ``MG``.
+
+    As ``owner_agent`` it is created once per owner load with ``mg=<MG name>, owner=<owner>``, gets the
+    owner's ``load_forecast_p_mw`` and stands between the owner and the MG's EMS; as ``system_entity`` it is
+    created once, without params. ``outputs`` are recorded."""
+
+    model: str
+    outputs: tuple[str, ...]
+
+
+class RunRecord(Protocol):
+    """What a strategy's KPI hook reads of a finished run (the HDF5 record)."""
+
+    @property
+    def entities(self) -> EntityMap: ...
+
+    @property
+    def n(self) -> int: ...
+
+    @property
+    def dt_h(self) -> float: ...
+
+    def s(self, fid: str, attr: str) -> np.ndarray:
+        """The recorded series of ``fid``'s ``attr`` (NaN where it is missing)."""
+        ...
+
+    def get(self, fid: str, attr: str) -> np.ndarray | None:
+        """The recorded dataset of ``fid``'s ``attr`` as stored (2-D for list values), or None."""
+        ...
+
+    def text(self, fid: str, attr: str) -> list[str]:
+        """A recorded text series (e.g. ``ems_status``), one entry per step."""
+        ...
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The record's root attributes: scenario, strategy, the config as JSON (``attrs["config"]``)..."""
+        ...
+
+    def grid_series(self, model: str, attr: str) -> tuple[list[int], np.ndarray]:
+        """The pandapower indices of the grid's ``model`` entities (``Bus``, ``Line``, ...) that recorded
+        ``attr``, sorted, and their series as columns (steps x elements)."""
+        ...
+
+
+@dataclass
+class StrategyKpis:
+    """What a strategy's KPI hook adds: top-level KPIs and per-party ones (merged into ``parties``)."""
+
+    top: dict[str, Any] = field(default_factory=dict)
+    by_party: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+KpiHook = Callable[[RunRecord], StrategyKpis]
+
+
+class StrategyError(ValueError):
+    """A strategy cannot be found, loaded or run on a scenario; the message says why."""
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One coordination strategy, as the rest of the package sees it (see the module docstring)."""
+
+    name: str
+    simulator: str
+    description: str
+    outputs: tuple[str, ...]
+    settings: type[StrategySettings] = NoSettings
+    requires: frozenset[Capability] = frozenset()
+    cannot_handle: frozenset[Capability] = frozenset()
+    requires_for: Callable[[Any], frozenset[Capability]] | None = None
+    owner_agent: EntityModel | None = None
+    system_entity: EntityModel | None = None
+    operates_tie_switches: bool = False
+    kpis: str | None = None
+
+    def __post_init__(self) -> None:
+        if ":" not in self.simulator:
+            raise StrategyError(f"strategy {self.name!r}: simulator must be 'module:Class', not {self.simulator!r}")
+        if not (isinstance(self.settings, type) and issubclass(self.settings, StrategySettings)):
+            raise StrategyError(f"strategy {self.name!r}: settings must subclass StrategySettings")
+
+    @classmethod
+    def declare(
+        cls,
+        module: str,
+        simulator_class: str,
+        outputs: tuple[str, ...],
+        settings: type[StrategySettings] = NoSettings,
+        requires: frozenset[Capability] = frozenset(),
+        cannot_handle: frozenset[Capability] = frozenset(),
+        **fields: Any,
+    ) -> Strategy:
+        """The contract of a strategy whose package is ``module``'s: its name is the package's last part
+        (or ``fields["name"]``), its simulator ``<package>.sim:<simulator_class>`` and its description
+        ``module``'s docstring (its words, joined into one line)."""
+        package = module.rsplit(".", 1)[0]
+        doc = importlib.import_module(module).__doc__ or ""
+        name = fields.pop("name", package.rsplit(".", 1)[-1])
+        return cls(
+            name=name,
+            simulator=f"{package}.sim:{simulator_class}",
+            description=" ".join(doc.split()),
+            outputs=outputs,
+            settings=settings,
+            requires=requires,
+            cannot_handle=cannot_handle,
+            **fields,
+        )
+
+    @property
+    def module(self) -> str:
+        return self.simulator.split(":", 1)[0]
+
+    def make_settings(self, values: Mapping[str, Any]) -> StrategySettings:
+        """This strategy's settings from the ``[ems]`` fields it declares (the others are ignored)."""
+        fields = self.settings.model_fields
+        return self.settings.model_validate({k: v for k, v in values.items() if k in fields})
+
+    def problem(self, offered: frozenset[Capability], settings: StrategySettings) -> str | None:
+        """Why this strategy cannot run on a scenario with the ``offered`` capabilities (None: it can)."""
+        needed = set(self.requires) | set(self.requires_for(settings) if self.requires_for else ())
+        missing = sorted(needed - offered)
+        if missing:
+            return "; ".join(f"it needs {c.value} ({c.meaning}), which the scenario lacks" for c in missing)
+        unsupported = sorted(set(self.cannot_handle) & offered)
+        if unsupported:
+            return "; ".join(f"it cannot handle {c.value} ({c.meaning}), which the scenario has" for c in unsupported)
+        return None
+
+    def kpi_hook(self) -> KpiHook | None:
+        if self.kpis is None:
+            return None
+        module, _, func = self.kpis.partition(":")
+        hook: KpiHook = getattr(importlib.import_module(module), func)
+        return hook

@@ -1,0 +1,84 @@
+"""The entity map of a run: which mosaik entity (full id ``sim_id.entity_id``) is which unit of which party.
+
+The wiring builds it, the record keeps it as JSON in the root attribute ``entity_map`` (the layout of
+that JSON is part of the file format, see ``docs/architecture.md``), and the KPIs, plots, audit and a
+strategy's KPI hook read it back through :meth:`EntityMap.from_dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+DN = "DN"
+"""The network operator party's name."""
+
+
+@dataclass
+class UnitProfiles:
+    """The profile entities behind a party's loads, PV and wind units (actuals and forecasts)."""
+
+    load: list[str] = field(default_factory=list)
+    pv: list[str] = field(default_factory=list)
+    wind: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PartyEntities:
+    """One party's entities: its EMS entity and its units in the grid simulator."""
+
+    ems: str
+    kind: Literal["mg", "dn"]
+    load: list[str] = field(default_factory=list)
+    pv: list[str] = field(default_factory=list)
+    wind: list[str] = field(default_factory=list)
+    diesel: str | None = None
+    storage: str | None = None
+    pcc_switch: str | None = None
+    pcc_line: str | None = None  # the MG's import is the flow into its bus: minus the line's p_to_mw
+    parent: str | None = None
+    owners: dict[str, str] = field(default_factory=dict)  # owner -> its agent entity
+    profiles: UnitProfiles = field(default_factory=UnitProfiles)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PartyEntities:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "profiles"}
+        return cls(**known, profiles=UnitProfiles(**d.get("profiles", {})))
+
+
+@dataclass
+class EntityMap:
+    grid: str
+    ext_grid: list[str] = field(default_factory=list)
+    parties: dict[str, PartyEntities] = field(default_factory=dict)
+    tie_switches: list[str] = field(default_factory=list)
+    system: str | None = None  # the strategy's system-level entity, if it has one
+
+    @property
+    def grid_sim(self) -> str:
+        """The grid simulator's id (the part of every grid entity's full id before the dot)."""
+        return self.grid.split(".", 1)[0]
+
+    @property
+    def operator(self) -> PartyEntities | None:
+        return self.parties.get(DN)
+
+    def mgs(self) -> dict[str, PartyEntities]:
+        """The microgrids (every party but the network operator)."""
+        return {n: p for n, p in self.parties.items() if p.kind == "mg"}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if d["system"] is None:
+            del d["system"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EntityMap:
+        return cls(
+            grid=d["grid"],
+            ext_grid=list(d.get("ext_grid", [])),
+            parties={n: PartyEntities.from_dict(p) for n, p in d.get("parties", {}).items()},
+            tie_switches=list(d.get("tie_switches", [])),
+            system=d.get("system", d.get("community")),
+        )
