@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ems_controllers.core.channel import audit
-from sims.recorder import read_attrs, read_messages
+from ems_controllers.core.entities import EntityMap
+from sims.record_reader import read_attrs, read_messages
 
 INTERNAL_MARKERS = ("load", "forecast", "diesel", "battery", "soc", "pv", "wind", "unit", "problem")
 RUN_ATTRS = ("scenario", "strategy", "config", "entity_map")
@@ -77,5 +78,6 @@ def audit_messages(messages: list[dict], parties: set[str]) -> AuditReport:
 
 def audit_run(path: str | Path) -> AuditReport:
     attrs = read_run_attrs(path)
-    parties = set(attrs.get("entity_map", {}).get("parties", {}))
+    emap = attrs.get("entity_map")
+    parties = set(EntityMap.from_dict(emap).parties) if emap else set()
     return audit_messages(read_messages(path), parties)

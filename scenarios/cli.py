@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ems_controllers.registry import STRATEGIES
+from ems_controllers.core.contract import Strategy
+from ems_controllers.registry import strategies
 from scenarios.config import ConfigError, load_config
 from scenarios.paths import folder_problem
 from scenarios.registry import DEFAULT_SCENARIO, DEFAULT_STRATEGY, SCENARIOS, get_scenario
@@ -32,7 +33,34 @@ def _bad_input(msg: str) -> int:
     return 2
 
 
+def _strategy_info(s: Strategy, fits: dict[str, list[str]]) -> dict[str, Any]:
+    return {
+        "description": s.description,
+        "simulator": s.simulator,
+        "settings": {k: f.default for k, f in s.settings.model_fields.items()},
+        "requires": sorted(s.requires),
+        "cannot_handle": sorted(s.cannot_handle),
+        "runs_on": fits.get(s.name, []),
+    }
+
+
+def _fits() -> dict[str, list[str]]:
+    """Which shipped scenario (default config) each known strategy can run on."""
+    from scenarios.build import build_net
+    from scenarios.strategy_fit import offered, strategy_settings
+
+    fits: dict[str, list[str]] = {}
+    for e in SCENARIOS.values():
+        cfg, _ = load_config(e.default_config)
+        have = offered(cfg, build_net(cfg, e.default_config.parent))
+        for s in strategies().values():
+            if s.problem(have, strategy_settings(cfg, s)) is None:
+                fits.setdefault(s.name, []).append(e.name)
+    return fits
+
+
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    fits = _fits()
     if args.json:
         write_json(
             out,
@@ -40,7 +68,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
                 "scenarios": {
                     e.name: {"description": e.description, "config": e.default_config.name} for e in SCENARIOS.values()
                 },
-                "strategies": {s.name: {"description": s.description} for s in STRATEGIES.values()},
+                "strategies": {s.name: _strategy_info(s, fits) for s in strategies().values()},
             },
         )
         return 0
@@ -48,8 +76,13 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     for e in SCENARIOS.values():
         print(f"  {e.name:<14} {e.description}  (config: {e.default_config.name})", file=out)
     print("strategies:", file=out)
-    for s in STRATEGIES.values():
+    for s in strategies().values():
         print(f"  {s.name:<14} {s.description}", file=out)
+        settings = ", ".join(f"ems.{k}={f.default!r}" for k, f in s.settings.model_fields.items())
+        needs = ", ".join([*(f"needs {c}" for c in sorted(s.requires)), *(f"not {c}" for c in sorted(s.cannot_handle))])
+        print(f"  {'':<14} runs on: {', '.join(fits.get(s.name, [])) or '-'}; {needs or 'any grid'}", file=out)
+        if settings:
+            print(f"  {'':<14} settings: {settings}", file=out)
     return 0
 
 
@@ -61,19 +94,19 @@ def result_file_name(scenario: str, spec: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace, out_stream: TextIO) -> int:
-    from ems_controllers.registry import get_strategy
+    from scenarios.build import build_net
+    from scenarios.strategy_fit import check_fit, resolve
 
     try:
         entry = get_scenario(args.scenario)
-        get_strategy(args.strategy).check_scenario(entry.name)
         overrides = list(args.set or [])
         if args.days is not None:
             overrides.append(f"scenario.days={args.days}")
-        cfg, data_dir = load_config(args.config or entry.default_config, overrides)
+        cfg, data_dir = load_config(args.config or entry.default_config, overrides, [args.strategy])
         if cfg.scenario.name != entry.name:
             raise ConfigError(f"scenario.name: config is for {cfg.scenario.name!r}, not {entry.name!r}")
         # Checks that need the grid, before any simulator starts.
-        entry.load().build_net(cfg)
+        check_fit(cfg, build_net(cfg, data_dir), resolve(args.strategy))
     except (ConfigError, ValueError) as exc:
         return _bad_input(str(exc))
     from scenarios.runner import OutputPathError, RunFailed, run_scenario
@@ -113,9 +146,9 @@ def _report_failed_run(exc: RunFailed, as_json: bool, out: TextIO) -> int:
 
 
 def parse_strategy_spec(spec: str) -> tuple[str, list[str]]:
-    """``name`` or ``name:key=value,key=value`` -> (name, ["ems.key=value", ...]); a ``module:Class``
-    (no '=' after the colon) is a user's EMS simulator."""
-    name, sep, rest = spec.partition(":")
+    """``name`` or ``name:key=value,key=value`` -> (name, ["ems.key=value", ...]); ``name`` may itself be
+    ``package.module:NAME`` (the options follow the last colon)."""
+    name, sep, rest = spec.rpartition(":")
     if not sep or "=" not in rest:
         return spec, []
     return name, [f"ems.{kv.strip()}" for kv in rest.split(",") if kv.strip()]
@@ -139,7 +172,6 @@ COMPARE_COLUMNS = [
     ("internal_trade_mwh", "internal MWh"),
     ("soc_drift_mwh_max", "SoC drift"),
     ("exchange_deviation_mwh", "exch dev MWh"),
-    ("linearisation_vm_error_max_pu", "lin V err"),
     ("ems_fallback_steps", "fallbacks"),
     ("solve_time_s", "solve s"),
     ("wall_time_s", "wall s"),
@@ -147,8 +179,9 @@ COMPARE_COLUMNS = [
 
 
 def cmd_compare(args: argparse.Namespace, out_stream: TextIO) -> int:
-    from ems_controllers.registry import get_strategy
+    from scenarios.build import build_net
     from scenarios.runner import OutputPathError, RunFailed, RunInterrupted, check_output, run_scenario
+    from scenarios.strategy_fit import check_fit, resolve
 
     try:
         entry = get_scenario(args.scenario)
@@ -158,12 +191,11 @@ def cmd_compare(args: argparse.Namespace, out_stream: TextIO) -> int:
         runs = []
         for spec in specs:
             name, opts = parse_strategy_spec(spec.replace("+", ","))
-            get_strategy(name).check_scenario(entry.name)
             overrides = [*(args.set or []), *opts]
             if args.days is not None:
                 overrides.append(f"scenario.days={args.days}")
-            cfg, data_dir = load_config(args.config or entry.default_config, overrides)
-            entry.load().build_net(cfg)
+            cfg, data_dir = load_config(args.config or entry.default_config, overrides, [name])
+            check_fit(cfg, build_net(cfg, data_dir), resolve(name))
             runs.append((spec, name, cfg, data_dir))
     except (ConfigError, ValueError) as exc:
         return _bad_input(str(exc))
@@ -193,7 +225,8 @@ def cmd_compare(args: argparse.Namespace, out_stream: TextIO) -> int:
 
 def _print_compare(results: dict[str, dict[str, Any]], out: TextIO) -> None:
     parties = sorted({p for k in results.values() for p in k.get("cost_by_mg", {})})
-    cols = [(key, head) for key, head in COMPARE_COLUMNS] + [(f"cost:{p}", f"cost {p}") for p in parties]
+    own = sorted({key for k in results.values() for key in k.get("strategy_kpis", []) if _is_number(k.get(key))})
+    cols = [*COMPARE_COLUMNS, *((key, key) for key in own), *((f"cost:{p}", f"cost {p}") for p in parties)]
     cells: dict[str, list[str]] = {}
     for spec, k in results.items():
         row = []
@@ -211,6 +244,10 @@ def _print_compare(results: dict[str, dict[str, Any]], out: TextIO) -> None:
             print(f"{spec:<{first}}  run failed: {k['run_error']}", file=out)
             continue
         print(f"{spec:<{first}}" + "".join(f"{c:>{w}}" for c, w in zip(cells[spec], widths, strict=True)), file=out)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _fmt(v: Any) -> str:
@@ -257,19 +294,15 @@ def _print_kpis(k: dict[str, Any], out: TextIO) -> None:
     print("  cost_by_mg:", file=out)
     for name, c in k.get("cost_by_mg", {}).items():
         print(f"    {name:<25} {_fmt(c)}", file=out)
-    for key in (
-        "solve_time_s",
-        "soc_drift_mwh_max",
-        "exchange_deviation_mwh",
-        "ems_fallback_steps",
-        "linearisation_vm_error_max_pu",
-        "linearisation_loading_error_max_percent",
-    ):
+    for key in ("solve_time_s", "soc_drift_mwh_max", "exchange_deviation_mwh", "ems_fallback_steps"):
         if key in k:
             print(f"  {key:<27} {_fmt(k[key])}", file=out)
-    for key in ("solve_time_by_step_s", "aggregation_saving_share"):
-        if key in k:
-            print(f"  {key}: " + ", ".join(f"{n} {_fmt(v)}" for n, v in k[key].items()), file=out)
+    for key in k.get("strategy_kpis", []):  # what the strategy's own KPI hook added
+        v = k.get(key)
+        if isinstance(v, dict):
+            print(f"  {key}: " + ", ".join(f"{n} {_fmt(x)}" for n, x in v.items()), file=out)
+        elif v is not None:
+            print(f"  {key:<27} {_fmt(v)}", file=out)
 
 
 def _read_run[T](path: Path, reader: Callable[[Path], T]) -> T | int:

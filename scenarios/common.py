@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ems_controllers.core.contract import Strategy
 from ems_controllers.registry import get_strategy
 from scenarios.config import Config, load_profiles_path
+from scenarios.strategy_fit import strategy_settings
 from scenarios.supervision import Supervisor
 from sims.grid import GRID_OUTPUTS
 
@@ -43,7 +44,7 @@ def sim_config(cfg: Config, strategy: str, supervisor: Supervisor) -> SimConfig:
     """mosaik sim_config: in-process by default; the sims named in ``run.separate_processes`` each in a
     process of their own, started and watched by ``supervisor``."""
     targets = dict(SIM_TARGETS)
-    targets["ems"] = ("EMS", get_strategy(strategy).target)
+    targets["ems"] = ("EMS", get_strategy(strategy).simulator)
     out: SimConfig = {}
     for key, (name, target) in targets.items():
         if key in cfg.run.separate_processes:
@@ -65,9 +66,9 @@ def start_profiles(world: Any, cfg: Config, data_dir: Path) -> Any:
     )
 
 
-def start_ems(world: Any, cfg: Config, strategy: str, site: dict[str, Any] | None = None) -> Any:
-    """The EMS simulator with the scenario's tariff and EMS settings (a rule-based EMS ignores the
-    solver settings, strategies that do not model the network ignore ``site``)."""
+def start_ems(world: Any, cfg: Config, strategy: Strategy, site: dict[str, Any] | None = None) -> Any:
+    """The EMS simulator with the scenario's tariff, the shared EMS settings and the strategy's own (a
+    rule-based EMS ignores the solver settings, strategies that do not model the network ignore ``site``)."""
     e = cfg.ems
     return world.start(
         "EMS",
@@ -79,12 +80,8 @@ def start_ems(world: Any, cfg: Config, strategy: str, site: dict[str, Any] | Non
         rolling=e.rolling,
         horizon=e.horizon,
         site=site or {},
-        **{k: getattr(e, k) for k in get_strategy(strategy).params},
+        **strategy_settings(cfg, strategy).model_dump(),
     )
-
-
-def ems_output_attrs(strategy: str) -> list[str]:
-    return list(importlib.import_module(get_strategy(strategy).module).OUTPUT_ATTRS)
 
 
 def record_attrs(entity: Any, kind: str) -> list[str]:

@@ -2,9 +2,10 @@
 
 A config is a TOML file. ``load_config(path, overrides)`` parses it, applies ``--set key=value``
 overrides (dotted keys; ``mgs.MG1.battery.e_max_mwh`` addresses an MG by name), validates the schema
-(pydantic, unknown keys rejected) and the cross-field rules (horizons, data files), and raises
-``ConfigError`` whose message names the bad field. Checks that need the grid (bus numbers) run in
-``validate_against_net``.
+(pydantic, unknown keys rejected), the strategies' own settings in ``[ems]`` (each strategy's contract,
+:mod:`scenarios.strategy_fit`) and the cross-field rules (horizons, data files), and raises ``ConfigError``
+whose message names the bad field. Checks that need the grid (bus and line numbers) run in
+:func:`scenarios.build.build_net`.
 """
 
 from __future__ import annotations
@@ -241,16 +242,55 @@ class MgCfg(UnitsCfg):
         return self
 
 
+class PccLineCfg(_Strict):
+    """The line from the bus an MG hangs on to the MG's own bus (its PCC switch sits on it): the
+    ``length_km`` is the MG's ``pcc_line_length_km``; r, x and rating are copied from a line of the net
+    (``like``) where not given here."""
+
+    like: Literal["adjacent", "first"] = Field(
+        default="adjacent",
+        description="adjacent: the first line at the bus the MG hangs on (for a nested MG its parent's PCC "
+        "line; the net's first line if the bus has none); first: the net's first line",
+    )
+    r_ohm_per_km: float | None = Field(default=None, ge=0)
+    x_ohm_per_km: float | None = Field(default=None, ge=0)
+    max_i_ka: float | None = Field(default=None, gt=0)
+
+
 class GridCfg(_Strict):
-    net: str = "case33bw"
+    """The net (see :mod:`scenarios.grids` for ``net``) and what the scenario changes in it (see
+    :mod:`scenarios.build`); bus and line numbers are pandapower indices of the net as loaded, after
+    fusing its closed bus-bus switches."""
+
+    net: str = Field(
+        default="case33bw",
+        description="a pandapower.networks function, a pandapower JSON file (relative to the config's folder "
+        "or absolute) or a SimBench code (e.g. 1-MV-rural--0-sw; needs the 'data' extra)",
+    )
+    net_args: dict[str, bool | int | float | str] = Field(
+        default_factory=dict, description="keyword arguments of the pandapower.networks function"
+    )
+    fuse_closed_bus_switches: bool = Field(
+        default=True, description="join the buses of each closed bus-bus switch into one (the switch goes)"
+    )
+    slack_bus: int | None = Field(
+        default=None,
+        ge=0,
+        description="cut the net here: its external grids and transformers go, one external grid sits on this "
+        "bus, and the buses it does not reach through closed lines go with their elements; none: as loaded",
+    )
+    remove_loads_at_buses: list[int] = Field(
+        default_factory=list, description="buses whose own loads go (e.g. other feeders' load at a substation)"
+    )
     vm_min_pu: float = Field(default=0.95, gt=0)
     vm_max_pu: float = Field(default=1.05, gt=0)
     ext_grid_vm_pu: float = Field(default=1.0, gt=0)
     trunk_lines: list[int] = Field(default_factory=list)
     trunk_max_i_ka: float = Field(default=0.4, gt=0)
-    line_max_i_ka: float = Field(default=0.25, gt=0)
+    line_max_i_ka: float | None = Field(default=None, gt=0, description="rating of every line; none: the net's")
     tie_lines: list[int] = Field(default_factory=list)
     tie_switches_closed: bool = False
+    pcc_line: PccLineCfg = PccLineCfg()
     feeder_load_profile: str = "G0-A"
     feeder_load_scale: float = Field(default=1.0, ge=0)
 
@@ -284,6 +324,12 @@ class ForecastCfg(_Strict):
 
 
 class EmsCfg(_Strict):
+    """The ``[ems]`` table: the settings every strategy shares, and each strategy's own settings (its
+    contract's ``settings`` model; checked by :func:`check_ems_settings`, passed to it by
+    :func:`strategy_settings`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+
     mip_rel_gap: float = Field(default=1e-3, gt=0, lt=1)
     time_limit_s: float = Field(default=60.0, gt=0)
     pwl_max_error_per_h: float = Field(default=0.5, gt=0, description="diesel cost PWL bound, $/h")
@@ -291,23 +337,11 @@ class EmsCfg(_Strict):
     horizon: Literal["receding", "shrinking"] = Field(
         default="receding", description="rolling window: forecast length, or to the end of the day"
     )
-    case: Literal[1, 2, 3] = Field(default=2, description="security_constrained: spec 002's case")
-    key_bits: int = Field(default=2048, ge=2048, description="nested: Paillier key size")
-    packed: bool = Field(default=True, description="nested: pack a forecast into one plaintext")
-    ancillary: Literal["paper", "extended"] = Field(
-        default="paper", description="cooperative: which MGs may move their CHP in step 2"
-    )
-    deviation_price_per_mwh: float = Field(default=500.0, gt=0, description="security_constrained")
-    redistribution_price_per_mwh: float = Field(default=250.0, ge=0, description="security_constrained")
-    s_max_factor: float = Field(
-        default=0.95, gt=0, le=1, description="security_constrained: line limit as a share of the rating"
-    )
 
-    @model_validator(mode="after")
-    def _prices(self) -> EmsCfg:
-        if self.redistribution_price_per_mwh >= self.deviation_price_per_mwh:
-            raise ValueError("redistribution_price_per_mwh must be below deviation_price_per_mwh")
-        return self
+    @property
+    def strategy_fields(self) -> dict[str, Any]:
+        """The fields of ``[ems]`` that are some strategy's own settings."""
+        return dict(self.model_extra or {})
 
 
 class PenaltyCfg(_Strict):
@@ -549,8 +583,12 @@ def fill_from_data(raw: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     return raw
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[Config, Path]:
-    """Read, override and validate a scenario config; returns it and the folder of its data files."""
+def load_config(
+    path: str | Path, overrides: list[str] | None = None, strategies: list[str] | None = None
+) -> tuple[Config, Path]:
+    """Read, override and validate a scenario config; returns it and the folder of its data files.
+    ``strategies``: the ones about to run (their settings in ``[ems]`` are checked with the registered
+    strategies')."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -564,6 +602,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[C
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_format_validation_error(exc, raw)}") from None
+    from scenarios.strategy_fit import check_ems_settings, resolve  # it needs this module's Config
+
+    try:
+        check_ems_settings(cfg, [resolve(s) for s in strategies or []])
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     validate_data(cfg, path.parent)
     return cfg, path.parent
 

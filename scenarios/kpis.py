@@ -31,14 +31,21 @@ with the worst excess ``pcc_excess_max_mw`` and the energy over the limit ``pcc_
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ems_controllers.core.contract import StrategyError
+from ems_controllers.core.entities import DN, EntityMap, PartyEntities
 from ems_controllers.core.types import DieselUnit
-from scenarios.config import Config, MgCfg
-from sims.recorder import read_attrs, read_series
+from ems_controllers.registry import get_strategy
+from scenarios.config import Config, MgCfg, UnitsCfg
+from sims.record_reader import read_attrs, read_series
+
+log = logging.getLogger(__name__)
 
 PCC_TOL_MW = 1e-6
 """A PCC flow counts as over its limit when it exceeds it by more than this (power-flow round-off)."""
@@ -49,13 +56,15 @@ def _nz(a: np.ndarray) -> np.ndarray:
 
 
 class _Run:
+    """A finished run's record, read once; what a strategy's KPI hook sees of it (``RunRecord``)."""
+
     def __init__(self, path: Path) -> None:
         self.attrs = read_attrs(path)
         self.series = read_series(path)
         self.cfg = Config.model_validate(self.attrs["config"])
-        self.emap: dict[str, Any] = self.attrs["entity_map"]
+        self.entities = EntityMap.from_dict(self.attrs["entity_map"])
         self.dt_h = float(self.attrs.get("step_s", self.cfg.scenario.step_s)) / 3600.0
-        grid_conv = self.series.get((self.emap["grid"], "pf_converged"))
+        grid_conv = self.series.get((self.entities.grid, "pf_converged"))
         self.n = len(grid_conv) if grid_conv is not None else 0
         if "n_steps_completed" in self.attrs:
             self.n = min(self.n, int(self.attrs["n_steps_completed"]))
@@ -72,6 +81,16 @@ class _Run:
         if len(a) < self.n:
             a = np.concatenate([a, np.full(self.n - len(a), np.nan)])
         return a
+
+    def get(self, fid: str, attr: str) -> np.ndarray | None:
+        a = self.series.get((fid, attr))
+        return None if a is None else np.asarray(a)
+
+    def grid_series(self, model: str, attr: str) -> tuple[list[int], np.ndarray]:
+        prefix = f"{self.entities.grid_sim}.{model}-"
+        idx = sorted(int(fid.rsplit("-", 1)[1]) for (fid, a) in self.series if a == attr and fid.startswith(prefix))
+        cols = [self.s(f"{prefix}{i}", attr) for i in idx]
+        return idx, np.column_stack(cols) if cols else np.zeros((self.n, 0))
 
     def text(self, fid: str, attr: str) -> list[str]:
         a = self.series.get((fid, attr))
@@ -104,92 +123,122 @@ def diesel_cost(unit: DieselUnit, p_mw: np.ndarray, dt_h: float) -> tuple[float,
     return running + starts * unit.startup_cost, starts
 
 
-def compute_kpis(path: str | Path) -> dict[str, Any]:
-    r = _Run(Path(path))
-    cfg, emap, dt = r.cfg, r.emap, r.dt_h
-    pen = cfg.penalties
-    ext = sum((_nz(r.s(fid, "p_mw")) for fid in emap["ext_grid"]), np.zeros(r.n))
-    energy_price = stored_energy_price(r)
-    cost_by_mg: dict[str, float] = {}
-    per_party: dict[str, dict[str, float]] = {}
+@dataclass
+class _Account:
+    """One party's share of a run: its bill and its details (``parties`` entry of the KPIs)."""
+
+    cost: float = 0.0  # its bill (units, penalties, stored-energy value, exchange at its PCC)
+    unit_cost: float = 0.0  # units' costs, penalties and stored-energy value only
+    detail: dict[str, float] = field(default_factory=dict)
+    shed_mw: np.ndarray | None = None
+    stored_change_mwh: float = 0.0
+    pcc_payment: float | None = None  # what it pays for its PCC exchange (to its parent or the operator)
+
+
+def _units_cost(r: _Run, pm: PartyEntities, units: UnitsCfg | None, energy_price: float, a: _Account) -> None:
+    """Diesel, curtailment, shed load and the change in stored energy of one party."""
+    pen, dt, d = r.cfg.penalties, r.dt_h, a.detail
+    if pm.diesel and units is not None and units.generator is not None:
+        unit = DieselUnit(**units.generator.model_dump(exclude_none=True))
+        p = r.s(pm.diesel, "p_mw")
+        c, starts = diesel_cost(unit, p, dt)
+        d.update(diesel_cost=c, diesel_starts=starts, diesel_mwh=float(np.sum(_nz(p)) * dt))
+        a.cost += c
+    curtailed = sum((_nz(r.s(fid, "curtailed_mw")) for fid in pm.pv + pm.wind), np.zeros(r.n))
+    d["res_curtailed_mwh"] = float(np.sum(curtailed) * dt)
+    d["curtailment_cost"] = d["res_curtailed_mwh"] * pen.res_curtailment_price_per_mwh
+    a.cost += d["curtailment_cost"]
+    a.shed_mw = sum((_nz(r.s(fid, "shed_mw")) for fid in pm.load), np.zeros(r.n))
+    d["shed_mwh"] = float(np.sum(a.shed_mw) * dt)
+    d["shed_cost"] = d["shed_mwh"] * pen.load_shed_price_per_mwh
+    a.cost += d["shed_cost"]
+    if pm.storage and units is not None and units.battery is not None:
+        a.stored_change_mwh = _stored_energy_change(r.s(pm.storage, "soc_mwh"), units.battery.e_init_mwh)
+        d["stored_energy_change_mwh"] = a.stored_change_mwh
+        d["stored_energy_value"] = a.stored_change_mwh * energy_price
+        a.cost -= d["stored_energy_value"]
+    a.unit_cost = a.cost
+
+
+def _pcc_account(r: _Run, pm: PartyEntities, units: UnitsCfg | None, a: _Account) -> None:
+    """An MG's exchange at its PCC: what it pays, how far it kept to its plan and its PCC limit."""
+    if not pm.pcc_line:
+        return
+    imp = -r.s(pm.pcc_line, "p_to_mw")  # flow out of the line's MG-side end = into the MG
+    a.pcc_payment = float(np.sum(r.exchange_cost(imp, r.trade_prices(units))))
+    a.detail.update(
+        exchange_cost=a.pcc_payment,
+        import_mwh=float(np.sum(np.maximum(_nz(imp), 0)) * r.dt_h),
+        export_mwh=float(np.sum(np.maximum(-_nz(imp), 0)) * r.dt_h),
+    )
+    a.cost += a.pcc_payment
+
+
+def _party_account(r: _Run, name: str, pm: PartyEntities, energy_price: float) -> _Account:
+    cfg = r.cfg
+    units: UnitsCfg | None = cfg.dn if name == DN else next(m for m in cfg.mgs if m.name == name)
+    a = _Account()
+    _units_cost(r, pm, units, energy_price, a)
+    _pcc_account(r, pm, units, a)
+    d = a.detail
+    if pm.storage:
+        soc = r.s(pm.storage, "soc_mwh")
+        d["soc_final_mwh"] = float(soc[-1]) if r.n else float("nan")
+        planned = r.s(pm.ems, "planned_soc_mwh")
+        if np.isfinite(planned).any():
+            d["soc_drift_mwh_max"] = float(np.nanmax(np.abs(planned - soc)))
+    if pm.pcc_line and isinstance(units, MgCfg):
+        d.update(_pcc_excess(r, -r.s(pm.pcc_line, "p_to_mw"), units.pcc_max_mw))
+    if pm.pcc_line:
+        planned_imp = r.s(pm.ems, "planned_import_mw")
+        if np.isfinite(planned_imp).any():
+            dev = np.abs(-r.s(pm.pcc_line, "p_to_mw") - planned_imp)
+            d["exchange_deviation_mwh"] = float(np.nansum(dev) * r.dt_h)
+    status = r.text(pm.ems, "ems_status")
+    d["ems_fallback_steps"] = sum(1 for x in status if x.startswith("fallback"))
+    return a
+
+
+@dataclass
+class _Bills:
+    cost_by_mg: dict[str, float]
+    per_party: dict[str, dict[str, float]]
+    ext_mw: np.ndarray
+    unsupplied_mw: np.ndarray
+    ext_cost: float
+    unserved_cost: float
+
+
+def _bills(r: _Run, accounts: dict[str, _Account]) -> _Bills:
+    """Each party's bill: its own account, what its nested MGs paid it, the strategy's settlements between
+    parties, and the operator's (or the network's) balance at the substation; they sum to the total."""
+    cost_by_mg = {n: a.cost for n, a in accounts.items()}
+    per_party = {n: a.detail for n, a in accounts.items()}
+    parents = {n: r.entities.parties[n].parent for n in accounts}
     mg_payments = 0.0
-    unit_costs_total = 0.0  # units' costs, penalties and stored-energy value of every party
-    shed_total = np.zeros(r.n)
-    stored_change_total = 0.0
     received: dict[str, float] = {}  # parent -> what its nested MGs paid it
-    for name, pm in emap["parties"].items():
-        units = cfg.dn if name == "DN" else next(m for m in cfg.mgs if m.name == name)
-        detail: dict[str, float] = {}
-        cost = 0.0
-        if pm.get("diesel") and units is not None and units.generator is not None:
-            unit = DieselUnit(**units.generator.model_dump(exclude_none=True))
-            p = r.s(pm["diesel"], "p_mw")
-            c, starts = diesel_cost(unit, p, dt)
-            detail.update(diesel_cost=c, diesel_starts=starts, diesel_mwh=float(np.sum(_nz(p)) * dt))
-            cost += c
-        curtailed = sum((_nz(r.s(fid, "curtailed_mw")) for fid in pm["pv"] + pm["wind"]), np.zeros(r.n))
-        detail["res_curtailed_mwh"] = float(np.sum(curtailed) * dt)
-        c_curt = detail["res_curtailed_mwh"] * pen.res_curtailment_price_per_mwh
-        detail["curtailment_cost"] = c_curt
-        cost += c_curt
-        shed = sum((_nz(r.s(fid, "shed_mw")) for fid in pm["load"]), np.zeros(r.n))
-        detail["shed_mwh"] = float(np.sum(shed) * dt)
-        detail["shed_cost"] = detail["shed_mwh"] * pen.load_shed_price_per_mwh
-        cost += detail["shed_cost"]
-        shed_total += shed
-        if pm.get("storage") and units is not None and units.battery is not None:
-            change = _stored_energy_change(r.s(pm["storage"], "soc_mwh"), units.battery.e_init_mwh)
-            detail["stored_energy_change_mwh"] = change
-            detail["stored_energy_value"] = change * energy_price
-            cost -= detail["stored_energy_value"]
-            stored_change_total += change
-        unit_costs_total += cost
-        if pm.get("pcc_line"):
-            imp = -r.s(pm["pcc_line"], "p_to_mw")  # flow out of the line's MG-side end = into the MG
-            pay = float(np.sum(r.exchange_cost(imp, r.trade_prices(units))))
-            detail.update(
-                exchange_cost=pay,
-                import_mwh=float(np.sum(np.maximum(_nz(imp), 0)) * dt),
-                export_mwh=float(np.sum(np.maximum(-_nz(imp), 0)) * dt),
-            )
-            cost += pay
-            parent = pm.get("parent")
-            if parent:  # a nested MG pays its parent at the trading prices
-                received[parent] = received.get(parent, 0.0) + pay
-            else:
-                mg_payments += pay
-        if pm.get("storage"):
-            soc = r.s(pm["storage"], "soc_mwh")
-            detail["soc_final_mwh"] = float(soc[-1]) if r.n else float("nan")
-            planned = r.s(pm["ems"], "planned_soc_mwh")
-            if np.isfinite(planned).any():
-                detail["soc_drift_mwh_max"] = float(np.nanmax(np.abs(planned - soc)))
-        if pm.get("pcc_line") and isinstance(units, MgCfg):
-            detail.update(_pcc_excess(r, -r.s(pm["pcc_line"], "p_to_mw"), units.pcc_max_mw))
-        if pm.get("pcc_line"):
-            planned_imp = r.s(pm["ems"], "planned_import_mw")
-            if np.isfinite(planned_imp).any():
-                dev = np.abs(-r.s(pm["pcc_line"], "p_to_mw") - planned_imp)
-                detail["exchange_deviation_mwh"] = float(np.nansum(dev) * dt)
-        status = r.text(pm["ems"], "ems_status")
-        detail["ems_fallback_steps"] = sum(1 for x in status if x.startswith("fallback"))
-        per_party[name] = detail
-        cost_by_mg[name] = cost
-    unsupplied = _nz(r.s(emap["grid"], "unsupplied_mw"))
-    unserved_cost = float(np.sum(unsupplied) * dt * pen.load_shed_price_per_mwh)
-    ext_cost = float(np.sum(r.exchange_cost(ext)))
+    for name, a in accounts.items():
+        parent = parents[name]
+        if a.pcc_payment is not None and parent:  # a nested MG pays its parent at the trading prices
+            received[parent] = received.get(parent, 0.0) + a.pcc_payment
+        elif a.pcc_payment is not None:
+            mg_payments += a.pcc_payment
     for parent, amount in received.items():
         cost_by_mg[parent] -= amount
         per_party[parent]["received_from_nested"] = amount
     # Strategy settlements between parties (e.g. internal trades at internal prices): they sum to 0.
     settled = 0.0
-    for name, pm in emap["parties"].items():
-        settle = r.s(pm["ems"], "settlement_cost")
+    for name, pm in r.entities.parties.items():
+        settle = r.s(pm.ems, "settlement_cost")
         if np.isfinite(settle).any():
             per_party[name]["settlement_cost"] = float(np.nansum(settle))
             cost_by_mg[name] += per_party[name]["settlement_cost"]
             settled += per_party[name]["settlement_cost"]
-    operator = "DN" if "DN" in cost_by_mg else "network"
+    ext = sum((_nz(r.s(fid, "p_mw")) for fid in r.entities.ext_grid), np.zeros(r.n))
+    unsupplied = _nz(r.s(r.entities.grid, "unsupplied_mw"))
+    unserved_cost = float(np.sum(unsupplied) * r.dt_h * r.cfg.penalties.load_shed_price_per_mwh)
+    ext_cost = float(np.sum(r.exchange_cost(ext)))
+    operator = DN if DN in cost_by_mg else "network"
     if operator == "network":  # no operator party: the feeder's own balance (losses, netted trades)
         cost_by_mg[operator] = 0.0
         per_party[operator] = {}
@@ -197,58 +246,93 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
     per_party[operator]["exchange_cost"] = ext_cost
     per_party[operator]["mg_payments_received"] = mg_payments
     per_party[operator]["unserved_cost"] = unserved_cost  # load on islands without supply
-    per_party[operator]["unsupplied_mwh"] = float(np.sum(unsupplied) * dt)
-    total = unit_costs_total + ext_cost + unserved_cost
-    g = emap["grid"]
+    per_party[operator]["unsupplied_mwh"] = float(np.sum(unsupplied) * r.dt_h)
+    return _Bills(cost_by_mg, per_party, ext, unsupplied, ext_cost, unserved_cost)
+
+
+def _nanstat(fn: Any, a: np.ndarray) -> float:
+    return float(fn(a)) if np.isfinite(a).any() else float("nan")
+
+
+def _grid_kpis(r: _Run) -> dict[str, Any]:
+    """Voltages, loading, losses and power-flow failures, as the grid measured them."""
+    g = r.entities.grid
     conv = r.s(g, "pf_converged")
     vmin, vmax, load = r.s(g, "min_vm_pu"), r.s(g, "max_vm_pu"), r.s(g, "max_loading_percent")
-
-    def _nanstat(fn: Any, a: np.ndarray) -> float:
-        return float(fn(a)) if np.isfinite(a).any() else float("nan")
-
-    # Solve time: parties of one planning round solve in parallel (each MG its own computer), so a
-    # round costs the slowest party's time; a central solve reports the same time on every entity.
-    solve = np.vstack([_nz(r.s(pm["ems"], "solve_time_s")) for pm in emap["parties"].values()])
-    solve_per_step = solve.max(axis=0) if solve.size else np.zeros(r.n)
-    fallback_steps = sum(p.get("ems_fallback_steps", 0) for p in per_party.values())
-    extra = _strategy_kpis(r, emap, per_party)
-    extra["internal_trade_mwh"] = _internal_trade_mwh(r, emap)
-    community = emap.get("community")
-    if community:  # the cooperative EMS's own account of its internal trades (kWh per step)
-        extra["internal_trade_by_kind_mwh"] = {
-            kind: float(np.nansum(r.s(community, f"{kind}_internal_kwh"))) / 1000.0 for kind in ("main", "ancillary")
-        }
     return {
-        "scenario": r.attrs.get("scenario"),
-        "strategy": r.attrs.get("strategy"),
-        "n_steps": r.n,
-        "step_s": cfg.scenario.step_s,
-        "total_cost": total,
-        "cost_by_mg": cost_by_mg,
-        "energy_bought_mwh": float(np.sum(np.maximum(ext, 0)) * dt),
-        "energy_sold_mwh": float(np.sum(np.maximum(-ext, 0)) * dt),
-        "unserved_mwh": float(np.sum(unsupplied + shed_total) * dt),
-        "shed_mwh": float(np.sum(shed_total) * dt),
-        "stored_energy_change_mwh": stored_change_total,
-        "stored_energy_value": stored_change_total * energy_price,
-        "stored_energy_price_per_mwh": energy_price,
-        **_pcc_excess_total(per_party),
         "n_voltage_violations": int(np.nansum(r.s(g, "n_voltage_violations"))),
         "min_vm_pu": _nanstat(np.nanmin, vmin),
         "max_vm_pu": _nanstat(np.nanmax, vmax),
         "n_line_overloads": int(np.nansum(r.s(g, "n_overloads"))),
         "max_loading_percent": _nanstat(np.nanmax, load),
-        "losses_mwh": float(np.nansum(r.s(g, "losses_mw")) * dt),
+        "losses_mwh": float(np.nansum(r.s(g, "losses_mw")) * r.dt_h),
         "pf_failures": int(np.sum(conv == 0) + np.sum(np.isnan(conv))),
+    }
+
+
+def _ems_kpis(r: _Run, per_party: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Solve times, fallbacks and how far the measured state left the plans."""
+    # Solve time: parties of one planning round solve in parallel (each MG its own computer), so a
+    # round costs the slowest party's time; a central solve reports the same time on every entity.
+    solve = np.vstack([_nz(r.s(pm.ems, "solve_time_s")) for pm in r.entities.parties.values()])
+    solve_per_step = solve.max(axis=0) if solve.size else np.zeros(r.n)
+    return {
         "solve_time_s": float(np.sum(solve_per_step)),
         "solve_time_max_s": float(np.max(solve_per_step)) if r.n else 0.0,
-        "ems_fallback_steps": int(fallback_steps),
+        "ems_fallback_steps": int(sum(p.get("ems_fallback_steps", 0) for p in per_party.values())),
         "soc_drift_mwh_max": max(
             (p["soc_drift_mwh_max"] for p in per_party.values() if "soc_drift_mwh_max" in p), default=float("nan")
         ),
         "exchange_deviation_mwh": float(sum(p.get("exchange_deviation_mwh", 0.0) for p in per_party.values())),
+    }
+
+
+def _strategy_kpis(r: _Run, per_party: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The KPIs the run's strategy computes of its own outputs (its contract's ``kpis`` hook)."""
+    name = str(r.attrs.get("strategy", ""))
+    try:
+        hook = get_strategy(name).kpi_hook()
+    except (StrategyError, ImportError, AttributeError) as exc:
+        log.warning("KPIs of strategy %r's own outputs left out: %s", name, exc)
+        return {}
+    if hook is None:
+        return {}
+    extra = hook(r)
+    for party, values in extra.by_party.items():
+        per_party.setdefault(party, {}).update(values)
+    return {**extra.top, "strategy_kpis": sorted(extra.top)}
+
+
+def compute_kpis(path: str | Path) -> dict[str, Any]:
+    r = _Run(Path(path))
+    energy_price = stored_energy_price(r)
+    accounts = {name: _party_account(r, name, pm, energy_price) for name, pm in r.entities.parties.items()}
+    b = _bills(r, accounts)
+    dt = r.dt_h
+    shed_total = sum((a.shed_mw for a in accounts.values() if a.shed_mw is not None), np.zeros(r.n))
+    stored_change_total = float(sum(a.stored_change_mwh for a in accounts.values()))
+    total = sum(a.unit_cost for a in accounts.values()) + b.ext_cost + b.unserved_cost
+    extra = _strategy_kpis(r, b.per_party)
+    extra["internal_trade_mwh"] = _internal_trade_mwh(r)
+    return {
+        "scenario": r.attrs.get("scenario"),
+        "strategy": r.attrs.get("strategy"),
+        "n_steps": r.n,
+        "step_s": r.cfg.scenario.step_s,
+        "total_cost": total,
+        "cost_by_mg": b.cost_by_mg,
+        "energy_bought_mwh": float(np.sum(np.maximum(b.ext_mw, 0)) * dt),
+        "energy_sold_mwh": float(np.sum(np.maximum(-b.ext_mw, 0)) * dt),
+        "unserved_mwh": float(np.sum(b.unsupplied_mw + shed_total) * dt),
+        "shed_mwh": float(np.sum(shed_total) * dt),
+        "stored_energy_change_mwh": stored_change_total,
+        "stored_energy_value": stored_change_total * energy_price,
+        "stored_energy_price_per_mwh": energy_price,
+        **_pcc_excess_total(b.per_party),
+        **_grid_kpis(r),
+        **_ems_kpis(r, b.per_party),
         "wall_time_s": float(r.attrs.get("wall_time_s", float("nan"))),
-        "parties": per_party,
+        "parties": b.per_party,
         **extra,
     }
 
@@ -289,64 +373,18 @@ def _pcc_excess_total(per_party: dict[str, dict[str, float]]) -> dict[str, Any]:
     }
 
 
-def _internal_trade_mwh(r: _Run, emap: dict[str, Any]) -> float:
+def _internal_trade_mwh(r: _Run) -> float:
     """Energy exchanged between microgrids through the network, as measured: per step the smaller of
     what the MGs exported and what they imported (each MG's own exchange: the flow at its PCC less what
     its nested MGs exchange through it)."""
-    parties = {n: pm for n, pm in emap["parties"].items() if pm.get("pcc_line")}
-    flow = {n: _nz(-r.s(pm["pcc_line"], "p_to_mw")) for n, pm in parties.items()}
+    parties = {n: pm for n, pm in r.entities.parties.items() if pm.pcc_line}
+    flow = {n: _nz(-r.s(pm.pcc_line, "p_to_mw")) for n, pm in parties.items() if pm.pcc_line}
     own = {n: f.copy() for n, f in flow.items()}
     for n, pm in parties.items():
-        parent = pm.get("parent")
-        if parent in own:
-            own[parent] -= flow[n]
+        if pm.parent in own:
+            own[pm.parent] -= flow[n]
     if not own:
         return 0.0
     imports = sum((np.maximum(v, 0.0) for v in own.values()), np.zeros(r.n))
     exports = sum((np.maximum(-v, 0.0) for v in own.values()), np.zeros(r.n))
     return float(np.sum(np.minimum(imports, exports)) * r.dt_h)
-
-
-def _strategy_kpis(r: _Run, emap: dict[str, Any], per_party: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """KPIs of outputs only some strategies have: the security-constrained EMS's step times,
-    aggregation saving shares, and its LinDistFlow prediction set against the AC power flow."""
-    out: dict[str, Any] = {}
-    dn = emap["parties"].get("DN")
-    if dn is None:
-        return out
-    steps = {k: r.s(dn["ems"], k) for k in ("step1_s", "step2_s", "step3_s", "split_s")}
-    if any(np.isfinite(v).any() for v in steps.values()):
-        out["solve_time_by_step_s"] = {k: float(np.nansum(v)) for k, v in steps.items()}
-        out["solve_time_by_step_max_s"] = {
-            k: float(np.nanmax(v)) if np.isfinite(v).any() else 0.0 for k, v in steps.items()
-        }
-    shares = {name: r.s(pm["ems"], "saving_share") for name, pm in emap["parties"].items() if name != "DN"}
-    if any(np.isfinite(v).any() for v in shares.values()):
-        out["aggregation_saving_share"] = {n: float(np.nansum(v)) for n, v in shares.items()}
-        for n, v in out["aggregation_saving_share"].items():
-            per_party[n]["aggregation_saving_share"] = v
-    pred_vm = r.series.get((dn["ems"], "predicted_vm_pu"))
-    if pred_vm is not None and pred_vm.ndim == 2:
-        sid = emap["grid"].split(".", 1)[0]
-        buses = sorted(
-            int(fid.rsplit("-", 1)[1]) for (fid, a) in r.series if a == "vm_pu" and fid.startswith(sid + ".Bus-")
-        )
-        if len(buses) == pred_vm.shape[1]:
-            ac = np.column_stack([r.s(f"{sid}.Bus-{b}", "vm_pu") for b in buses])
-            err = pred_vm[: r.n] - ac
-            if np.isfinite(err).any():
-                i = np.nanargmax(np.abs(err))
-                out["linearisation_vm_error_max_pu"] = float(np.abs(err).flat[i])
-                out["linearisation_vm_error_where"] = {"step": int(i // err.shape[1]), "bus": buses[i % err.shape[1]]}
-        pred_ld = r.series.get((dn["ems"], "predicted_loading_percent"))
-        lines = sorted(
-            int(fid.rsplit("-", 1)[1])
-            for (fid, a) in r.series
-            if a == "loading_percent" and fid.startswith(sid + ".Line-")
-        )
-        if pred_ld is not None and len(lines) == pred_ld.shape[1]:
-            ac = np.column_stack([r.s(f"{sid}.Line-{li}", "loading_percent") for li in lines])
-            err = pred_ld[: r.n] - ac
-            if np.isfinite(err).any():
-                out["linearisation_loading_error_max_percent"] = float(np.nanmax(np.abs(err)))
-    return out

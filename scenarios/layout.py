@@ -1,8 +1,8 @@
 """Where each party's units sit in a pandapower net: the layout a scenario builds before anything runs.
 
 ``NetLayout`` is the net and, per party (an MG or the network operator ``DN``), the pandapower indices of
-its elements; the helpers here put an MG behind its point of common coupling, add a party's units at a
-bus, and prepare a net whose MGs sit behind the utility's meter.
+its elements; the helpers here put an MG behind its point of common coupling and add a party's units at a
+bus (:mod:`scenarios.build` uses them to build every scenario's net).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pandapower as pp
 
-from scenarios.config import Config, ConfigError, MgCfg, UnitsCfg
+from scenarios.config import MgCfg, UnitsCfg
 
 DN = "DN"
 
@@ -118,24 +118,6 @@ def add_mg_behind_pcc(
     party = PartyUnits(bus=mg_bus, pcc_line=line, pcc_switch=sw)
     _add_units(net, mg, mg_bus, mg.name, party)
     return party
-
-
-def utility_net(cfg: Config, nets: dict[str, Any], scenario: str) -> Any:
-    """The net of a scenario whose MGs sit behind the utility's meter (no network operator party):
-    built by name from ``nets``, its own loads removed, the config's voltage band and slack voltage set."""
-    g = cfg.grid
-    if g.net not in nets:
-        raise ConfigError(f"grid.net: scenario {scenario} is built on one of {sorted(nets)}, not {g.net!r}")
-    if cfg.dn is not None:
-        raise ConfigError(f"dn: {scenario} has no network operator party (the utility is the external grid)")
-    net = nets[g.net]()
-    net.load.drop(net.load.index, inplace=True)
-    if "grid_forming" not in net.sgen.columns:
-        net.sgen["grid_forming"] = False
-    net.bus["min_vm_pu"] = g.vm_min_pu
-    net.bus["max_vm_pu"] = g.vm_max_pu
-    net.ext_grid["vm_pu"] = g.ext_grid_vm_pu
-    return net
 
 
 def finish_flags(net: Any) -> None:

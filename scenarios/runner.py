@@ -27,13 +27,15 @@ from typing import Any
 import h5py
 import mosaik
 
-from ems_controllers.registry import get_strategy
+from scenarios.build import build_net
 from scenarios.common import sim_config
 from scenarios.config import Config
 from scenarios.kpis import compute_kpis
+from scenarios.layout import NetLayout
 from scenarios.paths import folder_problem
-from scenarios.registry import get_scenario
+from scenarios.strategy_fit import check_fit, resolve
 from scenarios.supervision import SimulatorFailed, Supervisor
+from scenarios.wiring import wire
 from sims.recorder import write_kpis
 
 logger = logging.getLogger(__name__)
@@ -220,8 +222,8 @@ def run_scenario(cfg: Config, data_dir: Path, strategy: str, out_path: Path, *, 
     Raises :class:`OutputPathError` before anything starts if ``out_path`` cannot be written,
     :class:`RunFailed` for a run that did not complete every step and :class:`RunInterrupted` for one
     stopped by SIGINT or SIGTERM (both after the record was moved to its ``.failed.h5`` name)."""
-    get_strategy(strategy).check_scenario(cfg.scenario.name)
-    scenario = get_scenario(cfg.scenario.name).load()
+    layout = build_net(cfg, data_dir)
+    check_fit(cfg, layout, resolve(strategy))
     files = check_output(Path(out_path))
     _quiet_mosaik()
     t0 = time.perf_counter()
@@ -236,7 +238,7 @@ def run_scenario(cfg: Config, data_dir: Path, strategy: str, out_path: Path, *, 
     interrupts = _Interrupts(world.loop)
     try:
         with interrupts:
-            _build_and_run(world, scenario, cfg, strategy, data_dir, files.partial, progress)
+            _build_and_run(world, layout, cfg, strategy, data_dir, files.partial, progress)
     except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - whatever a simulator raised ends the run
         if not world.loop.is_closed():  # a broken connection arrives before the child's exit is seen
             world.loop.run_until_complete(asyncio.sleep(SETTLE_S))
@@ -273,9 +275,9 @@ def _incomplete(path: Path, n_steps: int, supervisor: Supervisor) -> Exception |
 
 
 def _build_and_run(
-    world: mosaik.World, scenario: Any, cfg: Config, strategy: str, data_dir: Path, path: Path, progress: bool
+    world: mosaik.World, layout: NetLayout, cfg: Config, strategy: str, data_dir: Path, path: Path, progress: bool
 ) -> None:
-    built = scenario.build(world, cfg, strategy=strategy, data_dir=data_dir)
+    built = wire(world, cfg, layout, strategy=strategy, data_dir=data_dir)
     rec_sim = world.start(
         "Recorder",
         step_size=cfg.scenario.step_s,

@@ -1,27 +1,30 @@
-"""Scenario-agnostic wiring: units of each party into a pandapower net, and the mosaik world around it.
+"""Scenario-agnostic wiring: the mosaik world around a scenario's net, as the strategy's contract says.
 
-A scenario module builds its net (``build_net(cfg) -> NetLayout``: the grid and where each party's units
-sit) and calls :func:`wire`, which starts the grid, profile and EMS simulators, creates one profile entity
-per load, PV and wind unit (a standard profile, pvlib / windpowerlib, or a series from the scenario's data
-file), connects actuals to the grid, forecasts and measured state of charge to the EMS, the EMS's
-setpoints, switch states and planned load shedding (``unserved_mw`` -> the loads' ``shed_mw``; a party
-with several loads sheds them in proportion to their demand, see :func:`mark_shed_groups`) to the grid,
-and lists what the runner records.
+The builder makes the net and layout (:func:`scenarios.build.build_net`: the grid and where each party's
+units sit); :func:`wire` starts the grid, profile and EMS simulators, creates one profile entity per load,
+PV and wind unit (a standard profile, pvlib / windpowerlib, or a series from the scenario's data file),
+one ``MG`` entity per party and the strategy's extra entities (its contract's ``owner_agent`` and
+``system_entity``), connects actuals to the grid, forecasts and measured state of charge to the EMS, the
+EMS's setpoints, switch states (tie switches if the contract ``operates_tie_switches``) and planned load
+shedding (``unserved_mw`` -> the loads' ``shed_mw``, if the contract outputs it; a party with several loads
+sheds them in proportion to their demand, see :func:`mark_shed_groups`) to the grid, and lists what the
+runner records (the typed entity map, and every output the contract declares).
 """
 
 from __future__ import annotations
 
-import importlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandapower as pp
 
+from ems_controllers.core.contract import Strategy
+from ems_controllers.core.entities import EntityMap, PartyEntities
 from ems_controllers.core.types import Microgrid
 from ems_controllers.registry import get_strategy
 from scenarios.config import Config, LoadCfg, MgCfg, PvCfg, UnitsCfg, WindCfg
-from scenarios.layout import DN, NetLayout, mark_shed_groups, party_loads
+from scenarios.layout import DN, NetLayout, PartyUnits, mark_shed_groups, party_loads
 
 
 @dataclass
@@ -104,129 +107,125 @@ def _profile(prof: Any, unit: LoadCfg | PvCfg | WindCfg, cfg: Config, **load_kw:
     )
 
 
-def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir: Any) -> Built:
-    """Wire the scenario into ``world``: the entity map (which mosaik entity is which unit) and the
-    outputs to record (the runner connects them to its recorder)."""
-    from scenarios.common import ems_output_attrs, record_attrs, start_ems, start_profiles
+@dataclass
+class _Wiring:
+    """One scenario being wired: the simulators started, the entities made so far, what to record."""
 
-    to_record: list[tuple[Any, list[str]]] = []
-    step_s = cfg.scenario.step_s
-    net = layout.net
-    sheds = "unserved_mw" in ems_output_attrs(strategy)
-    if sheds:
-        mark_shed_groups(net, layout)
-    grid_sim = world.start("Grid", step_size=step_s)
-    grid = grid_sim.Grid(net=pp.to_json(net))
-    ge = {e.eid: e for e in grid.children}
-    prof = start_profiles(world, cfg, data_dir)
-    ems_sim = start_ems(world, cfg, strategy, site=site_of(cfg, layout))
+    world: Any
+    cfg: Config
+    layout: NetLayout
+    strategy: Strategy
+    grid: Any = None
+    ge: dict[str, Any] = field(default_factory=dict)  # grid entities by eid
+    prof: Any = None
+    ems_sim: Any = None
+    feeder_profiles: list[Any] = field(default_factory=list)
+    profile_ents: list[Any] = field(default_factory=list)
+    to_record: list[tuple[Any, list[str]]] = field(default_factory=list)
 
-    # Feeder loads (the network operator's): their nominal p/q in the net scaled by one profile.
-    feeder_profiles = []
-    profile_ents: list[Any] = []
-    ems_entities: list[Any] = []
-    for li in layout.feeder_loads:
-        p_nom, q_nom = float(net.load.at[li, "p_mw"]), float(net.load.at[li, "q_mvar"])
-        cos_phi = p_nom / math.hypot(p_nom, q_nom) if p_nom > 0 else 1.0
-        ent = prof.Load(
-            p_peak_mw=p_nom * cfg.grid.feeder_load_scale,
-            profile=cfg.grid.feeder_load_profile,
-            cos_phi=cos_phi,
-            forecast_error_std=cfg.forecast.error_std,
-        )
-        world.connect(ent, ge[f"Load-{li}"], "p_mw", "q_mvar")
-        feeder_profiles.append(ent)
-        profile_ents.append(ent)
+    def start(self, data_dir: Any) -> None:
+        from scenarios.common import start_ems, start_profiles
 
-    entity_map: dict[str, Any] = {
-        "grid": _fid(grid),
-        "ext_grid": [_fid(ge[f"ExtGrid-{i}"]) for i in net.ext_grid.index],
-        "parties": {},
-        "tie_switches": [_fid(ge[f"Switch-{s}"]) for s in layout.tie_switches],
-    }
-    for name, party in layout.parties.items():
+        step_s = self.cfg.scenario.step_s
+        if "unserved_mw" in self.strategy.outputs:
+            mark_shed_groups(self.layout.net, self.layout)
+        self.grid = self.world.start("Grid", step_size=step_s).Grid(net=pp.to_json(self.layout.net))
+        self.ge = {e.eid: e for e in self.grid.children}
+        self.prof = start_profiles(self.world, self.cfg, data_dir)
+        self.ems_sim = start_ems(self.world, self.cfg, self.strategy, site=site_of(self.cfg, self.layout))
+
+    def feeder_loads(self) -> None:
+        """The network operator's feeder loads: their nominal p/q in the net scaled by one profile."""
+        net, cfg = self.layout.net, self.cfg
+        for li in self.layout.feeder_loads:
+            p_nom, q_nom = float(net.load.at[li, "p_mw"]), float(net.load.at[li, "q_mvar"])
+            cos_phi = p_nom / math.hypot(p_nom, q_nom) if p_nom > 0 else 1.0
+            ent = self.prof.Load(
+                p_peak_mw=p_nom * cfg.grid.feeder_load_scale,
+                profile=cfg.grid.feeder_load_profile,
+                cos_phi=cos_phi,
+                forecast_error_std=cfg.forecast.error_std,
+            )
+            self.world.connect(ent, self.ge[f"Load-{li}"], "p_mw", "q_mvar")
+            self.feeder_profiles.append(ent)
+            self.profile_ents.append(ent)
+
+    def load(self, ent: Any, li: int, ems: Any | None, pm: PartyEntities) -> None:
+        """A load's profile -> the grid (actual) and, unless ``ems`` is None, -> the EMS (forecast)."""
+        self.profile_ents.append(ent)
+        self.world.connect(ent, self.ge[f"Load-{li}"], "p_mw", "q_mvar")
+        if ems is not None:
+            self.world.connect(ent, ems, ("forecast_p_mw", "load_forecast_p_mw"))
+        pm.load.append(_fid(self.ge[f"Load-{li}"]))
+        pm.profiles.load.append(_fid(ent))
+
+    def party(self, name: str, party: PartyUnits) -> tuple[Any, PartyEntities]:
+        """One party's EMS entity and its units: profiles, setpoints, measured SoC, PCC switch, shedding."""
+        cfg, ge, world = self.cfg, self.ge, self.world
         units: UnitsCfg | None = cfg.dn if name == DN else next(m for m in cfg.mgs if m.name == name)
-        pv_rated = units.pv.peak_mw if units is not None and units.pv else 0.0
-        wind_rated = units.wind.p_rated_mw if units is not None and units.wind else 0.0
-        load_buses = None
-        if name == DN and layout.feeder_loads:
-            load_buses = {
-                _fid(ent): int(net.load.at[li, "bus"])
-                for ent, li in zip(feeder_profiles, layout.feeder_loads, strict=True)
-            }
-        owner_model = getattr(importlib.import_module(get_strategy(strategy).module), "OWNER_ATTRS", None)
+        owners = getattr(units, "owners", [])
         owner_profiles = {
-            o.owner: prof.Load(
+            o.owner: self.prof.Load(
                 p_peak_mw=o.p_peak_mw, profile=o.profile, cos_phi=o.cos_phi, forecast_error_std=cfg.forecast.error_std
             )
-            for o in getattr(units, "owners", [])
+            for o in owners
         }
-        # Without owner agents an owner's forecast reaches the MG's EMS in plaintext: the EMS records it
-        # as a message from the owner (load_owners), so the privacy audit sees it.
-        load_owners = (
-            {_fid(ent): owner for owner, ent in owner_profiles.items()}
-            if owner_profiles and owner_model is None
-            else None
-        )
-        ems = ems_sim.MG(
+        agent_model = self.strategy.owner_agent
+        ems = self.ems_sim.MG(
             mg=party_microgrid(cfg, name).to_dict(),
-            pv_rated_mw=pv_rated,
-            wind_rated_mw=wind_rated,
-            load_buses=load_buses,
-            load_owners=load_owners,
+            pv_rated_mw=units.pv.peak_mw if units is not None and units.pv else 0.0,
+            wind_rated_mw=units.wind.p_rated_mw if units is not None and units.wind else 0.0,
+            load_buses=self._load_buses() if name == DN and self.layout.feeder_loads else None,
+            # Without owner agents an owner's forecast reaches the MG's EMS in plaintext: the EMS records
+            # it as a message from the owner, so the privacy audit sees it.
+            load_owners={_fid(e): o for o, e in owner_profiles.items()} if owners and agent_model is None else None,
         )
-        pm: dict[str, Any] = {
-            "ems": _fid(ems),
-            "kind": "dn" if name == DN else "mg",
-            "load": [],
-            "pv": [],
-            "wind": [],
-            "diesel": None,
-            "storage": None,
-            "profiles": {"load": [], "pv": [], "wind": []},
-        }
-        # Loads: profile -> grid (actual) and -> EMS (forecast).
+        pm = PartyEntities(ems=_fid(ems), kind="dn" if name == DN else "mg", parent=getattr(units, "parent", None))
         if name == DN:
-            for ent, li in zip(feeder_profiles, layout.feeder_loads, strict=True):
+            for ent, li in zip(self.feeder_profiles, self.layout.feeder_loads, strict=True):
                 world.connect(ent, ems, ("forecast_p_mw", "load_forecast_p_mw"))
-                pm["load"].append(_fid(ge[f"Load-{li}"]))
-                pm["profiles"]["load"].append(_fid(ent))
+                pm.load.append(_fid(ge[f"Load-{li}"]))
+                pm.profiles.load.append(_fid(ent))
         elif units is not None and units.load is not None:
-            li = party.load[0]
-            ent = _profile(prof, units.load, cfg)
-            profile_ents.append(ent)
-            world.connect(ent, ge[f"Load-{li}"], "p_mw", "q_mvar")
-            world.connect(ent, ems, ("forecast_p_mw", "load_forecast_p_mw"))
-            pm["load"].append(_fid(ge[f"Load-{li}"]))
-            pm["profiles"]["load"].append(_fid(ent))
-        for o in getattr(units, "owners", []):
-            li = party.owner_loads[o.owner]
+            self.load(_profile(self.prof, units.load, cfg), party.load[0], ems, pm)
+        for o in owners:
             ent = owner_profiles[o.owner]
-            profile_ents.append(ent)
-            world.connect(ent, ge[f"Load-{li}"], "p_mw", "q_mvar")  # physics: the owner's actual load
-            if owner_model is not None:  # the owner's own agent encrypts its forecast for the MG's EMS
-                agent = ems_sim.Owner(mg=name, owner=o.owner)
+            if agent_model is not None:  # the owner's own agent stands between its forecast and the EMS
+                agent = getattr(self.ems_sim, agent_model.model)(mg=name, owner=o.owner)
                 world.connect(ent, agent, ("forecast_p_mw", "load_forecast_p_mw"))
-                pm.setdefault("owners", {})[o.owner] = _fid(agent)
-                to_record.append((agent, list(owner_model)))
-            else:  # strategies without owner privacy get the owner's forecast in plaintext
-                world.connect(ent, ems, ("forecast_p_mw", "load_forecast_p_mw"))
-            pm["load"].append(_fid(ge[f"Load-{li}"]))
-            pm["profiles"]["load"].append(_fid(ent))
+                pm.owners[o.owner] = _fid(agent)
+                self.to_record.append((agent, list(agent_model.outputs)))
+            self.load(ent, party.owner_loads[o.owner], ems if agent_model is None else None, pm)
+        self._renewables(units, party, ems, pm)
+        self._setpoints(name, units, party, ems, pm)
+        self.to_record.append((ems, list(self.strategy.outputs)))
+        return ems, pm
+
+    def _load_buses(self) -> dict[str, int]:
+        net = self.layout.net
+        return {
+            _fid(ent): int(net.load.at[li, "bus"])
+            for ent, li in zip(self.feeder_profiles, self.layout.feeder_loads, strict=True)
+        }
+
+    def _renewables(self, units: UnitsCfg | None, party: PartyUnits, ems: Any, pm: PartyEntities) -> None:
         for kind, idxs in (("pv", party.pv), ("wind", party.wind)):
             for si in idxs:
-                ent = _profile(prof, getattr(units, kind), cfg)
-                profile_ents.append(ent)
-                sg = ge[f"StaticGen-{si}"]
-                world.connect(ent, sg, ("p_mw", "p_avail_mw"))
-                world.connect(ent, ems, ("forecast_p_mw", f"{kind}_forecast_p_mw"))
-                world.connect(ems, sg, (f"{kind}_p_mw", "p_mw"))
-                pm[kind].append(_fid(sg))
-                pm["profiles"][kind].append(_fid(ent))
+                ent = _profile(self.prof, getattr(units, kind), self.cfg)
+                self.profile_ents.append(ent)
+                sg = self.ge[f"StaticGen-{si}"]
+                self.world.connect(ent, sg, ("p_mw", "p_avail_mw"))
+                self.world.connect(ent, ems, ("forecast_p_mw", f"{kind}_forecast_p_mw"))
+                self.world.connect(ems, sg, (f"{kind}_p_mw", "p_mw"))
+                getattr(pm, kind).append(_fid(sg))
+                getattr(pm.profiles, kind).append(_fid(ent))
+
+    def _setpoints(self, name: str, units: UnitsCfg | None, party: PartyUnits, ems: Any, pm: PartyEntities) -> None:
+        ge, world = self.ge, self.world
         if party.diesel is not None:
             sg = ge[f"StaticGen-{party.diesel}"]
             world.connect(ems, sg, ("diesel_p_mw", "p_mw"))
-            pm["diesel"] = _fid(sg)
+            pm.diesel = _fid(sg)
         if party.storage is not None:
             st = ge[f"Storage-{party.storage}"]
             world.connect(ems, st, ("battery_p_mw", "p_mw"))
@@ -234,33 +233,47 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str, data_dir:
             if battery is None:  # the net gets a storage only for a configured battery
                 raise RuntimeError(f"{name}: a storage in the net without a battery in the config")
             world.connect(st, ems, "soc_mwh", time_shifted=True, initial_data={"soc_mwh": battery.e_init_mwh})
-            pm["storage"] = _fid(st)
+            pm.storage = _fid(st)
         if party.pcc_switch is not None:
             sw = ge[f"Switch-{party.pcc_switch}"]
             world.connect(ems, sw, ("pcc_closed", "closed"))
-            pm["pcc_switch"] = _fid(sw)
+            pm.pcc_switch = _fid(sw)
             # The MG's import is the power flowing from its PCC line into the MG bus (the line's to side).
-            pm["pcc_line"] = _fid(ge[f"Line-{party.pcc_line}"])
+            pm.pcc_line = _fid(ge[f"Line-{party.pcc_line}"])
         loads = party_loads(party)
-        if sheds and loads:
+        if "unserved_mw" in self.strategy.outputs and loads:
             # What the EMS plans to shed is shed in the grid: asked of the party's first load, shared by
             # all its loads (their shed_group) in proportion to their demand.
             world.connect(ems, ge[f"Load-{loads[0]}"], ("unserved_mw", "shed_mw"))
-        pm["parent"] = getattr(units, "parent", None)
-        entity_map["parties"][name] = pm
-        ems_entities.append(ems)
-        to_record.append((ems, ems_output_attrs(strategy)))
-    community_attrs = getattr(importlib.import_module(get_strategy(strategy).module), "COMMUNITY_ATTRS", None)
-    if community_attrs:  # a strategy with a community-level entity (eid "community")
-        community = ems_sim.Community()
-        entity_map["community"] = _fid(community)
-        to_record.append((community, list(community_attrs)))
-    if "tie_closed" in ems_output_attrs(strategy):  # a strategy that operates the tie switches
-        dn_ems = next(e for e in ems_entities if e.eid == DN)
+
+
+def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str | Strategy, data_dir: Any) -> Built:
+    """Wire the scenario into ``world``: the entity map (which mosaik entity is which unit) and the
+    outputs to record (the runner connects them to its recorder). What the strategy's entities are and
+    output comes from its contract."""
+    from scenarios.common import record_attrs
+
+    contract = strategy if isinstance(strategy, Strategy) else get_strategy(strategy)
+    w = _Wiring(world, cfg, layout, contract)
+    w.start(data_dir)
+    w.feeder_loads()
+    emap = EntityMap(
+        grid=_fid(w.grid),
+        ext_grid=[_fid(w.ge[f"ExtGrid-{i}"]) for i in layout.net.ext_grid.index],
+        tie_switches=[_fid(w.ge[f"Switch-{s}"]) for s in layout.tie_switches],
+    )
+    ems_entities = {}
+    for name, party in layout.parties.items():
+        ems_entities[name], emap.parties[name] = w.party(name, party)
+    if contract.system_entity is not None:
+        system = getattr(w.ems_sim, contract.system_entity.model)()
+        emap.system = _fid(system)
+        w.to_record.append((system, list(contract.system_entity.outputs)))
+    if contract.operates_tie_switches and DN in ems_entities:
         for sw in layout.tie_switches:
-            world.connect(dn_ems, ge[f"Switch-{sw}"], ("tie_closed", "closed"))
-    for ent in [*ge.values(), grid]:
-        to_record.append((ent, record_attrs(ent, "grid")))
-    for ent in profile_ents:
-        to_record.append((ent, record_attrs(ent, "profile")))
-    return Built(entity_map, to_record)
+            world.connect(ems_entities[DN], w.ge[f"Switch-{sw}"], ("tie_closed", "closed"))
+    for ent in [*w.ge.values(), w.grid]:
+        w.to_record.append((ent, record_attrs(ent, "grid")))
+    for ent in w.profile_ents:
+        w.to_record.append((ent, record_attrs(ent, "profile")))
+    return Built(emap.to_dict(), w.to_record)

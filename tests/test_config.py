@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from ems_controllers.core.contract import Capability
+from scenarios.build import build_net
 from scenarios.cli import main
 from scenarios.config import ConfigError, apply_overrides, load_config
-from scenarios.ieee33_3mg import build_net
 from tests.conftest import DEFAULT_CONFIG
 
 
@@ -144,8 +145,12 @@ def test_bad_fields_of_every_scenario_exit_2(
     ("scenario", "strategy"),
     [("community_3mg", "security_constrained"), ("ieee33_3mg", "cooperative"), ("community_3mg", "nested")],
 )
-def test_strategy_built_for_another_scenario_exits_2(
+def test_strategy_whose_capabilities_the_scenario_lacks_exits_2(
     scenario: str, strategy: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The error names the capability that is missing (or that the strategy cannot handle)."""
     code = main(["run", scenario, "--strategy", strategy, "--quiet", "--out", str(tmp_path / "x.h5")])
-    assert code == 2 and f"strategy '{strategy}' runs on the scenario(s)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and f"strategy {strategy} cannot run on scenario {scenario}: it " in err, err
+    assert any(c.value in err for c in Capability), err
+    assert not (tmp_path / "x.h5").exists()

@@ -13,7 +13,7 @@ import pytest
 
 from scenarios.config import Config
 from scenarios.runner import RunResult
-from sims.recorder import read_attrs, read_plans, read_series
+from sims.record_reader import read_attrs, read_plans, read_series
 from tests.conftest import run_default
 
 ENERGY_TOL_MW = 1e-6

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from scenarios.runner import RunFailed
-from sims.recorder import read_attrs, read_series
+from sims.record_reader import read_attrs, read_series
 from tests.conftest import run_default
 from tests.helpers.failing_ems import FAIL_AT_S
 

@@ -76,14 +76,14 @@ def plan_cost(path: Path) -> dict[str, float]:
     stored_value = 0.0
     pwl_error = 0.0
     withdrawal = np.zeros(r.n)
-    for name, pm in r.emap["parties"].items():
+    for name, pm in r.entities.parties.items():
         units = _units(cfg, name)
-        ems = pm["ems"]
-        load = sum((np.nan_to_num(r.s(fid, "p_mw")) for fid in pm["profiles"]["load"]), np.zeros(r.n))
+        ems = pm.ems
+        load = sum((np.nan_to_num(r.s(fid, "p_mw")) for fid in pm.profiles.load), np.zeros(r.n))
         shed = np.clip(np.nan_to_num(r.s(ems, "unserved_mw")), 0.0, np.maximum(load, 0.0))
         res = np.zeros(r.n)
         for kind in ("pv", "wind"):
-            for fid in pm["profiles"][kind]:
+            for fid in getattr(pm.profiles, kind):
                 avail = np.nan_to_num(r.s(fid, "p_mw"))  # = the forecast (perfect forecasts)
                 cap = r.s(ems, f"{kind}_p_mw")
                 used = np.minimum(np.where(np.isnan(cap), avail, cap), avail)
@@ -112,7 +112,7 @@ def plan_cost(path: Path) -> dict[str, float]:
 def _objective(run: RunResult) -> float:
     """The centralized EMS's objective of its day-ahead plan (reported on every party's entity)."""
     r = _Run(run.path)
-    obj = r.s(next(iter(r.emap["parties"].values()))["ems"], "objective")
+    obj = r.s(next(iter(r.entities.parties.values())).ems, "objective")
     return float(obj[np.isfinite(obj)][0])
 
 

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from ems_controllers.registry import STRATEGIES
+from ems_controllers.registry import strategies
 from scenarios.registry import DEFAULT_SCENARIO
 from scenarios.stdio import result_stdout, strict, write_json
+from tests.reference.shipped import CASES
 
 CLI = [sys.executable, "-m", "scenarios.cli"]
 HIGHS_PRINTS_BANNER = tuple(int(x) for x in version("highspy").split(".")[:2]) >= (1, 16)
@@ -34,9 +35,13 @@ def _strict_loads(text: str) -> Any:
 
 
 def _strategies_by_scenario() -> dict[str, list[str]]:
+    """Each shipped strategy once, on the first shipped scenario it fits (the default scenario first)."""
     by: dict[str, list[str]] = defaultdict(list)
-    for s in STRATEGIES.values():
-        by[s.scenarios[0] if s.scenarios else DEFAULT_SCENARIO].append(s.name)
+    placed: set[str] = set()
+    for scenario, strategy in sorted(CASES, key=lambda c: c[0] != DEFAULT_SCENARIO):
+        if strategy not in placed:
+            by[scenario].append(strategy)
+            placed.add(strategy)
     return dict(by)
 
 
@@ -69,7 +74,7 @@ def test_compare_json_of_every_strategy_is_one_strict_document(compared: dict[st
 
 def test_report_and_audit_json_of_every_run(compared: dict[str, Any]) -> None:
     files = [f for out_dir, _ in compared.values() for f in sorted(out_dir.glob("*.h5"))]
-    assert len(files) == len(STRATEGIES)
+    assert len(files) == len(strategies())
     for f in files:
         r = subprocess.run([*CLI, "report", str(f), "--json"], capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
@@ -109,7 +114,7 @@ def test_list_json() -> None:
     r = subprocess.run([*CLI, "list", "--json"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     doc = _strict_loads(r.stdout)
-    assert set(doc["strategies"]) == set(STRATEGIES) and DEFAULT_SCENARIO in doc["scenarios"]
+    assert set(doc["strategies"]) == set(strategies()) and DEFAULT_SCENARIO in doc["scenarios"]
 
 
 def test_native_writes_inside_the_block_go_to_stderr(capfd: pytest.CaptureFixture[str]) -> None:

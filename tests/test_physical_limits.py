@@ -18,7 +18,7 @@ from scenarios.cli import _print_compare, _print_kpis
 from scenarios.kpis import PCC_TOL_MW
 from scenarios.runner import RunResult
 from sims.grid import GridSim
-from sims.recorder import read_attrs, read_series
+from sims.record_reader import read_attrs, read_series
 from tests.conftest import run_default
 
 BIG = 10**9

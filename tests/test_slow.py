@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sims.recorder import read_attrs, read_series
+from sims.record_reader import read_attrs, read_series
 from tests.conftest import run_default
 
 pytestmark = pytest.mark.slow

@@ -22,7 +22,7 @@ from typing import Any
 import h5py
 import pytest
 
-from sims.recorder import read_attrs, read_series
+from sims.record_reader import read_attrs, read_series
 
 INJECT = Path(__file__).parent / "inject"
 STEP_S = 3600

@@ -4,7 +4,12 @@ Used to show that the privacy audit catches a protocol that reveals an owner's l
 
 from __future__ import annotations
 
-from ems_controllers.nested.sim import OUTPUT_ATTRS, OWNER_ATTRS, NestedEMS  # noqa: F401  (registry)
+from dataclasses import replace
+
+from ems_controllers.nested.sim import NestedEMS
+from ems_controllers.nested.strategy import STRATEGY as NESTED
+
+STRATEGY = replace(NESTED, name="leaky_nested", simulator="tests.helpers.leaky_nested:LeakyNestedEMS")
 
 
 class LeakyNestedEMS(NestedEMS):

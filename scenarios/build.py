@@ -1,0 +1,193 @@
+"""One builder for every scenario: the pandapower net and where each party's units sit, from the config.
+
+``build_net(cfg, config_dir)`` takes the net ``grid.net`` names (:mod:`scenarios.grids`) and, in this order:
+
+1. fuses its closed bus-bus switches (``grid.fuse_closed_bus_switches``) and cuts it at ``grid.slack_bus``
+   (external grids and transformers go, one external grid on that bus, unreached buses go);
+2. checks every bus and line the config names against the net (ConfigError naming the field);
+3. the network operator: with a ``[dn]`` table the net's own loads are the operator's feeder loads (less
+   those at ``grid.remove_loads_at_buses``) and its units sit on ``dn.bus``; without one the net's loads
+   go and the utility is the external grid. The net's own static generators and storages always go: what
+   generates or stores is what the config lists;
+4. sets the voltage band, the slack voltage, the line ratings (``grid.line_max_i_ka`` on every line, then
+   ``grid.trunk_max_i_ka`` on ``grid.trunk_lines``) and puts the tie lines in service, each behind one
+   switch (``grid.tie_switches_closed``; the net's own switches on them go);
+5. places each MG on a bus of its own behind a PCC line and switch: an outer MG on its ``bus``, a nested
+   one on its parent's bus (``grid.pcc_line`` for the line's data).
+
+Nothing runs on import; :func:`scenarios.wiring.wire` turns the layout into a mosaik world.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandapower as pp
+import pandapower.toolbox as pp_toolbox
+import pandapower.topology as pp_topology
+
+from scenarios.config import Config, ConfigError, GridCfg, MgCfg
+from scenarios.grids import load_net
+from scenarios.layout import DN, NetLayout, PartyUnits, _add_units, add_mg_behind_pcc, finish_flags
+
+
+def build_net(cfg: Config, config_dir: Path | None = None) -> NetLayout:
+    """The scenario's net and layout (ConfigError naming the field for anything the net lacks);
+    ``config_dir``: the config's folder, where a relative ``grid.net`` JSON file is looked for."""
+    g = cfg.grid
+    net = load_net(g, config_dir)
+    if g.fuse_closed_bus_switches:
+        fuse_closed_bus_switches(net)
+    if g.slack_bus is not None:
+        _check_buses(cfg, net, [("grid.slack_bus", g.slack_bus)])
+        cut_at_slack_bus(net, g.slack_bus)
+    validate_against_net(cfg, net)
+    _own_elements(cfg, net)
+    if "grid_forming" not in net.sgen.columns:
+        net.sgen["grid_forming"] = False
+    net.bus["min_vm_pu"] = g.vm_min_pu
+    net.bus["max_vm_pu"] = g.vm_max_pu
+    net.ext_grid["vm_pu"] = g.ext_grid_vm_pu
+    if g.line_max_i_ka is not None:
+        net.line["max_i_ka"] = g.line_max_i_ka
+    net.line.loc[g.trunk_lines, "max_i_ka"] = g.trunk_max_i_ka
+    tie_switches = add_tie_switches(net, g)
+    feeder_loads = list(net.load.index) if cfg.dn is not None else []
+    parties = place_mgs(cfg, net)
+    if cfg.dn is not None:
+        dn = PartyUnits(bus=cfg.dn.bus, load=list(feeder_loads))
+        _add_units(net, cfg.dn, cfg.dn.bus, DN, dn)
+        parties[DN] = dn
+    finish_flags(net)
+    return NetLayout(net, parties, feeder_loads, tie_switches)
+
+
+def fuse_closed_bus_switches(net: Any) -> None:
+    """Each closed bus-bus switch's two buses become one (its ``bus``), and the switch goes (pandapower's
+    fast power flow and the network operator's line model take no bus-bus switches)."""
+    closed = net.switch[(net.switch.et == "b") & net.switch.closed.astype(bool)]
+    for _, sw in closed.iterrows():
+        pp_toolbox.fuse_buses(net, int(sw.bus), {int(sw.element)})
+    net.switch.drop(net.switch.index.intersection(closed.index), inplace=True)  # if fusing left them
+
+
+def cut_at_slack_bus(net: Any, slack_bus: int) -> None:
+    """The part of the net that ``slack_bus`` feeds: every external grid and transformer goes, the
+    buses it does not reach through in-service lines with closed switches go with their elements, and
+    one external grid sits on ``slack_bus`` (its voltage is set later)."""
+    net.ext_grid.drop(net.ext_grid.index, inplace=True)
+    for table in ("trafo", "trafo3w"):
+        if len(net[table]):
+            pp_toolbox.drop_trafos(net, net[table].index, table=table)
+    graph = pp_topology.create_nxgraph(net, respect_switches=True)
+    fed = set(pp_topology.connected_component(graph, slack_bus))
+    gone = [int(b) for b in net.bus.index if int(b) not in fed]
+    if gone:
+        pp_toolbox.drop_buses(net, gone)
+    pp.create_ext_grid(net, slack_bus, vm_pu=1.0)
+
+
+def _index_text(index: Any) -> str:
+    values = sorted(int(i) for i in index)
+    if not values:
+        return "none"
+    if values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}..{values[-1]}"
+    return str(values) if len(values) <= 40 else f"{values[:40]} and {len(values) - 40} more"
+
+
+def _check_buses(cfg: Config, net: Any, places: list[tuple[str, int | None]]) -> None:
+    for where, bus in places:
+        if bus is not None and bus not in net.bus.index:
+            raise ConfigError(f"{where}: bus {bus} is not in {cfg.grid.net} (buses {_index_text(net.bus.index)})")
+
+
+def validate_against_net(cfg: Config, net: Any) -> None:
+    """Every bus and line the config names is in the net (ConfigError naming the field)."""
+    g = cfg.grid
+    places: list[tuple[str, int | None]] = [(f"mgs[{i}] ({m.name}).bus", m.bus) for i, m in enumerate(cfg.mgs)]
+    if cfg.dn is not None:
+        places.append(("dn.bus", cfg.dn.bus))
+    places += [(f"grid.remove_loads_at_buses[{i}]", b) for i, b in enumerate(g.remove_loads_at_buses)]
+    _check_buses(cfg, net, places)
+    for where, lines in (("grid.trunk_lines", g.trunk_lines), ("grid.tie_lines", g.tie_lines)):
+        bad = [li for li in lines if li not in net.line.index]
+        if bad:
+            raise ConfigError(f"{where}: lines {bad} are not in {g.net} (lines {_index_text(net.line.index)})")
+    if g.remove_loads_at_buses and cfg.dn is None:
+        raise ConfigError("grid.remove_loads_at_buses: without a network operator ([dn]) the net's loads all go")
+    if cfg.dn is not None and cfg.dn.load is not None:
+        raise ConfigError(
+            "dn.load: the network operator's loads are the net's own (grid.feeder_load_profile, "
+            "grid.feeder_load_scale); it has no load of its own"
+        )
+
+
+def _own_elements(cfg: Config, net: Any) -> None:
+    """The net's own loads stay only as the network operator's; its static generators and storages go."""
+    if cfg.dn is None:
+        net.load.drop(net.load.index, inplace=True)
+    elif cfg.grid.remove_loads_at_buses:
+        net.load.drop(net.load.index[net.load.bus.isin(cfg.grid.remove_loads_at_buses)], inplace=True)
+    for table in (net.sgen, net.storage):
+        if len(table):
+            table.drop(table.index, inplace=True)
+
+
+def add_tie_switches(net: Any, g: GridCfg) -> list[int]:
+    """Each tie line in service behind one switch at its from bus (the net's own switches on it go)."""
+    own = net.switch[(net.switch.et == "l") & net.switch.element.isin(g.tie_lines)]
+    if len(own):
+        net.switch.drop(own.index, inplace=True)
+    switches = []
+    for li in g.tie_lines:
+        net.line.loc[li, "in_service"] = True
+        at = int(net.line.at[li, "from_bus"])
+        switches.append(
+            pp.create_switch(net, bus=at, element=li, et="l", closed=g.tie_switches_closed, name=f"tie {li}")
+        )
+    return switches
+
+
+def _depth(cfg: Config, mg: MgCfg) -> int:
+    parents = {m.name: m.parent for m in cfg.mgs}
+    depth, cur = 0, mg.parent
+    while cur is not None:
+        depth, cur = depth + 1, parents[cur]
+    return depth
+
+
+def _pcc_line_data(net: Any, at: int, g: GridCfg) -> tuple[float, float, float]:
+    """r, x (ohm/km) and rating (kA) of a PCC line from bus ``at``: ``grid.pcc_line``'s, else copied."""
+    pcc = g.pcc_line
+    given = (pcc.r_ohm_per_km, pcc.x_ohm_per_km, pcc.max_i_ka)
+    if all(v is not None for v in given):
+        return float(pcc.r_ohm_per_km or 0.0), float(pcc.x_ohm_per_km or 0.0), float(pcc.max_i_ka or 0.0)
+    if not len(net.line):
+        raise ConfigError("grid.pcc_line: the net has no line to copy; give r_ohm_per_km, x_ohm_per_km, max_i_ka")
+    adjacent = net.line[(net.line.from_bus == at) | (net.line.to_bus == at)]
+    ref = adjacent.iloc[0] if pcc.like == "adjacent" and len(adjacent) else net.line.iloc[0]
+    copied = (float(ref.r_ohm_per_km), float(ref.x_ohm_per_km), float(ref.max_i_ka))
+    r, x, i = (float(v) if v is not None else c for v, c in zip(given, copied, strict=True))
+    return r, x, i
+
+
+def place_mgs(cfg: Config, net: Any) -> dict[str, PartyUnits]:
+    """Each MG behind its PCC: outer MGs on their bus, nested ones on their parent's bus (parents first)."""
+    g = cfg.grid
+    parties: dict[str, PartyUnits] = {}
+    for mg in sorted(cfg.mgs, key=lambda m: _depth(cfg, m)):
+        at = int(mg.bus) if mg.parent is None and mg.bus is not None else parties[str(mg.parent)].bus
+        r, x, max_i_ka = _pcc_line_data(net, at, g)
+        parties[mg.name] = add_mg_behind_pcc(
+            net,
+            mg,
+            float(net.bus.at[at, "vn_kv"]),
+            r,
+            x,
+            max_i_ka,
+            (g.vm_min_pu, g.vm_max_pu),
+            from_bus=at,
+        )
+    return parties

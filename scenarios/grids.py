@@ -1,0 +1,127 @@
+"""Where a scenario's net comes from: ``grid.net`` in the config names one of
+
+* a function of ``pandapower.networks`` (``case33bw``, ``create_cigre_network_mv``, ...), called with the
+  keyword arguments in ``grid.net_args`` (e.g. ``net_args = { with_der = false }``);
+* a pandapower JSON file (``*.json``, or any name with a path separator): relative to the config's
+  folder, else to the embedded data (``scenarios/data``), or absolute;
+* a SimBench grid code (``1-MV-rural--0-sw``), which needs the optional ``simbench`` package (the
+  ``data`` extra).
+
+:func:`load_net` returns the net as that source gives it; what a scenario changes in it is
+:mod:`scenarios.build`'s business. Anything that does not give a net raises ConfigError naming ``grid.net``
+(or ``grid.net_args``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandapower as pp
+import pandapower.networks as pn
+
+from scenarios.config import DATA_DIR, ConfigError, GridCfg
+
+SIMBENCH_CODE = re.compile(r"^\d-[A-Z]+-[A-Za-z0-9]+-[A-Za-z0-9.]*-\d-(sw|no_sw)$")
+"""A SimBench code: version-voltage levels-type-LV types-scenario-switches, e.g. ``1-MV-rural--0-sw``."""
+SIMBENCH_INSTALL = "uv sync --extra data (or pip install 'mmg-cosim[data]')"
+
+SourceKind = Literal["networks", "json", "simbench"]
+
+
+@dataclass(frozen=True)
+class NetSource:
+    """What ``grid.net`` names: a ``pandapower.networks`` function, a JSON file or a SimBench code."""
+
+    kind: SourceKind
+    ref: str  # the function's name, the file's resolved path, or the code
+
+
+def net_source(grid: GridCfg, config_dir: Path | None = None) -> NetSource:
+    """Which kind of source ``grid.net`` is (by its form; nothing is loaded)."""
+    name = grid.net.strip()
+    if name.lower().endswith(".json") or "/" in name or "\\" in name:
+        return NetSource("json", str(_json_path(name, config_dir)))
+    if SIMBENCH_CODE.match(name):
+        return NetSource("simbench", name)
+    return NetSource("networks", name)
+
+
+def _json_path(file: str, config_dir: Path | None) -> Path:
+    p = Path(file).expanduser()
+    if p.is_absolute():
+        return p
+    here = (config_dir or Path.cwd()) / p
+    return here if here.is_file() or not (DATA_DIR / p).is_file() else DATA_DIR / p
+
+
+def load_net(grid: GridCfg, config_dir: Path | None = None) -> Any:
+    """The pandapower net ``grid.net`` names (ConfigError naming ``grid.net`` if it gives none)."""
+    src = net_source(grid, config_dir)
+    if grid.net_args and src.kind != "networks":
+        raise ConfigError(f"grid.net_args: only a pandapower.networks function takes arguments, not {grid.net!r}")
+    if src.kind == "json":
+        net = _from_json(Path(src.ref))
+    elif src.kind == "simbench":
+        net = _from_simbench(src.ref)
+    else:
+        net = _from_networks(src.ref, grid.net_args)
+    if not isinstance(net, pp.pandapowerNet) or len(net.bus) == 0:
+        raise ConfigError(f"grid.net: {grid.net!r} gives no pandapower net with buses")
+    return net
+
+
+def networks_functions() -> list[str]:
+    """The public functions of ``pandapower.networks`` (nets and the helpers it re-exports)."""
+    return sorted(n for n, f in vars(pn).items() if not n.startswith("_") and inspect.isfunction(f))
+
+
+def _from_networks(name: str, args: dict[str, Any]) -> Any:
+    func = getattr(pn, name, None) if name.isidentifier() else None
+    if func is None or not inspect.isfunction(func):
+        close = difflib.get_close_matches(name, networks_functions(), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"grid.net: {name!r} is no pandapower.networks function, pandapower JSON file (*.json) or SimBench "
+            f"code (e.g. 1-MV-rural--0-sw){hint}"
+        )
+    where = "grid.net_args" if args else "grid.net"
+    try:
+        inspect.signature(func).bind(**args)
+    except TypeError as exc:
+        given = f"the arguments {args}" if args else "no arguments"
+        raise ConfigError(f"{where}: pandapower.networks.{name} cannot be called with {given}: {exc}") from None
+    try:
+        return func(**args)
+    except Exception as exc:  # noqa: BLE001 - whatever the net's function raises is a bad grid.net / net_args
+        raise ConfigError(
+            f"{where}: pandapower.networks.{name}(**{args}) failed: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _from_json(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"grid.net: file not found: {path}")
+    try:
+        return pp.from_json(str(path))
+    except Exception as exc:  # noqa: BLE001 - any failure to read the file is a bad grid.net
+        raise ConfigError(f"grid.net: cannot read {path} as a pandapower net: {type(exc).__name__}: {exc}") from None
+
+
+def _from_simbench(code: str) -> Any:
+    try:
+        sb = importlib.import_module("simbench")
+    except ImportError:
+        raise ConfigError(
+            f"grid.net: {code!r} is a SimBench code, and the simbench package is not installed; get it with "
+            f"{SIMBENCH_INSTALL}"
+        ) from None
+    try:
+        return sb.get_simbench_net(code)
+    except Exception as exc:  # noqa: BLE001 - simbench's own errors for an unknown code
+        raise ConfigError(f"grid.net: SimBench has no grid {code!r}: {type(exc).__name__}: {exc}") from None

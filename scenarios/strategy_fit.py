@@ -1,0 +1,88 @@
+"""The scenario side of the strategy contract: a strategy's settings out of the config's ``[ems]`` table,
+the capabilities a scenario offers, and whether a strategy fits a scenario.
+
+Nothing here knows a strategy by name: it reads each strategy's :class:`Strategy` contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+
+from ems_controllers.core.contract import Capability, Strategy, StrategyError, StrategySettings
+from ems_controllers.registry import get_strategy, strategies
+from scenarios.config import Config, ConfigError, EmsCfg
+from scenarios.layout import DN, NetLayout
+
+
+def _settings(strategy: Strategy, fields: dict[str, Any]) -> StrategySettings:
+    try:
+        return strategy.make_settings(fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ems.{'.'.join(str(p) for p in e['loc']) or '<settings>'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"{problems} (a setting of strategy {strategy.name})") from None
+
+
+def check_ems_settings(cfg: Config, chosen: Iterable[Strategy] = ()) -> None:
+    """Every field of ``[ems]`` is a shared setting or a setting of a known strategy (the registered ones
+    and ``chosen``), valid for each strategy that declares it; raise ConfigError naming the field."""
+    fields = cfg.ems.strategy_fields
+    if not fields:
+        return
+    known = {**strategies(), **{s.name: s for s in chosen}}
+    for key in fields:
+        owners = [s for s in known.values() if key in s.settings.model_fields]
+        if not owners:
+            own = {s.name: sorted(s.settings.model_fields) for s in known.values() if s.settings.model_fields}
+            raise ConfigError(
+                f"ems.{key}: not a setting; shared settings are {sorted(EmsCfg.model_fields)}, strategies' own: {own}"
+            )
+        for s in owners:
+            _settings(s, fields)
+
+
+def strategy_settings(cfg: Config, strategy: Strategy) -> StrategySettings:
+    """The strategy's own settings from ``[ems]`` (its defaults where the config is silent)."""
+    return _settings(strategy, cfg.ems.strategy_fields)
+
+
+def offered(cfg: Config, layout: NetLayout) -> frozenset[Capability]:
+    """The capabilities of a scenario: what its config and its net have."""
+    have = set()
+    if DN in layout.parties:
+        have.add(Capability.NETWORK_OPERATOR)
+    if cfg.mgs and all(m.chp is not None for m in cfg.mgs):
+        have.add(Capability.CHP)
+    if any(m.parent is not None for m in cfg.mgs):
+        have.add(Capability.NESTED)
+    if any(m.owners for m in cfg.mgs):
+        have.add(Capability.OWNER_LOADS)
+    if layout.tie_switches:
+        have.add(Capability.TIE_SWITCHES)
+    ext = layout.net.ext_grid
+    if not len(ext) or not ext["in_service"].astype(bool).any():
+        have.add(Capability.ISLANDED)
+    return frozenset(have)
+
+
+def resolve(name: str) -> Strategy:
+    """A strategy by name or ``module:NAME``; ConfigError (exit 2) if there is none."""
+    try:
+        return get_strategy(name)
+    except StrategyError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def check_fit(cfg: Config, layout: NetLayout, strategy: Strategy) -> StrategySettings:
+    """The strategy's settings, if it can run on this scenario; ConfigError naming what is missing or
+    what it cannot handle otherwise."""
+    settings = strategy_settings(cfg, strategy)
+    problem = strategy.problem(offered(cfg, layout), settings)
+    if problem:
+        raise ConfigError(f"strategy {strategy.name} cannot run on scenario {cfg.scenario.name}: {problem}")
+    return settings
