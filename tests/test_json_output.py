@@ -45,6 +45,9 @@ def _strategies_by_scenario() -> dict[str, list[str]]:
     return dict(by)
 
 
+pytestmark = pytest.mark.xdist_group("json_output")  # one worker builds the module fixture once
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
     """``compare --json`` of every shipped strategy, one process per scenario, run side by side."""

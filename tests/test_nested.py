@@ -25,6 +25,9 @@ def _run(tmp: Path, name: str, strategy: str, overrides: list[str] | None = None
     return run_scenario(cfg, data_dir, strategy, tmp / name, progress=False)
 
 
+pytestmark = pytest.mark.xdist_group("nested")  # one worker builds the module fixture once
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
     d = tmp_path_factory.mktemp("nested")

@@ -123,6 +123,9 @@ def test_shed_group_splits_in_proportion_and_paths_agree() -> None:
 
 
 # ---------------------------------------------------------------- co-simulations
+pytestmark = pytest.mark.xdist_group("physical_limits")  # one worker builds the module fixture once
+
+
 @pytest.fixture(scope="module")
 def overloaded(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     """ieee33_3mg, MG3's load at 6 MW peak behind a 0.5 MW PCC: the rule-based EMS must shed."""

@@ -85,6 +85,9 @@ class Record:
         return self.series[(self.entities.parties[mg].ems, attr)]
 
 
+pytestmark = pytest.mark.xdist_group("plugin")  # one worker runs the module fixture once
+
+
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Cli:
     """Every command of the tests, run side by side: ``(folder of their files, name -> finished process)``."""

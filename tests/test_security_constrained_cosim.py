@@ -18,6 +18,9 @@ from tests.conftest import run_default
 MGS = ("MG1", "MG2", "MG3")
 
 
+pytestmark = pytest.mark.xdist_group("security_constrained_cosim")  # one worker builds the module fixture once
+
+
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[int, RunResult]:
     d = tmp_path_factory.mktemp("sc")

@@ -23,6 +23,9 @@ from tests.conftest import run_default
 GAP = 1e-3
 
 
+pytestmark = pytest.mark.xdist_group("strategies")  # one worker builds the module fixture once
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
     d = tmp_path_factory.mktemp("strategies")
