@@ -89,12 +89,7 @@ class _Figures:
         fig, ax = plt.subplots(figsize=(10, 3.5))
         ax.step(self.t, self.total(self.emap.ext_grid, "p_mw"), where="post", label="import from upstream grid")
         ax.axhline(0, color="k", lw=0.5)
-        ax.set_ylabel("MW")
-        ax.set_xlabel("hour")
-        ax.set_title(f"Exchange at the substation ({self.title})")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        return _save(fig, self.out_dir / "grid_exchange.png")
+        return self._finish(fig, ax, "MW", "Exchange at the substation", "grid_exchange.png")
 
     def voltage(self) -> Path:
         grid = self.emap.grid
@@ -104,12 +99,16 @@ class _Figures:
         )
         ax.axhline(self.cfg.grid.vm_min_pu, color="r", ls="--", lw=1, label="band")
         ax.axhline(self.cfg.grid.vm_max_pu, color="r", ls="--", lw=1)
-        ax.set_ylabel("vm (pu)")
+        return self._finish(fig, ax, "vm (pu)", "Voltage envelope", "voltage.png")
+
+    def _finish(self, fig: plt.Figure, ax: Any, ylabel: str, title: str, file: str) -> Path:
+        """Labels, grid and legend of a one-axis figure over the run's hours, saved as ``file``."""
+        ax.set_ylabel(ylabel)
         ax.set_xlabel("hour")
-        ax.set_title(f"Voltage envelope ({self.title})")
+        ax.set_title(f"{title} ({self.title})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        return _save(fig, self.out_dir / "voltage.png")
+        return _save(fig, self.out_dir / file)
 
     def line_loading(self) -> Path:
         s, t, n = self.s, self.t, self.n
