@@ -60,7 +60,25 @@ def build_net(cfg: Config, config_dir: Path | None = None) -> NetLayout:
         _add_units(net, cfg.dn, cfg.dn.bus, DN, dn)
         parties[DN] = dn
     finish_flags(net)
+    if not g.external_grid:
+        islanded(cfg, net)
     return NetLayout(net, parties, feeder_loads, tie_switches)
+
+
+def islanded(cfg: Config, net: Any) -> None:
+    """The net without its external grids: its grid-forming units (every battery that is one, else every
+    diesel, ``scenarios.layout``) hold voltage and balance; ConfigError if it has none."""
+    forming = [
+        name
+        for name, units in [(m.name, m) for m in cfg.mgs] + ([("DN", cfg.dn)] if cfg.dn is not None else [])
+        if units.generator is not None or (units.battery is not None and units.battery.grid_forming)
+    ]
+    if not forming:
+        raise ConfigError(
+            "grid.external_grid: an islanded system needs a grid-forming unit (a battery with grid_forming = "
+            "true, or a diesel) in some party; none has one"
+        )
+    net.ext_grid.drop(net.ext_grid.index, inplace=True)
 
 
 def fuse_closed_bus_switches(net: Any) -> None:

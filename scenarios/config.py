@@ -285,6 +285,11 @@ class GridCfg(_Strict):
     vm_min_pu: float = Field(default=0.95, gt=0)
     vm_max_pu: float = Field(default=1.05, gt=0)
     ext_grid_vm_pu: float = Field(default=1.0, gt=0)
+    external_grid: bool = Field(
+        default=True,
+        description="false: the net's external grids go and the system runs islanded, its grid-forming units "
+        "(batteries with grid_forming = true, else diesels) hold voltage and balance",
+    )
     trunk_lines: list[int] = Field(default_factory=list)
     trunk_max_i_ka: float = Field(default=0.4, gt=0)
     line_max_i_ka: float | None = Field(default=None, gt=0, description="rating of every line; none: the net's")
