@@ -106,14 +106,15 @@ def cmd_run(args: argparse.Namespace, out_stream: TextIO) -> int:
         if cfg.scenario.name != entry.name:
             raise ConfigError(f"scenario.name: config is for {cfg.scenario.name!r}, not {entry.name!r}")
         # Checks that need the grid, before any simulator starts.
-        check_fit(cfg, build_net(cfg, data_dir), resolve(args.strategy))
+        layout = build_net(cfg, data_dir)
+        check_fit(cfg, layout, resolve(args.strategy))
     except (ConfigError, ValueError) as exc:
         return _bad_input(str(exc))
     from scenarios.runner import OutputPathError, RunFailed, run_scenario
 
     out = Path(args.out) if args.out else RESULTS_DIR / result_file_name(entry.name, args.strategy)
     try:  # run_scenario checks the output path before anything starts (OutputPathError)
-        result = run_scenario(cfg, data_dir, args.strategy, out, progress=not args.quiet)
+        result = run_scenario(cfg, data_dir, args.strategy, out, progress=not args.quiet, layout=layout)
     except OutputPathError as exc:
         return _bad_input(str(exc))
     except RunFailed as exc:
@@ -195,22 +196,23 @@ def cmd_compare(args: argparse.Namespace, out_stream: TextIO) -> int:
             if args.days is not None:
                 overrides.append(f"scenario.days={args.days}")
             cfg, data_dir = load_config(args.config or entry.default_config, overrides, [name])
-            check_fit(cfg, build_net(cfg, data_dir), resolve(name))
-            runs.append((spec, name, cfg, data_dir))
+            layout = build_net(cfg, data_dir)
+            check_fit(cfg, layout, resolve(name))
+            runs.append((spec, name, cfg, data_dir, layout))
     except (ConfigError, ValueError) as exc:
         return _bad_input(str(exc))
     out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
-    outs = [out_dir / result_file_name(entry.name, spec) for spec, *_ in runs]
+    outs = [out_dir / result_file_name(entry.name, run[0]) for run in runs]
     try:
         for out in outs:
             check_output(out)
     except OutputPathError as exc:
         return _bad_input(str(exc))
     results: dict[str, dict[str, Any]] = {}
-    for (spec, name, cfg, data_dir), out in zip(runs, outs, strict=True):
+    for (spec, name, cfg, data_dir, layout), out in zip(runs, outs, strict=True):
         print(f"running {spec} -> {out}", file=sys.stderr)
         try:
-            results[spec] = run_scenario(cfg, data_dir, name, out, progress=False).kpis
+            results[spec] = run_scenario(cfg, data_dir, name, out, progress=False, layout=layout).kpis
         except RunInterrupted as exc:  # the user stops the whole comparison
             return _report_failed_run(exc, args.json, out_stream)
         except RunFailed as exc:  # one failed strategy does not hide the others

@@ -216,14 +216,25 @@ def _fail(files: RunFiles, message: str, signum: int | None) -> RunFailed:
     return RunFailed(message, path, steps)
 
 
-def run_scenario(cfg: Config, data_dir: Path, strategy: str, out_path: Path, *, progress: bool = True) -> RunResult:
+def run_scenario(
+    cfg: Config,
+    data_dir: Path,
+    strategy: str,
+    out_path: Path,
+    *,
+    progress: bool = True,
+    layout: NetLayout | None = None,
+) -> RunResult:
     """Build the world, run ``cfg.scenario.days`` days, write KPIs into the record and return them.
+    ``layout``: the scenario's net, already built and checked against the strategy (by the command line,
+    before anything starts); None: built and checked here.
 
     Raises :class:`OutputPathError` before anything starts if ``out_path`` cannot be written,
     :class:`RunFailed` for a run that did not complete every step and :class:`RunInterrupted` for one
     stopped by SIGINT or SIGTERM (both after the record was moved to its ``.failed.h5`` name)."""
-    layout = build_net(cfg, data_dir)
-    check_fit(cfg, layout, resolve(strategy))
+    if layout is None:
+        layout = build_net(cfg, data_dir)
+        check_fit(cfg, layout, resolve(strategy))
     files = check_output(Path(out_path))
     _quiet_mosaik()
     t0 = time.perf_counter()
