@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ems_controllers.core.channel import audit
+from ems_controllers.core.contract import StrategyAudit, StrategyError
 from ems_controllers.core.entities import EntityMap
 from sims.record_reader import read_attrs, read_messages
 
@@ -53,6 +54,8 @@ class AuditReport:
     findings: list[str] = field(default_factory=list)
     n_messages: int = 0
     n_ciphertext: int = 0
+    protocol: StrategyAudit | None = None
+    """What the strategy's protocol lets coalitions of parties learn (its contract's ``audit`` hook)."""
 
 
 def is_internal(kind: str) -> bool:
@@ -80,4 +83,17 @@ def audit_run(path: str | Path) -> AuditReport:
     attrs = read_run_attrs(path)
     emap = attrs.get("entity_map")
     parties = set(EntityMap.from_dict(emap).parties) if emap else set()
-    return audit_messages(read_messages(path), parties)
+    report = audit_messages(read_messages(path), parties)
+    report.protocol = _protocol_audit(Path(path), str(attrs.get("strategy", "")))
+    return report
+
+
+def _protocol_audit(path: Path, strategy: str) -> StrategyAudit | None:
+    from ems_controllers.registry import get_strategy
+    from scenarios.kpis import RunFile
+
+    try:
+        hook = get_strategy(strategy).audit_hook()
+    except (StrategyError, ImportError, AttributeError):
+        return None
+    return None if hook is None else hook(RunFile(path))

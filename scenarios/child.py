@@ -17,11 +17,13 @@ import argparse
 import asyncio
 import ctypes
 import importlib
+import json
 import os
 import signal
 import sys
 import threading
 import time
+from typing import Any
 
 import mosaik_api_v3
 
@@ -56,6 +58,29 @@ def load_simulator(target: str) -> mosaik_api_v3.Simulator:
     return sim
 
 
+TRACE_ENV = "MMG_COSIM_TRACE_INPUTS"
+"""A folder: when set, every simulator process appends each step's inputs (what reached this process) to
+``<folder>/<sid>.jsonl``, one JSON line per step, for tests that check what crossed a process boundary."""
+
+
+def trace_inputs(sim: mosaik_api_v3.Simulator, folder: str) -> None:
+    """Wrap ``sim``'s ``init`` and ``step`` so that the inputs of every step are written to ``folder``."""
+    init, step = sim.init, sim.step
+    sid = {"value": f"pid{os.getpid()}"}
+
+    def traced_init(sid_: str, *args: Any, **kwargs: Any) -> Any:
+        sid["value"] = sid_
+        return init(sid_, *args, **kwargs)
+
+    def traced_step(time_: int, inputs: Any, max_advance: int) -> Any:
+        with open(os.path.join(folder, f"{sid['value']}.jsonl"), "a") as f:
+            f.write(json.dumps({"time": time_, "inputs": inputs}, default=str) + "\n")
+        return step(time_, inputs, max_advance)
+
+    sim.init = traced_init  # type: ignore[method-assign,assignment]
+    sim.step = traced_step  # type: ignore[method-assign,assignment]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scenarios.child", description=__doc__.splitlines()[0])
     p.add_argument("--parent", type=int, required=True, help="pid of the run's process")
@@ -69,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     sim = load_simulator(args.target)
+    if os.environ.get(TRACE_ENV):
+        trace_inputs(sim, os.environ[TRACE_ENV])
     host, _, port = args.addr.rpartition(":")
     asyncio.run(mosaik_api_v3.run_as_client(sim, host, int(port)))
     return 0

@@ -281,6 +281,8 @@ def _print_kpis(k: dict[str, Any], out: TextIO) -> None:
         "n_line_overloads",
         "max_loading_percent",
         "pf_failures",
+        "grid_forming_deviation_mwh",
+        "grid_forming_deviation_max_mw",
         "wall_time_s",
     ]
     for key in keys:
@@ -302,9 +304,19 @@ def _print_kpis(k: dict[str, Any], out: TextIO) -> None:
     for key in k.get("strategy_kpis", []):  # what the strategy's own KPI hook added
         v = k.get(key)
         if isinstance(v, dict):
-            print(f"  {key}: " + ", ".join(f"{n} {_fmt(x)}" for n, x in v.items()), file=out)
+            tables = {n: x for n, x in v.items() if _is_table(x)}
+            print(f"  {key}: " + ", ".join(f"{n} {_fmt(x)}" for n, x in v.items() if n not in tables), file=out)
+            for n, rows in tables.items():
+                print(f"    {n}:", file=out)
+                for row in rows:
+                    print("      " + ", ".join(f"{c} {_fmt(x)}" for c, x in row.items()), file=out)
         elif v is not None:
             print(f"  {key:<27} {_fmt(v)}", file=out)
+
+
+def _is_table(value: Any) -> bool:
+    """A list of flat dicts (rows), as a strategy's KPI hook may give (printed one row per line)."""
+    return isinstance(value, list) and bool(value) and all(isinstance(row, dict) for row in value)
 
 
 def _read_run[T](path: Path, reader: Callable[[Path], T]) -> T | int:
@@ -392,6 +404,7 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
                 "findings": rep.findings,
                 "n_messages": rep.n_messages,
                 "n_ciphertext": rep.n_ciphertext,
+                "protocol": rep.protocol.data if rep.protocol is not None else None,
             },
         )
         return 0
@@ -407,6 +420,9 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     )
     for f in rep.findings:
         print(f"  {f}", file=out)
+    if rep.protocol is not None:
+        print("what coalitions of parties could learn from the protocol:", file=out)
+        print("\n".join(f"  {line}" for line in rep.protocol.text.splitlines()), file=out)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,18 +41,34 @@ PROFILE_RECORD = {
 }
 
 
-def sim_config(cfg: Config, strategy: str, supervisor: Supervisor) -> SimConfig:
+def sim_config(cfg: Config, strategy: str, supervisor: Supervisor, parties: Sequence[str] = ()) -> SimConfig:
     """mosaik sim_config: in-process by default; the sims named in ``run.separate_processes`` each in a
-    process of their own, started and watched by ``supervisor``."""
+    process of their own, started and watched by ``supervisor``. A strategy whose parties are agents
+    (its contract's ``agents``) gets one EMS simulator per party (``EMS-<party>``) and its coordinator
+    (``Coordinator``), all of them EMS simulators as far as ``separate_processes`` goes."""
+    contract = get_strategy(strategy)
     targets = dict(SIM_TARGETS)
-    targets["ems"] = ("EMS", get_strategy(strategy).simulator)
+    if contract.agents is None:
+        targets["ems"] = ("EMS", contract.simulator)
     out: SimConfig = {}
-    for key, (name, target) in targets.items():
+    entries = [(key, name, target) for key, (name, target) in targets.items()]
+    if contract.agents is not None:
+        entries += [("ems", ems_sim_name(p), contract.simulator) for p in parties]
+        entries.append(("ems", COORDINATOR, contract.agents.coordinator))
+    for key, name, target in entries:
         if key in cfg.run.separate_processes:
             out[name] = supervisor.starter(name, target)
         else:
             out[name] = {"python": target}
     return out
+
+
+COORDINATOR = "Coordinator"
+
+
+def ems_sim_name(party: str) -> str:
+    """The sim_config name of a party's own EMS simulator (strategies whose parties are agents)."""
+    return f"EMS-{party}"
 
 
 def start_profiles(world: Any, cfg: Config, data_dir: Path) -> Any:
@@ -66,12 +83,14 @@ def start_profiles(world: Any, cfg: Config, data_dir: Path) -> Any:
     )
 
 
-def start_ems(world: Any, cfg: Config, strategy: Strategy, site: dict[str, Any] | None = None) -> Any:
+def start_ems(
+    world: Any, cfg: Config, strategy: Strategy, site: dict[str, Any] | None = None, sim_name: str = "EMS"
+) -> Any:
     """The EMS simulator with the scenario's tariff, the shared EMS settings and the strategy's own (a
     rule-based EMS ignores the solver settings, strategies that do not model the network ignore ``site``)."""
     e = cfg.ems
     return world.start(
-        "EMS",
+        sim_name,
         step_size=cfg.scenario.step_s,
         tariff=cfg.tariff.model_dump(),
         mip_rel_gap=e.mip_rel_gap,
@@ -82,6 +101,18 @@ def start_ems(world: Any, cfg: Config, strategy: Strategy, site: dict[str, Any] 
         site=site or {},
         **strategy_settings(cfg, strategy).model_dump(),
     )
+
+
+def start_agents(world: Any, cfg: Config, strategy: Strategy, parties: Sequence[str]) -> tuple[dict[str, Any], Any]:
+    """A strategy's agents: one EMS simulator per party and the coordinator, in one mosaik group (their
+    same-time loop); (party -> its simulator, the coordinator's simulator)."""
+    assert strategy.agents is not None
+    with world.group():
+        sims = {p: start_ems(world, cfg, strategy, sim_name=ems_sim_name(p)) for p in parties}
+        coordinator = world.start(
+            COORDINATOR, step_size=cfg.scenario.step_s, **strategy_settings(cfg, strategy).model_dump()
+        )
+    return sims, coordinator
 
 
 def record_attrs(entity: Any, kind: str) -> list[str]:

@@ -80,6 +80,10 @@ class BatteryCfg(_Strict):
     p_dis_max_mw: float = Field(gt=0)
     eta_ch: float = Field(default=1.0, gt=0, le=1)
     eta_dis: float = Field(default=1.0, gt=0, le=1)
+    wear_a2_per_mw2h: float = Field(
+        default=0.0, ge=0, description="battery life cost on P_ch^2 + P_dis^2 per hour (strategies that model it)"
+    )
+    wear_a1_per_mwh: float = Field(default=0.0, ge=0, description="battery life cost per MWh charged or discharged")
     grid_forming: bool = True
 
     @model_validator(mode="after")

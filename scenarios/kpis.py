@@ -55,7 +55,7 @@ def _nz(a: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.asarray(a, dtype=float), nan=0.0)
 
 
-class _Run:
+class RunFile:
     """A finished run's record, read once; what a strategy's KPI hook sees of it (``RunRecord``)."""
 
     def __init__(self, path: Path) -> None:
@@ -135,7 +135,7 @@ class _Account:
     pcc_payment: float | None = None  # what it pays for its PCC exchange (to its parent or the operator)
 
 
-def _units_cost(r: _Run, pm: PartyEntities, units: UnitsCfg | None, energy_price: float, a: _Account) -> None:
+def _units_cost(r: RunFile, pm: PartyEntities, units: UnitsCfg | None, energy_price: float, a: _Account) -> None:
     """Diesel, curtailment, shed load and the change in stored energy of one party."""
     pen, dt, d = r.cfg.penalties, r.dt_h, a.detail
     if pm.diesel and units is not None and units.generator is not None:
@@ -160,7 +160,7 @@ def _units_cost(r: _Run, pm: PartyEntities, units: UnitsCfg | None, energy_price
     a.unit_cost = a.cost
 
 
-def _pcc_account(r: _Run, pm: PartyEntities, units: UnitsCfg | None, a: _Account) -> None:
+def _pcc_account(r: RunFile, pm: PartyEntities, units: UnitsCfg | None, a: _Account) -> None:
     """An MG's exchange at its PCC: what it pays, how far it kept to its plan and its PCC limit."""
     if not pm.pcc_line:
         return
@@ -174,7 +174,7 @@ def _pcc_account(r: _Run, pm: PartyEntities, units: UnitsCfg | None, a: _Account
     a.cost += a.pcc_payment
 
 
-def _party_account(r: _Run, name: str, pm: PartyEntities, energy_price: float) -> _Account:
+def _party_account(r: RunFile, name: str, pm: PartyEntities, energy_price: float) -> _Account:
     cfg = r.cfg
     units: UnitsCfg | None = cfg.dn if name == DN else next(m for m in cfg.mgs if m.name == name)
     a = _Account()
@@ -187,6 +187,8 @@ def _party_account(r: _Run, name: str, pm: PartyEntities, energy_price: float) -
         planned = r.s(pm.ems, "planned_soc_mwh")
         if np.isfinite(planned).any():
             d["soc_drift_mwh_max"] = float(np.nanmax(np.abs(planned - soc)))
+    if not r.entities.ext_grid:
+        d.update(_forming_deviation(r, pm, units))
     if pm.pcc_line and isinstance(units, MgCfg):
         d.update(_pcc_excess(r, -r.s(pm.pcc_line, "p_to_mw"), units.pcc_max_mw))
     if pm.pcc_line:
@@ -199,6 +201,23 @@ def _party_account(r: _Run, name: str, pm: PartyEntities, energy_price: float) -
     return a
 
 
+def _forming_deviation(r: RunFile, pm: PartyEntities, units: UnitsCfg | None) -> dict[str, float]:
+    """Islanded runs: how far a party's grid-forming unit (its battery if that is grid-forming, else its
+    diesel) left its setpoint - the island's slack takes what the plans left unbalanced, losses included."""
+    if units is None:
+        return {}
+    if pm.storage and units.battery is not None and units.battery.grid_forming:
+        dev = np.abs(r.s(pm.storage, "p_mw") - r.s(pm.ems, "battery_p_mw"))
+    elif pm.diesel:
+        dev = np.abs(r.s(pm.diesel, "p_mw") - r.s(pm.ems, "diesel_p_mw"))
+    else:
+        return {}
+    return {
+        "grid_forming_deviation_mwh": float(np.nansum(dev) * r.dt_h),
+        "grid_forming_deviation_max_mw": _nanstat(np.nanmax, dev),
+    }
+
+
 @dataclass
 class _Bills:
     cost_by_mg: dict[str, float]
@@ -209,7 +228,7 @@ class _Bills:
     unserved_cost: float
 
 
-def _bills(r: _Run, accounts: dict[str, _Account]) -> _Bills:
+def _bills(r: RunFile, accounts: dict[str, _Account]) -> _Bills:
     """Each party's bill: its own account, what its nested MGs paid it, the strategy's settlements between
     parties, and the operator's (or the network's) balance at the substation; they sum to the total."""
     cost_by_mg = {n: a.cost for n, a in accounts.items()}
@@ -254,7 +273,7 @@ def _nanstat(fn: Any, a: np.ndarray) -> float:
     return float(fn(a)) if np.isfinite(a).any() else float("nan")
 
 
-def _grid_kpis(r: _Run) -> dict[str, Any]:
+def _grid_kpis(r: RunFile) -> dict[str, Any]:
     """Voltages, loading, losses and power-flow failures, as the grid measured them."""
     g = r.entities.grid
     conv = r.s(g, "pf_converged")
@@ -270,7 +289,7 @@ def _grid_kpis(r: _Run) -> dict[str, Any]:
     }
 
 
-def _ems_kpis(r: _Run, per_party: dict[str, dict[str, float]]) -> dict[str, Any]:
+def _ems_kpis(r: RunFile, per_party: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Solve times, fallbacks and how far the measured state left the plans."""
     # Solve time: parties of one planning round solve in parallel (each MG its own computer), so a
     # round costs the slowest party's time; a central solve reports the same time on every entity.
@@ -284,10 +303,21 @@ def _ems_kpis(r: _Run, per_party: dict[str, dict[str, float]]) -> dict[str, Any]
             (p["soc_drift_mwh_max"] for p in per_party.values() if "soc_drift_mwh_max" in p), default=float("nan")
         ),
         "exchange_deviation_mwh": float(sum(p.get("exchange_deviation_mwh", 0.0) for p in per_party.values())),
+        **_grid_forming(per_party),
     }
 
 
-def _strategy_kpis(r: _Run, per_party: dict[str, dict[str, float]]) -> dict[str, Any]:
+def _grid_forming(per_party: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Islanded runs: how far the grid-forming batteries' output left their setpoints (losses, forecast
+    errors and plans that do not balance all land there)."""
+    devs = [p["grid_forming_deviation_mwh"] for p in per_party.values() if "grid_forming_deviation_mwh" in p]
+    if not devs:
+        return {}
+    peak = [p["grid_forming_deviation_max_mw"] for p in per_party.values() if "grid_forming_deviation_max_mw" in p]
+    return {"grid_forming_deviation_mwh": float(sum(devs)), "grid_forming_deviation_max_mw": max(peak)}
+
+
+def _strategy_kpis(r: RunFile, per_party: dict[str, dict[str, float]]) -> dict[str, Any]:
     """The KPIs the run's strategy computes of its own outputs (its contract's ``kpis`` hook)."""
     name = str(r.attrs.get("strategy", ""))
     try:
@@ -304,7 +334,7 @@ def _strategy_kpis(r: _Run, per_party: dict[str, dict[str, float]]) -> dict[str,
 
 
 def compute_kpis(path: str | Path) -> dict[str, Any]:
-    r = _Run(Path(path))
+    r = RunFile(Path(path))
     energy_price = stored_energy_price(r)
     accounts = {name: _party_account(r, name, pm, energy_price) for name, pm in r.entities.parties.items()}
     b = _bills(r, accounts)
@@ -337,7 +367,7 @@ def compute_kpis(path: str | Path) -> dict[str, Any]:
     }
 
 
-def stored_energy_price(r: _Run) -> float:
+def stored_energy_price(r: RunFile) -> float:
     """The price of stored energy: the config's, else the tariff's mean buy price over the run's steps."""
     price = r.cfg.penalties.stored_energy_price_per_mwh
     if price is not None:
@@ -352,7 +382,7 @@ def _stored_energy_change(soc_mwh: np.ndarray, e_init_mwh: float) -> float:
     return float(finite[-1]) - e_init_mwh if len(finite) else 0.0
 
 
-def _pcc_excess(r: _Run, flow_mw: np.ndarray, limit_mw: float) -> dict[str, float]:
+def _pcc_excess(r: RunFile, flow_mw: np.ndarray, limit_mw: float) -> dict[str, float]:
     """Steps, worst excess and energy of a measured PCC flow over its limit (either direction)."""
     excess = np.maximum(np.abs(_nz(flow_mw)) - limit_mw, 0.0)
     over = excess > PCC_TOL_MW
@@ -373,7 +403,7 @@ def _pcc_excess_total(per_party: dict[str, dict[str, float]]) -> dict[str, Any]:
     }
 
 
-def _internal_trade_mwh(r: _Run) -> float:
+def _internal_trade_mwh(r: RunFile) -> float:
     """Energy exchanged between microgrids through the network, as measured: per step the smaller of
     what the MGs exported and what they imported (each MG's own exchange: the flow at its PCC less what
     its nested MGs exchange through it)."""

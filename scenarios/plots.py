@@ -180,7 +180,21 @@ def plot_run(path: Path, out_dir: Path) -> list[Path]:
     )
     f.n = len(f.s[(emap.grid, "pf_converged")])
     f.t = _hours(f.n, cfg.scenario.step_s)
-    return [f.dispatch(), f.soc(), f.exchange(), f.voltage(), f.plan_vs_actual(), f.line_loading()]
+    figures = [f.dispatch(), f.soc(), f.exchange(), f.voltage(), f.plan_vs_actual(), f.line_loading()]
+    return figures + _strategy_plots(path, str(attrs.get("strategy", "")), out_dir, f.title)
+
+
+def _strategy_plots(path: Path, strategy: str, out_dir: Path, title: str) -> list[Path]:
+    """The run's strategy's own figures (its contract's ``plots`` hook), if it has any."""
+    from ems_controllers.core.contract import StrategyError
+    from ems_controllers.registry import get_strategy
+    from scenarios.kpis import RunFile
+
+    try:
+        hook = get_strategy(strategy).plot_hook()
+    except (StrategyError, ImportError, AttributeError):
+        return []
+    return [] if hook is None else hook(RunFile(path), out_dir, title)
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

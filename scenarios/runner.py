@@ -33,7 +33,7 @@ from scenarios.config import Config
 from scenarios.kpis import compute_kpis
 from scenarios.layout import NetLayout
 from scenarios.paths import folder_problem
-from scenarios.strategy_fit import check_fit, resolve
+from scenarios.strategy_fit import check_fit, resolve, strategy_settings
 from scenarios.supervision import SimulatorFailed, Supervisor
 from scenarios.wiring import wire
 from sims.recorder import write_kpis
@@ -239,9 +239,12 @@ def run_scenario(
     _quiet_mosaik()
     t0 = time.perf_counter()
     supervisor = Supervisor(cfg.run.step_timeout_s)
+    contract = resolve(strategy)
+    loops = contract.agents.loop_iterations(strategy_settings(cfg, contract)) if contract.agents else 100
     world = mosaik.World(
-        sim_config(cfg, strategy, supervisor),
+        sim_config(cfg, strategy, supervisor, list(layout.parties)),
         mosaik_config={"start_timeout": cfg.run.start_timeout_s},
+        max_loop_iterations=loops,
         skip_greetings=True,
         configure_logging=False,
     )

@@ -119,12 +119,14 @@ class _Wiring:
     ge: dict[str, Any] = field(default_factory=dict)  # grid entities by eid
     prof: Any = None
     ems_sim: Any = None
+    party_sims: dict[str, Any] = field(default_factory=dict)  # agents: each party's own EMS simulator
+    coordinator_sim: Any = None
     feeder_profiles: list[Any] = field(default_factory=list)
     profile_ents: list[Any] = field(default_factory=list)
     to_record: list[tuple[Any, list[str]]] = field(default_factory=list)
 
     def start(self, data_dir: Any) -> None:
-        from scenarios.common import start_ems, start_profiles
+        from scenarios.common import start_agents, start_ems, start_profiles
 
         step_s = self.cfg.scenario.step_s
         if "unserved_mw" in self.strategy.outputs:
@@ -132,7 +134,12 @@ class _Wiring:
         self.grid = self.world.start("Grid", step_size=step_s).Grid(net=pp.to_json(self.layout.net))
         self.ge = {e.eid: e for e in self.grid.children}
         self.prof = start_profiles(self.world, self.cfg, data_dir)
-        self.ems_sim = start_ems(self.world, self.cfg, self.strategy, site=site_of(self.cfg, self.layout))
+        if self.strategy.agents is not None:
+            self.party_sims, self.coordinator_sim = start_agents(
+                self.world, self.cfg, self.strategy, list(self.layout.parties)
+            )
+        else:
+            self.ems_sim = start_ems(self.world, self.cfg, self.strategy, site=site_of(self.cfg, self.layout))
 
     def feeder_loads(self) -> None:
         """The network operator's feeder loads: their nominal p/q in the net scaled by one profile."""
@@ -171,7 +178,8 @@ class _Wiring:
             for o in owners
         }
         agent_model = self.strategy.owner_agent
-        ems = self.ems_sim.MG(
+        ems = self.party_sims.get(name, self.ems_sim).MG(
+            **self._ring_params(name),
             mg=party_microgrid(cfg, name).to_dict(),
             pv_rated_mw=units.pv.peak_mw if units is not None and units.pv else 0.0,
             wind_rated_mw=units.wind.p_rated_mw if units is not None and units.wind else 0.0,
@@ -200,6 +208,31 @@ class _Wiring:
         self._setpoints(name, units, party, ems, pm)
         self.to_record.append((ems, list(self.strategy.outputs)))
         return ems, pm
+
+    def _ring_params(self, name: str) -> dict[str, Any]:
+        """An agent's neighbours in the ring (the parties' order; after the last: the coordinator)."""
+        if self.strategy.agents is None:
+            return {}
+        order = list(self.layout.parties)
+        k = order.index(name)
+        return {"ring_prev": order[k - 1] if k > 0 else None, "ring_next": order[k + 1] if k + 1 < len(order) else "AU"}
+
+    def agent_loop(self, ems_entities: dict[str, Any], emap: EntityMap) -> None:
+        """The coordinator's entity and the loop's connections (see the contract's ``AgentLoop``)."""
+        loop = self.strategy.agents
+        if loop is None:
+            return
+        order = list(self.layout.parties)
+        coord = getattr(self.coordinator_sim, loop.model)(parties=order)
+        emap.system = _fid(coord)
+        self.to_record.append((coord, list(loop.outputs)))
+        ring_out, ring_in = loop.ring
+        for a, b in zip(order, [*order[1:], None], strict=True):
+            self.world.connect(ems_entities[a], ems_entities[b] if b else coord, (ring_out, ring_in))
+        for name in order:
+            for out, inp in loop.to_coordinator:
+                self.world.connect(ems_entities[name], coord, (out, inp))
+            self.world.connect(coord, ems_entities[name], loop.broadcast, weak=True)
 
     def _load_buses(self) -> dict[str, int]:
         net = self.layout.net
@@ -265,6 +298,7 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str | Strategy
     ems_entities = {}
     for name, party in layout.parties.items():
         ems_entities[name], emap.parties[name] = w.party(name, party)
+    w.agent_loop(ems_entities, emap)
     if contract.system_entity is not None:
         system = getattr(w.ems_sim, contract.system_entity.model)()
         emap.system = _fid(system)

@@ -38,7 +38,7 @@ import pytest
 from ems_controllers.core import blocks
 from ems_controllers.core.types import DieselUnit
 from scenarios.config import Config, load_config
-from scenarios.kpis import _Run, diesel_cost, stored_energy_price
+from scenarios.kpis import RunFile, diesel_cost, stored_energy_price
 from scenarios.registry import SCENARIOS
 from scenarios.runner import RunResult
 from tests.reference.shipped import CASES
@@ -69,7 +69,7 @@ def plan_cost(path: Path) -> dict[str, float]:
     """What the EMS decided, priced like the optimisers' objective without the grid (module docstring):
     ``cost`` (diesels piecewise-linear, less the value of the planned change in stored energy),
     ``stored_value`` (that value) and ``pwl_error`` (exact diesel cost of the plan less its PWL cost)."""
-    r = _Run(path)
+    r = RunFile(path)
     cfg, dt, pen = r.cfg, r.dt_h, r.cfg.penalties
     price = stored_energy_price(r)
     cost = 0.0
@@ -111,7 +111,7 @@ def plan_cost(path: Path) -> dict[str, float]:
 
 def _objective(run: RunResult) -> float:
     """The centralized EMS's objective of its day-ahead plan (reported on every party's entity)."""
-    r = _Run(run.path)
+    r = RunFile(run.path)
     obj = r.s(next(iter(r.entities.parties.values())).ems, "objective")
     return float(obj[np.isfinite(obj)][0])
 

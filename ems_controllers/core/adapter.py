@@ -183,7 +183,15 @@ class PlanningEMS[D](mosaik_api_v3.Simulator, abc.ABC):
         return len(self.tariff.buy_price_per_mwh)
 
     @override
-    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time | None:
+        plan_now, owner_msgs = self.read_step_inputs(time, inputs)
+        self.messages = []
+        rounds = self._plan(time) if plan_now else {}
+        self.finish_step(time, rounds, owner_msgs)
+        return time + self.step_size
+
+    def read_step_inputs(self, time: int, inputs: InputData) -> tuple[bool, list[dict[str, Any]]]:
+        """Take in a step's forecasts and measured state; (whether to plan now, the owners' messages)."""
         new_forecast = False
         owner_msgs: list[dict[str, Any]] = []
         for name, party in self.parties.items():
@@ -196,17 +204,17 @@ class PlanningEMS[D](mosaik_api_v3.Simulator, abc.ABC):
             owner_msgs += got.owner_messages
             if got.soc_mwh is not None:
                 party.e_mwh = got.soc_mwh
-        self.messages = []
-        rounds: dict[str, PartyRound] = {}
-        if (self.rolling or new_forecast or self.force_plan) and self._forecasts_cover(time):
-            rounds = self._plan(time)
+        plan_now = (self.rolling or new_forecast or self.force_plan) and self._forecasts_cover(time)
         self.force_plan = False
+        return plan_now, owner_msgs
+
+    def finish_step(self, time: int, rounds: Mapping[str, PartyRound], owner_msgs: list[dict[str, Any]]) -> None:
+        """Every party's outputs of the step, after its planning round (if any)."""
         for name, party in self.parties.items():
             party.out = self._outputs(name, party, time, rounds)
         if not self.plans_include_nested:
             self._add_nested_flows()
         self.messages = owner_msgs + self.messages
-        return time + self.step_size
 
     def _add_nested_flows(self) -> None:
         """A nested MG's exchange flows through its parent's PCC: add it (innermost first) to the parent's
@@ -265,6 +273,10 @@ class PlanningEMS[D](mosaik_api_v3.Simulator, abc.ABC):
         """Messages that crossed an ownership boundary in this planning round (none by default)."""
         return []
 
+    def plan_detail(self, result: SolveResult[D]) -> str | None:
+        """What ``ems_status`` adds to "ok" for a new plan: the solve's status unless it is optimal."""
+        return None if result.status is SolveStatus.OPTIMAL else result.status.value
+
     # -- planning -------------------------------------------------------------------------------------
     def _forecast_from(self, name: str, attr: str, time: int) -> list[float] | None:
         entry = self.forecasts[name].get(attr)
@@ -320,7 +332,7 @@ class PlanningEMS[D](mosaik_api_v3.Simulator, abc.ABC):
         if not plans:
             reason = f"{result.status}: {result.message or result.termination}"
             failed = {name: failed.get(name, reason) for name in self.parties}
-        plan_status = EmsStatus.OK.text(None if result.status is SolveStatus.OPTIMAL else result.status.value)
+        plan_status = EmsStatus.OK.text(self.plan_detail(result))
         rounds: dict[str, PartyRound] = {}
         for name in self.parties:
             solve_time_s = result.solve_s_by_party.get(name, total_s)

@@ -14,13 +14,15 @@ It declares
 - what its entities output (``outputs`` of each party's ``MG`` entity; the recorder records all of them
   and the grid takes the setpoints among them) and which further entities it creates (``owner_agent``:
   one per owner load, ``system_entity``: one for the whole system); whether it operates the tie switches
-  (``operates_tie_switches``: the network operator's entity outputs ``tie_closed``);
+  (``operates_tie_switches``: the network operator's entity outputs ``tie_closed``); whether its parties
+  are agents iterating with a coordinator in a same-time loop (``agents``: :class:`AgentLoop`);
 - its duty to the privacy audit: a strategy without ``owner_agent`` gets each owner's load forecast in
   plaintext, with the ``MG`` entity's ``load_owners`` param (source entity -> owner); it must output
   what it received as ``messages`` (sender ``<MG>:<owner>``), as the shipped ones do, or declare
   ``cannot_handle`` owner loads;
 - the KPIs of its own outputs (``kpis``: ``"module:function"``, a :data:`KpiHook`), computed from the
-  record next to the KPIs every strategy gets.
+  record next to the KPIs every strategy gets, its own figures (``plots``, a :data:`PlotHook`) and what
+  its protocol lets coalitions of parties learn (``audit``, an :data:`AuditHook`, for ``mmg-cosim audit``).
 
 This module imports no strategy; ``ems_controllers/registry.py`` collects the shipped ones and the
 plug-ins (entry point group ``mmg_cosim.strategies``). See ``docs/writing-a-strategy.md``.
@@ -32,6 +34,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -90,6 +93,31 @@ class EntityModel:
     outputs: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class AgentLoop:
+    """A strategy whose parties are agents that iterate at a planning instant in a mosaik same-time loop.
+
+    The wiring starts the strategy's ``simulator`` once per party (each with one ``MG`` entity, so each
+    may run as a process of its own) and the ``coordinator`` simulator (``"module:Class"``, one entity of
+    ``model``, created with ``parties``: the ring order), all inside one ``world.group()``, and connects
+
+    - ``ring`` (out, in): party k -> party k+1 in the parties' order, the last party -> the coordinator;
+    - ``to_coordinator`` (out, in) pairs: every party -> the coordinator;
+    - ``broadcast`` (out, in): the coordinator -> every party, as a *weak* connection (it closes the loop);
+
+    every party entity gets the params ``ring_prev`` and ``ring_next`` (a party's name, None for the first
+    party, ``"AU"`` after the last). The run raises mosaik's ``max_loop_iterations`` to
+    ``loop_iterations(settings)``. The coordinator's ``outputs`` are recorded."""
+
+    coordinator: str
+    model: str
+    outputs: tuple[str, ...]
+    ring: tuple[str, str]
+    broadcast: tuple[str, str]
+    to_coordinator: tuple[tuple[str, str], ...] = ()
+    loop_iterations: Callable[[Any], int] = lambda settings: 100
+
+
 class RunRecord(Protocol):
     """What a strategy's KPI hook reads of a finished run (the HDF5 record)."""
 
@@ -134,6 +162,20 @@ class StrategyKpis:
 
 
 KpiHook = Callable[[RunRecord], StrategyKpis]
+PlotHook = Callable[[RunRecord, Path, str], list[Path]]
+"""A strategy's figures of its own outputs: (record, output folder, title) -> the PNG files written."""
+
+
+@dataclass
+class StrategyAudit:
+    """What a strategy's protocol lets parties (and coalitions of them) learn, beyond the messages on
+    record: ``text`` for people, ``data`` (JSON-safe) for programs."""
+
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+AuditHook = Callable[[RunRecord], StrategyAudit]
 
 
 class StrategyError(ValueError):
@@ -156,6 +198,9 @@ class Strategy:
     system_entity: EntityModel | None = None
     operates_tie_switches: bool = False
     kpis: str | None = None
+    plots: str | None = None
+    audit: str | None = None
+    agents: AgentLoop | None = None
 
     def __post_init__(self) -> None:
         if ":" not in self.simulator:
@@ -212,8 +257,21 @@ class Strategy:
         return None
 
     def kpi_hook(self) -> KpiHook | None:
-        if self.kpis is None:
-            return None
-        module, _, func = self.kpis.partition(":")
-        hook: KpiHook = getattr(importlib.import_module(module), func)
+        hook: KpiHook | None = _load(self.kpis)
         return hook
+
+    def plot_hook(self) -> PlotHook | None:
+        hook: PlotHook | None = _load(self.plots)
+        return hook
+
+    def audit_hook(self) -> AuditHook | None:
+        hook: AuditHook | None = _load(self.audit)
+        return hook
+
+
+def _load(target: str | None) -> Any:
+    """The object a ``"module:name"`` hook names (None for no hook)."""
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)

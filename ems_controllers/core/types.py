@@ -65,6 +65,10 @@ class Battery:
     eta_dis: float = 1.0
     e_min_mwh: float = 0.0
     e_final_mwh: float | None = None
+    # battery life cost per hour of operation: wear_a2*(P_ch^2 + P_dis^2) + wear_a1*(P_ch + P_dis); used by
+    # strategies that model it (admm), zero by default
+    wear_a2_per_mw2h: float = 0.0
+    wear_a1_per_mwh: float = 0.0
 
     def max_charge_mw(self, e_mwh: float, dt_h: float) -> float:
         """Largest charging power that keeps SoC <= e_max over ``dt_h``."""

@@ -96,7 +96,7 @@ class NestedEMS(PlanningEMS[NestedRound]):
         return self.keys[mg]
 
     @override
-    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
+    def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time | None:
         # 1. owners: encrypt their own new forecasts for their MG's EMS
         for eid, mg in self.owners.items():
             self.owner_out[eid] = {"sent_ciphertext_bytes": 0}
