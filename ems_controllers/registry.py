@@ -31,6 +31,7 @@ SHIPPED = (
     "ems_controllers.security_constrained.strategy",
     "ems_controllers.cooperative.strategy",
     "ems_controllers.nested.strategy",
+    "ems_controllers.admm.strategy",
 )
 
 

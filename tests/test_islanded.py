@@ -1,6 +1,7 @@
 """An islanded system as a config (``grid.external_grid = false``): the builder removes the external grid,
 the scenario offers the ``islanded`` capability, the grid simulator balances it with its grid-forming
-batteries, and every shipped strategy (all trade with an upstream grid) refuses it with exit 2."""
+batteries, every strategy that trades with an upstream grid refuses it with exit 2, and admm (spec 001,
+islanded interconnected MGs) is the one that fits."""
 
 from __future__ import annotations
 
@@ -57,8 +58,19 @@ def test_grid_forming_batteries_balance_the_island() -> None:
     assert cfg.grid.vm_min_pu - 0.02 < grid["min_vm_pu"] <= grid["max_vm_pu"] < cfg.grid.vm_max_pu + 0.02
 
 
-@pytest.mark.parametrize("strategy", sorted(strategies()))
-def test_every_shipped_strategy_refuses_an_islanded_system(
+GRID_TIED_STRATEGIES = sorted(n for n, s in strategies().items() if Capability.ISLANDED in s.cannot_handle)
+
+
+def test_only_admm_handles_an_islanded_system() -> None:
+    cfg, data_dir = load_config(CONFIG)
+    offers = offered(cfg, build_net(cfg, data_dir))
+    fitting = sorted(n for n, s in strategies().items() if s.problem(offers, s.make_settings({})) is None)
+    assert fitting == ["admm"]
+    assert len(GRID_TIED_STRATEGIES) == len(strategies()) - 1
+
+
+@pytest.mark.parametrize("strategy", GRID_TIED_STRATEGIES)
+def test_every_grid_tied_strategy_refuses_an_islanded_system(
     strategy: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(["run", str(CONFIG), "--strategy", strategy, "--quiet", "--out", str(tmp_path / "x.h5")])
