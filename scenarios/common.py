@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ems_controllers.core.contract import Strategy
 from ems_controllers.registry import get_strategy
-from scenarios.config import Config, load_profiles_path
+from scenarios.config import Config, ConfigError, load_profiles_path
 from scenarios.strategy_fit import strategy_settings
 from scenarios.supervision import Supervisor
 from sims.grid import GRID_OUTPUTS
@@ -43,20 +43,17 @@ PROFILE_RECORD = {
 
 def sim_config(cfg: Config, strategy: str, supervisor: Supervisor, parties: Sequence[str] = ()) -> SimConfig:
     """mosaik sim_config: in-process by default; the sims named in ``run.separate_processes`` each in a
-    process of their own, started and watched by ``supervisor``. A strategy whose parties are agents
+    process of their own, started and watched by ``supervisor``; those in ``run.connect`` already running
+    at the address given (``python -m <module> HOST:PORT --remote``, e.g. on another host). A strategy whose parties are agents
     (its contract's ``agents``) gets one EMS simulator per party (``EMS-<party>``) and its coordinator
     (``Coordinator``), all of them EMS simulators as far as ``separate_processes`` goes."""
-    contract = get_strategy(strategy)
-    targets = dict(SIM_TARGETS)
-    if contract.agents is None:
-        targets["ems"] = ("EMS", contract.simulator)
+    entries = run_simulators(get_strategy(strategy), parties)
+    check_connect(cfg, entries)
     out: SimConfig = {}
-    entries = [(key, name, target) for key, (name, target) in targets.items()]
-    if contract.agents is not None:
-        entries += [("ems", ems_sim_name(p), contract.simulator) for p in parties]
-        entries.append(("ems", COORDINATOR, contract.agents.coordinator))
     for key, name, target in entries:
-        if key in cfg.run.separate_processes:
+        if name in cfg.run.connect:  # started by the user (e.g. on another host): mosaik connects to it
+            out[name] = {"connect": cfg.run.connect[name]}
+        elif key in cfg.run.separate_processes:
             out[name] = supervisor.starter(name, target)
         else:
             out[name] = {"python": target}
@@ -64,6 +61,27 @@ def sim_config(cfg: Config, strategy: str, supervisor: Supervisor, parties: Sequ
 
 
 COORDINATOR = "Coordinator"
+
+
+def run_simulators(strategy: Strategy, parties: Sequence[str]) -> list[tuple[str, str, str]]:
+    """The simulators of a run of ``strategy``: (kind as in ``run.separate_processes``, sim_config name,
+    ``module:Class``)."""
+    targets = dict(SIM_TARGETS)
+    if strategy.agents is None:
+        targets["ems"] = ("EMS", strategy.simulator)
+    entries = [(key, name, target) for key, (name, target) in targets.items()]
+    if strategy.agents is not None:
+        entries += [("ems", ems_sim_name(p), strategy.simulator) for p in parties]
+        entries.append(("ems", COORDINATOR, strategy.agents.coordinator))
+    return entries
+
+
+def check_connect(cfg: Config, entries: Sequence[tuple[str, str, str]]) -> None:
+    """ConfigError unless every simulator ``run.connect`` names is one of the run's."""
+    unknown = sorted(set(cfg.run.connect) - {name for _, name, _ in entries})
+    if unknown:
+        known = ", ".join(sorted(name for _, name, _ in entries))
+        raise ConfigError(f"run.connect: no simulator named {', '.join(unknown)} in this run (it has {known})")
 
 
 def ems_sim_name(party: str) -> str:

@@ -370,6 +370,19 @@ class RunCfg(_Strict):
     start_timeout_s: float = Field(
         default=60.0, gt=0, description="a simulator process must connect within this after it was started"
     )
+    connect: dict[str, str] = Field(
+        default_factory=dict,
+        description="simulators already running elsewhere (another host): sim_config name -> HOST:PORT",
+    )
+
+    @field_validator("connect")
+    @classmethod
+    def _addresses(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, addr in v.items():
+            host, sep, port = addr.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{name}: {addr!r} is not HOST:PORT")
+        return v
 
 
 class ScenarioCfg(_Strict):

@@ -39,6 +39,11 @@ SCENARIOS: dict[str, ScenarioEntry] = {
             DATA_DIR / "nested_campus.toml",
             "department inside faculty inside campus with owners' loads, CIGRE LV (spec 000)",
         ),
+        ScenarioEntry(
+            "islanded_img",
+            DATA_DIR / "islanded_img.toml",
+            "four interconnected microgrids without a utility grid, CIGRE LV residential feeder (spec 001)",
+        ),
     ]
 }
 DEFAULT_SCENARIO = "ieee33_3mg"

@@ -80,9 +80,12 @@ def resolve(name: str) -> Strategy:
 
 def check_fit(cfg: Config, layout: NetLayout, strategy: Strategy) -> StrategySettings:
     """The strategy's settings, if it can run on this scenario; ConfigError naming what is missing or
-    what it cannot handle otherwise."""
+    what it cannot handle otherwise, or a ``run.connect`` simulator the run does not have."""
+    from scenarios.common import check_connect, run_simulators
+
     settings = strategy_settings(cfg, strategy)
     problem = strategy.problem(offered(cfg, layout), settings)
     if problem:
         raise ConfigError(f"strategy {strategy.name} cannot run on scenario {cfg.scenario.name}: {problem}")
+    check_connect(cfg, run_simulators(strategy, list(layout.parties)))
     return settings

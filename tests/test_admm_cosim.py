@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +152,9 @@ def test_separate_processes_give_the_same_numbers(ring: RunResult, processes: tu
     for mg in MGS:
         for attr in ("battery_p_mw", "diesel_p_mw", "planned_import_mw", "objective"):
             np.testing.assert_array_equal(a[(_ems(ring.path, mg), attr)], b[(_ems(proc.path, mg), attr)])
-    np.testing.assert_array_equal(a[(_au(ring.path), "admm_primal_residual")], b[(_au(proc.path), "admm_primal_residual")])
+    np.testing.assert_array_equal(
+        a[(_au(ring.path), "admm_primal_residual")], b[(_au(proc.path), "admm_primal_residual")]
+    )
     assert proc.kpis["total_cost"] == ring.kpis["total_cost"]
 
 
@@ -208,3 +214,41 @@ def test_a_run_past_100_loop_iterations_that_does_not_converge_uses_its_last_ite
     status = [str(x) for x in s[(_ems(run.path, "MG1"), "ems_status")]]
     assert status[0].startswith("ok (ADMM did not converge: not converged after 110 iterations")
     assert run.kpis["admm"]["converged_instants"] == 0 and run.kpis["ems_fallback_steps"] == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_agent_running_elsewhere_joins_through_connect(ring: RunResult, tmp_path: Path) -> None:
+    """MG2's agent started by hand (as on another host) and reached through ``run.connect``."""
+    port = _free_port()
+    log = (tmp_path / "agent.log").open("w")
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "ems_controllers.admm.sim", f"127.0.0.1:{port}", "--remote"], stderr=log
+    )
+    try:
+        time.sleep(2.0)  # it listens once imported
+        run = _run(tmp_path / "connect.h5", [f'run.connect={{"EMS-MG2" = "127.0.0.1:{port}"}}'])
+        assert agent.wait(timeout=30) == 0  # the run's end stops it
+    finally:
+        agent.kill()
+        agent.wait()
+        log.close()
+    assert run.kpis["total_cost"] == ring.kpis["total_cost"]
+    a, b = read_series(ring.path), read_series(run.path)
+    key = "planned_import_mw"
+    np.testing.assert_array_equal(a[(_ems(ring.path, "MG2"), key)], b[(_ems(run.path, "MG2"), key)])
+
+
+def test_connect_to_a_simulator_the_run_does_not_have_is_bad_input(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "x.h5"
+    args = ["run", str(CONFIG), "--strategy", "admm", "--quiet", "--out", str(out)]
+    code = main([*args, "--set", 'run.connect={"EMS-MG9" = "h:1"}'])
+    err = capfd.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "run.connect: no simulator named EMS-MG9" in err and "EMS-MG1" in err, err

@@ -84,7 +84,7 @@ def test_report_and_audit_json_of_every_run(compared: dict[str, Any]) -> None:
         assert _strict_loads(r.stdout)["n_steps"] > 0
         r = subprocess.run([*CLI, "audit", str(f), "--json"], capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
-        assert set(_strict_loads(r.stdout)) == {"received", "findings", "n_messages", "n_ciphertext"}
+        assert set(_strict_loads(r.stdout)) == {"received", "findings", "n_messages", "n_ciphertext", "protocol"}
 
 
 def test_run_json_with_a_solving_ems_in_its_own_process(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ META: Meta = {
 class _Round:
     time: int
     coordinator: Coordinator
+    started: float = field(default_factory=_time.perf_counter)  # when the start broadcast went out
     decrypt_s: float = 0.0
     messages: list[dict[str, Any]] = field(default_factory=list)
 
@@ -161,6 +162,7 @@ class AuthoritySim(mosaik_api_v3.Simulator):
             admm_rho=padded(trace.rho),
             admm_price_per_mw=list(trace.price_per_mw),
             crypto_s=rnd.decrypt_s,
+            admm_wall_s=_time.perf_counter() - rnd.started,
             messages=rnd.messages,
         )
         self.round = None

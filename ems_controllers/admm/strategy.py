@@ -24,10 +24,13 @@ AU_ATTRS = (
     "admm_rho",
     "admm_price_per_mw",
     "crypto_s",
+    "admm_wall_s",
     "messages",
 )
 """The authority's outputs, per planning instant (None at other steps); residual lists hold one value per
-iteration, padded to ``max_iter`` (NaN in the record)."""
+iteration, padded to ``max_iter`` (NaN in the record); ``crypto_s`` is its decryption time, ``admm_wall_s`` the
+wall time from its start broadcast to its last (every local solve, encryption, hop and decryption of the
+instant, and mosaik's messaging between them)."""
 
 
 class Settings(StrategySettings):
