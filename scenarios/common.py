@@ -44,9 +44,9 @@ PROFILE_RECORD = {
 def sim_config(cfg: Config, strategy: str, supervisor: Supervisor, parties: Sequence[str] = ()) -> SimConfig:
     """mosaik sim_config: in-process by default; the sims named in ``run.separate_processes`` each in a
     process of their own, started and watched by ``supervisor``; those in ``run.connect`` already running
-    at the address given (``python -m <module> HOST:PORT --remote``, e.g. on another host). A strategy whose parties are agents
-    (its contract's ``agents``) gets one EMS simulator per party (``EMS-<party>``) and its coordinator
-    (``Coordinator``), all of them EMS simulators as far as ``separate_processes`` goes."""
+    at the address given (``python -m <module> HOST:PORT --remote``, e.g. on another host). A strategy
+    whose parties are agents (its contract's ``agents``) gets one EMS simulator per party (``EMS-<party>``)
+    and its coordinator (``Coordinator``), all of them EMS simulators as far as ``separate_processes`` goes."""
     entries = run_simulators(get_strategy(strategy), parties)
     check_connect(cfg, entries)
     out: SimConfig = {}

@@ -11,6 +11,7 @@ recorded as such, with the last iterate as its plan.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import socket
@@ -122,7 +123,7 @@ def test_only_ciphertext_crosses_between_parties(ring: RunResult) -> None:
     for m in hops:
         assert "values" not in m and m["ciphertext_bytes"] >= 512  # one 2048-bit ciphertext (mod n^2) at least
     order = [*MGS, "AU"]
-    assert {(m["sender"], m["receiver"]) for m in hops} == set(zip(order, order[1:], strict=False))
+    assert {(m["sender"], m["receiver"]) for m in hops} == set(itertools.pairwise(order))
     averages = [m for m in msgs if m["kind"] == "eep_average"]
     assert len(averages) == (n_iter + 1) * len(MGS)  # the start broadcast and one per iteration
     assert all(m["sender"] == "AU" and len(m["values"]) == 2 * T + 1 for m in averages)
