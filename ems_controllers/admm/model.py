@@ -35,11 +35,16 @@ s = rho*||(P_n^{k+1} - Pbar^{k+1}) - (P_n^k - Pbar^k)||_2. Stop when r <= eps_pr
 eps = sqrt(N*T)*tol. The paper stops on the primal residual only: ``stop="primal"`` offers its rule (it can
 stop early at a balanced but not optimal point, notably from a warm start). Residual balancing (Boyd 3.4.1):
 r > mu*s: rho *= tau, u /= tau; s > mu*r: rho /= tau, u *= tau (the scaled dual is rescaled so y holds).
+The iteration itself lives in :mod:`ems_controllers.admm.coordinator` (each party's part, shared by the
+mosaik agents) and :mod:`ems_controllers.admm.solver` (all parties in one object); this module holds the
+math they call: the local QP, the settings and results, and the centralized reference.
 
 Each MG's QP is built once (per structure) and re-solved by updating mutable params: rho (the quadratic
 coefficient) and the centre v = P_n^k - Pbar^k - u^k (the linear term -rho*v), and the forecasts/initial
-SoC of a new planning instant. HiGHS solves it through Pyomo's persistent ``pyomo.contrib.solver`` interface
-(``core.solver.PersistentHighs``). The centralized reference is one QP over all MGs with the balance rows.
+SoC of a new planning instant. HiGHS's active-set QP solver solves it under Pyomo's persistent
+``pyomo.contrib.solver`` interface, hot-started from the previous iterate (``_QpHighs``: also why the
+first solve starts from the LP optimum and HiGHS's dual tolerance is 1e-5). The centralized reference is
+one QP over all MGs with the balance rows, solved the same way.
 """
 
 from __future__ import annotations
@@ -47,14 +52,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
+import highspy
 import numpy as np
 import numpy.typing as npt
 import pyomo.environ as pyo
 
-from ems_controllers.core.solver import PersistentHighs, solve_status
+from ems_controllers.core.solver import highs_termination, solve_status
 from ems_controllers.core.types import Battery, DieselUnit, SolverOptions, SolveStatus
 
 FloatArray = npt.NDArray[np.float64]
@@ -281,8 +287,179 @@ def _schedule(b: Any, mg: AdmmMg) -> MgSchedule:
     )
 
 
+QP_DUAL_TOLERANCE = 1e-5
+"""HiGHS's ``dual_feasibility_tolerance`` for these QPs (cost per MW or MWh), 100x its default 1e-7.
+
+An optimal answer has every dual infeasibility <= this (HiGHS's KKT check of the final point), so its
+cost exceeds the true optimum by at most ``QP_DUAL_TOLERANCE * (sum of the ranges of the variables and
+inequality rows)`` (convexity: f(x*) >= f(x) + grad f(x)'(x* - x); every variable is bounded, explicitly or
+through the balance rows): for the 4 MGs x 24 h of the tests about 1e-5 * 1,800 = 0.018 (6e-6 of the
+optimum, 3,101), far below ADMM's 1 % acceptance."""
+
+QP_ITERATION_CAP = 20
+"""QP iterations per row and column of the model allowed in one HiGHS run (see :class:`_QpHighs`)."""
+
+_AUTO_UPDATES_OFF = (
+    "check_for_new_or_removed_constraints",
+    "check_for_new_or_removed_vars",
+    "check_for_new_or_removed_params",
+    "check_for_new_objective",
+    "update_constraints",
+    "update_vars",
+    "update_named_expressions",
+    "update_parameters",
+    "update_objective",
+)
+
+
+class _QpHighs:
+    """HiGHS's active-set QP solver under a Pyomo model: a robust first solve and hot re-solves.
+
+    The cause of the failures (HiGHS 1.16; found on the recorded instance of the tests, whose first solve
+    ended "Solve error" at iteration 0 and whose retry with ``qp_regularization_value`` 1e-5 cycled at the
+    optimum's objective, 291,907 QP iterations in 3 s, into the time limit): the objective is only positive
+    semi-definite (pv, wind, shed, e and, in the reference, x have no quadratic term) and the optima are
+    dual degenerate (a PV surplus curtailed at zero price can be curtailed by any MG; idle diesels;
+    several equally cheap SoC paths). HiGHS adds 1e-7 to the Hessian's diagonal, so the reduced Hessian's
+    eigenvalues span 1e-7..1e2 and the multipliers it prices carry errors of 1e-7..1e-6 (on costs of
+    1e2..1e3); at its default dual tolerance 1e-7 it releases active bounds whose true multiplier is 0 and
+    steps along (near) zero-curvature directions, where its bookkeeping fails (a zero-curvature step does
+    not expand the reduced Hessian's Cholesky factor; with the nullspace grown the dimensions differ:
+    "Solve error") or it cycles (curvature near its fixed threshold p'Qp < 1e-7: the 1e-5 retry).
+    Independently, its phase 1 (an LP for a feasible start) sets start values below 1e-4 to 0, so data of
+    the order of 1e-4 MW end in "QP solver claims optimality, but with ... primal infeasibilities".
+
+    The remedy, chosen by measurement (first solves of instances drawn like the property test's: 76 of
+    5,000 failed before; of harder ones, 2-5 MGs, 1-8 steps, data down to 1e-4 MW, wind, exchange caps,
+    curtailment prices, final SoC, MGs without diesel: 15 %; afterwards none of 5,000 of each kind):
+
+    * ``dual_feasibility_tolerance`` :data:`QP_DUAL_TOLERANCE`, the QP solver's pricing threshold:
+      noise-level multipliers are not priced (the cost bound is in its docstring). Alone it left 5 % of
+      the harder instances failing, every one with data below 3e-3 MW.
+    * A cold solve (the first, and the first after new data) starts from the LP optimum: the Hessian is
+      taken off, the LP solved by simplex, the Hessian put back and the QP hot-started
+      (``qp_allow_hot_start``) from that vertex and basis, which skips phase 1 and its rounding.
+    * A re-solve after an objective-only change (ADMM's rho and centre) hot-starts from the previous
+      optimum, still feasible (rows and bounds unchanged): 4 MGs x 24 h, 218 -> 1 QP iterations (median).
+    * Every run is capped at :data:`QP_ITERATION_CAP` per row and column (hot starts were seen to cycle,
+      7e6 iterations in 30 s: 12 of 180,000 in ADMM runs on the harder instances, none of 180,000 on the
+      property test's; the cold solve then succeeded) and at
+      ``QP_SOLVER_OPTIONS.time_limit_s`` per solve. HiGHS's ``time_limit`` counts the object's
+      accumulated run time, so it is set relative to ``getRunTime()`` before each run. A hot run that does
+      not end optimal is repeated cold; a cold one that fails, from HiGHS's own start. Presolve is off.
+    Rejected by measurement: a proximal term eps*||v||^2 (eps <= 1e-3: 2 % of the property test's
+    instances stalled; eps = 1e-2: robust but moved the cost by up to 0.4 %); scaling the variables (kW,
+    10 kW: 8-21 % stalled); implied bounds on x, caps as column bounds, e substituted (0.1-2.3 % still
+    failed).
+
+    Pyomo builds the model, translates it (``set_instance``) and pushes param changes; the runs, starts and
+    solution read-out use the ``highspy`` object Pyomo's interface holds (``_solver_model``, as
+    ``core.solver.PersistentHighs`` does).
+    """
+
+    def __init__(self, model: pyo.ConcreteModel) -> None:
+        from pyomo.contrib.solver.solvers.highs import Highs
+
+        opt = Highs()
+        for flag in _AUTO_UPDATES_OFF:  # the structure never changes; params are pushed by update()
+            setattr(opt.config.auto_updates, flag, False)
+        opt.set_instance(model)
+        h = getattr(opt, "_solver_model", None)
+        var_map = getattr(opt, "_pyomo_var_to_solver_var_map", None)
+        if h is None or var_map is None:
+            raise RuntimeError("Pyomo's HiGHS interface lacks _solver_model / _pyomo_var_to_solver_var_map")
+        self._opt, self._h, self._var_map = opt, h, var_map
+        self._cols = [v for v in model.component_data_objects(pyo.Var, descend_into=True) if id(v) in var_map]
+        self._cols.sort(key=lambda v: var_map[id(v)])
+        for name, value in (
+            ("output_flag", False),
+            # the project's thread count: HiGHS's global scheduler keeps the first count it is started with
+            ("threads", QP_SOLVER_OPTIONS.threads),
+            ("presolve", "off"),
+            ("dual_feasibility_tolerance", QP_DUAL_TOLERANCE),
+            ("qp_allow_hot_start", True),
+            ("qp_iteration_limit", QP_ITERATION_CAP * (h.getNumCol() + h.getNumRow())),
+        ):
+            h.setOptionValue(name, value)
+        self._start: tuple[Any, Any] | None = None  # (solution, basis) of the last optimum
+        self.x: FloatArray = np.zeros(0)  # the last solution by column (when the last status has a plan)
+
+    def column(self, var: Any) -> int:
+        return int(self._var_map[id(var)])
+
+    def update(self, objective_only: bool) -> None:
+        """Push the changed params: the objective's only (rho, centre), or all (new data: cold start)."""
+        objective = getattr(self._opt, "_mutable_objective", None)
+        if objective_only and objective is not None:
+            objective.update()  # linear costs; the Hessian only if a quadratic coefficient changed
+            return
+        self._opt.update_parameters()
+        if not objective_only:
+            self._start = None
+
+    def solve(self) -> tuple[SolveStatus, float]:
+        """Solve (hot from the last optimum if there is one, else cold); (status, seconds in HiGHS)."""
+        t0 = time.perf_counter()
+        status = self._hot(t0) if self._start is not None else None
+        if status is not SolveStatus.OPTIMAL:
+            status = self._cold(t0)
+        solution = self._h.getSolution()
+        self._start = (solution, self._h.getBasis()) if status is SolveStatus.OPTIMAL else None
+        if status.has_plan:
+            self.x = np.asarray(solution.col_value, dtype=float)
+        return status, time.perf_counter() - t0
+
+    def load(self) -> None:
+        """Write the last solution into the Pyomo variables."""
+        for v, val in zip(self._cols, self.x, strict=True):
+            v.set_value(float(val), skip_validation=True)
+
+    def _run(self, t0: float) -> SolveStatus:
+        h = self._h
+        left = max(QP_SOLVER_OPTIONS.time_limit_s - (time.perf_counter() - t0), 1e-3)
+        h.setOptionValue("time_limit", h.getRunTime() + left)  # HiGHS's run clock accumulates over runs
+        h.run()
+        has_solution = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
+        return solve_status(highs_termination(h.getModelStatus()), has_solution)
+
+    def _hot(self, t0: float) -> SolveStatus:
+        assert self._start is not None
+        solution, basis = self._start
+        self._h.setSolution(solution)  # a changed cost or Hessian dropped HiGHS's own copy of both
+        self._h.setBasis(basis)
+        return self._run(t0)
+
+    def _cold(self, t0: float) -> SolveStatus:
+        h = self._h
+        hessian = h.getModel().hessian_
+        if hessian.dim_ == 0 or not any(hessian.value_):
+            return self._run(t0)  # an LP
+        h.passHessian(highspy.HighsHessian())  # dimension 0: no Hessian, the LP
+        lp = self._run(t0)
+        start = (h.getSolution(), h.getBasis()) if lp is SolveStatus.OPTIMAL else None
+        h.passHessian(hessian)
+        if lp is SolveStatus.INFEASIBLE:  # the same rows and bounds
+            return lp
+        if start is not None:
+            h.setSolution(start[0])
+            h.setBasis(start[1])
+            status = self._run(t0)
+            if status is SolveStatus.OPTIMAL:
+                return status
+        h.setOptionValue("qp_allow_hot_start", False)  # last resort: HiGHS's own start
+        try:
+            return self._run(t0)
+        finally:
+            h.setOptionValue("qp_allow_hot_start", True)
+
+
 class LocalQp:
-    """MG n's local ADMM QP, built once and re-solved by updating rho, the centre v and the data."""
+    """MG n's local ADMM QP, built once and re-solved by updating rho, the centre v and the data.
+
+    A re-solve pushes only the objective's params (``-rho*v`` on the x columns; the Hessian when rho
+    changed) and hot-starts HiGHS from the previous optimum (:class:`_QpHighs`); new data (``set_data``)
+    pushes every param and starts cold. The Pyomo variables get the solution in :meth:`schedule` only.
+    """
 
     def __init__(self, mg: AdmmMg, dt_h: float) -> None:
         m = pyo.ConcreteModel()
@@ -296,10 +473,14 @@ class LocalQp:
         )
         self.model = m
         self.key = (mg.structure_key(), dt_h)
-        self._solver = PersistentHighs(m, "contrib")
+        self._qp = _QpHighs(m)
+        self._x_cols = np.array([self._qp.column(m.mg.x[t]) for t in m.mg.T], dtype=np.int64)
+        self._new_data = True
+        self._loaded = True  # the Pyomo variables hold the last solution
 
     def set_data(self, mg: AdmmMg) -> None:
         _write_mg_data(self.model.mg, mg)
+        self._new_data = True
 
     def solve(self, rho: float, centre: FloatArray) -> tuple[SolveStatus, FloatArray, float]:
         """Solve with penalty ``rho`` and centre v; (status, P_exch of the solution, HiGHS seconds)."""
@@ -307,27 +488,26 @@ class LocalQp:
         m.rho = rho
         for t, v in enumerate(centre):
             m.v[t] = float(v)
-        raw = self._solver.solve(QP_SOLVER_OPTIONS)
-        if not raw.feasible:
-            return raw.status, np.zeros(len(centre)), raw.highs_s
-        return raw.status, np.array(_vals(m.mg.x, len(centre))), raw.highs_s
+        self._qp.update(objective_only=not self._new_data)
+        self._new_data = False
+        status, highs_s = self._qp.solve()
+        if not status.has_plan:
+            return status, np.zeros(len(centre)), highs_s
+        self._loaded = False
+        return status, self._qp.x[self._x_cols].copy(), highs_s
 
     def schedule(self, mg: AdmmMg) -> MgSchedule:
+        if not self._loaded:
+            self._qp.load()
+            self._loaded = True
         return _schedule(self.model.mg, mg)
 
 
-# ----------------------------------------------------------------------------------------------- ADMM
+# ------------------------------------------------------------------------------------------------ fleet
 
 
-@dataclass
-class _Trace:
-    primal: list[float] = field(default_factory=list)
-    dual: list[float] = field(default_factory=list)
-    rho: list[float] = field(default_factory=list)
-    highs_s: float = 0.0
-
-
-def _check_fleet(mgs: Sequence[AdmmMg]) -> int:
+def check_fleet(mgs: Sequence[AdmmMg]) -> int:
+    """The common horizon length of a fleet (ValueError unless 2+ MGs with unique names share one)."""
     if len(mgs) < 2:
         raise ValueError("ADMM needs at least two MGs")
     n_steps = {mg.n_steps for mg in mgs}
@@ -338,151 +518,23 @@ def _check_fleet(mgs: Sequence[AdmmMg]) -> int:
     return n_steps.pop()
 
 
-def _balance_rho(rho: float, u: FloatArray, r: float, s: float, cfg: AdmmSettings) -> tuple[float, FloatArray]:
-    """Residual balancing (Boyd 3.4.1); the scaled dual is rescaled so y = rho*u is unchanged."""
-    if r > cfg.mu * s and rho * cfg.tau <= cfg.rho_max:
-        return rho * cfg.tau, u / cfg.tau
-    if s > cfg.mu * r and rho / cfg.tau >= cfg.rho_min:
-        return rho / cfg.tau, u * cfg.tau
-    return rho, u
-
-
-class AdmmSolver:
-    """Exchange ADMM over a fleet of MGs; keeps each MG's local QP between calls (planning instants)."""
-
-    def __init__(self, settings: AdmmSettings | None = None) -> None:
-        self.settings = settings or AdmmSettings()
-        self._qps: dict[str, LocalQp] = {}
-
-    def _local(self, mg: AdmmMg, dt_h: float) -> LocalQp:
-        qp = self._qps.get(mg.name)
-        if qp is None or qp.key != (mg.structure_key(), dt_h):
-            qp = LocalQp(mg, dt_h)
-            self._qps[mg.name] = qp
-        qp.set_data(mg)
-        return qp
-
-    def solve(self, mgs: Sequence[AdmmMg], dt_h: float, start: AdmmState | None = None) -> AdmmResult:
-        """Run ADMM at one planning instant, from ``start`` (the previous instant's state) if given."""
-        t0 = time.perf_counter()
-        cfg = self.settings
-        n_steps = _check_fleet(mgs)
-        n = len(mgs)
-        qps = [self._local(mg, dt_h) for mg in mgs]
-        if start is not None and np.shape(start.eep_mw) == (n, n_steps):
-            x, u, rho = np.array(start.eep_mw, dtype=float), np.array(start.u, dtype=float), start.rho
-        else:
-            x, u, rho = np.zeros((n, n_steps)), np.zeros(n_steps), cfg.rho
-        xbar = x.mean(axis=0)
-        eps_pri = math.sqrt(n * n_steps) * cfg.tol_primal_mw
-        eps_dual = math.sqrt(n * n_steps) * cfg.tol_dual
-        trace, converged, message = _Trace(), False, ""
-        for _ in range(cfg.max_iter):
-            x_new = np.empty_like(x)
-            for i, qp in enumerate(qps):
-                status, x_new[i], highs_s = qp.solve(rho, x[i] - xbar - u)
-                trace.highs_s += highs_s
-                if not status.has_plan:
-                    message = f"local QP of {mgs[i].name}: {status.value}"
-                    break
-            if message:
-                break
-            xbar_new = x_new.mean(axis=0)
-            u = u + xbar_new
-            r = math.sqrt(n) * float(np.linalg.norm(xbar_new))
-            s = rho * float(np.linalg.norm((x_new - xbar_new) - (x - xbar)))
-            trace.primal.append(r)
-            trace.dual.append(s)
-            trace.rho.append(rho)
-            x, xbar = x_new, xbar_new
-            if r <= eps_pri and (cfg.stop == "primal" or s <= eps_dual):
-                converged = True
-                break
-            if cfg.residual_balancing:
-                rho, u = _balance_rho(rho, u, r, s, cfg)
-        return self._result(mgs, qps, x, u, rho, trace, converged, message, time.perf_counter() - t0)
-
-    @staticmethod
-    def _result(
-        mgs: Sequence[AdmmMg],
-        qps: Sequence[LocalQp],
-        x: FloatArray,
-        u: FloatArray,
-        rho: float,
-        trace: _Trace,
-        converged: bool,
-        message: str,
-        solve_s: float,
-    ) -> AdmmResult:
-        status = SolveStatus.OPTIMAL if converged else SolveStatus.FEASIBLE
-        if message:
-            status = SolveStatus.ERROR
-        schedules = {mg.name: qp.schedule(mg) for mg, qp in zip(mgs, qps, strict=True)} if not message else {}
-        eep = {mg.name: tuple(float(v) for v in x[i]) for i, mg in enumerate(mgs)}
-        return AdmmResult(
-            status=status,
-            converged=converged,
-            iterations=len(trace.primal),
-            schedules=schedules,
-            eep_mw=eep,
-            price_per_mw=tuple(float(v) for v in rho * u),
-            primal_residual=tuple(trace.primal),
-            dual_residual=tuple(trace.dual),
-            rho=tuple(trace.rho),
-            final_gap_mw=float(np.max(np.abs(x.sum(axis=0)))),
-            total_cost=sum(s.cost for s in schedules.values()) if schedules else math.nan,
-            solve_s=solve_s,
-            highs_s=trace.highs_s,
-            state=AdmmState(tuple(eep.values()), tuple(float(v) for v in u), rho),
-            message=message,
-        )
-
-
-def solve_admm(
-    mgs: Sequence[AdmmMg], dt_h: float, settings: AdmmSettings | None = None, start: AdmmState | None = None
-) -> AdmmResult:
-    """One-shot ADMM (builds the local QPs; keep an :class:`AdmmSolver` to re-solve across instants)."""
-    return AdmmSolver(settings).solve(mgs, dt_h, start)
-
-
 # ---------------------------------------------------------------------------------------- centralized
 
 
-def _highs_once(m: pyo.ConcreteModel, options: dict[str, Any]) -> SolveStatus:
-    from pyomo.contrib.solver.solvers.highs import Highs
-
-    opt = Highs()
-    opt.config.load_solutions = False
-    opt.config.raise_exception_on_nonoptimal_result = False
-    # the project's thread count: HiGHS's global scheduler keeps the first count it is started with
-    opt.config.threads = QP_SOLVER_OPTIONS.threads
-    opt.config.time_limit = QP_SOLVER_OPTIONS.time_limit_s
-    opt.config.solver_options = dict(options)
-    res = opt.solve(m)
-    status = solve_status(res.termination_condition, res.incumbent_objective is not None)
-    if status.has_plan:
-        res.solution_loader.load_vars()
-    return status
-
-
 def _solve_reference(m: pyo.ConcreteModel) -> SolveStatus:
-    """One-shot HiGHS solve of the reference QP (loads the solution when there is one).
-
-    HiGHS 1.16's QP solver ends in "Solve error" on some degenerate instances (seen: 3 MGs, one with a
-    PV surplus curtailed, every diesel at 0); a retry with a larger QP regularization
-    (``qp_regularization_value`` 1e-5, default 1e-7) solved those. Known still to fail: instances with
-    data of the order of 1e-4 MW ("QP solver claims optimality, but with ... primal infeasibilities").
-    """
-    status = _highs_once(m, {})
-    if not status.has_plan:
-        status = _highs_once(m, {"qp_regularization_value": 1e-5})
+    """One HiGHS solve of the reference QP (loads the solution when there is one): LP start, then the QP
+    hot-started from it, dual tolerance :data:`QP_DUAL_TOLERANCE` (:class:`_QpHighs` says why)."""
+    qp = _QpHighs(m)
+    status, _ = qp.solve()
+    if status.has_plan:
+        qp.load()
     return status
 
 
 def solve_centralized(mgs: Sequence[AdmmMg], dt_h: float) -> CentralResult:
     """The reference: one QP over all MGs, sum_n P_exch[n,t] = 0 for every t, the same cost terms."""
     t0 = time.perf_counter()
-    n_steps = _check_fleet(mgs)
+    n_steps = check_fleet(mgs)
     m = pyo.ConcreteModel()
     m.mgs = pyo.Block(range(len(mgs)))
     for i, mg in enumerate(mgs):
