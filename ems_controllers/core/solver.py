@@ -284,12 +284,21 @@ class PersistentHighs:
         self._solved_once = raw.feasible
         return raw
 
+    def _time_limit(self, opts: SolverOptions) -> float:
+        """HiGHS's ``time_limit`` for this solve. HiGHS compares it with the run time its object has
+        accumulated over all its runs, not this run's: a model re-solved for a long time (a rolling year)
+        would hit an absolute limit on every solve once that much HiGHS time had passed. So the limit is
+        the object's run time so far plus this solve's allowance."""
+        highs = getattr(self._solver, "_solver_model", None)
+        spent = float(highs.getRunTime()) if highs is not None and hasattr(highs, "getRunTime") else 0.0
+        return spent + max(opts.time_limit_s, 0.0)
+
     def _run_contrib(self, opts: SolverOptions, translate_s: float) -> RawSolve:
         opt = self._solver
         cfg = opt.config
         cfg.load_solutions = False
         cfg.raise_exception_on_nonoptimal_result = False
-        cfg.time_limit = max(opts.time_limit_s, 0.0)
+        cfg.time_limit = self._time_limit(opts)
         cfg.rel_gap = opts.mip_rel_gap
         cfg.threads = opts.threads
         # A rolling re-solve starts from the previous plan (a MIP start): HiGHS's primal heuristics
@@ -390,7 +399,7 @@ class PersistentHighs:
         opt = self._solver
         cfg = opt.config
         cfg.load_solution = False
-        cfg.time_limit = max(opts.time_limit_s, 0.0)
+        cfg.time_limit = self._time_limit(opts)
         cfg.mip_gap = opts.mip_rel_gap
         opt.highs_options = {"threads": opts.threads}
         t1 = time.perf_counter()
