@@ -470,3 +470,21 @@ def _hard_cases(draw: st.DrawFn) -> list[AdmmMg]:
 def test_property_reference_optimal_on_harder_data(mgs: list[AdmmMg]) -> None:
     # Feasible by construction: shedding (<= the load) can cover every load, batteries need not move.
     _check_reference(mgs, solve_centralized(mgs, 1.0))
+
+
+def test_no_plan_dumps_surplus_through_simultaneous_charge_and_discharge() -> None:
+    """A PV surplus no battery can store, a curtailment price and no battery life cost: without the
+    throughput-cost floor the QP charges and discharges at once to burn the surplus in the battery's
+    losses (cheaper than curtailing); with it, it curtails, and both plans agree on the cost."""
+    bat = Battery(e_max_mwh=1.0, e_init_mwh=1.0, p_ch_max_mw=1.0, p_dis_max_mw=1.0, eta_ch=0.9, eta_dis=0.9)
+    surplus = AdmmMg("s", (0.5,) * 3, (2.0,) * 3, (0.0,) * 3, battery=bat, curtailment_price_per_mwh=20.0)
+    other = AdmmMg("o", (0.5,) * 3, (1.0,) * 3, (0.0,) * 3, battery=bat, curtailment_price_per_mwh=20.0)
+    central, admm = solve_centralized([surplus, other], 1.0), solve_admm([surplus, other], 1.0)
+    for res in (central, admm):
+        for s in res.schedules.values():
+            both = np.minimum(s.battery_ch_mw, s.battery_dis_mw)
+            assert float(np.max(both)) < 1e-6, s
+    # all 2 MW of surplus per hour are curtailed (the batteries are full): 3 h x 2 MW x 20 $/MWh
+    assert central.total_cost == pytest.approx(120.0, rel=1e-6)
+    assert admm.total_cost == pytest.approx(120.0, rel=1e-3)
+    assert surplus.throughput_cost_per_mwh == pytest.approx(1.05 * 20.0 * (1 - 0.81) / (1 + 0.81))

@@ -60,7 +60,7 @@ def step_costs(mg: AdmmMg, s: MgSchedule, dt_h: float) -> tuple[float, ...]:
             + a1 * pd
             + a0
             + mg.battery_cost_per_mw2h * (ch**2 + dis**2)
-            + mg.battery_cost_per_mwh * (ch + dis)
+            + (mg.throughput_cost_per_mwh if mg.battery is not None else 0.0) * (ch + dis)
             + mg.curtailment_price_per_mwh * curtailed
             + mg.load_shed_price_per_mwh * s.load_shed_mw[t]
         )

@@ -19,8 +19,12 @@ Local problem of MG n (the paper's symbols; sign: P_exch > 0 = MG n imports from
 This first version is a **continuous convex QP**: no binaries. The diesel has no on/off state: its output
 ranges over [0, P_d^max] (``p_min_mw`` is ignored unless ``must_run``, then it is the lower bound), its
 no-load cost a0 is counted only for a must-run unit (a constant), and start-up cost and ramps are not
-modelled. Charge and discharge are not made exclusive (with a zero curtailment price and eta < 1 nothing
-rewards doing both at once; the quadratic cost penalises it).
+modelled. Charge and discharge are not made exclusive by binaries, so charging and discharging at once
+could dump surplus energy through the battery's losses, cheaper than curtailing it: with
+P_dis = eta_ch*eta_dis*P_ch the SoC stays put and the grid takes P_ch*(1 - eta_ch*eta_dis), at a life cost
+of b_b*P_ch*(1 + eta_ch*eta_dis). The throughput cost used is therefore at least
+c_curt*(1 - eta_ch*eta_dis)/(1 + eta_ch*eta_dis) (times 1.05; :meth:`AdmmMg.throughput_cost_per_mwh`), so
+curtailing is always cheaper and no plan charges and discharges in the same step to dump energy.
 
 ADMM, exchange (sharing) form, scaled dual u (Boyd et al. 2011, section 7.3.2; the spec's form)::
 
@@ -69,6 +73,10 @@ FloatArray = npt.NDArray[np.float64]
 QP_SOLVER_OPTIONS = SolverOptions(certify_relaxation=False, time_limit_s=30.0)
 
 
+NO_DUMP_MARGIN = 1.05
+"""How much dearer than curtailing dumping energy through the battery's losses is made."""
+
+
 @dataclass(frozen=True)
 class AdmmMg:
     """One MG's data at a planning instant: units (structure) and forecasts (one value per step, MW)."""
@@ -96,6 +104,17 @@ class AdmmMg:
     @property
     def n_steps(self) -> int:
         return len(self.load_mw)
+
+    @property
+    def throughput_cost_per_mwh(self) -> float:
+        """b_b as the model uses it: the battery's life cost per MWh charged or discharged, at least what
+        makes dumping energy through simultaneous charge and discharge dearer than curtailing (module
+        docstring)."""
+        if self.battery is None:
+            return self.battery_cost_per_mwh
+        loop = self.battery.eta_ch * self.battery.eta_dis
+        floor = NO_DUMP_MARGIN * self.curtailment_price_per_mwh * (1.0 - loop) / (1.0 + loop)
+        return max(self.battery_cost_per_mwh, floor)
 
     def structure_key(self) -> Hashable:
         """What fixes the QP's variables, rows and constant coefficients (the forecasts are params)."""
@@ -243,7 +262,7 @@ def _add_mg_block(b: Any, mg: AdmmMg, dt_h: float) -> None:
     a2, a1 = (d.a2_per_mw2h, d.a1_per_mwh) if d is not None else (0.0, 0.0)
     a0 = d.a0_per_h if d is not None and d.must_run else 0.0
     # no battery: no cost on its (fixed at 0) variables (HiGHS's QP solver failed on such Hessian columns)
-    ab2, ab1 = (mg.battery_cost_per_mw2h, mg.battery_cost_per_mwh) if mg.battery is not None else (0.0, 0.0)
+    ab2, ab1 = (mg.battery_cost_per_mw2h, mg.throughput_cost_per_mwh) if mg.battery is not None else (0.0, 0.0)
     c_curt, c_shed = mg.curtailment_price_per_mwh, mg.load_shed_price_per_mwh
 
     def step_cost(t: int) -> Any:
