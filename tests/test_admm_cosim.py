@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ems_controllers.admm.strategy import STRATEGY, Settings
 from scenarios.child import TRACE_ENV
 from scenarios.cli import main
 from scenarios.config import DATA_DIR, load_config
@@ -80,7 +81,11 @@ def test_the_run_converges_and_records_its_iterations(ring: RunResult) -> None:
     n = int(its[0])
     primal, dual = s[(au, "admm_primal_residual")][0], s[(au, "admm_dual_residual")][0]
     assert np.isfinite(primal[:n]).all() and np.isnan(primal[n:]).all()
-    eps_pri, eps_dual = math.sqrt(len(MGS) * T) * 1e-5, math.sqrt(len(MGS) * T) * 1e-4  # the config's
+    cfg, _ = load_config(CONFIG, [], ["admm"])
+    settings = STRATEGY.make_settings(cfg.ems.strategy_fields)
+    assert isinstance(settings, Settings)
+    root = math.sqrt(len(MGS) * T)
+    eps_pri, eps_dual = root * settings.tol_primal_mw, root * settings.tol_dual
     assert primal[n - 1] <= eps_pri and dual[n - 1] <= eps_dual
     early = (primal[: n - 1] <= eps_pri) & (dual[: n - 1] <= eps_dual)
     assert not early.any()  # it stopped at the first iteration that met both
