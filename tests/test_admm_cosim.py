@@ -48,21 +48,31 @@ def ring(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     return _run(tmp_path_factory.mktemp("admm") / "ring.h5")
 
 
+SHORT = ["ems.max_iter=25"]
+"""The comparisons (processes, masked, connect) need identical numbers, not convergence: 25 iterations,
+the last iterate as the plan, keep them short."""
+
+
+@pytest.fixture(scope="module")
+def ring_short(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    return _run(tmp_path_factory.mktemp("admm_short") / "ring.h5", SHORT)
+
+
 @pytest.fixture(scope="module")
 def processes(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
-    """The same run with every agent and the authority a process of its own, their inputs traced."""
+    """The short run with every agent and the authority a process of its own, their inputs traced."""
     d = tmp_path_factory.mktemp("admm_proc")
     trace = d / "trace"
     trace.mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(TRACE_ENV, str(trace))
-        run = _run(d / "proc.h5", ['run.separate_processes=["ems"]'])
+        run = _run(d / "proc.h5", [*SHORT, 'run.separate_processes=["ems"]'])
     return run, trace
 
 
 @pytest.fixture(scope="module")
 def masked(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    return _run(tmp_path_factory.mktemp("admm_masked") / "masked.h5", ['ems.aggregation="masked"'])
+    return _run(tmp_path_factory.mktemp("admm_masked") / "masked.h5", [*SHORT, 'ems.aggregation="masked"'])
 
 
 def _au(path: Path) -> str:
@@ -152,7 +162,8 @@ def test_report_shows_the_iterations_and_writes_the_convergence_plot(
     assert (tmp_path / "admm_convergence.png").stat().st_size > 10_000
 
 
-def test_separate_processes_give_the_same_numbers(ring: RunResult, processes: tuple[RunResult, Path]) -> None:
+def test_separate_processes_give_the_same_numbers(ring_short: RunResult, processes: tuple[RunResult, Path]) -> None:
+    ring = ring_short
     proc, _ = processes
     a, b = read_series(ring.path), read_series(proc.path)
     for mg in MGS:
@@ -206,7 +217,8 @@ def test_no_plaintext_exchange_plan_reaches_another_process(processes: tuple[Run
                         assert all(isinstance(c, str) and len(c) >= 1024 for c in ring_in["sum"]["ciphertexts"])
 
 
-def test_masked_aggregation_gives_the_same_numbers_to_the_last_bit(ring: RunResult, masked: RunResult) -> None:
+def test_masked_aggregation_gives_the_same_numbers_to_the_last_bit(ring_short: RunResult, masked: RunResult) -> None:
+    ring = ring_short
     a, b = read_series(ring.path), read_series(masked.path)
     for attr in ("admm_primal_residual", "admm_dual_residual", "admm_price_per_mw"):
         np.testing.assert_array_equal(a[(_au(ring.path), attr)], b[(_au(masked.path), attr)])
@@ -228,7 +240,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_an_agent_running_elsewhere_joins_through_connect(ring: RunResult, tmp_path: Path) -> None:
+def test_an_agent_running_elsewhere_joins_through_connect(ring_short: RunResult, tmp_path: Path) -> None:
     """MG2's agent started by hand (as on another host) and reached through ``run.connect``."""
     port = _free_port()
     log = (tmp_path / "agent.log").open("w")
@@ -237,16 +249,16 @@ def test_an_agent_running_elsewhere_joins_through_connect(ring: RunResult, tmp_p
     )
     try:
         time.sleep(2.0)  # it listens once imported
-        run = _run(tmp_path / "connect.h5", [f'run.connect={{"EMS-MG2" = "127.0.0.1:{port}"}}'])
+        run = _run(tmp_path / "connect.h5", [*SHORT, f'run.connect={{"EMS-MG2" = "127.0.0.1:{port}"}}'])
         assert agent.wait(timeout=30) == 0  # the run's end stops it
     finally:
         agent.kill()
         agent.wait()
         log.close()
-    assert run.kpis["total_cost"] == ring.kpis["total_cost"]
-    a, b = read_series(ring.path), read_series(run.path)
+    assert run.kpis["total_cost"] == ring_short.kpis["total_cost"]
+    a, b = read_series(ring_short.path), read_series(run.path)
     key = "planned_import_mw"
-    np.testing.assert_array_equal(a[(_ems(ring.path, "MG2"), key)], b[(_ems(run.path, "MG2"), key)])
+    np.testing.assert_array_equal(a[(_ems(ring_short.path, "MG2"), key)], b[(_ems(run.path, "MG2"), key)])
 
 
 def test_connect_to_a_simulator_the_run_does_not_have_is_bad_input(

@@ -230,7 +230,7 @@ def _lp_mg(b: pyo.Block, mg: AdmmMg, dt_h: float, own: MgSchedule) -> Any:
                 b.rows.add(z[t] >= 2 * q * p[t] - q * q)
     a2, a1 = (d.a2_per_mw2h, d.a1_per_mwh) if d else (0.0, 0.0)
     a0 = d.a0_per_h if d and d.must_run else 0.0
-    ab2, ab1 = (mg.battery_cost_per_mw2h, mg.battery_cost_per_mwh) if bat else (0.0, 0.0)
+    ab2, ab1 = (mg.battery_cost_per_mw2h, mg.throughput_cost_per_mwh) if bat else (0.0, 0.0)
     c_curt, c_shed = mg.curtailment_price_per_mwh, mg.load_shed_price_per_mwh
     return sum(
         dt_h
