@@ -57,6 +57,8 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_runs.py
 	$(PY) tests/bench/bench_milp.py
 	$(PY) tests/bench/bench_crypto.py
+	$(PY) tests/bench/bench_admm_qp.py
+	$(PY) tests/bench/bench_admm.py --mgs 10
 
 bench-rolling: $(STAMP)
 	$(PY) tests/bench/bench_runs.py --strategy centralized --set ems.rolling=true --days 1 365
