@@ -64,7 +64,7 @@ import numpy as np
 import numpy.typing as npt
 import pyomo.environ as pyo
 
-from ems_controllers.core.solver import highs_termination, solve_status
+from ems_controllers.core.solver import FIXED_STRUCTURE_UPDATES, highs_termination, solve_status
 from ems_controllers.core.types import Battery, DieselUnit, SolverOptions, SolveStatus
 
 FloatArray = npt.NDArray[np.float64]
@@ -319,13 +319,7 @@ QP_ITERATION_CAP = 20
 """QP iterations per row and column of the model allowed in one HiGHS run (see :class:`_QpHighs`)."""
 
 _AUTO_UPDATES_OFF = (
-    "check_for_new_or_removed_constraints",
-    "check_for_new_or_removed_vars",
-    "check_for_new_or_removed_params",
-    "check_for_new_objective",
-    "update_constraints",
-    "update_vars",
-    "update_named_expressions",
+    *FIXED_STRUCTURE_UPDATES,
     "update_parameters",
     "update_objective",
 )

@@ -153,6 +153,18 @@ def _gap(obj: float | None, bound: float | None) -> float | None:
     return abs(obj - bound) / max(abs(obj), 1e-10)
 
 
+FIXED_STRUCTURE_UPDATES = (
+    "check_for_new_or_removed_constraints",
+    "check_for_new_or_removed_vars",
+    "check_for_new_or_removed_params",
+    "check_for_new_objective",
+    "update_constraints",
+    "update_vars",
+    "update_named_expressions",
+)
+"""Pyomo's persistent-solver auto updates that a model built once and re-solved by params never needs."""
+
+
 class PersistentHighs:
     """HiGHS bound to one Pyomo model for its lifetime; re-solves push only changed params."""
 
@@ -185,15 +197,7 @@ class PersistentHighs:
             opt = Highs()
             au = opt.update_config
         # The model's structure never changes after the build: only params are re-read.
-        for flag in (
-            "check_for_new_or_removed_constraints",
-            "check_for_new_or_removed_vars",
-            "check_for_new_or_removed_params",
-            "check_for_new_objective",
-            "update_constraints",
-            "update_vars",
-            "update_named_expressions",
-        ):
+        for flag in FIXED_STRUCTURE_UPDATES:
             setattr(au, flag, False)
         # params are pushed explicitly (and timed) in _solve, the objective's with them
         setattr(au, "update_parameters" if self.backend == "contrib" else "update_params", False)
