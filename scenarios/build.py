@@ -12,8 +12,11 @@
 4. sets the voltage band, the slack voltage, the line ratings (``grid.line_max_i_ka`` on every line, then
    ``grid.trunk_max_i_ka`` on ``grid.trunk_lines``) and puts the tie lines in service, each behind one
    switch (``grid.tie_switches_closed``; the net's own switches on them go);
-5. places each MG on a bus of its own behind a PCC line and switch: an outer MG on its ``bus``, a nested
-   one on its parent's bus (``grid.pcc_line`` for the line's data).
+5. adds each cluster of MGs (``[[clusters]]``): a bus of its own joined to its network ``bus`` by a feeder
+   line behind a switch ``"<C> feeder"`` (closed), and each tie between two clusters (``[[cluster_ties]]``):
+   a line between their buses behind a switch ``"<C1>-<C2> tie"`` (open, a normally-open point);
+6. places each MG on a bus of its own behind a PCC line and switch: an outer MG on its ``bus``, an MG in a
+   cluster on its cluster's bus, a nested one on its parent's bus (``grid.pcc_line`` for the line's data).
 
 Nothing runs on import; :func:`scenarios.wiring.wire` turns the layout into a mosaik world.
 """
@@ -29,7 +32,17 @@ import pandapower.topology as pp_topology
 
 from scenarios.config import Config, ConfigError, GridCfg, MgCfg
 from scenarios.grids import load_net
-from scenarios.layout import DN, NetLayout, PartyUnits, _add_units, add_mg_behind_pcc, finish_flags
+from scenarios.layout import (
+    DN,
+    ClusterTie,
+    ClusterUnits,
+    NetLayout,
+    PartyUnits,
+    _add_units,
+    add_mg_behind_pcc,
+    add_switched_line,
+    finish_flags,
+)
 
 
 def build_net(cfg: Config, config_dir: Path | None = None) -> NetLayout:
@@ -54,7 +67,8 @@ def build_net(cfg: Config, config_dir: Path | None = None) -> NetLayout:
     net.line.loc[g.trunk_lines, "max_i_ka"] = g.trunk_max_i_ka
     tie_switches = add_tie_switches(net, g)
     feeder_loads = list(net.load.index) if cfg.dn is not None else []
-    parties = place_mgs(cfg, net)
+    clusters, cluster_ties = place_clusters(cfg, net)
+    parties = place_mgs(cfg, net, clusters)
     if cfg.dn is not None:
         dn = PartyUnits(bus=cfg.dn.bus, load=list(feeder_loads))
         _add_units(net, cfg.dn, cfg.dn.bus, DN, dn)
@@ -62,7 +76,7 @@ def build_net(cfg: Config, config_dir: Path | None = None) -> NetLayout:
     finish_flags(net)
     if not g.external_grid:
         islanded(cfg, net)
-    return NetLayout(net, parties, feeder_loads, tie_switches)
+    return NetLayout(net, parties, feeder_loads, tie_switches, clusters, cluster_ties)
 
 
 def islanded(cfg: Config, net: Any) -> None:
@@ -125,6 +139,7 @@ def validate_against_net(cfg: Config, net: Any) -> None:
     """Every bus and line the config names is in the net (ConfigError naming the field)."""
     g = cfg.grid
     places: list[tuple[str, int | None]] = [(f"mgs[{i}] ({m.name}).bus", m.bus) for i, m in enumerate(cfg.mgs)]
+    places += [(f"clusters[{i}] ({c.name}).bus", c.bus) for i, c in enumerate(cfg.clusters)]
     if cfg.dn is not None:
         places.append(("dn.bus", cfg.dn.bus))
     places += [(f"grid.remove_loads_at_buses[{i}]", b) for i, b in enumerate(g.remove_loads_at_buses)]
@@ -186,17 +201,68 @@ def _pcc_line_data(net: Any, at: int, g: GridCfg) -> tuple[float, float, float]:
         raise ConfigError("grid.pcc_line: the net has no line to copy; give r_ohm_per_km, x_ohm_per_km, max_i_ka")
     adjacent = net.line[(net.line.from_bus == at) | (net.line.to_bus == at)]
     ref = adjacent.iloc[0] if pcc.like == "adjacent" and len(adjacent) else net.line.iloc[0]
-    copied = (float(ref.r_ohm_per_km), float(ref.x_ohm_per_km), float(ref.max_i_ka))
-    r, x, i = (float(v) if v is not None else c for v, c in zip(given, copied, strict=True))
+    return _line_data(given, (float(ref.r_ohm_per_km), float(ref.x_ohm_per_km), float(ref.max_i_ka)))
+
+
+def _line_data(
+    given: tuple[float | None, float | None, float | None], ref: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """r, x (ohm/km) and rating (kA): each given value, else ``ref``'s."""
+    r, x, i = (float(v) if v is not None else c for v, c in zip(given, ref, strict=True))
     return r, x, i
 
 
-def place_mgs(cfg: Config, net: Any) -> dict[str, PartyUnits]:
-    """Each MG behind its PCC: outer MGs on their bus, nested ones on their parent's bus (parents first)."""
+def _first_line_at(cfg: Config, net: Any, bus: int, where: str) -> tuple[float, float, float]:
+    """r, x (ohm/km) and rating (kA) of the first line at ``bus`` (ConfigError naming ``where`` if none)."""
+    adjacent = net.line[(net.line.from_bus == bus) | (net.line.to_bus == bus)]
+    if not len(adjacent):
+        raise ConfigError(
+            f"{where}: no line at bus {bus} in {cfg.grid.net} to copy; give r_ohm_per_km, x_ohm_per_km, max_i_ka"
+        )
+    ref = adjacent.iloc[0]
+    return float(ref.r_ohm_per_km), float(ref.x_ohm_per_km), float(ref.max_i_ka)
+
+
+def place_clusters(cfg: Config, net: Any) -> tuple[dict[str, ClusterUnits], list[ClusterTie]]:
+    """Each cluster on a bus of its own behind its feeder line and switch (closed), and the ties between
+    clusters' buses (open); line data given in the config, else copied (see :class:`ClusterCfg`)."""
+    g = cfg.grid
+    clusters: dict[str, ClusterUnits] = {}
+    line_data: dict[str, tuple[float, float, float]] = {}
+    for i, c in enumerate(cfg.clusters):
+        given = (c.r_ohm_per_km, c.x_ohm_per_km, c.max_i_ka)
+        # copied only where something is not given (a bus without lines is fine then)
+        ref = (0.0, 0.0, 0.0) if None not in given else _first_line_at(cfg, net, c.bus, f"clusters[{i}] ({c.name})")
+        line_data[c.name] = _line_data(given, ref)
+        bus = pp.create_bus(
+            net, vn_kv=float(net.bus.at[c.bus, "vn_kv"]), name=c.name, min_vm_pu=g.vm_min_pu, max_vm_pu=g.vm_max_pu
+        )
+        line, switch = add_switched_line(
+            net, c.bus, int(bus), c.line_length_km, line_data[c.name], f"{c.name} feeder", closed=True
+        )
+        mgs = [m.name for m in cfg.mgs if m.cluster == c.name]
+        clusters[c.name] = ClusterUnits(bus=int(bus), network_bus=c.bus, line=line, switch=switch, mgs=mgs)
+    ties = []
+    for t in cfg.cluster_ties:
+        a, b = t.between
+        data = _line_data((t.r_ohm_per_km, t.x_ohm_per_km, t.max_i_ka), line_data[a])
+        line, switch = add_switched_line(net, clusters[a].bus, clusters[b].bus, t.length_km, data, t.name, closed=False)
+        ties.append(ClusterTie(name=t.name, between=(a, b), line=line, switch=switch))
+    return clusters, ties
+
+
+def place_mgs(cfg: Config, net: Any, clusters: dict[str, ClusterUnits] | None = None) -> dict[str, PartyUnits]:
+    """Each MG behind its PCC: outer MGs on their bus, MGs in a cluster on its bus (``clusters``), nested
+    ones on their parent's bus (parents first)."""
     g = cfg.grid
     parties: dict[str, PartyUnits] = {}
     for mg in sorted(cfg.mgs, key=lambda m: _depth(cfg, m)):
-        at = int(mg.bus) if mg.parent is None and mg.bus is not None else parties[str(mg.parent)].bus
+        if mg.cluster is not None:
+            at = (clusters or {})[mg.cluster].bus
+        elif mg.parent is None and mg.bus is not None:
+            at = int(mg.bus)
+        else:
+            at = parties[str(mg.parent)].bus
         r, x, max_i_ka = _pcc_line_data(net, at, g)
         parties[mg.name] = add_mg_behind_pcc(
             net,

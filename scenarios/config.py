@@ -219,23 +219,36 @@ class DnCfg(UnitsCfg):
     bus: int = Field(ge=0, description="pandapower bus index (0-based) of the feeder bus it hangs on")
 
 
+NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+"""What an MG's, an owner's or a cluster's name may hold."""
+
+
 class MgCfg(UnitsCfg):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(min_length=1, pattern=NAME_PATTERN)
     bus: int | None = Field(
         default=None,
         ge=0,
-        description="feeder bus (pandapower index); none for an MG nested in another (it hangs on its parent's bus)",
+        description="feeder bus (pandapower index); none for an MG nested in another (it hangs on its parent's "
+        "bus) or in a cluster (it hangs on its cluster's bus)",
     )
     pcc_max_mw: float = Field(default=5.0, gt=0)
     pcc_line_length_km: float = Field(default=0.1, gt=0)
     parent: str | None = Field(default=None, description="the MG this one is nested in")
+    cluster: str | None = Field(
+        default=None,
+        description="the cluster ([[clusters]]) whose bus this MG hangs on, behind its PCC line and switch",
+    )
     trade: TradeCfg | None = Field(default=None, description="prices of the exchange with the parent")
     owners: list[OwnerLoadCfg] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _placement(self) -> MgCfg:
-        if self.parent is None and self.bus is None:
-            raise ValueError("bus: an MG that is not nested needs its feeder bus")
+        if self.cluster is not None and self.bus is not None:
+            raise ValueError("cluster: an MG in a cluster hangs on its cluster's bus; give bus or cluster, not both")
+        if self.cluster is not None and self.parent is not None:
+            raise ValueError("cluster: a nested MG hangs on its parent's bus; give parent or cluster, not both")
+        if self.parent is None and self.cluster is None and self.bus is None:
+            raise ValueError("bus: an MG that is neither nested nor in a cluster needs its feeder bus")
         if self.parent is not None and self.trade is None:
             raise ValueError("trade: a nested MG needs the prices it trades at with its parent")
         owners = [o.owner for o in self.owners]
@@ -261,6 +274,43 @@ class PccLineCfg(_Strict):
     max_i_ka: float | None = Field(default=None, gt=0)
 
 
+class ClusterCfg(_Strict):
+    """A cluster of MGs: a bus of its own (named after the cluster, at the voltage of ``bus``) joined to the
+    network bus ``bus`` by a feeder line whose switch (``"<name> feeder"``, at the network side) is closed
+    at the start; its MGs (``mgs.cluster``) hang on the cluster bus behind their PCC lines. r, x and rating
+    of the feeder line are copied from the first line at ``bus`` where not given here."""
+
+    name: str = Field(min_length=1, pattern=NAME_PATTERN, description="the cluster's name (and its bus's)")
+    bus: int = Field(ge=0, description="pandapower bus index of the network bus the cluster's feeder line leaves from")
+    line_length_km: float = Field(default=0.5, gt=0, description="length of the feeder line to the cluster bus")
+    r_ohm_per_km: float | None = Field(default=None, ge=0, description="none: the first line at bus's")
+    x_ohm_per_km: float | None = Field(default=None, ge=0, description="none: the first line at bus's")
+    max_i_ka: float | None = Field(default=None, gt=0, description="none: the first line at bus's")
+
+
+class ClusterTieCfg(_Strict):
+    """A line between two cluster buses behind a switch (``"<C1>-<C2> tie"``, at the first cluster's bus),
+    open at the start: a normally-open point. r, x and rating are copied from the first cluster's feeder
+    line where not given here."""
+
+    between: tuple[str, str] = Field(description="the names of the two clusters it joins")
+    length_km: float = Field(gt=0, description="length of the tie line")
+    r_ohm_per_km: float | None = Field(default=None, ge=0, description="none: the first cluster's feeder line's")
+    x_ohm_per_km: float | None = Field(default=None, ge=0, description="none: the first cluster's feeder line's")
+    max_i_ka: float | None = Field(default=None, gt=0, description="none: the first cluster's feeder line's")
+
+    @model_validator(mode="after")
+    def _two(self) -> ClusterTieCfg:
+        if self.between[0] == self.between[1]:
+            raise ValueError(f"between: a tie joins two different clusters, not {self.between[0]!r} with itself")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The tie's line and switch name: ``"<C1>-<C2> tie"``."""
+        return f"{self.between[0]}-{self.between[1]} tie"
+
+
 class GridCfg(_Strict):
     """The net (see :mod:`scenarios.grids` for ``net``) and what the scenario changes in it (see
     :mod:`scenarios.build`); bus and line numbers are pandapower indices of the net as loaded, after
@@ -269,7 +319,7 @@ class GridCfg(_Strict):
     net: str = Field(
         default="case33bw",
         description="a pandapower.networks function, a pandapower JSON file (relative to the config's folder "
-        "or absolute) or a SimBench code (e.g. 1-MV-rural--0-sw; needs the 'data' extra)",
+        "or absolute) or a SimBench code (e.g. 1-MV-rural--0-sw)",
     )
     net_args: dict[str, bool | int | float | str] = Field(
         default_factory=dict, description="keyword arguments of the pandapower.networks function"
@@ -426,6 +476,12 @@ class Config(_Strict):
     run: RunCfg = RunCfg()
     dn: DnCfg | None = None
     mgs: list[MgCfg] = Field(min_length=1)
+    clusters: list[ClusterCfg] = Field(
+        default_factory=list, description="clusters of MGs, each on a bus of its own behind a feeder switch"
+    )
+    cluster_ties: list[ClusterTieCfg] = Field(
+        default_factory=list, description="normally-open lines between two clusters' buses"
+    )
 
     @model_validator(mode="after")
     def _cross(self) -> Config:
@@ -465,7 +521,34 @@ class Config(_Strict):
                 cur = parents[cur]
         if "DN" in names:
             raise ValueError("mgs: 'DN' is reserved for the network operator")
+        self._check_clusters()
         return self
+
+    def _check_clusters(self) -> None:
+        """Cluster names are unique and no MG's, every MG's cluster exists and every cluster has an MG,
+        ties join existing clusters, at most one tie per pair."""
+        names = [c.name for c in self.clusters]
+        mg_names = {m.name for m in self.mgs}
+        for i, c in enumerate(self.clusters):
+            if c.name in names[:i]:
+                raise ValueError(f"clusters[{i}] ({c.name}).name: duplicate cluster names {names}")
+            if c.name in mg_names or c.name == "DN":
+                raise ValueError(f"clusters[{i}] ({c.name}).name: the name of an MG or of the network operator")
+        for i, m in enumerate(self.mgs):
+            if m.cluster is not None and m.cluster not in names:
+                raise ValueError(f"mgs[{i}] ({m.name}).cluster: no cluster named {m.cluster!r} (clusters: {names})")
+        for i, c in enumerate(self.clusters):
+            if not any(m.cluster == c.name for m in self.mgs):
+                raise ValueError(f"clusters[{i}] ({c.name}): no MG is in it (mgs.cluster)")
+        pairs: set[frozenset[str]] = set()
+        for i, t in enumerate(self.cluster_ties):
+            for name in t.between:
+                if name not in names:
+                    raise ValueError(f"cluster_ties[{i}].between: no cluster named {name!r} (clusters: {names})")
+            pair = frozenset(t.between)
+            if pair in pairs:
+                raise ValueError(f"cluster_ties[{i}].between: a second tie between {t.between[0]} and {t.between[1]}")
+            pairs.add(pair)
 
     @property
     def dt_h(self) -> float:
@@ -485,12 +568,16 @@ def _format_validation_error(exc: ValidationError, raw: dict[str, Any]) -> str:
         loc = list(err["loc"])
         parts: list[str] = []
         for i, p in enumerate(loc):
-            if isinstance(p, int) and i > 0 and loc[i - 1] == "mgs":
+            table = str(loc[i - 1]) if i > 0 else ""
+            if isinstance(p, int) and table in ("mgs", "clusters"):  # a list entry by its index and name
                 try:
-                    parts[-1] = f"mgs[{p}] ({raw['mgs'][p].get('name', '?')})"
+                    parts[-1] = f"{table}[{p}] ({raw[table][p].get('name', '?')})"
                     continue
                 except (KeyError, IndexError, AttributeError, TypeError):
                     pass
+            if isinstance(p, int) and table == "cluster_ties":
+                parts[-1] = f"cluster_ties[{p}]"
+                continue
             parts.append(str(p))
         field = ".".join(parts) or "<root>"
         msg = err["msg"].removeprefix("Value error, ")

@@ -4,8 +4,10 @@
   keyword arguments in ``grid.net_args`` (e.g. ``net_args = { with_der = false }``);
 * a pandapower JSON file (``*.json``, or any name with a path separator): relative to the config's
   folder, else to the embedded data (``scenarios/data``), or absolute;
-* a SimBench grid code (``1-MV-rural--0-sw``), which needs the optional ``simbench`` package (the
-  ``data`` extra).
+* a SimBench grid code (``1-MV-rural--0-sw``), loaded by the ``simbench`` package (a dependency), without
+  SimBench's own time series and load cases (``profiles``, ``loadcases``: a scenario's profiles come from
+  its config); the net is read once per process (simbench parses its whole data set, several seconds) and
+  copied for each caller.
 
 :func:`load_net` returns the net as that source gives it; what a scenario changes in it is
 :mod:`scenarios.build`'s business. Anything that does not give a net raises ConfigError naming ``grid.net``
@@ -14,7 +16,9 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import importlib
 import inspect
 import re
@@ -29,7 +33,7 @@ from scenarios.config import DATA_DIR, ConfigError, GridCfg
 
 SIMBENCH_CODE = re.compile(r"^\d-[A-Z]+-[A-Za-z0-9]+-[A-Za-z0-9.]*-\d-(sw|no_sw)$")
 """A SimBench code: version-voltage levels-type-LV types-scenario-switches, e.g. ``1-MV-rural--0-sw``."""
-SIMBENCH_INSTALL = "uv sync --extra data (or pip install 'mmg-cosim[data]')"
+SIMBENCH_INSTALL = "uv sync --frozen (or pip install 'simbench>=1.5'), as mmg-cosim depends on it"
 
 SourceKind = Literal["networks", "json", "simbench"]
 
@@ -121,7 +125,21 @@ def _from_simbench(code: str) -> Any:
             f"grid.net: {code!r} is a SimBench code, and the simbench package is not installed; get it with "
             f"{SIMBENCH_INSTALL}"
         ) from None
+    return copy.deepcopy(_simbench_net(sb, code))
+
+
+SIMBENCH_EXTRAS = ("profiles", "loadcases")
+"""What a SimBench net carries besides the grid (a year of 15 min series for each load and generator: 13 MB
+as pandapower JSON) and no scenario uses."""
+
+
+@functools.cache
+def _simbench_net(sb: Any, code: str) -> Any:
+    """The SimBench net ``code`` without :data:`SIMBENCH_EXTRAS`, read once per process (callers copy it)."""
     try:
-        return sb.get_simbench_net(code)
+        net = sb.get_simbench_net(code)
     except Exception as exc:  # noqa: BLE001 - simbench's own errors for an unknown code
         raise ConfigError(f"grid.net: SimBench has no grid {code!r}: {type(exc).__name__}: {exc}") from None
+    for key in SIMBENCH_EXTRAS:
+        net.pop(key, None)
+    return net

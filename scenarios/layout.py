@@ -1,8 +1,9 @@
 """Where each party's units sit in a pandapower net: the layout a scenario builds before anything runs.
 
 ``NetLayout`` is the net and, per party (an MG or the network operator ``DN``), the pandapower indices of
-its elements; the helpers here put an MG behind its point of common coupling and add a party's units at a
-bus (:mod:`scenarios.build` uses them to build every scenario's net).
+its elements, and per cluster of MGs its bus, feeder line and switch (and the ties between clusters); the
+helpers here put an MG behind its point of common coupling, add a party's units at a bus and join two buses
+by a line behind a switch (:mod:`scenarios.build` uses them to build every scenario's net).
 """
 
 from __future__ import annotations
@@ -34,11 +35,38 @@ class PartyUnits:
 
 
 @dataclass
+class ClusterUnits:
+    """pandapower indices of one cluster: its bus, the network bus its feeder line leaves from, that line
+    and its switch (``"<name> feeder"``, at the network bus; closed at the start), and its MGs' names."""
+
+    bus: int
+    network_bus: int
+    line: int
+    switch: int
+    mgs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ClusterTie:
+    """A normally-open line between two cluster buses: ``name`` (``"<C1>-<C2> tie"``, its line's and its
+    switch's), the two clusters, and the pandapower indices of the line and its switch (at ``between[0]``'s
+    bus; open at the start)."""
+
+    name: str
+    between: tuple[str, str]
+    line: int
+    switch: int
+
+
+@dataclass
 class NetLayout:
     net: Any
     parties: dict[str, PartyUnits]
     feeder_loads: list[int]
     tie_switches: list[int]
+    clusters: dict[str, ClusterUnits] = field(default_factory=dict)
+    """Clusters by name (config ``[[clusters]]``); their switches are not ``tie_switches``."""
+    cluster_ties: list[ClusterTie] = field(default_factory=list)
 
 
 def _add_units(net: Any, units: UnitsCfg, bus: int, name: str, party: PartyUnits) -> None:
@@ -118,6 +146,33 @@ def add_mg_behind_pcc(
     party = PartyUnits(bus=mg_bus, pcc_line=line, pcc_switch=sw)
     _add_units(net, mg, mg_bus, mg.name, party)
     return party
+
+
+def add_switched_line(
+    net: Any,
+    from_bus: int,
+    to_bus: int,
+    length_km: float,
+    line_data: tuple[float, float, float],
+    name: str,
+    closed: bool,
+) -> tuple[int, int]:
+    """A line ``name`` from ``from_bus`` to ``to_bus`` (``line_data``: r and x in ohm/km, rating in kA; no
+    capacitance, like a PCC line) behind a switch of the same name at ``from_bus``: (line, switch)."""
+    r_ohm_per_km, x_ohm_per_km, max_i_ka = line_data
+    line = pp.create_line_from_parameters(
+        net,
+        from_bus=from_bus,
+        to_bus=to_bus,
+        length_km=length_km,
+        r_ohm_per_km=r_ohm_per_km,
+        x_ohm_per_km=x_ohm_per_km,
+        c_nf_per_km=0.0,
+        max_i_ka=max_i_ka,
+        name=name,
+    )
+    switch = pp.create_switch(net, bus=from_bus, element=line, et="l", closed=closed, name=name)
+    return int(line), int(switch)
 
 
 def finish_flags(net: Any) -> None:

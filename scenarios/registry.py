@@ -44,6 +44,11 @@ SCENARIOS: dict[str, ScenarioEntry] = {
             DATA_DIR / "islanded_img.toml",
             "four interconnected microgrids without a utility grid, CIGRE LV residential feeder (spec 001)",
         ),
+        ScenarioEntry(
+            "mv_clusters",
+            DATA_DIR / "mv_clusters.toml",
+            "ten microgrids in three clusters with feeder, tie and PCC switches, SimBench rural MV grid, a DN",
+        ),
     ]
 }
 DEFAULT_SCENARIO = "ieee33_3mg"

@@ -64,6 +64,8 @@ def offered(cfg: Config, layout: NetLayout) -> frozenset[Capability]:
         have.add(Capability.OWNER_LOADS)
     if layout.tie_switches:
         have.add(Capability.TIE_SWITCHES)
+    if layout.clusters:
+        have.add(Capability.CLUSTERS)
     ext = layout.net.ext_grid
     if not len(ext) or not ext["in_service"].astype(bool).any():
         have.add(Capability.ISLANDED)

@@ -3,12 +3,14 @@
 The builder makes the net and layout (:func:`scenarios.build.build_net`: the grid and where each party's
 units sit); :func:`wire` starts the grid, profile and EMS simulators, creates one profile entity per load,
 PV and wind unit (a standard profile, pvlib / windpowerlib, or a series from the scenario's data file),
-one ``MG`` entity per party and the strategy's extra entities (its contract's ``owner_agent`` and
-``system_entity``), connects actuals to the grid, forecasts and measured state of charge to the EMS, the
-EMS's setpoints, switch states (tie switches if the contract ``operates_tie_switches``) and planned load
-shedding (``unserved_mw`` -> the loads' ``shed_mw``, if the contract outputs it; a party with several loads
-sheds them in proportion to their demand, see :func:`mark_shed_groups`) to the grid, and lists what the
-runner records (the typed entity map, and every output the contract declares).
+one ``MG`` entity per party and the strategy's extra entities (its contract's ``owner_agent``,
+``system_entity`` and ``switch_entity``), connects actuals to the grid, forecasts and measured state of
+charge to the EMS, the EMS's setpoints, switch states (tie switches if the contract
+``operates_tie_switches``; each cluster switch from its ``switch_entity``), planned load shedding
+(``unserved_mw`` -> the loads' ``shed_mw``, if the contract outputs it; a party with several loads sheds
+them in proportion to their demand, see :func:`mark_shed_groups`) and demand response (``load_shift_mw``
+-> the party's own load's ``p_mw``, added to its profile, if the contract outputs it) to the grid, and
+lists what the runner records (the typed entity map, and every output the contract declares).
 """
 
 from __future__ import annotations
@@ -37,13 +39,38 @@ class Built:
 
 def site_of(cfg: Config, layout: NetLayout) -> dict[str, Any]:
     """Where things are in the grid, for network-aware EMSs: the net (pandapower JSON, all switches in
-    their initial state), each party's bus (an MG's own bus behind its PCC), the tie and PCC switches."""
+    their initial state), each party's bus (an MG's own bus behind its PCC), the tie and PCC switches, and
+    the clusters (``clusters``: name -> bus, network_bus, line, switch, switch_name, mgs) and the ties
+    between them (``cluster_ties``: name, between, line, switch); pandapower indices throughout."""
+    net = layout.net
     return {
-        "net": pp.to_json(layout.net),
+        "net": pp.to_json(net),
         "party_bus": {name: int(p.bus) for name, p in layout.parties.items()},
         "tie_switches": [int(s) for s in layout.tie_switches],
         "pcc_switches": {name: int(p.pcc_switch) for name, p in layout.parties.items() if p.pcc_switch is not None},
+        "clusters": {
+            name: {
+                "bus": int(c.bus),
+                "network_bus": int(c.network_bus),
+                "line": int(c.line),
+                "switch": int(c.switch),
+                "switch_name": str(net.switch.at[c.switch, "name"]),
+                "mgs": list(c.mgs),
+            }
+            for name, c in layout.clusters.items()
+        },
+        "cluster_ties": [
+            {"name": t.name, "between": list(t.between), "line": int(t.line), "switch": int(t.switch)}
+            for t in layout.cluster_ties
+        ],
     }
+
+
+def cluster_switches(layout: NetLayout) -> dict[str, int]:
+    """Every cluster switch by name: each cluster's feeder switch, then each tie's (pandapower indices)."""
+    net = layout.net
+    feeders = {str(net.switch.at[c.switch, "name"]): int(c.switch) for c in layout.clusters.values()}
+    return {**feeders, **{t.name: int(t.switch) for t in layout.cluster_ties}}
 
 
 def party_microgrid(cfg: Config, name: str) -> Microgrid:
@@ -234,6 +261,21 @@ class _Wiring:
                 self.world.connect(ems_entities[name], coord, (out, inp))
             self.world.connect(coord, ems_entities[name], loop.broadcast, weak=True)
 
+    def switches(self, emap: EntityMap) -> None:
+        """The cluster switches: in the entity map, and each driven by one ``switch_entity`` of the
+        strategy (created with ``switch=<name>``; its ``closed`` -> the switch's) if the contract has one."""
+        model = self.strategy.switch_entity
+        sim = self.ems_sim if self.ems_sim is not None else self.coordinator_sim
+        for name, idx in cluster_switches(self.layout).items():
+            sw = self.ge[f"Switch-{idx}"]
+            emap.cluster_switches[name] = _fid(sw)
+            if model is None:
+                continue
+            ent = getattr(sim, model.model)(switch=name)
+            self.world.connect(ent, sw, ("closed", "closed"))
+            emap.switch_entities[name] = _fid(ent)
+            self.to_record.append((ent, list(model.outputs)))
+
     def _load_buses(self) -> dict[str, int]:
         net = self.layout.net
         return {
@@ -273,6 +315,10 @@ class _Wiring:
             pm.pcc_switch = _fid(sw)
             # The MG's import is the power flowing from its PCC line into the MG bus (the line's to side).
             pm.pcc_line = _fid(ge[f"Line-{party.pcc_line}"])
+        if "load_shift_mw" in self.strategy.outputs and party.load:
+            # Demand response: the shift the EMS decides is added to the party's own load (the grid sums
+            # every source of a load's p_mw: its profile and this).
+            world.connect(ems, ge[f"Load-{party.load[0]}"], ("load_shift_mw", "p_mw"))
         loads = party_loads(party)
         if "unserved_mw" in self.strategy.outputs and loads:
             # What the EMS plans to shed is shed in the grid: asked of the party's first load, shared by
@@ -303,6 +349,7 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str | Strategy
         system = getattr(w.ems_sim, contract.system_entity.model)()
         emap.system = _fid(system)
         w.to_record.append((system, list(contract.system_entity.outputs)))
+    w.switches(emap)
     if contract.operates_tie_switches and DN in ems_entities:
         for sw in layout.tie_switches:
             world.connect(ems_entities[DN], w.ge[f"Switch-{sw}"], ("tie_closed", "closed"))

@@ -156,11 +156,11 @@ def test_a_simbench_code_needs_simbench(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "simbench", None)  # as if it were not installed
     with pytest.raises(ConfigError, match=r"grid\.net: '1-MV-rural--0-sw' is a SimBench code") as err:
         load_net(grid)
-    assert SIMBENCH_INSTALL in str(err.value) and "uv sync --extra data" in str(err.value)
+    assert SIMBENCH_INSTALL in str(err.value) and "uv sync --frozen" in str(err.value)
 
 
+@pytest.mark.xdist_group("mv_clusters")  # the worker that parses SimBench's data (seconds) once for all
 def test_a_simbench_grid_loads() -> None:
-    pytest.importorskip("simbench")
     net = load_net(GridCfg(net="1-MV-rural--0-sw"))
     assert len(net.bus) > 0 and len(net.line) > 0
     with pytest.raises(ConfigError, match=r"grid\.net: SimBench has no grid"):

@@ -88,8 +88,10 @@ def _default(scenario: str, overrides: list[str] | None = None) -> tuple[object,
     return cfg, build_net(cfg)
 
 
+@pytest.mark.xdist_group("mv_clusters")  # the worker that parses SimBench's data (seconds) once for all
 def test_capabilities_of_the_shipped_scenarios() -> None:
     have = {name: offered(*_default(name)) for name in SCENARIOS}  # type: ignore[arg-type]
+    assert have["mv_clusters"] == {Capability.NETWORK_OPERATOR, Capability.CLUSTERS}
     assert have["ieee33_3mg"] == {Capability.NETWORK_OPERATOR, Capability.TIE_SWITCHES}
     assert Capability.CHP in have["community_3mg"] and Capability.NETWORK_OPERATOR not in have["community_3mg"]
     assert {Capability.NESTED, Capability.OWNER_LOADS} <= have["nested_campus"]

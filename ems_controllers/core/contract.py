@@ -12,8 +12,10 @@ It declares
 - what it needs of a scenario and what it cannot handle, as :class:`Capability` values (``requires``,
   ``cannot_handle``, and ``requires_for(settings)`` where that depends on its settings);
 - what its entities output (``outputs`` of each party's ``MG`` entity; the recorder records all of them
-  and the grid takes the setpoints among them) and which further entities it creates (``owner_agent``:
-  one per owner load, ``system_entity``: one for the whole system); whether it operates the tie switches
+  and the grid takes the setpoints among them: ``unserved_mw`` is shed from the party's loads,
+  ``load_shift_mw`` is added to its own load) and which further entities it creates (``owner_agent``:
+  one per owner load, ``system_entity``: one for the whole system, ``switch_entity``: one per cluster
+  switch, whose ``closed`` drives it); whether it operates the tie switches
   (``operates_tie_switches``: the network operator's entity outputs ``tie_closed``); whether its parties
   are agents iterating with a coordinator in a same-time loop (``agents``: :class:`AgentLoop`);
 - its duty to the privacy audit: a strategy without ``owner_agent`` gets each owner's load forecast in
@@ -52,6 +54,7 @@ class Capability(StrEnum):
     OWNER_LOADS = "owner_loads"
     TIE_SWITCHES = "tie_switches"
     ISLANDED = "islanded"
+    CLUSTERS = "clusters"
 
     @property
     def meaning(self) -> str:
@@ -68,6 +71,8 @@ _MEANING = {
     Capability.OWNER_LOADS: "loads of owners inside a microgrid (owners keep their data from its EMS)",
     Capability.TIE_SWITCHES: "tie switches between feeders that an EMS may operate",
     Capability.ISLANDED: "no external grid: the system runs islanded",
+    Capability.CLUSTERS: "microgrids grouped in clusters with switches MG-cluster, cluster-cluster and "
+    "cluster-network that an EMS may operate",
 }
 
 
@@ -87,7 +92,10 @@ class EntityModel:
 
     As ``owner_agent`` it is created once per owner load with ``mg=<MG name>, owner=<owner>``, gets the
     owner's ``load_forecast_p_mw`` and stands between the owner and the MG's EMS; as ``system_entity`` it is
-    created once, without params. ``outputs`` are recorded."""
+    created once, without params; as ``switch_entity`` it is created once per cluster switch (each
+    cluster's feeder switch ``"<C> feeder"`` and each tie's ``"<C1>-<C2> tie"``) with
+    ``switch=<switch name>`` in the EMS simulator (a strategy of agents: in the coordinator's), and its
+    output ``closed`` drives that switch in the grid. ``outputs`` are recorded."""
 
     model: str
     outputs: tuple[str, ...]
@@ -135,7 +143,8 @@ class RunRecord(Protocol):
         ...
 
     def get(self, fid: str, attr: str) -> np.ndarray | None:
-        """The recorded dataset of ``fid``'s ``attr`` as stored (2-D for list values), or None."""
+        """The recorded dataset of ``fid``'s ``attr`` as stored (2-D for list values; from ``Series/``,
+        else ``Pareto/``), or None."""
         ...
 
     def text(self, fid: str, attr: str) -> list[str]:
@@ -196,6 +205,9 @@ class Strategy:
     requires_for: Callable[[Any], frozenset[Capability]] | None = None
     owner_agent: EntityModel | None = None
     system_entity: EntityModel | None = None
+    switch_entity: EntityModel | None = None
+    """One entity per cluster switch (each cluster's feeder switch and each tie), created with
+    ``switch=<switch name>``; its output ``closed`` drives that switch; its ``outputs`` are recorded."""
     operates_tie_switches: bool = False
     kpis: str | None = None
     plots: str | None = None

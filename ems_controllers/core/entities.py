@@ -53,6 +53,10 @@ class EntityMap:
     parties: dict[str, PartyEntities] = field(default_factory=dict)
     tie_switches: list[str] = field(default_factory=list)
     system: str | None = None  # the strategy's system-level entity, if it has one
+    cluster_switches: dict[str, str] = field(default_factory=dict)
+    """Cluster switch name (``"<C> feeder"``, ``"<C1>-<C2> tie"``) -> the grid's Switch entity."""
+    switch_entities: dict[str, str] = field(default_factory=dict)
+    """Cluster switch name -> the strategy's entity that drives it (its contract's ``switch_entity``)."""
 
     @property
     def grid_sim(self) -> str:
@@ -69,8 +73,9 @@ class EntityMap:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if d["system"] is None:
-            del d["system"]
+        for key in ("system", "cluster_switches", "switch_entities"):  # absent where a run has none
+            if not d[key]:
+                del d[key]
         return d
 
     @classmethod
@@ -81,4 +86,6 @@ class EntityMap:
             parties={n: PartyEntities.from_dict(p) for n, p in d.get("parties", {}).items()},
             tie_switches=list(d.get("tie_switches", [])),
             system=d.get("system", d.get("community")),
+            cluster_switches=dict(d.get("cluster_switches", {})),
+            switch_entities=dict(d.get("switch_entities", {})),
         )

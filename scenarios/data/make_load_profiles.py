@@ -9,11 +9,11 @@ that the year has 8760 rows, and scales every column so its annual hourly peak i
 factors (the hourly-mean peak in the units of the SimBench file, whose 15 min peak is 1.0) are
 logged; ``load_profiles.md`` records them.
 
-Run from the repository root with simbench installed (``pip install .[data]``)::
+Run from the repository root (simbench is a dependency of mmg-cosim)::
 
     python scenarios/data/make_load_profiles.py
 
-Only this script needs simbench; the runtime reads the CSV.
+The runtime reads the CSV, not simbench's profile files.
 """
 
 from __future__ import annotations

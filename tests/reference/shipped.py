@@ -21,6 +21,11 @@ from scenarios.runner import RunResult, run_scenario
 from scenarios.stdio import strict
 
 REFERENCE_FILE = Path(__file__).with_name("kpis_1day.json")
+NOT_IN_REFERENCE = frozenset({"mv_clusters"})
+"""Shipped scenarios whose runs are not in the reference file, nor in the tests sharing its runs
+(``tests/test_fair_kpis.py``): mv_clusters (10 MGs on a SimBench MV grid) adds four runs of about 5-12 s
+each; it has its own tests (``tests/test_clusters_build.py``). Take a name out of here and regenerate the
+file to reference it."""
 
 
 def _cases() -> list[tuple[str, str]]:
@@ -30,6 +35,8 @@ def _cases() -> list[tuple[str, str]]:
 
     cases = []
     for name, entry in SCENARIOS.items():
+        if name in NOT_IN_REFERENCE:
+            continue
         cfg, _ = load_config(entry.default_config)
         have = offered(cfg, build_net(cfg))
         cases += [(name, s.name) for s in strategies().values() if s.problem(have, strategy_settings(cfg, s)) is None]
