@@ -43,7 +43,7 @@ from ems_controllers.core.entities import DN, EntityMap, PartyEntities
 from ems_controllers.core.types import DieselUnit
 from ems_controllers.registry import get_strategy
 from scenarios.config import Config, MgCfg, UnitsCfg
-from sims.record_reader import read_attrs, read_series
+from sims.record_reader import read_attrs, read_pareto, read_series
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class RunFile:
     def __init__(self, path: Path) -> None:
         self.attrs = read_attrs(path)
         self.series = read_series(path)
+        self.pareto = read_pareto(path)
         self.cfg = Config.model_validate(self.attrs["config"])
         self.entities = EntityMap.from_dict(self.attrs["entity_map"])
         self.dt_h = float(self.attrs.get("step_s", self.cfg.scenario.step_s)) / 3600.0
@@ -74,7 +75,7 @@ class RunFile:
         self.sell = np.asarray(self.cfg.tariff.sell_price_per_mwh, dtype=float)[idx]
 
     def s(self, fid: str, attr: str) -> np.ndarray:
-        a = self.series.get((fid, attr))
+        a = self.get(fid, attr)
         if a is None:
             return np.full(self.n, np.nan)
         a = np.asarray(a, dtype=float)[: self.n]
@@ -84,6 +85,8 @@ class RunFile:
 
     def get(self, fid: str, attr: str) -> np.ndarray | None:
         a = self.series.get((fid, attr))
+        if a is None:
+            a = self.pareto.get((fid, attr))
         return None if a is None else np.asarray(a)
 
     def grid_series(self, model: str, attr: str) -> tuple[list[int], np.ndarray]:

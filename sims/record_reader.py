@@ -92,6 +92,12 @@ def read_plans(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
         return _read_tree(f, "Plans")
 
 
+def read_pareto(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
+    """Like :func:`read_series`, for ``Pareto/`` (empty for a record without one)."""
+    with h5py.File(path, "r") as f:
+        return _read_tree(f, "Pareto") if "Pareto" in f else {}
+
+
 def _read_messages(f: h5py.File) -> list[dict[str, Any]]:
     if "Messages" not in f or "time_s" not in f["Messages"]:
         return []

@@ -6,6 +6,8 @@ File layout (see docs/architecture.md, "The HDF5 record")::
                               n_steps_completed, package_version, created_utc, config JSON, ...
     Series/<sid.eid>/<attr>   one dataset per recorded attribute of a SOURCE entity, row = time // step_s
     Plans/<sid.eid>/<attr>    attributes whose name starts with ``plan_`` (same rows)
+    Pareto/<sid.eid>/<attr>   attributes whose name starts with ``pareto_``: a strategy's Pareto fronts
+                              (same rows; a front is a list-valued attribute at its planning instant)
     Messages/<column>         appended 1-D columns: time_s, sender, receiver, kind, n_values,
                               ciphertext_bytes, values_json
     Relations/edges           (n, 2) strings from mosaik's entity graph (when mosaik provides it)
@@ -73,6 +75,13 @@ META = {
 
 MESSAGES_ATTR = "messages"
 PLAN_PREFIX = "plan_"
+GROUP_OF_PREFIX = {PLAN_PREFIX: "Plans", "pareto_": "Pareto"}
+"""Attributes whose name starts with one of these prefixes go to that group instead of ``Series``."""
+
+
+def group_of(attr: str) -> str:
+    """The top-level group an attribute's dataset lives in."""
+    return next((g for p, g in GROUP_OF_PREFIX.items() if attr.startswith(p)), "Series")
 
 
 def _package_version() -> str:
@@ -157,7 +166,7 @@ class _Writer:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Default (earliest) libver and no SWMR on purpose: see the module docstring.
         self.file = h5py.File(path, "w")
-        for grp in ("Series", "Plans", "Messages", "Relations"):
+        for grp in ("Series", *GROUP_OF_PREFIX.values(), "Messages", "Relations"):
             self.file.create_group(grp)
         self.columns: dict[tuple[str, str, str], _Column] = {}
         self.by_attr: dict[tuple[str, str], dict[str, _Column]] = {}  # (top, attr) -> src -> column
@@ -493,7 +502,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
             f.attrs["n_steps"] = int(n_steps)
         f.attrs["n_steps_completed"] = 0
         f["Series"].attrs["step_s"] = step_s
-        f["Plans"].attrs["step_s"] = step_s
+        for grp in GROUP_OF_PREFIX.values():
+            f[grp].attrs["step_s"] = step_s
         f.flush()
         logger.info("recorder %s writes %s (buffer %d steps)", sid, self.path, buffer_steps)
         return self.meta
@@ -552,7 +562,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
                     for src, value in by_src.items():
                         w.add_messages(src, value, time_s)
                     continue
-                top = "Plans" if attr.startswith(PLAN_PREFIX) else "Series"
+                top = group_of(attr)
                 cols = w.by_attr.setdefault((top, attr), {})
                 for src, value in by_src.items():
                     col = cols.get(src)

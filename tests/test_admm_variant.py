@@ -12,7 +12,8 @@ import pytest
 from scenarios.config import DATA_DIR, load_config
 from scenarios.runner import run_scenario
 
-pytestmark = pytest.mark.xdist_group("admm_variant")
+# A study of the 6-MG variant (about 90 s alone, over 200 s on a loaded machine): `make test-slow`.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("admm_variant")]
 
 
 def test_six_mgs_within_one_percent_of_the_centralized_reference(tmp_path_factory: pytest.TempPathFactory) -> None:

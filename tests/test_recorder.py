@@ -70,7 +70,7 @@ def test_layout_and_root_attrs(tmp_path: Path) -> None:
         n_steps=5,
     )
     with h5py.File(path, "r") as f:
-        assert set(f) == {"Series", "Plans", "Messages", "Relations"}
+        assert set(f) == {"Series", "Plans", "Pareto", "Messages", "Relations"}
         assert set(f["Series"]) == {"Grid-0.Load-1", "Grid-0.Bus-1", "Grid-0.Bus-2"}
         ds = f["Series/Grid-0.Load-1/p_mw"]
         assert ds.dtype == np.float64 and ds.shape == (5,) and ds.maxshape == (None,) and ds.chunks

@@ -278,6 +278,25 @@ class PlanningEMS[D](mosaik_api_v3.Simulator, abc.ABC):
         return None if result.status is SolveStatus.OPTIMAL else result.status.value
 
     # -- planning -------------------------------------------------------------------------------------
+    def load_by_bus(
+        self, name: str, time: int, n: int, q_ratio: Mapping[int, float]
+    ) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
+        """Party ``name``'s load forecasts summed per bus (its ``load_buses``), ``n`` steps from ``time``:
+        P (MW) and Q (Mvar, P times the bus's ``q_ratio``), for network-aware strategies."""
+        party = self.parties[name]
+        p_by_bus: dict[int, list[float]] = {}
+        for src, bus in (party.load_buses or {}).items():
+            entry = self.load_sources[name].get(src)
+            if entry is None:
+                continue
+            t0, values = entry
+            k = (time - t0) // self.step_size
+            acc = p_by_bus.setdefault(int(bus), [0.0] * n)
+            for i, v in enumerate(values[k : k + n]):
+                acc[i] += v
+        q_by_bus = {b: [v * q_ratio.get(b, 0.0) for v in p] for b, p in p_by_bus.items()}
+        return p_by_bus, q_by_bus
+
     def _forecast_from(self, name: str, attr: str, time: int) -> list[float] | None:
         entry = self.forecasts[name].get(attr)
         if entry is None:

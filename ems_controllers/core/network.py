@@ -331,6 +331,15 @@ def injections_from_pandapower(net: Any) -> tuple[dict[int, float], dict[int, fl
     return p, q
 
 
+def load_q_ratio(net: Any) -> dict[int, float]:
+    """Per bus with loads: their Q over their P (the net's nominal values; 0 where P is 0)."""
+    out: dict[int, float] = {}
+    for bus, grp in net.load.groupby("bus"):
+        p, q = float(grp.p_mw.sum()), float(grp.q_mvar.sum())
+        out[int(bus)] = q / p if p > 0 else 0.0
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # Snapshot solve (numpy)
 # --------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any, override
 import pandapower as pp
 
 from ems_controllers.core.adapter import Party, PartyRound, PlanningEMS, run
-from ems_controllers.core.network import NetworkData, network_from_pandapower
+from ems_controllers.core.network import NetworkData, load_q_ratio, network_from_pandapower
 from ems_controllers.core.types import Horizon, PartyProblem, SolveResult
 from ems_controllers.security_constrained.model import DnSite, ScConfig, ScResult, SecurityConstrainedModel
 from ems_controllers.security_constrained.strategy import EXTRA_ATTRS
@@ -74,10 +74,7 @@ class SecurityConstrainedEMS(PlanningEMS[ScResult]):
         for s in self.site.get("pcc_switches", {}).values():
             closed[int(s)] = True
         self.network = network_from_pandapower(self.net, closed)
-        loads = self.net.load
-        for bus, grp in loads.groupby("bus"):
-            p, q = float(grp.p_mw.sum()), float(grp.q_mvar.sum())
-            self.q_ratio[int(bus)] = q / p if p > 0 else 0.0
+        self.q_ratio = load_q_ratio(self.net)
 
     @property
     def bus_order(self) -> list[int]:
@@ -92,22 +89,6 @@ class SecurityConstrainedEMS(PlanningEMS[ScResult]):
         self.now = time
         return super()._plan(time)
 
-    def _feeder_by_bus(self, n: int) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
-        party = self.parties[DN]
-        p_by_bus: dict[int, list[float]] = {}
-        for src, bus in (party.load_buses or {}).items():
-            entry = self.load_sources[DN].get(src)
-            if entry is None:
-                continue
-            t0, values = entry
-            k = (self.now - t0) // self.step_size
-            series = values[k : k + n]
-            acc = p_by_bus.setdefault(int(bus), [0.0] * n)
-            for i, v in enumerate(series):
-                acc[i] += v
-        q_by_bus = {b: [v * self.q_ratio.get(b, 0.0) for v in p] for b, p in p_by_bus.items()}
-        return p_by_bus, q_by_bus
-
     @override
     def solve(self, problems: list[PartyProblem], horizon: Horizon) -> SolveResult[ScResult]:
         assert self.sc is not None
@@ -116,7 +97,7 @@ class SecurityConstrainedEMS(PlanningEMS[ScResult]):
             raise ValueError("security_constrained needs the network operator's entity 'DN'")
         mgs = [p for n, p in by_name.items() if n != DN]
         n = horizon.n_steps
-        p_bus, q_bus = self._feeder_by_bus(n)
+        p_bus, q_bus = self.load_by_bus(DN, self.now, n, self.q_ratio)
         bus_of = self.site["party_bus"]
         mg_q = {
             p.mg.name: [v * self.q_ratio.get(int(bus_of[p.mg.name]), 0.0) for v in p.forecast.load_p_mw] for p in mgs
