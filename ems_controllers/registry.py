@@ -32,6 +32,7 @@ SHIPPED = (
     "ems_controllers.cooperative.strategy",
     "ems_controllers.nested.strategy",
     "ems_controllers.admm.strategy",
+    "ems_controllers.clustered.strategy",
 )
 
 

@@ -334,3 +334,16 @@ def test_property_pick_is_not_dominated(points: list[ObjectiveValues]) -> None:
     for p in points:
         values = [(p.value(o), chosen.value(o)) for o in OBJECTIVES]
         assert not (all(a <= b for a, b in values) and any(a < b for a, b in values)), (p, chosen)
+
+
+def test_monotonicity_allows_the_mip_gap_the_points_were_solved_to() -> None:
+    # EC rises by 1.0 between points 2 and 3: a violation at a tight tolerance, inside a 1e-3 gap of 2300
+    front = ParetoFront.from_values(
+        [
+            ObjectiveValues(8600.0, 2450.0, 0.02),
+            ObjectiveValues(9000.0, 2320.0, 0.02),
+            ObjectiveValues(9400.0, 2321.0, 0.01),
+        ]
+    )
+    assert not is_monotone(front)
+    assert is_monotone(front, gap_rel=1e-3)

@@ -77,7 +77,9 @@ def test_compare_json_of_every_strategy_is_one_strict_document(compared: dict[st
 
 def test_report_and_audit_json_of_every_run(compared: dict[str, Any]) -> None:
     files = [f for out_dir, _ in compared.values() for f in sorted(out_dir.glob("*.h5"))]
-    assert len(files) == len(strategies())
+    # a strategy that fits only a scenario left out of the shared runs (NOT_IN_REFERENCE) is compared by
+    # its own module (clustered: tests/test_clustered_cosim.py)
+    assert len(files) == len({strategy for _, strategy in CASES})
     for f in files:
         r = subprocess.run([*CLI, "report", str(f), "--json"], capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr

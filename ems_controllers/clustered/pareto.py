@@ -352,15 +352,19 @@ class MonotoneViolation:
     amount: float
 
 
-def monotone_violations(front: ParetoFront, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> list[MonotoneViolation]:
+def monotone_violations(
+    front: ParetoFront, rel_tol: float = 1e-6, abs_tol: float = 1e-9, gap_rel: float = 0.0
+) -> list[MonotoneViolation]:
     """Where GC falls or EC rises from one feasible point to the next along the grid (infeasible points
-    are skipped). Tolerance per objective: ``abs_tol + rel_tol * (its span over the feasible points)``,
-    for solver optimality gaps. Loss is not checked: its bound is not necessarily active."""
+    are skipped). Tolerance per objective: ``abs_tol + rel_tol * (its span over the feasible points) +
+    gap_rel * (its largest magnitude)``; ``gap_rel``: the MIP gap the points were solved to (a point is
+    optimal only within it). Loss is not checked: its bound is not necessarily active."""
     feasible = [(i, p.values) for i, p in enumerate(front.points) if p.values is not None]
     out = []
     for objective, sign in ((Objective.GC, 1.0), (Objective.EC, -1.0)):
         series = [v.value(objective) for _, v in feasible]
-        tol = abs_tol + rel_tol * ((max(series) - min(series)) if series else 0.0)
+        span = (max(series) - min(series)) if series else 0.0
+        tol = abs_tol + rel_tol * span + gap_rel * max((abs(x) for x in series), default=0.0)
         for (i, a), (j, b) in pairwise(feasible):
             wrong_way = sign * (a.value(objective) - b.value(objective))
             if wrong_way > tol:
@@ -368,7 +372,7 @@ def monotone_violations(front: ParetoFront, rel_tol: float = 1e-6, abs_tol: floa
     return out
 
 
-def is_monotone(front: ParetoFront, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> bool:
+def is_monotone(front: ParetoFront, rel_tol: float = 1e-6, abs_tol: float = 1e-9, gap_rel: float = 0.0) -> bool:
     """GC non-decreasing and EC non-increasing along the front's feasible points, within the tolerance
     of :func:`monotone_violations` (which says where, when not)."""
-    return not monotone_violations(front, rel_tol, abs_tol)
+    return not monotone_violations(front, rel_tol, abs_tol, gap_rel)
