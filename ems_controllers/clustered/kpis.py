@@ -100,8 +100,10 @@ def demand_response(r: RunRecord) -> dict[str, dict[str, float]]:
     evening = np.isin(np.floor(hours).astype(int), list(EVENING))
     for name, p in r.entities.mgs().items():
         shift = np.nan_to_num(r.s(p.ems, "load_shift_mw"))
-        load = np.nan_to_num(r.s(p.load[0], "p_mw")) if p.load else np.zeros(r.n)
-        base = load - shift
+        # the grid's load serves profile + shift less what was shed: the profile is what the band refers to
+        served = np.nan_to_num(r.s(p.load[0], "p_mw")) if p.load else np.zeros(r.n)
+        shed = np.nan_to_num(r.s(p.load[0], "shed_mw")) if p.load else np.zeros(r.n)
+        base = served + shed - shift
         share = np.divide(np.abs(shift), base, out=np.zeros_like(shift), where=base > 1e-9)
         out[name] = {
             "shifted_mwh": float(shift.sum() * r.dt_h),
