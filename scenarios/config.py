@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from ems_controllers.core.ev import EvSpec
 from sims.profiles import (
     DEFAULT_HUB_HEIGHT_M,
     DEFAULT_TURBINE_TYPE,
@@ -189,6 +190,42 @@ class UnitsCfg(_Strict):
         return self.diesel if self.diesel is not None else self.chp
 
 
+class EvCfg(_Strict):
+    """Electric-vehicle charging of an MG: chargers of ``p_max_mw`` together that must deliver
+    ``e_mwh_per_day`` between ``arrive_h`` and ``depart_h`` (hours of the day; the window may wrap past
+    midnight). Without coordination the EVs charge at full power from arrival until the energy is in
+    (:meth:`uncontrolled_mw`): that is the load every strategy sees; a strategy that outputs
+    ``ev_shift_mw`` may move the charging inside the window."""
+
+    p_max_mw: float = Field(gt=0)
+    e_mwh_per_day: float = Field(gt=0)
+    arrive_h: int = Field(ge=0, le=23)
+    depart_h: int = Field(ge=0, le=23)
+    cos_phi: float = Field(default=1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _fits(self) -> EvCfg:
+        if self.arrive_h == self.depart_h:
+            raise ValueError("arrive_h equals depart_h: the EVs are never plugged in")
+        if self.e_mwh_per_day > self.p_max_mw * len(self.window()) + 1e-9:
+            raise ValueError(
+                f"e_mwh_per_day {self.e_mwh_per_day} does not fit in the window: at most "
+                f"{self.p_max_mw * len(self.window()):g} MWh ({len(self.window())} h at p_max_mw)"
+            )
+        return self
+
+    def spec(self) -> EvSpec:
+        return EvSpec(self.p_max_mw, self.e_mwh_per_day, self.arrive_h, self.depart_h)
+
+    def window(self) -> list[int]:
+        """The hours of the day the EVs are plugged in (:meth:`EvSpec.window`)."""
+        return self.spec().window()
+
+    def uncontrolled_mw(self) -> list[float]:
+        """Charging power per hour of the day without coordination (:meth:`EvSpec.uncontrolled_mw`)."""
+        return self.spec().uncontrolled_mw()
+
+
 class OwnerLoadCfg(_Strict):
     """One owner's load inside an MG (owners need not reveal their profile to the MG's EMS)."""
 
@@ -240,6 +277,7 @@ class MgCfg(UnitsCfg):
     )
     trade: TradeCfg | None = Field(default=None, description="prices of the exchange with the parent")
     owners: list[OwnerLoadCfg] = Field(default_factory=list)
+    ev: EvCfg | None = Field(default=None, description="EV charging, a load of its own at the MG's bus")
 
     @model_validator(mode="after")
     def _placement(self) -> MgCfg:

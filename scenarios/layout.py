@@ -32,6 +32,7 @@ class PartyUnits:
     pcc_line: int | None = None
     pcc_switch: int | None = None
     owner_loads: dict[str, int] = field(default_factory=dict)  # owner -> load index
+    ev: int | None = None  # the EV charging load
 
 
 @dataclass
@@ -74,6 +75,10 @@ def _add_units(net: Any, units: UnitsCfg, bus: int, name: str, party: PartyUnits
         p = units.load.peak_mw
         q = p * math.tan(math.acos(units.load.cos_phi))
         party.load.append(pp.create_load(net, bus, p_mw=p, q_mvar=q, name=f"{name} load"))
+    ev = getattr(units, "ev", None)
+    if ev is not None:
+        q = ev.p_max_mw * math.tan(math.acos(ev.cos_phi))
+        party.ev = pp.create_load(net, bus, p_mw=ev.p_max_mw, q_mvar=q, name=f"{name} EV")
     for o in getattr(units, "owners", []):
         q = o.p_peak_mw * math.tan(math.acos(o.cos_phi))
         party.owner_loads[o.owner] = pp.create_load(net, bus, p_mw=o.p_peak_mw, q_mvar=q, name=f"{name} {o.owner}")
@@ -183,9 +188,10 @@ def finish_flags(net: Any) -> None:
 
 
 def party_loads(party: PartyUnits) -> list[int]:
-    """The pandapower indices of a party's loads (its own load or the network's feeder loads, and its
-    owners' loads)."""
-    return list(dict.fromkeys([*party.load, *party.owner_loads.values()]))
+    """The pandapower indices of a party's loads (its own load or the network's feeder loads, its
+    owners' loads and its EV charging)."""
+    evs = [party.ev] if party.ev is not None else []
+    return list(dict.fromkeys([*party.load, *party.owner_loads.values(), *evs]))
 
 
 def mark_shed_groups(net: Any, layout: NetLayout) -> None:

@@ -103,6 +103,7 @@ def party_microgrid(cfg: Config, name: str) -> Microgrid:
             "trade_buy_price_per_mwh": trade.buy_price_per_mwh if trade else None,
             "trade_sell_price_per_mwh": trade.sell_price_per_mwh if trade else None,
             "wind_curtailable": units.wind.curtailable if units.wind else True,
+            "extra": {"ev": units.ev.model_dump()} if isinstance(units, MgCfg) and units.ev is not None else {},
         }
     )
 
@@ -231,10 +232,24 @@ class _Wiring:
                 pm.owners[o.owner] = _fid(agent)
                 self.to_record.append((agent, list(agent_model.outputs)))
             self.load(ent, party.owner_loads[o.owner], ems if agent_model is None else None, pm)
+        self._ev(units, party, ems, pm)
         self._renewables(units, party, ems, pm)
         self._setpoints(name, units, party, ems, pm)
         self.to_record.append((ems, list(self.strategy.outputs)))
         return ems, pm
+
+    def _ev(self, units: UnitsCfg | None, party: PartyUnits, ems: Any, pm: PartyEntities) -> None:
+        """EV charging: its uncontrolled profile is a load like any other (to the grid, and to the EMS as
+        part of the party's load forecast); a strategy that outputs ``ev_shift_mw`` moves it in the grid."""
+        ev = getattr(units, "ev", None)
+        if ev is None or party.ev is None:
+            return
+        ent = self.prof.Series(
+            p_mw_per_hour=ev.uncontrolled_mw(), kind="load", cos_phi=ev.cos_phi, forecast_error_std=0.0
+        )
+        self.load(ent, party.ev, ems, pm)
+        if "ev_shift_mw" in self.strategy.outputs:
+            self.world.connect(ems, self.ge[f"Load-{party.ev}"], ("ev_shift_mw", "p_mw"))
 
     def _ring_params(self, name: str) -> dict[str, Any]:
         """An agent's neighbours in the ring (the parties' order; after the last: the coordinator)."""

@@ -106,6 +106,27 @@ def test_demand_response_is_energy_neutral_within_its_band_and_leaves_the_evenin
     assert clustered.kpis["clustered"]["evening_change_mwh"] < -0.5  # load leaves hours 18-23
 
 
+def test_ev_charging_keeps_its_energy_and_window_and_leaves_the_evening(clustered: Run, uncoordinated: Run) -> None:
+    cfg = load_config(CONFIG)[0]
+    evs = {m.name: m.ev for m in cfg.mgs if m.ev is not None}
+    assert len(evs) == 5
+    for run in (clustered, uncoordinated):
+        series, emap = read_series(run.path), read_attrs(run.path)["entity_map"]
+        for name, ev in evs.items():
+            ev_load = emap["parties"][name]["load"][-1]  # the EV load comes after the MG's own
+            p = series[(ev_load, "p_mw")] + series[(ev_load, "shed_mw")]
+            assert p.sum() == pytest.approx(ev.e_mwh_per_day, abs=1e-6), (run.path.name, name)
+            outside = [h for h in range(24) if h not in ev.window()]
+            assert np.all(np.abs(p[outside]) < 1e-9), (run.path.name, name)
+
+    # without coordination the EVs charge from 17:00 into the price peak; clustered moves them out of it
+    def evening(run: Run) -> float:
+        series, emap = read_series(run.path), read_attrs(run.path)["entity_map"]
+        return sum(float(series[(emap["parties"][n]["load"][-1], "p_mw")][17:22].sum()) for n in evs)
+
+    assert evening(clustered) < evening(uncoordinated) - 1.0
+
+
 def _series(run: Run) -> dict[tuple[str, str], np.ndarray]:
     return read_series(run.path)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from ems_controllers.clustered import escalation
 from ems_controllers.clustered.losses import loss_error_bound_mw, tangent_points
@@ -14,7 +15,9 @@ from ems_controllers.clustered.lower import LowerSettings
 from ems_controllers.clustered.lower_solve import LowerLevel, LowerOutcome
 from ems_controllers.clustered.pareto import is_monotone
 from ems_controllers.clustered.system import ClusterSpec, ClusterSystem, Link, TieSpec
+from ems_controllers.core.ev import EvSpec
 from ems_controllers.core.types import Battery, DieselUnit, Forecast, Horizon, Microgrid, PartyProblem, SolverOptions
+from scenarios.config import EvCfg
 
 N = 6
 
@@ -184,3 +187,18 @@ def test_a_tight_feeder_is_met_by_rescheduling() -> None:
     assert again is not None
     assert all(abs(x) < 1e-6 for v in again.feeder_mw.values() for x in v)
     assert again.values.gc_per_day >= out.payoff.gc_row.gc_per_day - 1e-6
+
+
+def test_ev_charging_without_coordination_fills_the_window_from_arrival() -> None:
+    ev = EvSpec(p_max_mw=0.3, e_mwh_per_day=0.8, arrive_h=22, depart_h=6)
+    assert ev.window() == [22, 23, 0, 1, 2, 3, 4, 5]
+    unc = ev.uncontrolled_mw()
+    assert unc[22] == 0.3 and unc[23] == 0.3 and unc[0] == pytest.approx(0.2) and sum(unc) == pytest.approx(0.8)
+    assert all(unc[h] == 0.0 for h in range(24) if h not in ev.window())
+
+
+def test_an_ev_day_that_does_not_fit_its_window_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match="e_mwh_per_day"):
+        EvCfg(p_max_mw=0.1, e_mwh_per_day=1.0, arrive_h=17, depart_h=20)
+    with pytest.raises(ValidationError, match="arrive_h"):
+        EvCfg(p_max_mw=0.1, e_mwh_per_day=0.1, arrive_h=7, depart_h=7)

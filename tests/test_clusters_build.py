@@ -208,8 +208,10 @@ def test_opened_cluster_and_pcc_switches_make_islands_their_grid_forming_units_e
     mg1, mg2, mg3 = (mv.parties[m] for m in c1.mgs)
     island_loads = {f"Load-{p.load[0]}": 0.1 * (k + 1) for k, p in enumerate((mg1, mg2, mg3))}
     inputs: dict[str, dict[str, dict[str, Any]]] = {eid: {"p_mw": {"src": p}} for eid, p in island_loads.items()}
-    for p in (mg1, mg2, mg3):  # no sun, no wind
+    for p in (mg1, mg2, mg3):  # no sun, no wind, no EV charging
         inputs |= {f"StaticGen-{s}": {"p_avail_mw": {"src": 0.0}} for s in p.pv + p.wind}
+        if p.ev is not None:
+            inputs[f"Load-{p.ev}"] = {"p_mw": {"src": 0.0}}
     _step(sim, {**inputs, f"Switch-{c1.switch}": {"closed": {"ems": False}}})
     assert _get(sim, "Grid-0", "unsupplied_mw") == 0.0 and _get(sim, "Grid-0", "pf_converged") == 1
     for bus in (c1.bus, mg1.bus, mg2.bus, mg3.bus):

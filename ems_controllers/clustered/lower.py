@@ -129,16 +129,34 @@ def _add_mg(b: pyo.Block, prob: PartyProblem, cap: float, T: pyo.Set, dt_h: floa
     b.dr_shift_mw = pyo.Var(T, bounds=lambda b, t: (-share * b.load_mw[t], share * b.load_mw[t]))
     b.dr_neutral_con = pyo.Constraint(expr=pyo.quicksum(b.dr_shift_mw[t] for t in T) == 0.0)
 
+    has_ev = EV_KEY in mg.extra
+    if has_ev:
+        _add_ev(b, T, dt_h)
+
     def balance(b: pyo.Block, t: int) -> pyo.Expression:
         supply = b.pv_mw[t] + b.wind_mw[t] + b.shed_mw[t] + b.inflow_mw[t]
         if mg.diesel is not None:
             supply += b.dg_p_mw[t]
         if mg.battery is not None:
             supply += b.bat_dis_mw[t] - b.bat_ch_mw[t]
-        return supply == b.load_mw[t] + b.dr_shift_mw[t]
+        return supply == b.load_mw[t] + b.dr_shift_mw[t] + (b.ev_mw[t] if has_ev else 0.0)
 
     b.balance_con = pyo.Constraint(T, rule=balance)
     b.mt_mw = pyo.Expression(T, rule=lambda b, t: b.dg_p_mw[t] if mg.diesel is not None else 0.0)
+
+
+EV_KEY = "ev_plan"
+"""``Microgrid.extra[EV_KEY]``: the EV charging of one planning round, ``{"cap_mw": [...], "energy_mwh": e}``
+(what the chargers may draw at each step, 0 outside the plug-in window, and what they must deliver over
+the horizon); the MG's load forecast then excludes the EVs."""
+
+
+def _add_ev(b: pyo.Block, T: pyo.Set, dt_h: float) -> None:
+    """EV charging, a flexible load: ``0 <= EV_t <= cap_t`` (the window), ``sum_t EV_t dt = E``."""
+    b.ev_cap_mw = pyo.Param(T, mutable=True, initialize=0.0)
+    b.ev_energy_mwh = pyo.Param(mutable=True, initialize=0.0)
+    b.ev_mw = pyo.Var(T, bounds=lambda b, t: (0.0, b.ev_cap_mw[t]))
+    b.ev_energy_con = pyo.Constraint(expr=dt_h * pyo.quicksum(b.ev_mw[t] for t in T) == b.ev_energy_mwh)
 
 
 def _switched_flow(m: pyo.ConcreteModel, name: str, index: list[str], cap: dict[str, float]) -> None:
@@ -258,7 +276,13 @@ def _add_objectives(
 def set_lower_data(m: pyo.ConcreteModel, problems: Sequence[PartyProblem], horizon: Horizon) -> None:
     """Every MG's forecasts and state and the tariff into the model's mutable params."""
     for prob in problems:
-        blocks.set_party_data(m.mg[prob.mg.name], prob, horizon)
+        b = m.mg[prob.mg.name]
+        blocks.set_party_data(b, prob, horizon)
+        ev = prob.mg.extra.get(EV_KEY)
+        if ev is not None:
+            for t in range(horizon.n_steps):
+                b.ev_cap_mw[t] = float(ev["cap_mw"][t])
+            b.ev_energy_mwh = float(ev["energy_mwh"])
     for t in range(horizon.n_steps):
         m.price_buy_per_mwh[t] = horizon.buy_price_per_mwh[t]
         m.price_sell_per_mwh[t] = horizon.sell_price_per_mwh[t]

@@ -76,6 +76,8 @@ class Schedule:
     plans: dict[str, PartyPlan]
     pcc_closed: dict[str, tuple[bool, ...]]
     dr_shift_mw: dict[str, tuple[float, ...]]
+    ev_mw: dict[str, tuple[float, ...]]
+    """EV charging per MG with EVs (planned, MW)."""
     feeder_closed: dict[str, tuple[bool, ...]]
     feeder_mw: dict[str, tuple[float, ...]]
     tie_closed: dict[str, tuple[bool, ...]]
@@ -266,7 +268,7 @@ def read_schedule(
 ) -> Schedule:
     """The solution the model holds as a :class:`Schedule` (call after a feasible solve)."""
     T = list(m.T)
-    plans, pcc, shift = {}, {}, {}
+    plans, pcc, shift, ev = {}, {}, {}, {}
     for p in problems:
         b = m.mg[p.mg.name]
         inflow = list(_vals(b.inflow_mw, T))
@@ -278,12 +280,15 @@ def read_schedule(
         plans[p.mg.name] = blocks.party_plan(b, p.mg, m.T, import_mw=inflow, cost=cost)
         pcc[p.mg.name] = tuple(v > 0.5 for v in _vals(b.pcc_closed, T))
         shift[p.mg.name] = _vals(b.dr_shift_mw, T)
+        if hasattr(b, "ev_mw"):
+            ev[p.mg.name] = _vals(b.ev_mw, T)
     feeders = [c.name for c in system.clusters]
     ties = [k.name for k in system.ties]
     return Schedule(
         plans=plans,
         pcc_closed=pcc,
         dr_shift_mw=shift,
+        ev_mw=ev,
         feeder_closed={c: tuple(v > 0.5 for v in _vals(m.feeder_closed, [(c, t) for t in T])) for c in feeders},
         feeder_mw={c: _vals(m.feeder_mw, [(c, t) for t in T]) for c in feeders},
         tie_closed={k: tuple(v > 0.5 for v in _vals(m.tie_closed, [(k, t) for t in T])) for k in ties},

@@ -6,7 +6,8 @@ ties, each MG's PCC switch). Entities:
 
 - ``MG`` (one per party; ``DN`` is the network operator with the network's own loads): the planned
   setpoints, the PCC switch state of the hour (``pcc_closed``), the demand-response shift added to the
-  MG's load (``load_shift_mw``) and the cluster's level at the hour (``cluster_level``);
+  MG's load (``load_shift_mw``), the EV charging moved against its uncontrolled profile
+  (``ev_shift_mw``, added to the EV load) and the cluster's level at the hour (``cluster_level``);
 - ``Switch`` (one per cluster switch, ``switch=<name>``: each cluster's feeder and each tie): ``closed``
   drives the switch in the grid, ``planned_flow_mw`` is the flow the plan put on it;
 - ``Clusters`` (one): the levels, the network's predicted voltages and loadings and the losses of the hour,
@@ -22,17 +23,19 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, override
 
 import pandapower as pp
 
-from ems_controllers.clustered.lower import LowerSettings
+from ems_controllers.clustered.lower import EV_KEY, LowerSettings
 from ems_controllers.clustered.model import ClusteredDetail, ClusteredModel, ClusteredResult, ClusteredSettings
 from ems_controllers.clustered.outputs import switch_outputs, system_outputs
 from ems_controllers.clustered.pareto import Zeta
 from ems_controllers.clustered.strategy import MG_ATTRS, SWITCH_ATTRS, SYSTEM_ATTRS, Settings
 from ems_controllers.clustered.system import ClusterSystem, cluster_system
 from ems_controllers.core.adapter import Party, PartyRound, PlanningEMS, run
+from ems_controllers.core.ev import EvSpec
 from ems_controllers.core.network import load_q_ratio, network_from_pandapower
 from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult
 
@@ -66,6 +69,7 @@ class ClusteredEMS(PlanningEMS[ClusteredDetail]):
         self.system_eid: str | None = None
         self.last: tuple[int, ClusteredDetail] | None = None
         self.now = 0
+        self.ev_uncontrolled: dict[str, list[float]] = {}  # MG -> EV charging without coordination, per plan step
 
     @override
     def configure_strategy(self, site: dict[str, Any] | None = None, **params: Any) -> None:
@@ -124,7 +128,7 @@ class ClusteredEMS(PlanningEMS[ClusteredDetail]):
         outside = sorted(set(by_name) - set(self.system.mgs) - {DN})
         if outside:
             return SolveResult.error("bad_input", f"MGs in no cluster: {outside}")
-        mgs = [by_name[m] for m in self.system.mgs]
+        mgs = [self._with_ev(by_name[m], horizon) for m in self.system.mgs]
         load = self.load_by_bus(DN, self.now, horizon.n_steps, self.q_ratio) if DN in by_name else ({}, {})
         result: ClusteredResult = self.model.solve(mgs, load, horizon, self.solve_opts)
         if not result.ok or result.detail is None or result.plans is None:
@@ -142,6 +146,28 @@ class ClusteredEMS(PlanningEMS[ClusteredDetail]):
             result.build_s,
             result.solve_s,
             detail=result.detail,
+        )
+
+    def _with_ev(self, prob: PartyProblem, horizon: Horizon) -> PartyProblem:
+        """An MG with EVs: its load forecast without the EVs' uncontrolled charging (which the forecast
+        includes, as for every strategy), and the EVs as a flexible load (``lower.EV_KEY``): the plug-in
+        window's hours at full power, and the uncontrolled charging's energy inside the horizon. The day
+        is treated as periodic: a window that wraps past midnight lends its morning hours to this day."""
+        ev = prob.mg.extra.get("ev")
+        if ev is None:
+            return prob
+        cfg = EvSpec.from_dict(ev)
+        unc_by_hour, window = cfg.uncontrolled_mw(), set(cfg.window())
+        hours = [int((horizon.first_step_of_day + k) * horizon.dt_h) % 24 for k in range(horizon.n_steps)]
+        unc = [unc_by_hour[h] for h in hours]
+        self.ev_uncontrolled[prob.mg.name] = unc
+        plan = {
+            "cap_mw": [cfg.p_max_mw if h in window else 0.0 for h in hours],
+            "energy_mwh": sum(unc) * horizon.dt_h,
+        }
+        load = tuple(max(x - u, 0.0) for x, u in zip(prob.forecast.load_p_mw, unc, strict=True))
+        return PartyProblem(
+            replace(prob.mg, extra={**prob.mg.extra, EV_KEY: plan}), replace(prob.forecast, load_p_mw=load), prob.state
         )
 
     @override
@@ -194,7 +220,7 @@ class ClusteredEMS(PlanningEMS[ClusteredDetail]):
     @override
     def _outputs(self, name: str, party: Party, time: int, rounds: Mapping[str, PartyRound]) -> dict[str, Any]:
         out = super()._outputs(name, party, time, rounds)
-        out.update(load_shift_mw=0.0, cluster_level=None)
+        out.update(load_shift_mw=0.0, ev_shift_mw=0.0, cluster_level=None)
         active = self._active(time) if name in self.active else None
         if active is None or name == DN or not out["ems_status"].startswith("ok"):
             return out
@@ -203,6 +229,8 @@ class ClusteredEMS(PlanningEMS[ClusteredDetail]):
         assert self.system is not None
         out["pcc_closed"] = bool(sched.pcc_closed[name][k])
         out["load_shift_mw"] = float(sched.dr_shift_mw[name][k])
+        if name in sched.ev_mw:
+            out["ev_shift_mw"] = float(sched.ev_mw[name][k] - self.ev_uncontrolled[name][k])
         out["cluster_level"] = int(detail.lower.levels[self.system.cluster_of(name).name][k])
         return out
 

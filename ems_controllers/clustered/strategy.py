@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from ems_controllers.core.contract import Capability, EntityModel, Strategy, StrategySettings
 from ems_controllers.core.outputs import PLANNER_OUTPUTS
 
-MG_ATTRS = ("load_shift_mw", "cluster_level")
+MG_ATTRS = ("load_shift_mw", "ev_shift_mw", "cluster_level")
 SWITCH_ATTRS = ("closed", "planned_flow_mw")
 SYSTEM_ATTRS = (
     "cluster_levels",
