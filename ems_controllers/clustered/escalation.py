@@ -54,7 +54,7 @@ def allowed(system: ClusterSystem, levels: Mapping[str, tuple[int, ...]]) -> All
     feeder = {c.name: tuple(levels[c.name][t] >= TOP_LEVEL for t in range(n)) for c in system.clusters}
     tie = {k.name: [max(levels[k.a][t], levels[k.b][t]) >= 3 for t in range(n)] for k in system.ties}
     for t in range(n):
-        for group in _tie_groups(system, {k: v[t] for k, v in tie.items()}):
+        for group in tie_groups(system, {k: v[t] for k, v in tie.items()}):
             if sum(feeder[c][t] for c in group.clusters) > 1:
                 for k in group.ties:
                     tie[k][t] = False
@@ -62,12 +62,12 @@ def allowed(system: ClusterSystem, levels: Mapping[str, tuple[int, ...]]) -> All
 
 
 @dataclass(frozen=True)
-class _TieGroup:
+class TieGroup:
     clusters: tuple[str, ...]
     ties: tuple[str, ...]
 
 
-def _tie_groups(system: ClusterSystem, tie_ok: Mapping[str, bool]) -> list[_TieGroup]:
+def tie_groups(system: ClusterSystem, tie_ok: Mapping[str, bool]) -> list[TieGroup]:
     """The clusters joined by the ties that may close (connected components), with those ties."""
     root = {c.name: c.name for c in system.clusters}
 
@@ -85,7 +85,7 @@ def _tie_groups(system: ClusterSystem, tie_ok: Mapping[str, bool]) -> list[_TieG
     for k in system.ties:
         if tie_ok[k.name]:
             groups[find(k.a)][1].append(k.name)
-    return [_TieGroup(tuple(cs), tuple(ks)) for cs, ks in groups.values()]
+    return [TieGroup(tuple(cs), tuple(ks)) for cs, ks in groups.values()]
 
 
 def escalate(

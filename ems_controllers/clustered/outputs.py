@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ems_controllers.clustered.escalation import TOP_LEVEL
+from ems_controllers.clustered.escalation import TOP_LEVEL, tie_groups
 from ems_controllers.clustered.model import ClusteredDetail
 from ems_controllers.clustered.pareto import OBJECTIVES
 from ems_controllers.clustered.system import ClusterSystem
@@ -34,18 +34,11 @@ def switch_outputs(system: ClusterSystem, name: str, active: Active) -> dict[str
 def islanded_mgs(system: ClusterSystem, detail: ClusteredDetail, k: int) -> int:
     """How many MGs the plan leaves without a path to the distribution network at step k."""
     s = detail.schedule
-    parent = {c.name: c.name for c in system.clusters}
-
-    def root(c: str) -> str:
-        while parent[c] != c:
-            c = parent[c]
-        return c
-
-    for t in system.ties:
-        if s.tie_closed[t.name][k]:
-            parent[root(t.a)] = root(t.b)
-    fed = {root(c.name) for c in system.clusters if s.feeder_closed[c.name][k]}
-    return sum(1 for c in system.clusters for m in c.mgs if not (s.pcc_closed[m][k] and root(c.name) in fed))
+    fed: set[str] = set()
+    for group in tie_groups(system, {t: closed[k] for t, closed in s.tie_closed.items()}):
+        if any(s.feeder_closed[c][k] for c in group.clusters):
+            fed.update(group.clusters)
+    return sum(1 for c in system.clusters for m in c.mgs if not (s.pcc_closed[m][k] and c.name in fed))
 
 
 def _nan(x: float | None) -> float:
