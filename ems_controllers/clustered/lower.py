@@ -97,7 +97,7 @@ def build_lower(
         _add_mg(m.mg[prob.mg.name], prob, caps[system.pcc[prob.mg.name].name], m.T, dt_h, s)
     _add_clusters(m, system, caps)
     _add_losses(m, system, caps, s.loss_max_error_mw)
-    _add_objectives(m, system, names, dt_h, s)
+    _add_objectives(m, names, dt_h, s)
     return m
 
 
@@ -237,9 +237,7 @@ def _add_losses(m: pyo.ConcreteModel, system: ClusterSystem, caps: dict[str, flo
     )
 
 
-def _add_objectives(
-    m: pyo.ConcreteModel, system: ClusterSystem, names: list[str], dt_h: float, s: LowerSettings
-) -> None:
+def _add_objectives(m: pyo.ConcreteModel, names: list[str], dt_h: float, s: LowerSettings) -> None:
     T = m.T
     m.gc = pyo.Expression(
         expr=pyo.quicksum(m.mg[n].unit_cost[t] for n in names for t in T)
@@ -270,7 +268,6 @@ def _add_objectives(
         expr=m.w_gc * m.gc + m.w_ec * m.ec + m.w_loss * m.loss + s.switch_hour_cost * m.switch_hours,
         sense=pyo.minimize,
     )
-    del system
 
 
 def set_lower_data(m: pyo.ConcreteModel, problems: Sequence[PartyProblem], horizon: Horizon) -> None:

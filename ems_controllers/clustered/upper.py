@@ -86,6 +86,17 @@ class UpperOutcome:
         )
 
 
+@dataclass(frozen=True)
+class _Day:
+    """What one planning round hands the upper level (the same for its two solves)."""
+
+    requests: Mapping[str, Sequence[float]]
+    feeder_closed: Mapping[str, Sequence[bool]]
+    load_by_bus: tuple[Mapping[int, Sequence[float]], Mapping[int, Sequence[float]]]
+    horizon: Horizon
+    opts: SolverOptions
+
+
 class UpperLevel:
     """The network operator's LP over one network (built once per structure, re-solved)."""
 
@@ -106,9 +117,10 @@ class UpperLevel:
         """Reference solve (every request granted), then the weighted solve; None if either is infeasible
         (the network cannot carry the requests even with every grant free)."""
         t0 = time.perf_counter()
-        ref = self._solve(requests, feeder_closed, load_by_bus, horizon, opts, None)
+        day = _Day(requests, feeder_closed, load_by_bus, horizon, opts)
+        ref = self._solve(day, None)
         ref_values = ObjectiveValues(1.0, 1.0, 1.0) if ref is None else ref
-        out = self._solve(requests, feeder_closed, load_by_bus, horizon, opts, ref_values)
+        out = self._solve(day, ref_values)
         if out is None:
             return None
         m = self._model
@@ -128,15 +140,9 @@ class UpperLevel:
             status="ok" if ref is not None else "requests infeasible on the network: grants changed",
         )
 
-    def _solve(
-        self,
-        requests: Mapping[str, Sequence[float]],
-        feeder_closed: Mapping[str, Sequence[bool]],
-        load_by_bus: tuple[Mapping[int, Sequence[float]], Mapping[int, Sequence[float]]],
-        horizon: Horizon,
-        opts: SolverOptions,
-        ref: ObjectiveValues | None,
-    ) -> ObjectiveValues | None:
+    def _solve(self, day: _Day, ref: ObjectiveValues | None) -> ObjectiveValues | None:
+        """One solve of the day: every request held (``ref`` None, the reference) or the weighted one."""
+        requests, feeder_closed, load_by_bus, horizon = day.requests, day.feeder_closed, day.load_by_bus, day.horizon
         key = (horizon.n_steps, horizon.dt_h, self.settings)
 
         def write(m: pyo.ConcreteModel) -> None:
@@ -165,7 +171,7 @@ class UpperLevel:
             key,
             lambda: build_upper(self.network, self.cluster_bus, horizon.n_steps, horizon.dt_h, self.settings),
             write,
-            opts,
+            day.opts,
             keep=self.network,
         )
         self._model = run.model
