@@ -471,7 +471,7 @@ def decrypt_sum_checked(
                 raise ValueError("decrypted sum is not a sum of packed addends (a party or a mask is missing)")
         plaintexts = residues
     else:
-        n, limit = int(enc.public_key.n), n_addends * (int(enc.public_key.max_int) // codec.max_addends)
+        n, limit = int(enc.public_key.n), n_addends * codec.addend_limit(enc.public_key)
         plaintexts = [r if r <= n // 2 else r - n for r in residues]
         if any(abs(m) > limit for m in plaintexts):
             raise ValueError("decrypted sum is out of range (a party or a mask is missing)")

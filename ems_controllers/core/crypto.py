@@ -32,6 +32,7 @@ ciphertexts is itself uniformly re-randomised, so sums are forwarded without a s
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -174,8 +175,15 @@ class FixedPoint:
             raise ValueError(f"n_addends={n_addends} outside 1..{self.max_addends}")
         return [m / self.scale for m in plaintexts]
 
+    def addend_limit(self, public_key: PaillierPublicKey) -> int:
+        """The largest |m| one encoding may have: within phe's signed range for ``max_addends`` of them,
+        and the encoding of a finite float (so a sum of k encodings is at most k times this; a residue
+        that is not such a sum, e.g. a masked sum missing a party, is caught by that bound with
+        overwhelming probability: about ``2 k scale 1.8e308 / n``, 1e-300 for a 2048-bit key)."""
+        return min(_max_int(public_key) // self.max_addends, int(sys.float_info.max) * self.scale)
+
     def check_fits(self, public_key: PaillierPublicKey, plaintexts: Sequence[int]) -> None:
-        limit = _max_int(public_key) // self.max_addends
+        limit = self.addend_limit(public_key)
         worst = max((abs(m) for m in plaintexts), default=0)
         if worst > limit:
             raise ValueError(
