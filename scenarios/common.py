@@ -28,7 +28,7 @@ GRID_RECORD = {
     "Line": ["loading_percent", "i_ka", "p_from_mw", "p_to_mw", "pl_mw"],
     "Switch": ["closed"],
     "Load": ["p_mw", "q_mvar", "shed_mw"],
-    "StaticGen": ["p_mw", "p_avail_mw", "curtailed_mw"],
+    "StaticGen": ["p_mw", "p_avail_mw", "curtailed_mw", "q_mvar"],
     "Storage": ["p_mw", "soc_mwh", "clipped_mw"],
     "ExtGrid": ["p_mw", "q_mvar"],
     "Grid": list(GRID_OUTPUTS),

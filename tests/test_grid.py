@@ -51,6 +51,7 @@ def reference_runpp(net: pp.pandapowerNet, data: dict) -> pp.pandapowerNet:
         ref.load.at[idx, "q_mvar"] = data[f"Load-{idx}"]["q_mvar"]
     for idx in ref.sgen.index:
         ref.sgen.at[idx, "p_mw"] = data[f"StaticGen-{idx}"]["p_mw"]
+        ref.sgen.at[idx, "q_mvar"] = data[f"StaticGen-{idx}"]["q_mvar"]
     for idx in ref.storage.index:
         ref.storage.at[idx, "p_mw"] = data[f"Storage-{idx}"]["p_mw"]
     for idx in ref.switch.index:
@@ -199,6 +200,40 @@ def test_sgen_defaults_without_inputs(base_net: pp.pandapowerNet) -> None:
     diesel = eid_of(base_net, "sgen", "MG1-diesel", "StaticGen")
     assert data[pv]["p_mw"] == pytest.approx(1.0)  # non-controllable: availability = max_p_mw
     assert data[diesel]["p_mw"] == pytest.approx(0.0)  # controllable: its net p_mw
+
+
+def svc_net(base_net: pp.pandapowerNet) -> tuple[pp.pandapowerNet, str, str]:
+    """The test net with an SVC (a static generator of no active power and a reactive range of
+    +-0.5 Mvar) on the far end of its longest feeder; the SVC's entity and its bus's."""
+    net = copy.deepcopy(base_net)
+    far = int(net.bus.index[-1])
+    idx = pp.create_sgen(
+        net, far, p_mw=0.0, q_mvar=0.0, max_p_mw=0.0, min_q_mvar=-0.5, max_q_mvar=0.5, name="svc", type="SVC"
+    )
+    return net, f"StaticGen-{idx}", f"Bus-{far}"
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "runpp"])
+def test_reactive_setpoint_of_an_svc_moves_its_bus_voltage(base_net: pp.pandapowerNet, fast: bool) -> None:
+    """An sgen's ``q_mvar`` input is applied within its ``[min_q_mvar, max_q_mvar]`` (an SVC injecting
+    raises its bus's voltage, absorbing lowers it), on both power-flow paths, as a fresh runpp has it."""
+    net, svc, bus = svc_net(base_net)
+    sim, request = make_sim(net)
+    if not fast:
+        sim._fast = None
+    vm: dict[float, float] = {}
+    for k, q in enumerate((0.0, 0.4, -0.4, 0.9)):
+        sim.step(3600 * k, {**varied_inputs(net, 3), **inputs(**{svc: {"q_mvar": q}})}, BIG)
+        data = sim.get_data(request)
+        assert data["Grid-0"]["pf_converged"] == 1
+        assert data[svc]["p_mw"] == pytest.approx(0.0, abs=1e-12)
+        assert data[svc]["q_mvar"] == pytest.approx(min(q, 0.5))
+        assert_matches_runpp(net, data)
+        vm[q] = data[bus]["vm_pu"]
+    assert vm[-0.4] < vm[0.0] < vm[0.4] < vm[0.9]
+    assert vm[0.4] - vm[0.0] > 1e-3  # a measurable lift, not rounding
+    sim.step(3600 * 4, varied_inputs(net, 3), BIG)  # no new input: the last setpoint holds
+    assert sim.get_data(request)[svc]["q_mvar"] == pytest.approx(0.5)
 
 
 def open_pcc(net: pp.pandapowerNet, mg: str) -> dict:

@@ -108,7 +108,7 @@ class GridSim(mosaik_api_v3.Simulator):
             target = {"p_mw": held.load_p, "q_mvar": held.load_q, "shed_mw": held.load_shed}[attr]
             target[pos] = float(sum(values))
         elif model == "StaticGen":
-            target = held.sgen_set if attr == "p_mw" else held.sgen_avail
+            target = {"p_mw": held.sgen_set, "p_avail_mw": held.sgen_avail, "q_mvar": held.sgen_q}[attr]
             target[pos] = float(sum(values))
         elif model == "Storage":
             held.st_set[pos] = float(sum(values))

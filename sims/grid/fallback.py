@@ -41,11 +41,12 @@ class RunppPath:
         self.st_scaling = float_column(net.storage, "scaling", 1.0)
 
     def run(self, topo: Topology, inj: Injections) -> PowerFlowResult | None:
-        """The power flow of ``topo`` with ``inj`` (q of sgens and storages: the net's), None if it failed."""
+        """The power flow of ``topo`` with ``inj`` (q of storages: the net's), None if it failed."""
         net = self.net
         net.load["p_mw"] = _unscaled(inj.load_p_mw, self.load_scaling)
         net.load["q_mvar"] = _unscaled(inj.load_q_mvar, self.load_scaling)
         net.sgen["p_mw"] = _unscaled(inj.sgen_p_mw, self.sgen_scaling)
+        net.sgen["q_mvar"] = _unscaled(inj.sgen_q_mvar, self.sgen_scaling)
         net.storage["p_mw"] = _unscaled(inj.st_p_mw, self.st_scaling)
         net.switch["closed"] = topo.closed
         n_eg = len(net.ext_grid)

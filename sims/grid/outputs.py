@@ -78,6 +78,7 @@ def _unit_outputs(units: UnitOutputs, closed: np.ndarray) -> OutputTables:
             "p_mw": units.sgen_p.tolist(),
             "p_avail_mw": d.sgen_avail.tolist(),
             "curtailed_mw": units.curtailed.tolist(),
+            "q_mvar": d.sgen_q.tolist(),
         },
         "Storage": {
             "p_mw": units.st_p.tolist(),

@@ -25,7 +25,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "Line": ModelSpec("line", (), ("loading_percent", "i_ka", "p_from_mw", "q_from_mvar", "p_to_mw", "pl_mw")),
     "Switch": ModelSpec("switch", ("closed",), ("closed",)),
     "Load": ModelSpec("load", ("p_mw", "q_mvar", "shed_mw"), ("p_mw", "q_mvar", "shed_mw")),
-    "StaticGen": ModelSpec("sgen", ("p_mw", "p_avail_mw"), ("p_mw", "p_avail_mw", "curtailed_mw")),
+    "StaticGen": ModelSpec("sgen", ("p_mw", "p_avail_mw", "q_mvar"), ("p_mw", "p_avail_mw", "curtailed_mw", "q_mvar")),
     "Storage": ModelSpec("storage", ("p_mw",), ("p_mw", "soc_mwh", "clipped_mw")),
     "ExtGrid": ModelSpec("ext_grid", (), ("p_mw", "q_mvar")),
 }

@@ -3,7 +3,9 @@
 * loads: demand less what is shed (``shed_mw`` input clipped to ``[0, p_mw]``, q scaled with p); loads of
   one ``shed_group`` column value in ``net.load`` share the shed asked of any of them in proportion to
   their demand;
-* static generators: ``min(setpoint, availability)`` (curtailment = availability - applied);
+* static generators: ``min(setpoint, availability)`` (curtailment = availability - applied); a reactive
+  setpoint (``q_mvar`` input, e.g. of an SVC: an sgen with no active power) is clipped to the sgen's
+  ``[min_q_mvar, max_q_mvar]`` where given, and without one the sgen keeps the net's ``q_mvar``;
 * storages: setpoints clipped to their power and energy limits over the step (``clipped_mw`` = setpoint -
   applied, a logged warning naming the unit); the SoC integrates ``e += (eta_ch*p_ch - p_dis/eta_dis) *
   dt_h``;
@@ -48,6 +50,8 @@ class UnitParams:
     sgen_net_p: np.ndarray
     """The sgens' own ``p_mw`` times scaling: the setpoint of a controllable sgen without input."""
     sgen_q: np.ndarray
+    sgen_min_q: np.ndarray
+    sgen_max_q: np.ndarray
     sgen_controllable: np.ndarray
     sgen_max_p: np.ndarray
     sgen_index: np.ndarray
@@ -77,6 +81,8 @@ class UnitParams:
             sgen_in_service=sgen["in_service"].to_numpy(dtype=bool),
             sgen_net_p=own.sgen_p_mw,
             sgen_q=own.sgen_q_mvar,
+            sgen_min_q=float_column(sgen, "min_q_mvar", -np.inf),
+            sgen_max_q=float_column(sgen, "max_q_mvar", np.inf),
             sgen_controllable=bool_column(sgen, "controllable", False),
             sgen_max_p=float_column(sgen, "max_p_mw", np.nan),
             sgen_index=sgen.index.to_numpy(),
@@ -102,6 +108,7 @@ class UnitInputs:
     load_shed: np.ndarray
     sgen_set: np.ndarray
     sgen_avail: np.ndarray
+    sgen_q: np.ndarray
     st_set: np.ndarray
 
     @classmethod
@@ -114,6 +121,7 @@ class UnitInputs:
             load_shed=np.zeros(len(own.load_p_mw)),
             sgen_set=np.full(n_sgen, np.nan),
             sgen_avail=np.full(n_sgen, np.nan),
+            sgen_q=np.full(n_sgen, np.nan),
             st_set=own.st_p_mw.copy(),
         )
 
@@ -146,6 +154,8 @@ class Dispatch:
     sgen_p: np.ndarray
     sgen_avail: np.ndarray
     curtailed: np.ndarray
+    sgen_q: np.ndarray
+    """Reactive power of every sgen (generator sign): its setpoint within its limits, else the net's."""
     st_set: np.ndarray
     """Storage setpoints (0 out of service)."""
     st_p: np.ndarray
@@ -154,7 +164,7 @@ class Dispatch:
     """The grid-forming units that balance an island this step (their setpoints do not count)."""
 
     def injections(self, params: UnitParams) -> Injections:
-        return Injections(self.load_p, self.load_q, self.sgen_p, params.sgen_q, self.st_p, params.st_q)
+        return Injections(self.load_p, self.load_q, self.sgen_p, self.sgen_q, self.st_p, params.st_q)
 
 
 @dataclass(eq=False, slots=True)
@@ -188,6 +198,13 @@ def sgen_power(params: UnitParams, inputs: UnitInputs) -> tuple[np.ndarray, np.n
     curtailed = np.where(np.isnan(avail_in), 0.0, avail_in - p)
     p = np.where(params.sgen_in_service, p, 0.0)
     return p, avail, curtailed
+
+
+def sgen_reactive(params: UnitParams, inputs: UnitInputs) -> np.ndarray:
+    """Reactive power of every static generator: its setpoint clipped to ``[min_q_mvar, max_q_mvar]``,
+    the net's ``q_mvar`` without one, 0 out of service."""
+    q = np.where(np.isnan(inputs.sgen_q), params.sgen_q, np.clip(inputs.sgen_q, params.sgen_min_q, params.sgen_max_q))
+    return np.where(params.sgen_in_service, q, 0.0)
 
 
 def load_shed(params: UnitParams, inputs: UnitInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -287,6 +304,7 @@ class Units:
             sgen_p=sgen_p,
             sgen_avail=sgen_avail,
             curtailed=curtailed,
+            sgen_q=np.where(sgen_on, sgen_reactive(params, inputs), 0.0),
             st_set=st_set,
             st_p=np.where(st_on, st_p, 0.0),
             slack_units=slack_units,
