@@ -16,7 +16,9 @@
    line behind a switch ``"<C> feeder"`` (closed), and each tie between two clusters (``[[cluster_ties]]``):
    a line between their buses behind a switch ``"<C1>-<C2> tie"`` (open, a normally-open point);
 6. places each MG on a bus of its own behind a PCC line and switch: an outer MG on its ``bus``, an MG in a
-   cluster on its cluster's bus, a nested one on its parent's bus (``grid.pcc_line`` for the line's data).
+   cluster on its cluster's bus, a nested one on its parent's bus (``grid.pcc_line`` for the line's data);
+7. adds each static var compensator (``[[svcs]]``) as a static generator of type ``"SVC"``: no active
+   power, ``q_mvar`` 0, its reactive range as ``min_q_mvar`` / ``max_q_mvar``.
 
 Nothing runs on import; :func:`scenarios.wiring.wire` turns the layout into a mosaik world.
 """
@@ -73,10 +75,11 @@ def build_net(cfg: Config, config_dir: Path | None = None) -> NetLayout:
         dn = PartyUnits(bus=cfg.dn.bus, load=list(feeder_loads))
         _add_units(net, cfg.dn, cfg.dn.bus, DN, dn)
         parties[DN] = dn
+    svcs = place_svcs(cfg, net)
     finish_flags(net)
     if not g.external_grid:
         islanded(cfg, net)
-    return NetLayout(net, parties, feeder_loads, tie_switches, clusters, cluster_ties)
+    return NetLayout(net, parties, feeder_loads, tie_switches, clusters, cluster_ties, svcs)
 
 
 def islanded(cfg: Config, net: Any) -> None:
@@ -140,6 +143,7 @@ def validate_against_net(cfg: Config, net: Any) -> None:
     g = cfg.grid
     places: list[tuple[str, int | None]] = [(f"mgs[{i}] ({m.name}).bus", m.bus) for i, m in enumerate(cfg.mgs)]
     places += [(f"clusters[{i}] ({c.name}).bus", c.bus) for i, c in enumerate(cfg.clusters)]
+    places += [(f"svcs[{i}] ({v.name}).bus", v.bus) for i, v in enumerate(cfg.svcs)]
     if cfg.dn is not None:
         places.append(("dn.bus", cfg.dn.bus))
     places += [(f"grid.remove_loads_at_buses[{i}]", b) for i, b in enumerate(g.remove_loads_at_buses)]
@@ -249,6 +253,26 @@ def place_clusters(cfg: Config, net: Any) -> tuple[dict[str, ClusterUnits], list
         line, switch = add_switched_line(net, clusters[a].bus, clusters[b].bus, t.length_km, data, t.name, closed=False)
         ties.append(ClusterTie(name=t.name, between=(a, b), line=line, switch=switch))
     return clusters, ties
+
+
+def place_svcs(cfg: Config, net: Any) -> dict[str, int]:
+    """Each SVC as a static generator of no active power and its reactive range: name -> sgen index."""
+    return {
+        v.name: int(
+            pp.create_sgen(
+                net,
+                v.bus,
+                p_mw=0.0,
+                q_mvar=0.0,
+                max_p_mw=0.0,
+                min_q_mvar=v.q_min_mvar,
+                max_q_mvar=v.q_max_mvar,
+                name=v.name,
+                type="SVC",
+            )
+        )
+        for v in cfg.svcs
+    }
 
 
 def place_mgs(cfg: Config, net: Any, clusters: dict[str, ClusterUnits] | None = None) -> dict[str, PartyUnits]:

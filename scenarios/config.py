@@ -349,6 +349,24 @@ class ClusterTieCfg(_Strict):
         return f"{self.between[0]}-{self.between[1]} tie"
 
 
+class SvcCfg(_Strict):
+    """A static var compensator of the network (its operator's, where there is a ``[dn]``): a static
+    generator of no active power whose reactive power (generator sign: positive injects, raising the
+    voltage) a strategy may set hourly within ``[q_min_mvar, q_max_mvar]`` (its contract's ``svc_entity``);
+    a strategy that does not operate SVCs leaves it at 0 Mvar."""
+
+    name: str = Field(min_length=1, pattern=NAME_PATTERN, description="the SVC's name (its static generator's)")
+    bus: int = Field(ge=0, description="pandapower bus index of the network bus it sits on")
+    q_min_mvar: float = Field(le=0, description="largest absorption (negative: inductive)")
+    q_max_mvar: float = Field(ge=0, description="largest injection (positive: capacitive)")
+
+    @model_validator(mode="after")
+    def _range(self) -> SvcCfg:
+        if self.q_max_mvar - self.q_min_mvar <= 0:
+            raise ValueError("q_min_mvar, q_max_mvar: an SVC needs a reactive range (both are 0)")
+        return self
+
+
 class GridCfg(_Strict):
     """The net (see :mod:`scenarios.grids` for ``net``) and what the scenario changes in it (see
     :mod:`scenarios.build`); bus and line numbers are pandapower indices of the net as loaded, after
@@ -520,6 +538,9 @@ class Config(_Strict):
     cluster_ties: list[ClusterTieCfg] = Field(
         default_factory=list, description="normally-open lines between two clusters' buses"
     )
+    svcs: list[SvcCfg] = Field(
+        default_factory=list, description="the network operator's static var compensators (reactive power)"
+    )
 
     @model_validator(mode="after")
     def _cross(self) -> Config:
@@ -560,6 +581,10 @@ class Config(_Strict):
         if "DN" in names:
             raise ValueError("mgs: 'DN' is reserved for the network operator")
         self._check_clusters()
+        svc_names = [v.name for v in self.svcs]
+        for i, v in enumerate(self.svcs):
+            if v.name in svc_names[:i]:
+                raise ValueError(f"svcs[{i}] ({v.name}).name: duplicate SVC names {svc_names}")
         return self
 
     def _check_clusters(self) -> None:
@@ -607,7 +632,7 @@ def _format_validation_error(exc: ValidationError, raw: dict[str, Any]) -> str:
         parts: list[str] = []
         for i, p in enumerate(loc):
             table = str(loc[i - 1]) if i > 0 else ""
-            if isinstance(p, int) and table in ("mgs", "clusters"):  # a list entry by its index and name
+            if isinstance(p, int) and table in ("mgs", "clusters", "svcs"):  # a list entry by its index and name
                 try:
                     parts[-1] = f"{table}[{p}] ({raw[table][p].get('name', '?')})"
                     continue

@@ -68,6 +68,8 @@ class NetLayout:
     clusters: dict[str, ClusterUnits] = field(default_factory=dict)
     """Clusters by name (config ``[[clusters]]``); their switches are not ``tie_switches``."""
     cluster_ties: list[ClusterTie] = field(default_factory=list)
+    svcs: dict[str, int] = field(default_factory=dict)
+    """The network operator's static var compensators (config ``[[svcs]]``): name -> sgen index."""
 
 
 def _add_units(net: Any, units: UnitsCfg, bus: int, name: str, party: PartyUnits) -> None:

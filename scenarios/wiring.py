@@ -4,9 +4,10 @@ The builder makes the net and layout (:func:`scenarios.build.build_net`: the gri
 units sit); :func:`wire` starts the grid, profile and EMS simulators, creates one profile entity per load,
 PV and wind unit (a standard profile, pvlib / windpowerlib, or a series from the scenario's data file),
 one ``MG`` entity per party and the strategy's extra entities (its contract's ``owner_agent``,
-``system_entity`` and ``switch_entity``), connects actuals to the grid, forecasts and measured state of
+``system_entity``, ``switch_entity`` and ``svc_entity``), connects actuals to the grid, forecasts and measured state of
 charge to the EMS, the EMS's setpoints, switch states (tie switches if the contract
-``operates_tie_switches``; each cluster switch from its ``switch_entity``), planned load shedding
+``operates_tie_switches``; each cluster switch from its ``switch_entity``; each SVC's reactive power from
+its ``svc_entity``), planned load shedding
 (``unserved_mw`` -> the loads' ``shed_mw``, if the contract outputs it; a party with several loads sheds
 them in proportion to their demand, see :func:`mark_shed_groups`) and demand response (``load_shift_mw``
 -> the party's own load's ``p_mw``, added to its profile, if the contract outputs it) to the grid, and
@@ -21,7 +22,7 @@ from typing import Any
 
 import pandapower as pp
 
-from ems_controllers.core.contract import Strategy
+from ems_controllers.core.contract import EntityModel, Strategy
 from ems_controllers.core.entities import EntityMap, PartyEntities
 from ems_controllers.core.types import Microgrid
 from ems_controllers.registry import get_strategy
@@ -40,8 +41,9 @@ class Built:
 def site_of(cfg: Config, layout: NetLayout) -> dict[str, Any]:
     """Where things are in the grid, for network-aware EMSs: the net (pandapower JSON, all switches in
     their initial state), each party's bus (an MG's own bus behind its PCC), the tie and PCC switches, and
-    the clusters (``clusters``: name -> bus, network_bus, line, switch, switch_name, mgs) and the ties
-    between them (``cluster_ties``: name, between, line, switch); pandapower indices throughout."""
+    the clusters (``clusters``: name -> bus, network_bus, line, switch, switch_name, mgs), the ties
+    between them (``cluster_ties``: name, between, line, switch) and the static var compensators (``svcs``:
+    name -> bus, sgen, q_min_mvar, q_max_mvar); pandapower indices throughout."""
     net = layout.net
     return {
         "net": pp.to_json(net),
@@ -63,6 +65,15 @@ def site_of(cfg: Config, layout: NetLayout) -> dict[str, Any]:
             {"name": t.name, "between": list(t.between), "line": int(t.line), "switch": int(t.switch)}
             for t in layout.cluster_ties
         ],
+        "svcs": {
+            name: {
+                "bus": int(net.sgen.at[idx, "bus"]),
+                "sgen": int(idx),
+                "q_min_mvar": float(net.sgen.at[idx, "min_q_mvar"]),
+                "q_max_mvar": float(net.sgen.at[idx, "max_q_mvar"]),
+            }
+            for name, idx in layout.svcs.items()
+        },
     }
 
 
@@ -279,16 +290,36 @@ class _Wiring:
     def switches(self, emap: EntityMap) -> None:
         """The cluster switches: in the entity map, and each driven by one ``switch_entity`` of the
         strategy (created with ``switch=<name>``; its ``closed`` -> the switch's) if the contract has one."""
+        targets = {name: self.ge[f"Switch-{idx}"] for name, idx in cluster_switches(self.layout).items()}
         model = self.strategy.switch_entity
+        self._driven(model, "switch", "closed", targets, emap.cluster_switches, emap.switch_entities)
+
+    def svcs(self, emap: EntityMap) -> None:
+        """The static var compensators: in the entity map, and each set by one ``svc_entity`` of the
+        strategy (created with ``svc=<name>``; its ``q_mvar`` -> the SVC's) if the contract has one."""
+        targets = {name: self.ge[f"StaticGen-{idx}"] for name, idx in self.layout.svcs.items()}
+        self._driven(self.strategy.svc_entity, "svc", "q_mvar", targets, emap.svcs, emap.svc_entities)
+
+    def _driven(
+        self,
+        model: EntityModel | None,
+        param: str,
+        attr: str,
+        targets: dict[str, Any],
+        grid_map: dict[str, str],
+        entity_map: dict[str, str],
+    ) -> None:
+        """Grid entities by name (``targets``) into ``grid_map``; with a ``model``, one strategy entity per
+        target (created with ``<param>=<name>``, in the EMS simulator or the coordinator's), whose ``attr``
+        drives the target's, into ``entity_map`` and recorded."""
         sim = self.ems_sim if self.ems_sim is not None else self.coordinator_sim
-        for name, idx in cluster_switches(self.layout).items():
-            sw = self.ge[f"Switch-{idx}"]
-            emap.cluster_switches[name] = _fid(sw)
+        for name, target in targets.items():
+            grid_map[name] = _fid(target)
             if model is None:
                 continue
-            ent = getattr(sim, model.model)(switch=name)
-            self.world.connect(ent, sw, ("closed", "closed"))
-            emap.switch_entities[name] = _fid(ent)
+            ent = getattr(sim, model.model)(**{param: name})
+            self.world.connect(ent, target, (attr, attr))
+            entity_map[name] = _fid(ent)
             self.to_record.append((ent, list(model.outputs)))
 
     def _load_buses(self) -> dict[str, int]:
@@ -365,6 +396,7 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str | Strategy
         emap.system = _fid(system)
         w.to_record.append((system, list(contract.system_entity.outputs)))
     w.switches(emap)
+    w.svcs(emap)
     if contract.operates_tie_switches and DN in ems_entities:
         for sw in layout.tie_switches:
             world.connect(ems_entities[DN], w.ge[f"Switch-{sw}"], ("tie_closed", "closed"))

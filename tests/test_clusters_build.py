@@ -25,7 +25,7 @@ from scenarios.runner import run_scenario
 from scenarios.strategy_fit import offered
 from scenarios.wiring import cluster_switches, site_of
 from sims.grid.adapter import GridSim
-from tests.helpers.cluster_ems import OPENED_FEEDER, SHIFT_MW, SWITCH_AT_S
+from tests.helpers.cluster_ems import OPENED_FEEDER, SHIFT_MW, SVC_Q_MVAR, SWITCH_AT_S
 
 MV_CLUSTERS = SCENARIOS["mv_clusters"].default_config
 NETWORK_BUSES = 94  # 1-MV-rural--0-sw fused and cut at its 20 kV busbar
@@ -74,7 +74,7 @@ def test_buses_clusters_and_mgs(mv: NetLayout) -> None:
         sw = net.switch.loc[party.pcc_switch]
         assert sw.bus == mv.clusters[cluster].bus and sw.element == party.pcc_line and bool(sw.closed)
         assert sw["name"] == f"{mg} PCC"
-    assert net.ext_grid.bus.tolist() == [2] and len(net.sgen) == 10 + 6 + 10  # PV, wind, MTs: the config's
+    assert net.ext_grid.bus.tolist() == [2] and len(net.sgen) == 10 + 6 + 10 + 1  # PV, wind, MTs, the SVC: the config's
 
 
 def test_switches_and_their_default_states(mv: NetLayout) -> None:
@@ -154,11 +154,34 @@ def test_site_and_capabilities(mv: NetLayout) -> None:
         ('clusters.C2.name="C1"', "clusters[1] (C1).name: duplicate cluster names"),
         ("clusters.C1.line_length_km=0", "clusters[0] (C1).line_length_km: Input should be greater than 0"),
         ("cluster_ties.0.length_km=-1", "cluster_ties[0].length_km: Input should be greater than 0"),
+        ("svcs.SVC68.q_min_mvar=0.1", "svcs[0] (SVC68).q_min_mvar: Input should be less than or equal to 0"),
     ],
 )
 def test_bad_cluster_config_names_the_field(override: str, field: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(field)):
         load_config(MV_CLUSTERS, [override])
+
+
+def test_bad_svc_config_names_the_field(mv: NetLayout) -> None:
+    with pytest.raises(ConfigError, match=re.escape("svcs[0] (SVC68): q_min_mvar, q_max_mvar: an SVC needs a")):
+        load_config(MV_CLUSTERS, ["svcs.SVC68.q_min_mvar=0", "svcs.SVC68.q_max_mvar=0"])
+    cfg, data_dir = load_config(MV_CLUSTERS, ["svcs.SVC68.bus=999"])
+    with pytest.raises(ConfigError, match=re.escape("svcs[0] (SVC68).bus: bus 999 is not in 1-MV-rural--0-sw")):
+        build_net(cfg, data_dir)
+
+
+def test_the_svc_is_a_static_generator_of_reactive_power_only(mv: NetLayout) -> None:
+    """``[[svcs]]``: an sgen of type SVC on its bus, no active power, its range as the sgen's Q limits,
+    listed in the site for the EMS."""
+    net = mv.net
+    idx = mv.svcs["SVC68"]
+    row = net.sgen.loc[idx]
+    assert (row["bus"], row["type"], row["name"]) == (68, "SVC", "SVC68")
+    assert (row["p_mw"], row["max_p_mw"], row["q_mvar"]) == (0.0, 0.0, 0.0)
+    assert (row["min_q_mvar"], row["max_q_mvar"]) == (-1.0, 1.0)
+    assert not row["grid_forming"]
+    cfg, _ = load_config(MV_CLUSTERS)
+    assert site_of(cfg, mv)["svcs"] == {"SVC68": {"bus": 68, "sgen": idx, "q_min_mvar": -1.0, "q_max_mvar": 1.0}}
 
 
 def test_a_cluster_needs_an_mg(tmp_path: Path) -> None:
@@ -276,6 +299,12 @@ bus = 32
 between = ["C1", "C2"]
 length_km = 1.0
 
+[[svcs]]
+name = "S"
+bus = 30
+q_min_mvar = -0.5
+q_max_mvar = 0.8
+
 [[mgs]]
 name = "A"
 cluster = "C1"
@@ -317,3 +346,8 @@ def test_switch_entities_and_load_shift_are_wired(tmp_path: Path) -> None:
         profile, grid_load = r.s(party.profiles.load[0], "p_mw"), r.s(party.load[0], "p_mw")
         assert grid_load == pytest.approx(profile + SHIFT_MW.get(mg, 0.0), abs=1e-9), mg
         assert math.isfinite(float(np.sum(grid_load)))
+    # the SVC's setpoint reaches the grid, clipped to its range from noon (the helper asks 5 Mvar)
+    assert set(e.svcs) == set(e.svc_entities) == {"S"}
+    assert r.s(e.svcs["S"], "q_mvar") == pytest.approx(np.where(late, 0.8, SVC_Q_MVAR))
+    assert r.s(e.svc_entities["S"], "q_mvar") == pytest.approx(np.where(late, 5.0, SVC_Q_MVAR))
+    assert r.s(e.svcs["S"], "p_mw") == pytest.approx(np.zeros(r.n))

@@ -15,7 +15,8 @@ It declares
   and the grid takes the setpoints among them: ``unserved_mw`` is shed from the party's loads,
   ``load_shift_mw`` is added to its own load) and which further entities it creates (``owner_agent``:
   one per owner load, ``system_entity``: one for the whole system, ``switch_entity``: one per cluster
-  switch, whose ``closed`` drives it); whether it operates the tie switches
+  switch, whose ``closed`` drives it, ``svc_entity``: one per static var compensator, whose ``q_mvar``
+  drives it); whether it operates the tie switches
   (``operates_tie_switches``: the network operator's entity outputs ``tie_closed``); whether its parties
   are agents iterating with a coordinator in a same-time loop (``agents``: :class:`AgentLoop`);
 - its duty to the privacy audit: a strategy without ``owner_agent`` gets each owner's load forecast in
@@ -95,7 +96,9 @@ class EntityModel:
     created once, without params; as ``switch_entity`` it is created once per cluster switch (each
     cluster's feeder switch ``"<C> feeder"`` and each tie's ``"<C1>-<C2> tie"``) with
     ``switch=<switch name>`` in the EMS simulator (a strategy of agents: in the coordinator's), and its
-    output ``closed`` drives that switch in the grid. ``outputs`` are recorded."""
+    output ``closed`` drives that switch in the grid; as ``svc_entity`` once per static var compensator
+    (config ``[[svcs]]``) with ``svc=<name>``, and its output ``q_mvar`` (Mvar, generator sign) is the
+    SVC's reactive setpoint. ``outputs`` are recorded."""
 
     model: str
     outputs: tuple[str, ...]
@@ -208,6 +211,9 @@ class Strategy:
     switch_entity: EntityModel | None = None
     """One entity per cluster switch (each cluster's feeder switch and each tie), created with
     ``switch=<switch name>``; its output ``closed`` drives that switch; its ``outputs`` are recorded."""
+    svc_entity: EntityModel | None = None
+    """One entity per static var compensator, created with ``svc=<name>``; its output ``q_mvar`` is the
+    SVC's reactive setpoint (without one the SVCs stay at 0 Mvar); its ``outputs`` are recorded."""
     operates_tie_switches: bool = False
     kpis: str | None = None
     plots: str | None = None

@@ -57,6 +57,10 @@ class EntityMap:
     """Cluster switch name (``"<C> feeder"``, ``"<C1>-<C2> tie"``) -> the grid's Switch entity."""
     switch_entities: dict[str, str] = field(default_factory=dict)
     """Cluster switch name -> the strategy's entity that drives it (its contract's ``switch_entity``)."""
+    svcs: dict[str, str] = field(default_factory=dict)
+    """Static var compensator name -> the grid's StaticGen entity."""
+    svc_entities: dict[str, str] = field(default_factory=dict)
+    """SVC name -> the strategy's entity that sets it (its contract's ``svc_entity``)."""
 
     @property
     def grid_sim(self) -> str:
@@ -73,7 +77,8 @@ class EntityMap:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for key in ("system", "cluster_switches", "switch_entities"):  # absent where a run has none
+        # absent where a run has none
+        for key in ("system", "cluster_switches", "switch_entities", "svcs", "svc_entities"):
             if not d[key]:
                 del d[key]
         return d
@@ -88,4 +93,6 @@ class EntityMap:
             system=d.get("system", d.get("community")),
             cluster_switches=dict(d.get("cluster_switches", {})),
             switch_entities=dict(d.get("switch_entities", {})),
+            svcs=dict(d.get("svcs", {})),
+            svc_entities=dict(d.get("svc_entities", {})),
         )

@@ -4,7 +4,10 @@ cluster switch (its contract's ``switch_entity``), each with a fixed schedule.
 * ``MG`` entities output ``load_shift_mw``: ``SHIFT_MW[name]`` (0 for other parties), every step;
 * ``Switch`` entities (param ``switch``: the switch's name) output ``closed``: every feeder switch closed
   before ``SWITCH_AT_S`` and the first cluster's (``"C1 feeder"``) open from then on; every tie open before
-  and closed from then on, so the first cluster is fed through its tie in the second half of the day.
+  and closed from then on, so the first cluster is fed through its tie in the second half of the day;
+* ``Svc`` entities (param ``svc``: the SVC's name, its contract's ``svc_entity``) output ``q_mvar``:
+  ``SVC_Q_MVAR`` before ``SWITCH_AT_S`` and ``SVC_Q_LATE_MVAR`` (beyond any range: the grid clips it) from
+  then on.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ from ems_controllers.rule_based.strategy import OUTPUT_ATTRS as RULE_OUTPUTS
 SHIFT_MW = {"A": 0.1, "B": -0.01}
 SWITCH_AT_S = 12 * 3600
 OPENED_FEEDER = "C1 feeder"
+SVC_Q_MVAR = -0.2
+SVC_Q_LATE_MVAR = 5.0
 
 META: Meta = copy.deepcopy(RULE_META)
 META["models"]["MG"]["attrs"].append("load_shift_mw")
 META["models"]["Switch"] = {"public": True, "params": ["switch"], "attrs": ["closed"]}
+META["models"]["Svc"] = {"public": True, "params": ["svc"], "attrs": ["q_mvar"]}
 
 
 class ClusterTestEMS(RuleBasedEMS):
@@ -35,10 +41,15 @@ class ClusterTestEMS(RuleBasedEMS):
         super().__init__()
         self.meta = copy.deepcopy(META)
         self.switches: dict[str, str] = {}  # eid -> switch name
+        self.svcs: dict[str, str] = {}  # eid -> SVC name
         self.now = 0
 
     @override
     def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
+        if model == "Svc":
+            eid = f"svc-{len(self.svcs)}"
+            self.svcs[eid] = str(model_params["svc"])
+            return [{"eid": eid, "type": model}]
         if model != "Switch":
             return super().create(num, model, **model_params)
         eid = f"switch-{len(self.switches)}"
@@ -48,7 +59,8 @@ class ClusterTestEMS(RuleBasedEMS):
     @override
     def step(self, time: Time, inputs: Any, max_advance: Time) -> Time:
         self.now = time
-        return super().step(time, {k: v for k, v in inputs.items() if k not in self.switches}, max_advance)
+        own = {**self.switches, **self.svcs}
+        return super().step(time, {k: v for k, v in inputs.items() if k not in own}, max_advance)
 
     def _closed(self, name: str) -> bool:
         late = self.now >= SWITCH_AT_S
@@ -59,9 +71,12 @@ class ClusterTestEMS(RuleBasedEMS):
     @override
     def get_data(self, outputs: OutputRequest) -> OutputData:
         mg_out = {eid: [a for a in attrs if a != "load_shift_mw"] for eid, attrs in outputs.items()}
-        data = super().get_data({eid: attrs for eid, attrs in mg_out.items() if eid not in self.switches})
+        own = {**self.switches, **self.svcs}
+        data = super().get_data({eid: attrs for eid, attrs in mg_out.items() if eid not in own})
         for eid, attrs in outputs.items():
-            if eid in self.switches:
+            if eid in self.svcs:
+                data[eid] = {"q_mvar": SVC_Q_LATE_MVAR if self.now >= SWITCH_AT_S else SVC_Q_MVAR}
+            elif eid in self.switches:
                 data[eid] = {"closed": self._closed(self.switches[eid])}
             elif "load_shift_mw" in attrs:
                 data[eid]["load_shift_mw"] = SHIFT_MW.get(eid, 0.0)
@@ -76,4 +91,5 @@ STRATEGY = Strategy(
     requires=frozenset({Capability.CLUSTERS}),
     cannot_handle=GRID_TIED,
     switch_entity=EntityModel("Switch", ("closed",)),
+    svc_entity=EntityModel("Svc", ("q_mvar",)),
 )
