@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -23,6 +23,7 @@ N = 6
 
 
 @settings(max_examples=60, deadline=None)
+@example(r_ohm=3.0, v_kv=0.40625, f_max=18.0, max_error=1e-05)  # the gap at the ends is coef F^2 less ~coef F^2
 @given(
     r_ohm=st.floats(0.01, 5.0),
     v_kv=st.floats(0.4, 30.0),
@@ -39,8 +40,10 @@ def test_pwl_losses_never_overestimate_and_miss_at_most_the_bound(
     f = np.linspace(-f_max, f_max, 2001)
     pwl = np.max([coef * (2 * x * f - x * x) for x in points], axis=0)
     gap = coef * f * f - np.maximum(pwl, 0.0)
-    assert gap.min() >= -1e-12
-    assert gap.max() <= bound * (1 + 1e-9) + 1e-12
+    # the gap is a difference of numbers of size coef F^2: float rounding of a few ulps of that is no miss
+    rounding = 8 * np.finfo(float).eps * coef * f_max**2
+    assert gap.min() >= -rounding
+    assert gap.max() <= bound * (1 + 1e-9) + rounding
 
 
 def _link(name: str, sw: int, r_ohm: float = 0.05) -> Link:

@@ -116,8 +116,15 @@ class LowerLevel:
         self._models = ModelCache(2)
 
     def plan(self, problems: Sequence[PartyProblem], horizon: Horizon, opts: SolverOptions) -> LowerOutcome:
-        """Escalate, build the front at the final levels, pick, and return the picked schedule."""
+        """Escalate, build the front at the final levels, pick, and return the picked schedule.
+
+        ``opts.warm_start_shift`` (a rolling re-plan: the previous round's solution moved by that many
+        steps) serves the first solve only. Each later escalation round and payoff row starts from the
+        solution the model holds (shift 0: the previous solve's, feasible there, as the levels only open
+        switches and a row only changes the objective), so a solve the time limit stops still has an
+        incumbent; along the front each point starts from the previous point's solution, if it had one."""
         levels, rounds, shed, scale = self._escalate(problems, horizon, opts)
+        opts = _within_round(opts)
         allow = replace(escalation.allowed(self.system, levels), shed_cap_mw=shed)
         t0 = time.perf_counter()
         # a payoff row only sets a range of the grid: it is solved to a 1 % gap, and a row stopped by the
@@ -136,6 +143,8 @@ class LowerLevel:
             eps_grid(payoff, self.n_points),
         )
         t2 = time.perf_counter()
+        if not front.feasible_values:
+            raise LowerLevelFailed(f"no point of the eps-constraint front found a solution ({self.n_points} points)")
         choice = fuzzy_pick(front)
         schedule = schedules[choice.index]
         return LowerOutcome(
@@ -155,7 +164,7 @@ class LowerLevel:
         longer be reachable once the network changed a grant, and an MG may have to shed load (at its
         penalty, recorded as unserved) where the network cannot carry what it needs."""
         allow = replace(escalation.allowed(self.system, outcome.levels), feeder_fixed_mw=grants_mw)
-        run = self._solve(problems, horizon, opts, allow, GC_FIRST)
+        run = self._solve(problems, horizon, replace(opts, warm_start_shift=None), allow, GC_FIRST)
         return read_schedule(run.model, self.system, problems, horizon) if run.raw.feasible else None
 
     def _escalate(
@@ -168,7 +177,8 @@ class LowerLevel:
         while levels is not None:
             final = levels
             t0 = time.perf_counter()
-            run = self._solve(problems, horizon, opts, escalation.allowed(self.system, levels), GC_FIRST)
+            first = opts if not rounds else _within_round(opts)
+            run = self._solve(problems, horizon, first, escalation.allowed(self.system, levels), GC_FIRST)
             rounds.append(time.perf_counter() - t0)
             if not run.raw.feasible:
                 raise LowerLevelFailed(f"escalation round {len(rounds)}: {run.raw.status} ({run.raw.message})")
@@ -190,10 +200,11 @@ class LowerLevel:
     ) -> ObjectiveValues | None:
         """EC minimised at one grid point; its schedule kept in ``schedules`` (by point), for the pick.
         The grid's bounds only loosen from point to point, so the previous point's solution is feasible
-        here: it is the MIP start (HiGHS checks it and ignores one that is not). Without a feasible
-        previous point there is no start, and HiGHS keeps its primal heuristics."""
+        here: it is the MIP start (HiGHS checks it and ignores one that is not; the first point gets the
+        last payoff row's). After a point without a solution there is no start. HiGHS's primal heuristics
+        stay on."""
         limited = replace(opts, time_limit_s=min(opts.time_limit_s, self.point_time_limit_s))
-        start = replace(limited, warm_start_shift=0) if eps.index - 1 in schedules else limited
+        start = replace(limited, warm_start_shift=0, mip_heuristics=True)
         run = self._solve(problems, horizon, start, allow, w, eps)
         if not run.raw.feasible:
             return None
@@ -232,6 +243,13 @@ class LowerLevel:
             opts,
             keep=self.system,
         )
+
+
+def _within_round(opts: SolverOptions) -> SolverOptions:
+    """The options of a solve after a round's first: the model holds this round's last solution, not the
+    previous round's, so it starts from it unshifted, with HiGHS's heuristics on (a different problem:
+    the start is a fallback incumbent, not the answer)."""
+    return replace(opts, warm_start_shift=0, mip_heuristics=True)
 
 
 def write_allowed(m: pyo.ConcreteModel, allow: escalation.Allowed) -> None:

@@ -323,7 +323,7 @@ class PersistentHighs:
         # A rolling re-solve starts from the previous plan (a MIP start): HiGHS's primal heuristics
         # (feasibility jump, RINS, RENS) then mostly re-find what it was given; without them the
         # root node of the ieee33_3mg centralized MILP took 50-60 ms instead of 60-105 ms (same optima).
-        heuristics = opts.warm_start_shift is None
+        heuristics = opts.warm_start_shift is None if opts.mip_heuristics is None else opts.mip_heuristics
         cfg.solver_options = {
             "mip_heuristic_run_feasibility_jump": heuristics,
             "mip_heuristic_run_rins": heuristics,

@@ -255,6 +255,10 @@ class SolverOptions:
     # Rolling horizon: start HiGHS from the previous solution of the same model shifted by this many
     # steps (a MIP start; HiGHS checks it and ignores it if infeasible). None: no start.
     warm_start_shift: int | None = None
+    # HiGHS's primal heuristics (feasibility jump, RINS, RENS): None runs them only without a start (a
+    # rolling re-solve's start makes them mostly re-find it); a start that is only a fallback incumbent
+    # (the last solve of a different problem) wants them on.
+    mip_heuristics: bool | None = None
     # First try to prove the optimum from the LP relaxation (rounded, fixed and re-solved: see
     # core.solver); the MILP runs only when that fails.
     certify_relaxation: bool = True
