@@ -169,6 +169,21 @@ def test_ac_results_stand_next_to_the_linearised_predictions_every_hour(clustere
     assert clustered.kpis["unserved_mwh"] < 1e-9 or np.nanmax(rescheduled) == 1.0
 
 
+def test_the_svc_setpoint_reaches_the_grid_and_only_clustered_moves_it(clustered: Run, uncoordinated: Run) -> None:
+    """The upper level's reactive setpoint of SVC68 is what the grid applied every hour, within its range,
+    and it works (the far end of C3's feeder is the network's lowest voltage); a strategy without an
+    ``svc_entity`` leaves the SVC at 0 Mvar."""
+    svc = clustered.kpis["clustered"]["svc"]["SVC68"]
+    assert len(svc["q_mvar"]) == 24
+    assert svc["q_mvar"] == pytest.approx(svc["planned_q_mvar"], abs=1e-9)
+    assert all(-1.0 - 1e-9 <= q <= 1.0 + 1e-9 for q in svc["q_mvar"])
+    assert svc["injected_mvarh"] > 1.0
+    emap = read_attrs(uncoordinated.path)["entity_map"]
+    assert "svc_entities" not in emap
+    q = read_series(uncoordinated.path)[(emap["svcs"]["SVC68"], "q_mvar")]
+    assert np.allclose(q, 0.0)
+
+
 def test_solve_time_of_every_level_is_recorded(clustered: Run) -> None:
     (row,) = clustered.kpis["clustered"]["solve_s"]
     rounds = [x for x in row["level_rounds_s"] if x is not None]
@@ -185,7 +200,7 @@ def test_losses_fall_against_the_same_day_without_coordination(clustered: Run, u
 def test_report_draws_the_front_and_the_switch_states(clustered: Run, tmp_path: Path) -> None:
     code = main(["report", str(clustered.path), "--plots", str(tmp_path), "--json"])
     assert code == 0
-    for png in ("clustered_pareto.png", "clustered_switches.png"):
+    for png in ("clustered_pareto.png", "clustered_switches.png", "clustered_network.png"):
         assert (tmp_path / png).stat().st_size > 10_000, png
 
 

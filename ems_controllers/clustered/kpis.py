@@ -12,7 +12,9 @@ solve time of every level.
   the prediction covers the distribution network);
 - ``demand_response``: per MG the energy shifted over the day (0 when energy-neutral), the largest shift
   as a share of the MG's load (<= ``dr_share``) and what left the evening peak (hours 18-23);
-- ``solve_s``: per instant the escalation rounds (levels 1-4), payoff table, front, pick and upper level.
+- ``solve_s``: per instant the escalation rounds (levels 1-4), payoff table, front, pick and upper level;
+- ``svc``: per static var compensator the reactive power per hour the grid applied (``q_mvar``) and the
+  upper level planned (``planned_q_mvar``), and the day's injected and absorbed Mvarh.
 """
 
 from __future__ import annotations
@@ -128,6 +130,21 @@ def solve_times(r: RunRecord, sys: str) -> list[dict[str, Any]]:
     return rows
 
 
+def svc_rows(r: RunRecord) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, grid_fid in r.entities.svcs.items():
+        q = r.s(grid_fid, "q_mvar")
+        ent = r.entities.svc_entities.get(name)
+        planned = r.s(ent, "q_mvar") if ent else np.full(r.n, np.nan)
+        out[name] = {
+            "q_mvar": [_num(v) for v in q],
+            "planned_q_mvar": [_num(v) for v in planned],
+            "injected_mvarh": float(np.nansum(np.maximum(q, 0.0)) * r.dt_h),
+            "absorbed_mvarh": float(np.nansum(np.maximum(-q, 0.0)) * r.dt_h),
+        }
+    return out
+
+
 def kpis(r: RunRecord) -> StrategyKpis:
     out = StrategyKpis()
     sys = r.entities.system
@@ -143,6 +160,7 @@ def kpis(r: RunRecord) -> StrategyKpis:
         "hours": hours,
         "demand_response": dr,
         "solve_s": solve_times(r, sys),
+        "svc": svc_rows(r),
     }
     out.by_party = {name: {"dr_moved_mwh": v["moved_mwh"]} for name, v in dr.items()}
     return out

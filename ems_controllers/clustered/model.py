@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from ems_controllers.clustered.lower import LowerSettings
 from ems_controllers.clustered.lower_solve import LowerLevel, LowerLevelFailed, LowerOutcome, Schedule
 from ems_controllers.clustered.pareto import Zeta
-from ems_controllers.clustered.system import ClusterSystem
+from ems_controllers.clustered.system import ClusterSystem, SvcSpec
 from ems_controllers.clustered.upper import UpperLevel, UpperOutcome, UpperSettings
 from ems_controllers.core.network import NetworkData
 from ems_controllers.core.types import Horizon, PartyProblem, SolveResult, SolverOptions, SolveStatus
@@ -42,6 +42,7 @@ class ClusteredSettings:
     network_loss_max_error_mw: float
     point_time_limit_s: float
     vm_margin_pu: float
+    svc_price_per_mvarh: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,12 @@ class ClusteredModel:
     """Lower and upper level of one scenario, each built once and re-solved."""
 
     def __init__(
-        self, system: ClusterSystem, network: NetworkData | None, cluster_bus: Mapping[str, int], s: ClusteredSettings
+        self,
+        system: ClusterSystem,
+        network: NetworkData | None,
+        cluster_bus: Mapping[str, int],
+        s: ClusteredSettings,
+        svcs: Sequence[SvcSpec] = (),
     ) -> None:
         self.system = system
         self.lower = LowerLevel(system, s.lower, s.n_points, s.point_time_limit_s)
@@ -75,8 +81,9 @@ class ClusteredModel:
             s.network_loss_max_error_mw,
             s.s_max_factor,
             s.vm_margin_pu,
+            s.svc_price_per_mvarh,
         )
-        self.upper = UpperLevel(network, cluster_bus, upper_settings) if network is not None else None
+        self.upper = UpperLevel(network, cluster_bus, upper_settings, svcs) if network is not None else None
 
     def solve(
         self,

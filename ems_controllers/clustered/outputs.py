@@ -1,4 +1,4 @@
-"""What the ``clustered`` simulator's ``Switch`` and ``Clusters`` entities output at a step, from the
+"""What the ``clustered`` simulator's ``Switch``, ``Svc`` and ``Clusters`` entities output at a step, from the
 planning round that covers it (pure functions of the typed round; no mosaik)."""
 
 from __future__ import annotations
@@ -29,6 +29,15 @@ def switch_outputs(system: ClusterSystem, name: str, active: Active) -> dict[str
         return {"closed": bool(s.feeder_closed[feeder][k]), "planned_flow_mw": float(s.feeder_mw[feeder][k])}
     assert tie is not None
     return {"closed": bool(s.tie_closed[tie][k]), "planned_flow_mw": float(s.tie_mw[tie][k])}
+
+
+def svc_outputs(name: str, active: Active) -> dict[str, Any]:
+    """``q_mvar`` of the SVC ``name``: the upper level's setpoint for the step (0 without a plan)."""
+    if active is None or active[1].upper is None:
+        return {"q_mvar": 0.0}
+    k, detail = active
+    assert detail.upper is not None
+    return {"q_mvar": float(detail.upper.svc_q_mvar[name][k])}
 
 
 def islanded_mgs(system: ClusterSystem, detail: ClusteredDetail, k: int) -> int:

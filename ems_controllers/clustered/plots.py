@@ -1,5 +1,7 @@
-"""Figures of strategy ``clustered``: the Pareto front of each planning instant with its fuzzy pick, and
-the switch states hour by hour (each MG's PCC, each cluster's feeder, each tie) with the clusters' levels."""
+"""Figures of strategy ``clustered``: the Pareto front of each planning instant with its fuzzy pick, the
+switch states hour by hour (each MG's PCC, each cluster's feeder, each tie) with the clusters' levels, and
+the network hour by hour: the AC power flow's lowest and highest voltage next to the upper level's
+LinDistFlow prediction, and each SVC's reactive power."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ems_controllers.clustered.kpis import pareto_rows
+from ems_controllers.clustered.kpis import hour_rows, pareto_rows, svc_rows
 from ems_controllers.core.contract import RunRecord
 
 
@@ -19,7 +21,8 @@ def plots(r: RunRecord, out_dir: Path, title: str) -> list[Path]:
     sys = r.entities.system
     if not sys:
         return []
-    return [p for p in (_front(r, sys, out_dir, title), _switches(r, sys, out_dir, title)) if p is not None]
+    made = (_front(r, sys, out_dir, title), _switches(r, sys, out_dir, title), _network(r, sys, out_dir, title))
+    return [p for p in made if p is not None]
 
 
 def _front(r: RunRecord, sys: str, out_dir: Path, title: str) -> Path | None:
@@ -87,6 +90,46 @@ def _switches(r: RunRecord, sys: str, out_dir: Path, title: str) -> Path | None:
     ax_lv.set_ylabel("level")
     fig.tight_layout()
     path = out_dir / "clustered_switches.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _network(r: RunRecord, sys: str, out_dir: Path, title: str) -> Path | None:
+    hours = hour_rows(r, sys)
+    if not hours:
+        return None
+
+    def col(key: str) -> np.ndarray:
+        return np.array([np.nan if h[key] is None else h[key] for h in hours], dtype=float)
+
+    svcs = svc_rows(r)
+    fig, (ax, ax_q) = plt.subplots(2, 1, figsize=(10, 6), height_ratios=(3, 2), sharex=True)
+    t = np.arange(len(hours))
+    for key, style, label in (
+        ("ac_min_vm_pu", "-o", "AC lowest (all buses)"),
+        ("predicted_min_vm_pu", "--", "LinDistFlow lowest (network)"),
+        ("ac_max_vm_pu", "-s", "AC highest"),
+        ("predicted_max_vm_pu", ":", "LinDistFlow highest"),
+    ):
+        ax.plot(t, col(key), style, ms=3, label=label)
+    ax.set_ylabel("voltage (pu)")
+    ax.set_title(f"{title}: network voltages, AC against the upper level's prediction")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    width = 0.8 / max(len(svcs), 1)
+    for j, (name, row) in enumerate(svcs.items()):
+        q = np.array([np.nan if v is None else v for v in row["q_mvar"]], dtype=float)
+        ax_q.bar(t + (j - (len(svcs) - 1) / 2) * width, q, width=width, label=f"{name} (applied)")
+    ax_q.axhline(0.0, color="grey", lw=0.8)
+    ax_q.set_ylabel("SVC Q (Mvar, + injects)")
+    ax_q.set_xlabel("hour")
+    if svcs:
+        ax_q.legend(fontsize=7)
+    else:
+        ax_q.text(0.5, 0.5, "no SVC in this scenario", ha="center", va="center", transform=ax_q.transAxes)
+    fig.tight_layout()
+    path = out_dir / "clustered_network.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -10,6 +10,8 @@ ties, each MG's PCC switch). Entities:
   (``ev_shift_mw``, added to the EV load) and the cluster's level at the hour (``cluster_level``);
 - ``Switch`` (one per cluster switch, ``switch=<name>``: each cluster's feeder and each tie): ``closed``
   drives the switch in the grid, ``planned_flow_mw`` is the flow the plan put on it;
+- ``Svc`` (one per static var compensator of the network operator, ``svc=<name>``): ``q_mvar``, the upper
+  level's reactive setpoint of the hour (0 before a plan, or when the network was not planned);
 - ``Clusters`` (one): the levels, the network's predicted voltages and loadings and the losses of the hour,
   and at planning instants the Pareto front (``pareto_*``, recorded in ``Pareto/``), the payoff table and
   the solve time of every stage.
@@ -30,10 +32,10 @@ import pandapower as pp
 
 from ems_controllers.clustered.lower import EV_KEY, LowerSettings
 from ems_controllers.clustered.model import ClusteredDetail, ClusteredModel, ClusteredResult, ClusteredSettings
-from ems_controllers.clustered.outputs import switch_outputs, system_outputs
+from ems_controllers.clustered.outputs import svc_outputs, switch_outputs, system_outputs
 from ems_controllers.clustered.pareto import Zeta
-from ems_controllers.clustered.strategy import MG_ATTRS, SWITCH_ATTRS, SYSTEM_ATTRS, Settings
-from ems_controllers.clustered.system import ClusterSystem, cluster_system
+from ems_controllers.clustered.strategy import MG_ATTRS, SVC_ATTRS, SWITCH_ATTRS, SYSTEM_ATTRS, Settings
+from ems_controllers.clustered.system import ClusterSystem, cluster_system, svcs_of
 from ems_controllers.core.adapter import Party, PartyRound, PlanningEMS, run
 from ems_controllers.core.ev import EvSpec
 from ems_controllers.core.network import load_q_ratio, network_from_pandapower
@@ -62,10 +64,12 @@ class ClusteredEMS(PlanningEMS[ClusteredDetail]):
         models["MG"]["attrs"] = [*models["MG"]["attrs"], *MG_ATTRS]
         models["Clusters"] = {"public": True, "params": [], "attrs": list(SYSTEM_ATTRS)}
         models["Switch"] = {"public": True, "params": ["switch"], "attrs": list(SWITCH_ATTRS)}
+        models["Svc"] = {"public": True, "params": ["svc"], "attrs": list(SVC_ATTRS)}
         self.system: ClusterSystem | None = None
         self.model: ClusteredModel | None = None
         self.q_ratio: dict[int, float] = {}
         self.switches: dict[str, str] = {}  # eid -> switch name
+        self.svcs: dict[str, str] = {}  # eid -> SVC name
         self.system_eid: str | None = None
         self.last: tuple[int, ClusteredDetail] | None = None
         self.now = 0
@@ -100,9 +104,10 @@ class ClusteredEMS(PlanningEMS[ClusteredDetail]):
             settings.network_loss_max_error_mw,
             settings.point_time_limit_s,
             settings.vm_margin_pu,
+            settings.svc_price_per_mvarh,
         )
         buses = {c.name: c.network_bus for c in self.system.clusters}
-        self.model = ClusteredModel(self.system, network, buses, cs)
+        self.model = ClusteredModel(self.system, network, buses, cs, svcs_of(self.site))
 
     @override
     def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
@@ -113,6 +118,11 @@ class ClusteredEMS(PlanningEMS[ClusteredDetail]):
             name = str(model_params["switch"])
             eid = _eid(name)
             self.switches[eid] = name
+            return [{"eid": eid, "type": model}]
+        if model == "Svc":
+            name = str(model_params["svc"])
+            eid = f"svc-{_eid(name)}"
+            self.svcs[eid] = name
             return [{"eid": eid, "type": model}]
         return super().create(num, model, **model_params)
 
@@ -243,6 +253,8 @@ class ClusteredEMS(PlanningEMS[ClusteredDetail]):
         for eid, attrs in outputs.items():
             if eid in self.switches:
                 vals = switch_outputs(self.system, self.switches[eid], active)
+            elif eid in self.svcs:
+                vals = svc_outputs(self.svcs[eid], active)
             elif eid == self.system_eid:
                 vals = system_outputs(self.system, active, new_plan=active is not None and active[0] == 0)
             else:

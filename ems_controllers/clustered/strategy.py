@@ -12,6 +12,7 @@ from ems_controllers.core.outputs import PLANNER_OUTPUTS
 
 MG_ATTRS = ("load_shift_mw", "ev_shift_mw", "cluster_level")
 SWITCH_ATTRS = ("closed", "planned_flow_mw")
+SVC_ATTRS = ("q_mvar",)
 SYSTEM_ATTRS = (
     "cluster_levels",
     "lower_loss_mw",
@@ -72,6 +73,9 @@ class Settings(StrategySettings):
         default=0.02, ge=0, lt=0.1, description="the upper level narrows the voltage band by this at both ends"
     )
     s_max_factor: float = Field(default=0.95, gt=0, le=1, description="network line limit as a share of the rating")
+    svc_price_per_mvarh: float = Field(
+        default=1.0, ge=0, description="use price of the network's SVCs (keeps an SVC that serves nothing at 0)"
+    )
 
     @model_validator(mode="after")
     def _zeta(self) -> Settings:
@@ -90,6 +94,7 @@ STRATEGY = Strategy.declare(
     frozenset({Capability.ISLANDED, Capability.NESTED, Capability.OWNER_LOADS}),
     system_entity=EntityModel("Clusters", SYSTEM_ATTRS),
     switch_entity=EntityModel("Switch", SWITCH_ATTRS),
+    svc_entity=EntityModel("Svc", SVC_ATTRS),
     kpis=f"{__package__}.kpis:kpis",
     plots=f"{__package__}.plots:plots",
 )

@@ -1,7 +1,8 @@
 """What the ``clustered`` strategy knows of a scenario: its clusters, their switchable links and prices.
 
 Typed data only (no Pyomo, no mosaik). :func:`cluster_system` reads it from the ``site`` the scenario
-hands to network-aware EMSs (the net as pandapower JSON, the clusters, their ties, each MG's PCC).
+hands to network-aware EMSs (the net as pandapower JSON, the clusters, their ties, each MG's PCC);
+:func:`svcs_of` the network operator's static var compensators.
 """
 
 from __future__ import annotations
@@ -77,6 +78,25 @@ class ClusterSystem:
     @property
     def links(self) -> list[Link]:
         return [*self.pcc.values(), *(c.feeder for c in self.clusters), *(t.link for t in self.ties)]
+
+
+@dataclass(frozen=True)
+class SvcSpec:
+    """A static var compensator of the network operator: its network bus and reactive range (Mvar,
+    generator sign)."""
+
+    name: str
+    bus: int
+    q_min_mvar: float
+    q_max_mvar: float
+
+
+def svcs_of(site: Mapping[str, Any]) -> tuple[SvcSpec, ...]:
+    """The scenario's SVCs (``site["svcs"]``: name -> bus, q_min_mvar, q_max_mvar; none if absent)."""
+    return tuple(
+        SvcSpec(str(name), int(v["bus"]), float(v["q_min_mvar"]), float(v["q_max_mvar"]))
+        for name, v in (site.get("svcs") or {}).items()
+    )
 
 
 def _link(net: Any, fallback_name: str, line: int, switch: int) -> Link:

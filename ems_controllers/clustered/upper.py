@@ -9,21 +9,34 @@ network operator grants ``A_{c,t}`` and trades what remains with the upstream gr
     A_{c,t} = R_{c,t} + U_{c,t} - D_{c,t},\qquad U, D \ge 0,\qquad A_{c,t} = 0 \text{ where the feeder is open}
 
     \text{LinDistFlow on the network (} :mod:`ems_controllers.core.network` \text{), cluster c drawing }
-    A_{c,t} \text{ at its network bus; voltage band and line ratings}
+    A_{c,t} \text{ at its network bus, SVC v injecting } Q^{svc}_{v,t} = Q^+_{v,t} - Q^-_{v,t}
+    \text{ at its bus; voltage band and line ratings}
+
+    0 \le Q^+_{v,t} \le \overline{Q}_v,\qquad 0 \le Q^-_{v,t} \le -\underline{Q}_v
 
     \ell_{l,t} \ge \text{PWL}(r_l (P_{l,t}^2 + Q_{l,t}^2)/V^2),\qquad
     B_t - X_t = P^{root}_t + \sum_l \ell_{l,t},\qquad B_t, X_t \ge 0
 
-    \min\ \frac{\zeta_1 GC + \pi^{dev} \sum_{c,t} (U_{c,t} + D_{c,t})\,\Delta t}{|GC^{ref}|}
+    \min\ \frac{\zeta_1 GC + \pi^{dev} \sum_{c,t} (U_{c,t} + D_{c,t})\,\Delta t
+    + \pi^{svc} \sum_{v,t} (Q^+_{v,t} + Q^-_{v,t})\,\Delta t}{|GC^{ref}|}
     + \zeta_2 \frac{EC}{|EC^{ref}|} + \zeta_3 \frac{Loss}{Loss^{ref}}
 
 with the network's GC = ``(pi^b B - pi^s X) dt``, EC = ``e^{grid} (B - X) dt`` and Loss = ``sum l dt``
-over the day. The three objectives are divided by their values when every request is granted (the
-reference solve, deviations held at 0), so ``zeta`` (the operator's choice, summing to 1) weighs
-comparable numbers; the deviation cost is money, scaled like GC. ``pi^dev`` makes a grant differ from a
+over the day. The three objectives are divided by their absolute values when every request is granted
+(the reference solve, deviations held at 0; where the network cannot carry the requests, the grants
+closest to them, least deviation first), so ``zeta`` (the operator's choice, summing to 1) weighs
+comparable numbers; the deviation cost is money, scaled like GC. A trade price of
+:data:`TRADE_TIE_PER_MWH` on energy bought and sold at the substation keeps the two from both growing
+where nothing else prices them. ``pi^dev`` makes a grant differ from a
 request only where the network's limits need it (or where ``zeta`` values the change above ``pi^dev``); a
 changed grant goes back to the lower level, whose MGs reschedule around it. An LP: the network has no
 binaries here (its switches are the clusters' feeders, decided below).
+
+The SVC term of the seed's reactive balance: the network operator's static var compensators (config
+``[[svcs]]``) set their reactive power hourly within their range. Reactive power lifts (or lowers) the
+voltage along the path to the root and changes the lines' reactive flows (in the PWL losses): the SVC
+serves where the voltage band would otherwise cut a grant, or where it lowers losses by more than its
+small use price ``pi^svc`` (which keeps an idle SVC at 0). Its setpoint reaches the grid every hour.
 
 LinDistFlow drops the losses, so on long, loaded MV feeders it predicts voltages above the AC ones (0.02 pu
 at the far end of mv_clusters' 22 km feeder): the band is narrowed by ``vm_margin_pu`` at both ends.
@@ -39,17 +52,30 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import pyomo.environ as pyo
 
 from ems_controllers.clustered.losses import add_pwl_loss, loss_coefficient_per_mw
 from ems_controllers.clustered.pareto import ObjectiveValues, Zeta
+from ems_controllers.clustered.system import SvcSpec
 from ems_controllers.core.model_cache import ModelCache
 from ems_controllers.core.network import NetworkData, add_lindistflow, lindistflow_solve, predicted, set_network_loads
 from ems_controllers.core.types import Horizon, SolverOptions
 
 GRANT_TOL_MW = 1e-4
+REFERENCE_TIE = 1e-3
+"""In the reference solves, zeta's weights on the raw objectives, times this: a tie-break only."""
+TRADE_TIE_PER_MWH = 1e-6
+"""Far below the reference solves' tie-break weights: an export day must not buy a smaller trade with
+inflated losses (more losses, less sold)."""
+
+
+class _Solve(Enum):
+    HOLD = "every request granted"
+    CLOSEST = "the grants closest to the requests"
+    WEIGHTED = "the weighted sum"
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,7 @@ class UpperSettings:
     loss_max_error_mw: float
     s_max_factor: float
     vm_margin_pu: float = 0.0
+    svc_price_per_mvarh: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +94,8 @@ class UpperOutcome:
     """The network's schedule: grants, substation exchange, losses and what LinDistFlow predicts."""
 
     grant_mw: dict[str, tuple[float, ...]]
+    svc_q_mvar: dict[str, tuple[float, ...]]
+    """Each SVC's reactive power per step (generator sign)."""
     substation_import_mw: tuple[float, ...]
     loss_mw: tuple[float, ...]
     values: ObjectiveValues
@@ -100,10 +129,17 @@ class _Day:
 class UpperLevel:
     """The network operator's LP over one network (built once per structure, re-solved)."""
 
-    def __init__(self, network: NetworkData, cluster_bus: Mapping[str, int], settings: UpperSettings) -> None:
+    def __init__(
+        self,
+        network: NetworkData,
+        cluster_bus: Mapping[str, int],
+        settings: UpperSettings,
+        svcs: Sequence[SvcSpec] = (),
+    ) -> None:
         self.network = network
         self.cluster_bus = dict(cluster_bus)
         self.settings = settings
+        self.svcs = tuple(svcs)
         self._models = ModelCache(1)
 
     def plan(
@@ -114,13 +150,16 @@ class UpperLevel:
         horizon: Horizon,
         opts: SolverOptions,
     ) -> UpperOutcome | None:
-        """Reference solve (every request granted), then the weighted solve; None if either is infeasible
-        (the network cannot carry the requests even with every grant free)."""
+        """Reference solve (every request granted; if the network cannot carry that, the grants closest
+        to the requests), then the weighted solve; None if the network cannot carry its own loads even
+        with every grant free."""
         t0 = time.perf_counter()
         day = _Day(requests, feeder_closed, load_by_bus, horizon, opts)
-        ref = self._solve(day, None)
-        ref_values = ObjectiveValues(1.0, 1.0, 1.0) if ref is None else ref
-        out = self._solve(day, ref_values)
+        ref = self._solve(day, _Solve.HOLD)
+        closest = self._solve(day, _Solve.CLOSEST) if ref is None else ref
+        if closest is None:
+            return None
+        out = self._solve(day, _Solve.WEIGHTED, closest)
         if out is None:
             return None
         m = self._model
@@ -129,10 +168,11 @@ class UpperLevel:
         buses = [j for j in m.net.bus if j != self.network.root_bus]
         return UpperOutcome(
             grant_mw={c: tuple(float(m.grant_mw[c, t].value or 0.0) for t in T) for c in self.cluster_bus},
+            svc_q_mvar={v.name: tuple(float(pyo.value(m.svc_q_mvar[v.name, t])) for t in T) for v in self.svcs},
             substation_import_mw=tuple(float(m.buy_mw[t].value - m.sell_mw[t].value) for t in T),
             loss_mw=tuple(float(pyo.value(m.loss_mw[t])) for t in T),
             values=out,
-            reference=ref_values,
+            reference=closest,
             predicted_min_vm_pu=tuple(min(vm[(j, t)] for j in buses) for t in T),
             predicted_max_vm_pu=tuple(max(vm[(j, t)] for j in buses) for t in T),
             predicted_max_loading_percent=tuple(max(loading[(li, t)] for li in m.net.line) for t in T),
@@ -140,8 +180,9 @@ class UpperLevel:
             status="ok" if ref is not None else "requests infeasible on the network: grants changed",
         )
 
-    def _solve(self, day: _Day, ref: ObjectiveValues | None) -> ObjectiveValues | None:
-        """One solve of the day: every request held (``ref`` None, the reference) or the weighted one."""
+    def _solve(self, day: _Day, kind: _Solve, scale: ObjectiveValues | None = None) -> ObjectiveValues | None:
+        """One solve of the day (its objective values; None if infeasible): a reference (every request
+        held, or least deviation from them) or the weighted sum with the objectives divided by ``scale``."""
         requests, feeder_closed, load_by_bus, horizon = day.requests, day.feeder_closed, day.load_by_bus, day.horizon
         key = (horizon.n_steps, horizon.dt_h, self.settings)
 
@@ -159,17 +200,14 @@ class UpperLevel:
                 for c in self.cluster_bus:
                     m.request_mw[c, t] = float(requests[c][t])
                     m.feeder_open[c, t] = 0.0 if feeder_closed[c][t] else 1.0
-                    m.hold[c, t] = 1.0 if ref is None else 0.0
-            scale = ref or ObjectiveValues(1.0, 1.0, 1.0)
-            z = self.settings.zeta
-            m.k_gc = z.gc / _nonzero(scale.gc_per_day)
-            m.k_ec = z.ec / _nonzero(abs(scale.ec_per_day))
-            m.k_loss = z.loss / _nonzero(scale.loss_mwh)
-            m.k_dev = 1.0 / _nonzero(abs(scale.gc_per_day))
+                    m.hold[c, t] = 1.0 if kind is _Solve.HOLD else 0.0
+            _write_weights(m, self.settings.zeta, scale if kind is _Solve.WEIGHTED else None)
 
         run = self._models.solve(
             key,
-            lambda: build_upper(self.network, self.cluster_bus, horizon.n_steps, horizon.dt_h, self.settings),
+            lambda: build_upper(
+                self.network, self.cluster_bus, horizon.n_steps, horizon.dt_h, self.settings, self.svcs
+            ),
             write,
             day.opts,
             keep=self.network,
@@ -185,8 +223,25 @@ def _nonzero(x: float) -> float:
     return x if abs(x) > 1e-9 else 1.0
 
 
+def _write_weights(m: pyo.ConcreteModel, z: Zeta, scale: ObjectiveValues | None) -> None:
+    """The weighted sum's weights (each objective divided by its absolute reference value), or for a
+    reference solve (``scale`` None) the deviation alone, with zeta as a tie-break."""
+    if scale is None:
+        m.k_gc, m.k_ec, m.k_loss, m.k_dev = REFERENCE_TIE * z.gc, REFERENCE_TIE * z.ec, REFERENCE_TIE * z.loss, 1.0
+        return
+    m.k_gc = z.gc / _nonzero(abs(scale.gc_per_day))
+    m.k_ec = z.ec / _nonzero(abs(scale.ec_per_day))
+    m.k_loss = z.loss / _nonzero(abs(scale.loss_mwh))
+    m.k_dev = 1.0 / _nonzero(abs(scale.gc_per_day))
+
+
 def build_upper(
-    network: NetworkData, cluster_bus: Mapping[str, int], n_steps: int, dt_h: float, s: UpperSettings
+    network: NetworkData,
+    cluster_bus: Mapping[str, int],
+    n_steps: int,
+    dt_h: float,
+    s: UpperSettings,
+    svcs: Sequence[SvcSpec] = (),
 ) -> pyo.ConcreteModel:
     """The upper-level LP with placeholder data (module docstring)."""
     m = pyo.ConcreteModel(name="clustered_upper")
@@ -211,17 +266,42 @@ def build_upper(
     by_bus: dict[int, list[str]] = {}
     for c, bus in cluster_bus.items():
         by_bus.setdefault(int(bus), []).append(c)
+    _add_svcs(m, svcs)
     m.net = pyo.Block()
     add_lindistflow(
         m.net,
         network,
         m.T,
         p_inj_mw={bus: _draw(m, cs) for bus, cs in by_bus.items()},
+        q_inj_mvar={bus: _svc_injection(m, names) for bus, names in _by_bus(svcs).items()},
         s_max_factor=s.s_max_factor,
     )
-    _add_network_losses(m, network, sorted(set(cluster_bus.values())), s.loss_max_error_mw)
+    buses = sorted({*cluster_bus.values(), *(v.bus for v in svcs)})
+    _add_network_losses(m, network, buses, s.loss_max_error_mw)
     _add_upper_objective(m, dt_h, s)
     return m
+
+
+def _by_bus(svcs: Sequence[SvcSpec]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for v in svcs:
+        out.setdefault(v.bus, []).append(v.name)
+    return out
+
+
+def _add_svcs(m: pyo.ConcreteModel, svcs: Sequence[SvcSpec]) -> None:
+    """Each SVC's injection ``svc_inj_mvar`` and absorption ``svc_abs_mvar`` within its range, and their
+    difference ``svc_q_mvar``."""
+    spec = {v.name: v for v in svcs}
+    m.V = pyo.Set(initialize=list(spec), ordered=True)
+    m.svc_inj_mvar = pyo.Var(m.V, m.T, bounds=lambda m, v, t: (0.0, spec[v].q_max_mvar))
+    m.svc_abs_mvar = pyo.Var(m.V, m.T, bounds=lambda m, v, t: (0.0, -spec[v].q_min_mvar))
+    m.svc_q_mvar = pyo.Expression(m.V, m.T, rule=lambda m, v, t: m.svc_inj_mvar[v, t] - m.svc_abs_mvar[v, t])
+
+
+def _svc_injection(m: pyo.ConcreteModel, names: list[str]) -> Callable[[Any], Any]:
+    """The reactive injection at a network bus: what the SVCs there inject."""
+    return lambda t: pyo.quicksum(m.svc_q_mvar[v, t] for v in names)
 
 
 def _draw(m: pyo.ConcreteModel, clusters: list[str]) -> Callable[[Any], Any]:
@@ -230,8 +310,8 @@ def _draw(m: pyo.ConcreteModel, clusters: list[str]) -> Callable[[Any], Any]:
 
 
 def variable_lines(network: NetworkData, buses: Sequence[int]) -> list[int]:
-    """The lines whose flow the grants can change: on a radial network those between the root and a
-    cluster's bus (every other line carries the loads below it, fixed); on a meshed one, all."""
+    """The lines whose flow the grants (and SVCs) can change: on a radial network those between the root
+    and one of ``buses`` (every other line carries the loads below it, fixed); on a meshed one, all."""
     if network.n_loops > 0:
         return list(network.lines)
     parent: dict[int, tuple[int, int]] = {}  # bus -> (line, the bus towards the root)
@@ -324,4 +404,13 @@ def _add_upper_objective(m: pyo.ConcreteModel, dt_h: float, s: UpperSettings) ->
         * s.deviation_price_per_mwh
         * pyo.quicksum(m.up_mw[c, t] + m.down_mw[c, t] for c in m.C for t in T)
     )
-    m.obj = pyo.Objective(expr=m.k_gc * m.gc + m.k_ec * m.ec + m.k_loss * m.loss + dev, sense=pyo.minimize)
+    svc_use = (
+        m.k_dev
+        * dt_h
+        * s.svc_price_per_mvarh
+        * pyo.quicksum(m.svc_inj_mvar[v, t] + m.svc_abs_mvar[v, t] for v in m.V for t in T)
+    )
+    trade_tie = m.k_dev * dt_h * TRADE_TIE_PER_MWH * pyo.quicksum(m.buy_mw[t] + m.sell_mw[t] for t in T)
+    m.obj = pyo.Objective(
+        expr=m.k_gc * m.gc + m.k_ec * m.ec + m.k_loss * m.loss + dev + svc_use + trade_tie, sense=pyo.minimize
+    )
