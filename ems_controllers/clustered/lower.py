@@ -285,13 +285,19 @@ def set_lower_data(m: pyo.ConcreteModel, problems: Sequence[PartyProblem], horiz
         m.price_sell_per_mwh[t] = horizon.sell_price_per_mwh[t]
 
 
+SHED_ZERO_MW = 1e-7
+"""An escalation solution's shedding up to this is none (the solver's primal tolerance)."""
+
+
 def cap_shedding(m: pyo.ConcreteModel, shed_mw: dict[str, tuple[float, ...]] | None) -> None:
     """Hold each MG's shedding at most at ``shed_mw`` (what the escalation could not avoid), or free it
-    (None): the front trades GC, EC and Loss, never load against emissions."""
+    (None): the front trades GC, EC and Loss, never load against emissions. Where the escalation shed
+    nothing the cap is 0 (its solution shows none is needed); elsewhere a 1 W slack absorbs the
+    solver's tolerances (a slack everywhere let the EC-minimising points shed 1 W in every hour)."""
     for b in m.mg.values():
         cap = shed_mw.get(b.index()) if shed_mw is not None else None
         for t in m.T:
-            b.shed_cap_mw[t] = NO_BOUND if cap is None else cap[t] + 1e-6
+            b.shed_cap_mw[t] = NO_BOUND if cap is None else (0.0 if cap[t] <= SHED_ZERO_MW else cap[t] + 1e-6)
 
 
 def fix_feeders(m: pyo.ConcreteModel, grants_mw: dict[str, tuple[float, ...]] | None) -> None:
