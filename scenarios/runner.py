@@ -271,7 +271,12 @@ def run_scenario(
     wall = time.perf_counter() - t0
     with h5py.File(files.partial, "a") as f:
         f.attrs["wall_time_s"] = wall
-    kpis = compute_kpis(files.partial)
+    try:
+        kpis = compute_kpis(files.partial)
+    except Exception as exc:  # a KPI (a strategy's hook too) that raises must not lose the run
+        failed = _fail(files, f"every step ran, but the KPIs failed: {_describe(exc)}", None)
+        logger.exception("run of %s/%s: KPIs failed", cfg.scenario.name, strategy)
+        raise failed from exc
     write_kpis(files.partial, kpis)
     os.replace(files.partial, files.target)
     return RunResult(files.target, kpis, wall)

@@ -11,7 +11,7 @@ import pytest
 from scenarios.runner import RunFailed
 from sims.record_reader import read_attrs, read_series
 from tests.conftest import run_default
-from tests.helpers.failing_ems import FAIL_AT_S
+from tests.helpers.failing_ems import FAIL_AT_S, KPI_FAILURE
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -59,3 +59,15 @@ def test_failed_ems_keeps_every_completed_step(kind: str, message: str, tmp_path
     grid = attrs["entity_map"]["grid"]
     assert len(s[(grid, "pf_converged")]) == n_done
     assert (s[(grid, "pf_converged")] == 1).all()
+
+
+def test_a_kpi_hook_that_raises_fails_the_run_and_keeps_the_record(tmp_path: Path) -> None:
+    """Every step ran, but the strategy's KPI hook raises: the run exits as failed (not with a traceback
+    and a ``.partial.h5``), the file moves to ``run.failed.h5`` with all its steps and says why."""
+    with pytest.raises(RunFailed, match=f"every step ran, but the KPIs failed: ValueError: {KPI_FAILURE}") as info:
+        run_default(tmp_path, strategy="tests.helpers.failing_ems:KPI_FAILING")
+    failed = tmp_path / "run.failed.h5"
+    assert info.value.path == failed and info.value.steps_completed == 24
+    assert not (tmp_path / "run.h5").exists() and not (tmp_path / "run.partial.h5").exists()
+    attrs = read_attrs(failed)
+    assert int(attrs["n_steps_completed"]) == 24 and KPI_FAILURE in attrs["run_error"]
