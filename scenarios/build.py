@@ -79,6 +79,11 @@ def build_net(cfg: Config, config_dir: Path | None = None) -> NetLayout:
     finish_flags(net)
     if not g.external_grid:
         islanded(cfg, net)
+    elif not net.ext_grid["in_service"].astype(bool).any():
+        raise ConfigError(
+            f"grid.external_grid: {g.net} has no external grid in service; give grid.slack_bus (where the "
+            "upstream grid connects) or set external_grid = false (an islanded system)"
+        )
     return NetLayout(net, parties, feeder_loads, tie_switches, clusters, cluster_ties, svcs)
 
 

@@ -46,13 +46,12 @@ def _strategy_info(s: Strategy, fits: dict[str, list[str]]) -> dict[str, Any]:
 
 def _fits() -> dict[str, list[str]]:
     """Which shipped scenario (default config) each known strategy can run on."""
-    from scenarios.build import build_net
     from scenarios.strategy_fit import offered, strategy_settings
 
     fits: dict[str, list[str]] = {}
     for e in SCENARIOS.values():
         cfg, _ = load_config(e.default_config)
-        have = offered(cfg, build_net(cfg, e.default_config.parent))
+        have = offered(cfg)
         for s in strategies().values():
             if s.problem(have, strategy_settings(cfg, s)) is None:
                 fits.setdefault(s.name, []).append(e.name)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from ems_controllers.core.contract import Capability, Strategy, StrategyError, StrategySettings
 from ems_controllers.registry import get_strategy, strategies
 from scenarios.config import Config, ConfigError, EmsCfg
-from scenarios.layout import DN, NetLayout
+from scenarios.layout import NetLayout
 
 
 def _settings(strategy: Strategy, fields: dict[str, Any]) -> StrategySettings:
@@ -51,10 +51,12 @@ def strategy_settings(cfg: Config, strategy: Strategy) -> StrategySettings:
     return _settings(strategy, cfg.ems.strategy_fields)
 
 
-def offered(cfg: Config, layout: NetLayout) -> frozenset[Capability]:
-    """The capabilities of a scenario: what its config and its net have."""
+def offered(cfg: Config) -> frozenset[Capability]:
+    """The capabilities of a scenario, from its config alone (no net is built: ``list`` stays fast); the
+    builder makes the net agree (an external grid unless ``grid.external_grid`` is false, a tie switch
+    per ``grid.tie_lines`` entry, a network operator party for ``[dn]``)."""
     have = set()
-    if DN in layout.parties:
+    if cfg.dn is not None:
         have.add(Capability.NETWORK_OPERATOR)
     if cfg.mgs and all(m.chp is not None for m in cfg.mgs):
         have.add(Capability.CHP)
@@ -62,12 +64,11 @@ def offered(cfg: Config, layout: NetLayout) -> frozenset[Capability]:
         have.add(Capability.NESTED)
     if any(m.owners for m in cfg.mgs):
         have.add(Capability.OWNER_LOADS)
-    if layout.tie_switches:
+    if cfg.grid.tie_lines:
         have.add(Capability.TIE_SWITCHES)
-    if layout.clusters:
+    if cfg.clusters:
         have.add(Capability.CLUSTERS)
-    ext = layout.net.ext_grid
-    if not len(ext) or not ext["in_service"].astype(bool).any():
+    if not cfg.grid.external_grid:
         have.add(Capability.ISLANDED)
     return frozenset(have)
 
@@ -86,7 +87,7 @@ def check_fit(cfg: Config, layout: NetLayout, strategy: Strategy) -> StrategySet
     from scenarios.common import check_connect, run_simulators
 
     settings = strategy_settings(cfg, strategy)
-    problem = strategy.problem(offered(cfg, layout), settings)
+    problem = strategy.problem(offered(cfg), settings)
     if problem:
         raise ConfigError(f"strategy {strategy.name} cannot run on scenario {cfg.scenario.name}: {problem}")
     check_connect(cfg, run_simulators(strategy, list(layout.parties)))

@@ -117,7 +117,7 @@ def test_line_data(mv: NetLayout) -> None:
 
 def test_site_and_capabilities(mv: NetLayout) -> None:
     cfg, _ = load_config(MV_CLUSTERS)
-    have = offered(cfg, mv)
+    have = offered(cfg)
     assert have == {Capability.CLUSTERS, Capability.NETWORK_OPERATOR}
     site = site_of(cfg, mv)
     assert site["clusters"]["C3"] == {
@@ -132,7 +132,7 @@ def test_site_and_capabilities(mv: NetLayout) -> None:
     assert site["cluster_ties"][1]["between"] == ["C2", "C3"]
     ieee, _ = load_config(SCENARIOS["ieee33_3mg"].default_config)
     plain = build_net(ieee)
-    assert Capability.CLUSTERS not in offered(ieee, plain)
+    assert Capability.CLUSTERS not in offered(ieee)
     assert (site_of(ieee, plain)["clusters"], site_of(ieee, plain)["cluster_ties"]) == ({}, [])
 
 

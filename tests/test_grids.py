@@ -150,6 +150,21 @@ def test_a_json_file_relative_to_the_config_builds_the_same_net(tmp_path: Path) 
     assert _shape(build_net(absolute)) == _shape(shipped)
 
 
+def test_a_net_without_an_external_grid_needs_a_slack_bus_or_an_islanded_config(tmp_path: Path) -> None:
+    """The capabilities come from the config (``list`` builds no net), so a grid-tied config on a net
+    without an external grid is refused naming the field; with ``grid.slack_bus`` it builds."""
+    net = pn.case33bw()
+    net.ext_grid.drop(net.ext_grid.index, inplace=True)
+    pp.to_json(net, str(tmp_path / "no_slack.json"))
+    text = SCENARIOS["ieee33_3mg"].default_config.read_text().replace('net = "case33bw"', 'net = "no_slack.json"')
+    (tmp_path / "c.toml").write_text(text)
+    cfg, data_dir = load_config(tmp_path / "c.toml")
+    with pytest.raises(ConfigError, match=r"grid\.external_grid: .*no_slack\.json has no external grid in service"):
+        build_net(cfg, data_dir)
+    cfg, data_dir = load_config(tmp_path / "c.toml", ["grid.slack_bus=0"])
+    assert build_net(cfg, data_dir).net.ext_grid.bus.tolist() == [0]
+
+
 def test_a_simbench_code_needs_simbench(monkeypatch: pytest.MonkeyPatch) -> None:
     grid = GridCfg(net="1-MV-rural--0-sw")
     assert net_source(grid).kind == "simbench"

@@ -27,7 +27,7 @@ def test_the_builder_islands_the_net_and_the_scenario_says_so() -> None:
     layout = build_net(cfg, data_dir)
     assert len(layout.net.ext_grid) == 0
     assert set(layout.parties) == {"MG1", "MG2", "MG3", "MG4"}
-    assert offered(cfg, layout) == {Capability.ISLANDED}
+    assert offered(cfg) == {Capability.ISLANDED}
     assert layout.net.storage["grid_forming"].all()
 
 
@@ -62,8 +62,8 @@ GRID_TIED_STRATEGIES = sorted(n for n, s in strategies().items() if Capability.I
 
 
 def test_only_admm_handles_an_islanded_system() -> None:
-    cfg, data_dir = load_config(CONFIG)
-    offers = offered(cfg, build_net(cfg, data_dir))
+    cfg, _ = load_config(CONFIG)
+    offers = offered(cfg)
     fitting = sorted(n for n, s in strategies().items() if s.problem(offers, s.make_settings({})) is None)
     assert fitting == ["admm"]
     assert len(GRID_TIED_STRATEGIES) == len(strategies()) - 1

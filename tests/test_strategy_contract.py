@@ -14,7 +14,8 @@ from ems_controllers.core.contract import Capability, NoSettings, Strategy, Stra
 from ems_controllers.registry import SHIPPED, get_strategy, strategies
 from scenarios.build import build_net
 from scenarios.cli import main, parse_strategy_spec
-from scenarios.config import ConfigError, load_config
+from scenarios.config import Config, ConfigError, load_config
+from scenarios.layout import DN, NetLayout
 from scenarios.registry import SCENARIOS
 from scenarios.strategy_fit import check_fit, offered, strategy_settings
 
@@ -90,7 +91,21 @@ def _default(scenario: str, overrides: list[str] | None = None) -> tuple[object,
 
 @pytest.mark.xdist_group("mv_clusters")  # the worker that parses SimBench's data (seconds) once for all
 def test_capabilities_of_the_shipped_scenarios() -> None:
-    have = {name: offered(*_default(name)) for name in SCENARIOS}  # type: ignore[arg-type]
+    """What the config offers (``list`` builds no net) is what the built net has."""
+    have = {}
+    for name in SCENARIOS:
+        cfg, layout = _default(name)
+        assert isinstance(cfg, Config) and isinstance(layout, NetLayout)
+        have[name] = offered(cfg)
+        ext = layout.net.ext_grid
+        built = {
+            Capability.NETWORK_OPERATOR: DN in layout.parties,
+            Capability.TIE_SWITCHES: bool(layout.tie_switches),
+            Capability.CLUSTERS: bool(layout.clusters),
+            Capability.ISLANDED: not (len(ext) and ext["in_service"].astype(bool).any()),
+        }
+        for cap, present in built.items():
+            assert (cap in have[name]) == present, (name, cap)
     assert have["mv_clusters"] == {Capability.NETWORK_OPERATOR, Capability.CLUSTERS}
     assert have["ieee33_3mg"] == {Capability.NETWORK_OPERATOR, Capability.TIE_SWITCHES}
     assert Capability.CHP in have["community_3mg"] and Capability.NETWORK_OPERATOR not in have["community_3mg"]

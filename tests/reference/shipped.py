@@ -30,7 +30,6 @@ file to reference it."""
 
 def _cases() -> list[tuple[str, str]]:
     """Every shipped scenario with every shipped strategy that fits it (its default config)."""
-    from scenarios.build import build_net
     from scenarios.strategy_fit import offered, strategy_settings
 
     cases = []
@@ -38,7 +37,7 @@ def _cases() -> list[tuple[str, str]]:
         if name in NOT_IN_REFERENCE:
             continue
         cfg, _ = load_config(entry.default_config)
-        have = offered(cfg, build_net(cfg))
+        have = offered(cfg)
         cases += [(name, s.name) for s in strategies().values() if s.problem(have, strategy_settings(cfg, s)) is None]
     return cases
 
