@@ -45,10 +45,19 @@ def _strict(text: str) -> Any:
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     """The issue's command, ``compare mv_clusters --strategies rule_based,local,centralized,clustered``
-    (the front on 5 points to keep it short), its one strict JSON document and its files."""
+    (the front on 5 points and each payoff row and point capped at 5 s, to keep it short), its one strict
+    JSON document and its files."""
     out = tmp_path_factory.mktemp("compare")
     cmd = [sys.executable, "-m", "scenarios.cli", "compare", "mv_clusters", "--strategies", ",".join(COMPARED)]
-    cmd += ["--set", f"ems.pareto_points={POINTS}", "--json", "--out-dir", str(out)]
+    cmd += [
+        "--set",
+        f"ems.pareto_points={POINTS}",
+        "--set",
+        "ems.point_time_limit_s=5",
+        "--json",
+        "--out-dir",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = _strict(proc.stdout)
