@@ -243,7 +243,9 @@ def run_scenario(
     loops = contract.agents.loop_iterations(strategy_settings(cfg, contract)) if contract.agents else 100
     world = mosaik.World(
         sim_config(cfg, strategy, supervisor, list(layout.parties)),
-        mosaik_config={"start_timeout": cfg.run.start_timeout_s},
+        # each simulator process connects back to a socket on a port the system picks (mosaik's default,
+        # 5555 for every run, lets concurrent runs, e.g. a sweep's, collide)
+        mosaik_config={"start_timeout": cfg.run.start_timeout_s, "addr": ("127.0.0.1", 0)},
         max_loop_iterations=loops,
         skip_greetings=True,
         configure_logging=False,
