@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_crypto.py
 	$(PY) tests/bench/bench_admm_qp.py
 	$(PY) tests/bench/bench_admm.py --mgs 10
+	$(PY) tests/bench/bench_sweep.py
 
 bench-rolling: $(STAMP)
 	$(PY) tests/bench/bench_runs.py --strategy centralized --set ems.rolling=true --days 1 365

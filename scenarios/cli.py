@@ -425,6 +425,72 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _sweep_plan(args: argparse.Namespace) -> list[Any]:
+    """The sweep's runs, each combination's config checked (ConfigError/ValueError
+    naming the bad field) before anything runs; the net is built once per ``--vary`` combination."""
+    from scenarios.build import build_net
+    from scenarios.strategy_fit import check_fit, resolve
+    from scenarios.sweep import parse_vary, plan_runs
+
+    entry = get_scenario(args.scenario)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    errors = [float(e) for e in args.error_std.split(",") if e.strip()] if args.error_std else [None]
+    if not strategies or not seeds:
+        raise ValueError("--strategies and --seeds need at least one value each")
+    runs = plan_runs(strategies, seeds, errors, parse_vary(args.vary or []), args.set or [])
+    days = [f"scenario.days={args.days}"] if args.days is not None else []
+    layouts: dict[tuple[str, ...], Any] = {}
+    for run in runs:
+        cfg, data_dir = load_config(args.config or entry.default_config, [*run.settings(), *days], [run.strategy])
+        if run.overrides not in layouts:
+            layouts[run.overrides] = build_net(cfg, data_dir)
+        check_fit(cfg, layouts[run.overrides], resolve(run.strategy))
+    return runs
+
+
+def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
+    from functools import partial
+
+    from scenarios.paths import folder_problem
+    from scenarios.sweep import outcome_dict, run_one, run_sweep
+    from scenarios.sweep_plots import plot_spread
+
+    try:
+        runs = _sweep_plan(args)
+    except (ConfigError, ValueError) as exc:
+        return _bad_input(str(exc))
+    out_dir = Path(args.out_dir).resolve()  # workers (possibly on other hosts) get absolute paths
+    config = str(Path(args.config).resolve()) if args.config else None
+    task = partial(run_one, scenario=args.scenario, config=config, out_dir=str(out_dir), days=args.days)
+    print(f"sweep of {len(runs)} runs -> {out_dir}", file=sys.stderr)
+
+    def progress(o: Any) -> None:
+        print(f"  {o.run.run_id}: {o.status} ({o.wall_s:.1f} s){' ' + o.error if o.error else ''}", file=sys.stderr)
+
+    problem = folder_problem(out_dir)
+    if problem:
+        return _bad_input(f"--out-dir {args.out_dir}: {problem}")
+    outcomes = run_sweep(runs, task, out_dir, workers=args.workers, scheduler=args.scheduler, on_done=progress)
+    plot = plot_spread(outcomes, out_dir / "spread.png")
+    failed = [o for o in outcomes if o.status not in ("ok", "resumed")]
+    if args.json:
+        write_json(
+            out,
+            {
+                "summary": str(out_dir / "summary.csv"),
+                "plot": str(plot) if plot else None,
+                "runs": [outcome_dict(o) for o in outcomes],
+            },
+        )
+    else:
+        for o in outcomes:
+            cost = o.kpis.get("total_cost")
+            print(f"{o.run.run_id:<40} {o.status:<10} {cost if cost is not None else '-'}", file=out)
+        print(f"summary: {out_dir / 'summary.csv'}; {len(failed)} of {len(outcomes)} runs failed", file=out)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmg-cosim", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -461,6 +527,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out-dir", help="where the runs' HDF5 files go (default results/)")
     c.add_argument("--json", action="store_true", help="one JSON object: strategy -> KPIs")
     c.set_defaults(func=cmd_compare)
+    sw = sub.add_parser("sweep", help="a grid of runs (strategies x seeds x forecast errors x values) on Dask")
+    sw.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO, help="a shipped scenario or a TOML config")
+    sw.add_argument("--strategies", required=True, help="comma-separated strategy names (or module:NAME)")
+    sw.add_argument("--seeds", default="1", help="comma-separated scenario seeds (default 1)")
+    sw.add_argument("--error-std", help="comma-separated forecast error std values (default: the config's)")
+    sw.add_argument(
+        "--vary", action="append", metavar="KEY=V1,V2", help="an axis of values, e.g. grid.feeder_load_scale=0.8,1.2"
+    )
+    sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every run")
+    sw.add_argument("--days", type=int, default=None)
+    sw.add_argument("--config", help="a TOML config of the scenario's schema")
+    sw.add_argument("--out-dir", required=True, help="runs/<run id>.h5, summary.csv and spread.png go here")
+    sw.add_argument("--workers", type=int, default=2, help="local Dask worker processes (default 2)")
+    sw.add_argument("--scheduler", help="address of a running Dask scheduler (default: a local cluster)")
+    sw.add_argument("--json", action="store_true", help="one JSON object: the runs and where the summary is")
+    sw.set_defaults(func=cmd_sweep)
     au = sub.add_parser("audit", help="who received whose data in plaintext (privacy audit of a run)")
     au.add_argument("run", help="an HDF5 file written by `mmg-cosim run`")
     au.add_argument("--json", action="store_true")
