@@ -34,7 +34,7 @@ from ems_controllers.clustered.upper import GRANT_TOL_MW, UpperLevel, UpperOutco
 from ems_controllers.core.model_cache import ModelRun
 from ems_controllers.core.network import NetworkData, network_from_pandapower
 from ems_controllers.core.types import Horizon, PartyProblem, SolverOptions, SolveStatus
-from tests.test_clustered_model import HORIZON, SETTINGS, N, small_problems, small_system
+from tests.test_clustered_model import HORIZON, SETTINGS, assert_physical, small_problems, small_system
 
 # ---------------------------------------------------------------------------------------------------------
 # 1. The lower level's time limit
@@ -115,41 +115,6 @@ class ObservedLower(LowerLevel):
 def assert_within_eps(values: ObjectiveValues, eps: EpsPoint) -> None:
     assert values.gc_per_day <= eps.gc_max_per_day + BOUND_REL_TOL * max(1.0, abs(eps.gc_max_per_day))
     assert values.loss_mwh <= eps.loss_max_mwh + BOUND_REL_TOL * max(1.0, abs(eps.loss_max_mwh))
-
-
-def assert_physical(s: Schedule, levels: Mapping[str, tuple[int, ...]]) -> None:
-    """The invariants ``test_the_schedule_obeys_switches_balance_and_demand_response`` checks on the pick:
-    every MG balances each hour, a switch closes only where its level allows and an open one carries
-    nothing, demand response stays in its band and is energy-neutral; and each cluster bus balances."""
-    system = small_system()
-    allow = escalation.allowed(system, levels)
-    for p in small_problems():
-        name = p.mg.name
-        plan = s.plans[name]
-        shift = s.dr_shift_mw[name]
-        assert abs(sum(shift)) < EXACT
-        for t in range(N):
-            load = p.forecast.load_p_mw[t]
-            assert abs(shift[t]) <= SETTINGS.dr_share * load + 1e-7
-            assert allow.pcc[name][t] or not s.pcc_closed[name][t]
-            assert s.pcc_closed[name][t] or abs(plan.import_mw[t]) < 1e-7
-            supply = (
-                plan.diesel_p_mw[t]
-                - plan.battery_p_mw[t]
-                + plan.pv_p_mw[t]
-                + plan.wind_p_mw[t]
-                + plan.load_shed_mw[t]
-                + plan.import_mw[t]
-            )
-            assert supply == pytest.approx(load + shift[t], abs=EXACT)
-    for c in system.clusters:
-        for t in range(N):
-            assert allow.feeder[c.name][t] or not s.feeder_closed[c.name][t]
-            assert s.feeder_closed[c.name][t] or abs(s.feeder_mw[c.name][t]) < 1e-7
-            into = s.feeder_mw[c.name][t]
-            into += sum(s.tie_mw[k.name][t] for k in system.ties if k.b == c.name)
-            into -= sum(s.tie_mw[k.name][t] for k in system.ties if k.a == c.name)
-            assert into == pytest.approx(sum(s.plans[g].import_mw[t] for g in c.mgs), abs=EXACT)
 
 
 def test_rows_and_points_stopped_at_the_limit_serve_their_incumbent() -> None:

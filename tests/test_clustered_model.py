@@ -3,6 +3,8 @@ the lower level on a small system (2 clusters, 3 MGs, 6 hours) solved by HiGHS."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
@@ -12,7 +14,7 @@ from pydantic import ValidationError
 from ems_controllers.clustered import escalation
 from ems_controllers.clustered.losses import loss_error_bound_mw, tangent_points
 from ems_controllers.clustered.lower import LowerSettings
-from ems_controllers.clustered.lower_solve import LowerLevel, LowerOutcome
+from ems_controllers.clustered.lower_solve import LowerLevel, LowerOutcome, Schedule
 from ems_controllers.clustered.pareto import is_monotone
 from ems_controllers.clustered.system import ClusterSpec, ClusterSystem, Link, TieSpec
 from ems_controllers.core.ev import EvSpec
@@ -141,21 +143,23 @@ def test_the_levels_escalate_where_an_mg_cannot_balance(outcome: LowerOutcome) -
     assert all(x < 1e-6 for plan in outcome.schedule.plans.values() for x in plan.load_shed_mw)
 
 
-def test_the_schedule_obeys_switches_balance_and_demand_response(outcome: LowerOutcome) -> None:
-    s = outcome.schedule
-    allow = escalation.allowed(small_system(), outcome.levels)
+def assert_physical(s: Schedule, levels: Mapping[str, tuple[int, ...]]) -> None:
+    """The invariants of a schedule of the small system (the pick's here, each front point's in
+    ``test_clustered_limits``): every MG balances each hour, a switch closes only where its level allows
+    and an open one carries nothing, demand response stays in its band and is energy-neutral; and each
+    cluster bus balances."""
+    system = small_system()
+    allow = escalation.allowed(system, levels)
     for p in small_problems():
         name = p.mg.name
         plan = s.plans[name]
-        shift = np.array(s.dr_shift_mw[name])
-        load = np.array(p.forecast.load_p_mw)
-        assert abs(shift.sum()) < 1e-6  # energy-neutral over the day
-        assert np.all(np.abs(shift) <= 0.2 * load + 1e-7)  # inside the flexibility band
+        shift = s.dr_shift_mw[name]
+        assert abs(sum(shift)) < 1e-6
         for t in range(N):
-            if not allow.pcc[name][t]:
-                assert not s.pcc_closed[name][t]
-            if not s.pcc_closed[name][t]:
-                assert abs(plan.import_mw[t]) < 1e-7  # an open PCC carries nothing
+            load = p.forecast.load_p_mw[t]
+            assert abs(shift[t]) <= SETTINGS.dr_share * load + 1e-7
+            assert allow.pcc[name][t] or not s.pcc_closed[name][t]
+            assert s.pcc_closed[name][t] or abs(plan.import_mw[t]) < 1e-7
             supply = (
                 plan.diesel_p_mw[t]
                 - plan.battery_p_mw[t]
@@ -164,11 +168,19 @@ def test_the_schedule_obeys_switches_balance_and_demand_response(outcome: LowerO
                 + plan.load_shed_mw[t]
                 + plan.import_mw[t]
             )
-            assert supply == pytest.approx(load[t] + shift[t], abs=1e-6)
-    for c in ("C1", "C2"):
+            assert supply == pytest.approx(load + shift[t], abs=1e-6)
+    for c in system.clusters:
         for t in range(N):
-            if not allow.feeder[c][t]:
-                assert not s.feeder_closed[c][t] and abs(s.feeder_mw[c][t]) < 1e-7
+            assert allow.feeder[c.name][t] or not s.feeder_closed[c.name][t]
+            assert s.feeder_closed[c.name][t] or abs(s.feeder_mw[c.name][t]) < 1e-7
+            into = s.feeder_mw[c.name][t]
+            into += sum(s.tie_mw[k.name][t] for k in system.ties if k.b == c.name)
+            into -= sum(s.tie_mw[k.name][t] for k in system.ties if k.a == c.name)
+            assert into == pytest.approx(sum(s.plans[g].import_mw[t] for g in c.mgs), abs=1e-6)
+
+
+def test_the_schedule_obeys_switches_balance_and_demand_response(outcome: LowerOutcome) -> None:
+    assert_physical(outcome.schedule, outcome.levels)
 
 
 def test_the_front_is_monotone_and_the_pick_is_the_fuzzy_rules(outcome: LowerOutcome) -> None:
