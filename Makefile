@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_admm_qp.py
 	$(PY) tests/bench/bench_admm.py --mgs 10
 	$(PY) tests/bench/bench_sweep.py
+	$(PY) tests/bench/bench_grid_large.py
 
 bench-rolling: $(STAMP)
 	$(PY) tests/bench/bench_runs.py --strategy centralized --set ems.rolling=true --days 1 365
