@@ -450,10 +450,8 @@ def _sweep_plan(args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
-    from functools import partial
-
     from scenarios.paths import folder_problem
-    from scenarios.sweep import outcome_dict, run_one, run_sweep
+    from scenarios.sweep import outcome_dict, run_sweep, sweep_task
     from scenarios.sweep_plots import plot_spread
 
     try:
@@ -461,8 +459,7 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
     except (ConfigError, ValueError) as exc:
         return _bad_input(str(exc))
     out_dir = Path(args.out_dir).resolve()  # workers (possibly on other hosts) get absolute paths
-    config = str(Path(args.config).resolve()) if args.config else None
-    task = partial(run_one, scenario=args.scenario, config=config, out_dir=str(out_dir), days=args.days)
+    task = sweep_task(args.scenario, args.config, out_dir, args.days)
     print(f"sweep of {len(runs)} runs -> {out_dir}", file=sys.stderr)
 
     def progress(o: Any) -> None:

@@ -4,14 +4,17 @@ independent mosaik worlds scheduled on Dask (``distributed``).
 Each run is one ``mmg-cosim run ... --json`` process started by a Dask task: its own mosaik world, its own
 simulator processes (their sockets on ports the operating system picks), its own HDF5 file
 ``<out_dir>/runs/<run id>.h5``. Dask only schedules: a :class:`distributed.LocalCluster` of ``workers``
-single-threaded processes by default, or the cluster at ``scheduler`` (then the workers must see
-``out_dir`` and have mmg-cosim installed). A run that fails (exit 1) or is refused (exit 2) is recorded with
-its reason and the others go on. A sweep resumes: a run whose final file exists completed earlier (only a
-complete run gets that name) and is read back, not run again.
+single-threaded processes by default, or the cluster at ``scheduler``: the user's, which the sweep only
+connects to (it never stops it); its workers must see ``out_dir`` and have this mmg-cosim installed. A
+worker has a working folder of its own (another host's, perhaps), so every path a run gets is absolute
+(:func:`sweep_task`). A run that fails (exit 1) or is refused (exit 2) is recorded with its reason and the
+others go on. A sweep resumes: a run whose final file exists completed earlier (only a complete run gets
+that name) and is read back, not run again.
 
-The sweep writes ``summary.csv`` (one row per run: its parameters, status, wall time and the KPIs every
-strategy shares) after every finished run, and ``spread.png`` (cost, limits broken and unserved energy per
-strategy over the runs).
+The sweep writes the summary (one row per run: its parameters, status, wall time, the Dask worker that ran
+it and the KPIs every strategy shares) after every finished run, as ``summary.csv`` and, typed, as
+``summary.parquet`` (same rows and columns), and ``spread.png`` (cost, limits broken and unserved energy
+per strategy over the runs).
 """
 
 from __future__ import annotations
@@ -26,8 +29,12 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SUMMARY_KPIS = (
     "total_cost",
@@ -44,6 +51,9 @@ SUMMARY_KPIS = (
     "solve_time_s",
 )
 """What the summary keeps of each run's KPIs: what every strategy's run reports, counted the same way."""
+SUMMARY_INTS = ("seed",)
+SUMMARY_FLOATS = ("error_std", "wall_s", *SUMMARY_KPIS)
+"""The summary's numeric columns: int64 and float64 (NaN where summary.csv has ""); the others are strings."""
 EXIT_STATUS = {0: "ok", 1: "failed", 2: "bad_input", 130: "interrupted", 143: "interrupted"}
 
 
@@ -84,6 +94,8 @@ class RunOutcome:
     wall_s: float
     error: str | None = None
     kpis: dict[str, Any] = field(default_factory=dict)
+    worker: str = ""
+    """The address of the Dask worker that ran (or read back) the run; "" outside Dask."""
 
     def row(self) -> dict[str, Any]:
         r = self.run
@@ -94,7 +106,8 @@ class RunOutcome:
             "error_std": "" if r.error_std is None else r.error_std,
             "overrides": " ".join(r.overrides),
             "status": self.status,
-            "wall_s": round(self.wall_s, 3),
+            "wall_s": round(self.wall_s, 3) if math.isfinite(self.wall_s) else "",
+            "worker": self.worker,
             "path": self.path or "",
             "error": self.error or "",
         }
@@ -135,11 +148,26 @@ def plan_runs(
     return runs
 
 
+def sweep_task(scenario: str, config: str | None, out_dir: Path, days: int | None) -> Callable[[SweepRun], RunOutcome]:
+    """:func:`run_one` for every run of a sweep, its paths made absolute here, in the sweep's working folder
+    (a worker runs in its own): the out-dir, the config and a scenario given as the path of a TOML file (a
+    shipped scenario's name passes as it is)."""
+    from scenarios.registry import SCENARIOS
+
+    scen = scenario if scenario in SCENARIOS else str(Path(scenario).resolve())
+    conf = str(Path(config).resolve()) if config else None
+    return partial(run_one, scenario=scen, config=conf, out_dir=str(out_dir.resolve()), days=days)
+
+
 def run_one(run: SweepRun, scenario: str, config: str | None, out_dir: str, days: int | None) -> RunOutcome:
-    """One run as its own ``mmg-cosim run`` process (a Dask task; also callable directly)."""
+    """One run as its own ``mmg-cosim run`` process (a Dask task; also callable directly). Paths must be
+    absolute (ValueError): a worker's working folder is not the sweep's."""
+    if not Path(out_dir).is_absolute() or (config and not Path(config).is_absolute()):
+        raise ValueError(f"run_one needs absolute paths, got out_dir={out_dir!r}, config={config!r}")
+    worker = _worker_address()
     out = Path(out_dir) / "runs" / f"{run.run_id}.h5"
     if out.exists():
-        return _resumed(run, out)
+        return _resumed(run, out, worker)
     cmd = [sys.executable, "-m", "scenarios.cli", "run", scenario, "--strategy", run.strategy]
     cmd += ["--out", str(out), "--json", "--quiet"]
     if config:
@@ -157,18 +185,27 @@ def run_one(run: SweepRun, scenario: str, config: str | None, out_dir: str, days
     except json.JSONDecodeError:
         doc = {}
     if status == "ok":
-        return RunOutcome(run, status, str(out), wall, kpis=doc)
+        return RunOutcome(run, status, str(out), wall, kpis=doc, worker=worker)
     error = doc.get("error") or doc.get("run_error") or _last_line(proc.stderr) or f"exit {proc.returncode}"
     path = doc.get("path") if isinstance(doc.get("path"), str) else None
-    return RunOutcome(run, status, path, wall, error=str(error))
+    return RunOutcome(run, status, path, wall, error=str(error), worker=worker)
 
 
-def _resumed(run: SweepRun, out: Path) -> RunOutcome:
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):  # not in a Dask worker: a direct call
+        return ""
+
+
+def _resumed(run: SweepRun, out: Path, worker: str) -> RunOutcome:
     from sims.record_reader import read_attrs, read_kpis
 
     kpis = read_kpis(out)
     wall = float(read_attrs(out).get("wall_time_s", math.nan))
-    return RunOutcome(run, "resumed", str(out), wall, kpis=kpis)
+    return RunOutcome(run, "resumed", str(out), wall, kpis=kpis, worker=worker)
 
 
 def _last_line(text: str) -> str:
@@ -176,16 +213,38 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def summary_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The summary's rows as a typed table: :data:`SUMMARY_INTS` int64, :data:`SUMMARY_FLOATS` float64 (NaN
+    for ""), every other column strings."""
+    import pandas as pd
+
+    columns: dict[str, pd.Series] = {}
+    for col in rows[0] if rows else []:
+        values = [r[col] for r in rows]
+        if col in SUMMARY_INTS:
+            columns[col] = pd.Series(values, dtype="int64")
+        elif col in SUMMARY_FLOATS:
+            columns[col] = pd.Series([math.nan if v == "" else float(v) for v in values], dtype="float64")
+        else:
+            columns[col] = pd.Series([str(v) for v in values], dtype=str)
+    return pd.DataFrame(columns)
+
+
 def write_summary(outcomes: Iterable[RunOutcome], path: Path) -> None:
-    """``summary.csv`` (written to a temporary name, then moved: a reader never sees half a table)."""
+    """``summary.csv`` at ``path`` and the same rows typed as ``summary.parquet`` beside it (each written to a
+    temporary name, then moved: a reader never sees half a table)."""
     rows = [o.row() for o in outcomes]
     if not rows:
         return
+    parquet = path.with_suffix(".parquet")
+    tmp_parquet = parquet.with_suffix(".parquet.tmp")
+    summary_frame(rows).to_parquet(tmp_parquet, index=False)
     tmp = path.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    tmp_parquet.replace(parquet)
     tmp.replace(path)
 
 
@@ -214,9 +273,12 @@ def run_sweep(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
         )
     done: dict[str, RunOutcome] = {}
+    # a key is the scheduler's name for a task, shared by its clients: the out-dir's hash keeps another sweep
+    # of the same runs on the same cluster (to another folder) from being handed this one's results
+    tag = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:8]
     try:
-        with Client(scheduler if scheduler is not None else cluster) as client:
-            futures = {client.submit(task, r, key=f"run-{r.run_id}", pure=False): r for r in runs}
+        with Client(scheduler if scheduler is not None else cluster) as client:  # closes the client, not the cluster
+            futures = {client.submit(task, r, key=f"run-{r.run_id}-{tag}", pure=False): r for r in runs}
             for fut in as_completed(futures):
                 run = futures[fut]
                 try:

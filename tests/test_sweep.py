@@ -1,22 +1,43 @@
 """``mmg-cosim sweep``: a grid of runs as independent mosaik worlds on a local Dask cluster, each writing its
-own HDF5 file, a failed run recorded while the others go on, one summary table and the spread's figure, and
-a sweep that resumes without running a completed run again."""
+own HDF5 file, a failed run recorded while the others go on, one summary table (CSV and the same typed in
+Parquet) and the spread's figure, and a sweep that resumes without running a completed run again. The same
+sweep on a Dask cluster of the user's: tests/test_sweep_cluster.py."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from scenarios.cli import main
-from scenarios.sweep import SweepRun, parse_vary, plan_runs, run_one
+from scenarios.sweep import SUMMARY_FLOATS, SUMMARY_INTS, SweepRun, parse_vary, plan_runs, run_one
 from sims.record_reader import read_attrs, read_kpis
 
 pytestmark = pytest.mark.xdist_group("sweep")
 
 FAILING = "tests.helpers.failing_ems:KPI_FAILING"
+
+
+def assert_parquet_is_the_csv(out: Path) -> pd.DataFrame:
+    """``summary.parquet`` holds ``summary.csv``'s rows and columns, typed: int64 and float64 numbers (NaN
+    where the CSV has nothing), strings for the rest; returns it."""
+    table = pd.read_parquet(out / "summary.parquet")
+    text = pd.read_csv(out / "summary.csv", dtype=str, keep_default_na=False)
+    expected = text.copy()
+    for col in SUMMARY_INTS:
+        expected[col] = text[col].astype("int64")
+    for col in SUMMARY_FLOATS:
+        expected[col] = pd.Series([math.nan if v == "" else float(v) for v in text[col]], dtype="float64")
+    assert {col: str(table[col].dtype) for col in (*SUMMARY_INTS, *SUMMARY_FLOATS)} == {
+        **dict.fromkeys(SUMMARY_INTS, "int64"),
+        **dict.fromkeys(SUMMARY_FLOATS, "float64"),
+    }
+    pd.testing.assert_frame_equal(table, expected)
+    return table
 
 
 def test_the_grid_is_every_combination_with_its_own_file() -> None:
@@ -69,6 +90,9 @@ def test_a_sweep_runs_records_a_failure_and_resumes(tmp_path: Path, capfd: pytes
     with (out / "summary.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert sorted(r["status"] for r in rows) == ["failed", "ok"]
+    assert all(r["worker"].startswith("tcp://127.0.0.1:") for r in rows)  # the local cluster's workers
+    table = assert_parquet_is_the_csv(out)
+    assert table.set_index("strategy")["total_cost"].isna().to_dict() == {"rule_based": False, FAILING: True}
     assert (out / "spread.png").stat().st_size > 10_000
     again = run_one(run, "ieee33_3mg", None, str(out), 1)
     assert again.status == "resumed" and again.kpis["total_cost"] == pytest.approx(ok["total_cost"])

@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
-from scenarios.sweep import plan_runs, run_one, run_sweep
+from scenarios.sweep import plan_runs, run_one, run_sweep, sweep_task
 
 
 def main() -> None:
@@ -38,7 +37,7 @@ def main() -> None:
         t0 = time.perf_counter()
         serial = [run_one(r, a.scenario, None, str(serial_dir), a.days) for r in runs]
         t_serial = time.perf_counter() - t0
-        task = partial(run_one, scenario=a.scenario, config=None, out_dir=str(sweep_dir), days=a.days)
+        task = sweep_task(a.scenario, None, sweep_dir, a.days)
         t1 = time.perf_counter()
         swept = run_sweep(runs, task, sweep_dir, workers=a.workers)
         t_sweep = time.perf_counter() - t1
