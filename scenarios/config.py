@@ -480,6 +480,12 @@ class RunCfg(_Strict):
         default_factory=dict,
         description="simulators already running elsewhere (another host): sim_config name -> HOST:PORT",
     )
+    processes: int = Field(
+        default=1,
+        ge=1,
+        description="EMS simulators the parties are spread over (EMS-1..EMS-n), each a process of its own whose "
+        "solves run in parallel; only for a strategy whose contract declares them partitionable",
+    )
 
     @field_validator("connect")
     @classmethod

@@ -11,6 +11,14 @@ only as a broken connection. Each child a run starts here goes through :class:`S
   later one, with :class:`SimulatorFailed` naming the simulator, its exit code or signal and its last words;
 * a request it does not answer within ``step_timeout_s`` fails the same way (a hung simulator);
 * at the end it is asked to stop, then terminated, then killed: no child outlives the run.
+
+A simulator someone started elsewhere (``run.connect``: ``python -m <module> HOST:PORT --remote``, e.g. on
+another host) is reached through :meth:`Supervisor.connector` (tried again while it refuses: it may still
+be starting) and watched alike, as far as a connection allows: one that cannot be reached within
+``start_timeout``, closes or loses its connection while the run goes on (its process ended or was
+killed), raises, or does not answer a request within ``step_timeout_s`` (a hung simulator, or a host that
+went away without a word) fails the run naming it and its address. At the end it is asked to stop (it
+then ends on its host); it is not ours to kill.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ logger = logging.getLogger(__name__)
 TAIL_LINES = 20
 TERMINATE_WAIT_S = 5.0
 STOP_GRACE_S = 30.0
+CONNECT_RETRY_S = 0.25
 
 
 class SimulatorFailed(RuntimeError):
@@ -46,6 +55,10 @@ class Child:
 
     name: str
     target: str
+    address: str | None = None
+    """HOST:PORT of a simulator started elsewhere (``run.connect``); None for a process of the run's."""
+    lost: str | None = None
+    """How the connection to a simulator started elsewhere ended."""
     pid: int | None = None
     returncode: int | None = None
     process: asyncio.subprocess.Process | None = None
@@ -56,7 +69,12 @@ class Child:
     """It did not answer a request in time (it is terminated without being asked to stop)."""
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
 
+    def where(self) -> str:
+        return f"{self.target} at {self.address}" if self.address is not None else f"{self.target}, pid {self.pid}"
+
     def exit_text(self) -> str:
+        if self.address is not None:
+            return self.lost or "is connected"
         rc = self.returncode
         if rc is None:
             return "is running"
@@ -139,6 +157,54 @@ class _SupervisedStarter(Starter):
         return proxy
 
 
+class _ConnectStarter(Starter):
+    """Connects to a simulator started elsewhere and hands it to its supervisor."""
+
+    api_version = None
+
+    def __init__(self, supervisor: Supervisor, child: Child) -> None:
+        self._supervisor = supervisor
+        self._child = child
+
+    @classmethod
+    def from_starter_config(cls, starter_config: Any) -> None:
+        return None  # built by Supervisor.connector, never from a sim_config dict
+
+    async def start(self, sim_id: str, mosaik_remote: Any, mosaik_config: Any) -> BaseProxy:
+        child, supervisor = self._child, self._supervisor
+        try:
+            reader, writer = await self._open(mosaik_config["start_timeout"])
+        except (OSError, TimeoutError) as exc:
+            why = (
+                f"{type(exc).__name__}: {exc}" if str(exc) else f"no answer within {mosaik_config['start_timeout']:g} s"
+            )
+            module = child.target.partition(":")[0]
+            raise supervisor.failure(
+                child, f"cannot be reached ({why}); start it there: python -m {module} {child.address} --remote"
+            ) from None
+        channel = Channel(reader, writer, name=sim_id)
+        proxy = RemoteProxy(channel, mosaik_remote)
+        supervisor.watch_connection(child, channel)
+        return proxy
+
+    async def _open(self, timeout_s: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The connection, tried again while it is refused (the simulator may still be starting: it
+        listens once imported) until ``timeout_s`` is over."""
+        assert self._child.address is not None
+        host, _, port = self._child.address.rpartition(":")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            try:
+                return await asyncio.wait_for(
+                    asyncio.open_connection(host.strip("[]"), int(port)), max(deadline - loop.time(), 0.01)
+                )
+            except ConnectionRefusedError:
+                if loop.time() + CONNECT_RETRY_S >= deadline:
+                    raise
+                await asyncio.sleep(CONNECT_RETRY_S)
+
+
 class Supervisor:
     """Starts a run's simulator processes and watches them (see the module docstring)."""
 
@@ -158,6 +224,13 @@ class Supervisor:
         self.children.append(child)
         return _SupervisedStarter(self, child)
 
+    def connector(self, name: str, target: str, address: str) -> Starter:
+        """A mosaik starter that connects to the simulator ``target`` someone started at ``address``
+        (``HOST:PORT``) with ``python -m <module> HOST:PORT --remote``."""
+        child = Child(name, target, address=address)
+        self.children.append(child)
+        return _ConnectStarter(self, child)
+
     def relay(self, child: Child, process: asyncio.subprocess.Process) -> None:
         """Pass the child's stderr through to ours and keep its last lines."""
         if process.stderr is not None:
@@ -171,10 +244,18 @@ class Supervisor:
         self._tasks.append(asyncio.get_running_loop().create_task(task, name=f"supervise {child.name} exit"))
         self._guard_requests(child, channel)
 
+    def watch_connection(self, child: Child, channel: Channel) -> None:
+        """From the connection on, a simulator started elsewhere: notice when the connection ends, and
+        bound every request's wait."""
+        child.channel = channel
+        task = self._await_disconnect(child, channel)
+        self._tasks.append(asyncio.get_running_loop().create_task(task, name=f"supervise {child.name} connection"))
+        self._guard_requests(child, channel)
+
     def failure(self, child: Child, what: str) -> SimulatorFailed:
-        return SimulatorFailed(
-            f"simulator {child.name} ({child.target}, pid {child.pid}) {what}; its last words: {child.last_words()}"
-        )
+        if child.address is not None:  # its stderr is on its own host
+            return SimulatorFailed(f"simulator {child.name} ({child.where()}) {what}")
+        return SimulatorFailed(f"simulator {child.name} ({child.where()}) {what}; its last words: {child.last_words()}")
 
     def first_failure(self) -> SimulatorFailed | None:
         """What went wrong with a child while the run went on: an exception it raised, or its end."""
@@ -202,9 +283,27 @@ class Supervisor:
 
     async def stop_children(self, grace_s: float = STOP_GRACE_S) -> None:
         """Ask each child to stop (it finalizes: the recorder writes its last rows), wait up to ``grace_s``
-        for it to end, then terminate it. mosaik's own stop waits 0.1 s and then may wait forever on a
-        child that is still busy; after this, every channel is closed from the child's side."""
-        await asyncio.gather(*(self._stop_child(c, grace_s) for c in self.children if c.process is not None))
+        for it to end, then terminate it; ask each simulator started elsewhere to stop, and close its
+        connection. mosaik's own stop waits 0.1 s and then may wait forever on a child that is still busy;
+        after this, every channel is closed."""
+        await asyncio.gather(
+            *(self._stop_child(c, grace_s) for c in self.children if c.process is not None),
+            *(self._stop_connected(c, grace_s) for c in self.children if c.address is not None and c.channel),
+        )
+
+    async def _stop_connected(self, child: Child, grace_s: float) -> None:
+        channel = child.channel
+        assert channel is not None
+        reader: asyncio.Task[None] = channel._receiver_task
+        if not reader.done() and not child.hung:
+            with contextlib.suppress(Exception):  # it ends without an answer: its end of the connection closes
+                await asyncio.wait_for(channel.send(["stop", [], {}]), grace_s)
+            await asyncio.wait({reader}, timeout=TERMINATE_WAIT_S)
+        if not reader.done():
+            channel._writer.close()  # a hung one learns of the end when it next reads
+        child.lost = child.lost or "was stopped"
+        # as for a child: mosaik's stop waits for its request handler, which ends only on EndOfRequests
+        channel._incoming_requests.put_nowait(EndOfRequests())
 
     async def _stop_child(self, child: Child, grace_s: float) -> None:
         process, channel = child.process, child.channel
@@ -244,6 +343,23 @@ class Supervisor:
             return
         child.died = True
         await asyncio.sleep(0.2)  # let the relay read the last lines
+        error = self.failure(child, child.exit_text())
+        logger.error("%s", error)
+        for future in list(channel._outgoing_request_futures.values()):
+            if not future.done():
+                future.set_exception(error)
+
+    async def _await_disconnect(self, child: Child, channel: Channel) -> None:
+        reader: asyncio.Task[None] = channel._receiver_task
+        await asyncio.wait({reader})  # (not ``await reader``: cancelling this watch must not cancel it)
+        problem = None if reader.cancelled() else reader.exception()
+        if self.stopping:
+            return
+        if problem is None:
+            child.lost = "closed its connection (its process ended, or was killed, on its host)"
+        else:
+            child.lost = f"lost its connection ({type(problem).__name__}: {problem})"
+        child.died = True
         error = self.failure(child, child.exit_text())
         logger.error("%s", error)
         for future in list(channel._outgoing_request_futures.values()):

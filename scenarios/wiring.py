@@ -1,9 +1,10 @@
 """Scenario-agnostic wiring: the mosaik world around a scenario's net, as the strategy's contract says.
 
 The builder makes the net and layout (:func:`scenarios.build.build_net`: the grid and where each party's
-units sit); :func:`wire` starts the grid, profile and EMS simulators, creates one profile entity per load,
-PV and wind unit (a standard profile, pvlib / windpowerlib, or a series from the scenario's data file),
-one ``MG`` entity per party and the strategy's extra entities (its contract's ``owner_agent``,
+units sit); :func:`wire` starts the grid, profile and EMS simulators (the EMS: one, one per party for a
+strategy of agents, or ``run.processes`` of them each holding a share of the parties), creates one
+profile entity per load, PV and wind unit (a standard profile, pvlib / windpowerlib, or a series from the
+scenario's data file), one ``MG`` entity per party and the strategy's extra entities (its contract's ``owner_agent``,
 ``system_entity``, ``switch_entity`` and ``svc_entity``), connects actuals to the grid, forecasts and measured state of
 charge to the EMS, the EMS's setpoints, switch states (tie switches if the contract
 ``operates_tie_switches``; each cluster switch from its ``switch_entity``; each SVC's reactive power from
@@ -158,14 +159,14 @@ class _Wiring:
     ge: dict[str, Any] = field(default_factory=dict)  # grid entities by eid
     prof: Any = None
     ems_sim: Any = None
-    party_sims: dict[str, Any] = field(default_factory=dict)  # agents: each party's own EMS simulator
+    party_sims: dict[str, Any] = field(default_factory=dict)  # agents, run.processes > 1: each party's EMS sim
     coordinator_sim: Any = None
     feeder_profiles: list[Any] = field(default_factory=list)
     profile_ents: list[Any] = field(default_factory=list)
     to_record: list[tuple[Any, list[str]]] = field(default_factory=list)
 
     def start(self, data_dir: Any) -> None:
-        from scenarios.common import start_agents, start_ems, start_profiles
+        from scenarios.common import start_agents, start_profiles
 
         step_s = self.cfg.scenario.step_s
         if "unserved_mw" in self.strategy.outputs:
@@ -178,7 +179,20 @@ class _Wiring:
                 self.world, self.cfg, self.strategy, list(self.layout.parties)
             )
         else:
-            self.ems_sim = start_ems(self.world, self.cfg, self.strategy, site=site_of(self.cfg, self.layout))
+            self.start_ems()
+
+    def start_ems(self) -> None:
+        """The EMS simulator, or with ``run.processes`` > 1 the simulators the parties are spread over
+        (``party_sims``: each party's)."""
+        from scenarios.common import ems_partitions, start_ems
+
+        parts = ems_partitions(self.cfg, self.strategy, list(self.layout.parties))
+        site = site_of(self.cfg, self.layout)
+        sims = {name: start_ems(self.world, self.cfg, self.strategy, site=site, sim_name=name) for name in parts}
+        if len(sims) == 1:
+            self.ems_sim = next(iter(sims.values()))
+        else:
+            self.party_sims = {party: sims[name] for name, share in parts.items() for party in share}
 
     def feeder_loads(self) -> None:
         """The network operator's feeder loads: their nominal p/q in the net scaled by one profile."""
@@ -217,7 +231,8 @@ class _Wiring:
             for o in owners
         }
         agent_model = self.strategy.owner_agent
-        ems = self.party_sims.get(name, self.ems_sim).MG(
+        ems_sim = self.party_sims.get(name, self.ems_sim)
+        ems = ems_sim.MG(
             **self._ring_params(name),
             mg=party_microgrid(cfg, name).to_dict(),
             pv_rated_mw=units.pv.peak_mw if units is not None and units.pv else 0.0,
@@ -238,7 +253,7 @@ class _Wiring:
         for o in owners:
             ent = owner_profiles[o.owner]
             if agent_model is not None:  # the owner's own agent stands between its forecast and the EMS
-                agent = getattr(self.ems_sim, agent_model.model)(mg=name, owner=o.owner)
+                agent = getattr(ems_sim, agent_model.model)(mg=name, owner=o.owner)
                 world.connect(ent, agent, ("forecast_p_mw", "load_forecast_p_mw"))
                 pm.owners[o.owner] = _fid(agent)
                 self.to_record.append((agent, list(agent_model.outputs)))

@@ -18,7 +18,9 @@ It declares
   switch, whose ``closed`` drives it, ``svc_entity``: one per static var compensator, whose ``q_mvar``
   drives it); whether it operates the tie switches
   (``operates_tie_switches``: the network operator's entity outputs ``tie_closed``); whether its parties
-  are agents iterating with a coordinator in a same-time loop (``agents``: :class:`AgentLoop`);
+  are agents iterating with a coordinator in a same-time loop (``agents``: :class:`AgentLoop`); whether
+  its parties' ``MG`` entities are independent of each other inside its simulator (``partitionable``: a
+  run may then spread them over several simulator processes, ``run.processes``);
 - its duty to the privacy audit: a strategy without ``owner_agent`` gets each owner's load forecast in
   plaintext, with the ``MG`` entity's ``load_owners`` param (source entity -> owner); it must output
   what it received as ``messages`` (sender ``<MG>:<owner>``), as the shipped ones do, or declare
@@ -219,12 +221,27 @@ class Strategy:
     plots: str | None = None
     audit: str | None = None
     agents: AgentLoop | None = None
+    partitionable: bool = False
+    """Its parties' ``MG`` entities (and their owners' agents) are independent of each other inside its
+    simulator, except that a party and the MGs nested in it plan together: one simulator instance holding
+    any share of the parties (whole nesting trees) outputs for each what one instance holding all of them
+    would (but for a round's aggregate over the parties it holds, such as a planner's ``objective``, and
+    for timings). A run may then spread them over ``run.processes`` simulators, each a process of its own, whose
+    solves run in parallel. Not with ``agents`` (each party is a simulator of its own already) nor with
+    entities for the whole system (``system_entity``, ``switch_entity``, ``svc_entity``)."""
 
     def __post_init__(self) -> None:
         if ":" not in self.simulator:
             raise StrategyError(f"strategy {self.name!r}: simulator must be 'module:Class', not {self.simulator!r}")
         if not (isinstance(self.settings, type) and issubclass(self.settings, StrategySettings)):
             raise StrategyError(f"strategy {self.name!r}: settings must subclass StrategySettings")
+        if self.partitionable:
+            whole = [f for f in ("agents", "system_entity", "switch_entity", "svc_entity") if getattr(self, f)]
+            if whole:
+                raise StrategyError(
+                    f"strategy {self.name!r}: partitionable, but its {', '.join(whole)} couple its parties "
+                    "inside its simulator"
+                )
 
     @classmethod
     def declare(

@@ -10,4 +10,6 @@ STATUS_ATTRS = ("planned_import_mw", "planned_cost", "unserved_mw", "ems_status"
 PLAN_ATTRS = ("plan_diesel_p_mw", "plan_battery_p_mw", "plan_import_mw", "plan_soc_mwh")
 OUTPUT_ATTRS = (*SETPOINT_ATTRS, *STATUS_ATTRS, *PLAN_ATTRS, "messages")
 
-STRATEGY = Strategy.declare(__name__, "RuleBasedEMS", OUTPUT_ATTRS, cannot_handle=GRID_TIED)
+# Each MG entity applies the rule to its own units and forecasts alone: a run may spread them over
+# several simulator processes (run.processes).
+STRATEGY = Strategy.declare(__name__, "RuleBasedEMS", OUTPUT_ATTRS, cannot_handle=GRID_TIED, partitionable=True)
