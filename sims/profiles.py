@@ -559,7 +559,7 @@ class ProfileSim(mosaik_api_v3.Simulator):
         self._year = 2016
         self._out: dict[str, dict[str, Any]] = {}
         self._eids: list[str] = []
-        self._matrix_p_mw = np.zeros((0, HOURS_PER_YEAR))
+        self._matrix: np.ndarray | None = None  # every unit's hourly year, stacked at the first step after a create
 
     @override
     def init(self, sid: SimId, time_resolution: float = 1.0, **sim_params: Any) -> Meta:
@@ -681,9 +681,17 @@ class ProfileSim(mosaik_api_v3.Simulator):
             self._counters[model] += 1
             self._units[eid] = unit
             entities.append({"eid": eid, "type": model})
-        self._eids = list(self._units)
-        self._matrix_p_mw = np.stack([u.hourly_p_mw for u in self._units.values()])
+        self._matrix = None  # stacked once, not per create (quadratic for thousands of entities)
         return entities
+
+    @property
+    def _matrix_p_mw(self) -> np.ndarray:
+        """Every unit's hourly series of a year, one row per entity in :attr:`_eids`' order."""
+        if self._matrix is None:
+            self._eids = list(self._units)
+            rows = [u.hourly_p_mw for u in self._units.values()]
+            self._matrix = np.stack(rows) if rows else np.zeros((0, HOURS_PER_YEAR))
+        return self._matrix
 
     def _is_planning_time(self, t_s: float) -> bool:
         return math.isclose(math.remainder(t_s, self._forecast_every_s), 0.0, abs_tol=1e-6)

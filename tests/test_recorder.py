@@ -249,27 +249,38 @@ def test_write_kpis_round_trip(tmp_path: Path) -> None:
 
 
 def test_relations_from_entity_graph(tmp_path: Path) -> None:
+    """The recorder asks mosaik for its own neighbours, then for theirs, and stores every edge once."""
+
     class FakeMosaik:
-        def get_related_entities(self, entities: Any = None) -> str:
-            return "request"  # what mosaik would await
+        def get_related_entities(self, entities: Any = None) -> Any:
+            return ("request", entities)  # what mosaik would await
 
     sim = RecorderSim()
-    sim.init("Rec", path=str(tmp_path / "run.h5"))
+    sim.init("Rec-0", path=str(tmp_path / "run.h5"))
     sim.create(1, "Recorder")
     list(sim.setup_done())  # without a mosaik proxy: nothing, no error
     # the recorder drives mosaik-api-v3's generator protocol (it yields the request object), which
     # MosaikProxy's async methods do not describe: the fake stands in for the proxy
     sim.mosaik = cast(MosaikProxy, FakeMosaik())
     gen = sim.setup_done()
-    assert next(gen) == "request"
-    graph = {
-        "nodes": {"Src-0.a": {"type": "A"}, "Rec-0.Recorder": {"type": "Recorder"}},
-        "edges": [["Src-0.a", "Rec-0.Recorder", {}]],
+    assert next(gen) == ("request", "Rec-0.Recorder")
+    fed_by = {"Src-0.a": {"type": "A"}, "Grid-0.Bus-1": {"type": "Bus"}}
+    assert gen.send(fed_by) == ("request", ["Grid-0.Bus-1", "Src-0.a"])
+    related = {
+        "Src-0.a": {"Rec-0.Recorder": {"type": "Recorder"}, "Grid-0.Bus-1": {"type": "Bus"}},
+        "Grid-0.Bus-1": {"Rec-0.Recorder": {"type": "Recorder"}, "Src-0.a": {"type": "A"}, "EMS-0.x": {"type": "X"}},
     }
     with pytest.raises(StopIteration):
-        gen.send(graph)
+        gen.send(related)
     sim.finalize()
-    assert read_relations(tmp_path / "run.h5") == [("Src-0.a", "Rec-0.Recorder")]
+    edges = {frozenset(e) for e in read_relations(tmp_path / "run.h5")}
+    assert edges == {
+        frozenset(("Src-0.a", "Rec-0.Recorder")),
+        frozenset(("Grid-0.Bus-1", "Rec-0.Recorder")),
+        frozenset(("Src-0.a", "Grid-0.Bus-1")),
+        frozenset(("Grid-0.Bus-1", "EMS-0.x")),
+    }
+    assert len(read_relations(tmp_path / "run.h5")) == 4
 
 
 def test_ids_with_slashes_are_escaped(tmp_path: Path) -> None:
