@@ -51,12 +51,7 @@ def build_net(cfg: Config, config_dir: Path | None = None) -> NetLayout:
     """The scenario's net and layout (ConfigError naming the field for anything the net lacks);
     ``config_dir``: the config's folder, where a relative ``grid.net`` JSON file is looked for."""
     g = cfg.grid
-    net = load_net(g, config_dir)
-    if g.fuse_closed_bus_switches:
-        fuse_closed_bus_switches(net)
-    if g.slack_bus is not None:
-        _check_buses(cfg, net, [("grid.slack_bus", g.slack_bus)])
-        cut_at_slack_bus(net, g.slack_bus)
+    net = prepared_net(g, config_dir)
     validate_against_net(cfg, net)
     _own_elements(cfg, net)
     if "grid_forming" not in net.sgen.columns:
@@ -85,6 +80,20 @@ def build_net(cfg: Config, config_dir: Path | None = None) -> NetLayout:
             "upstream grid connects) or set external_grid = false (an islanded system)"
         )
     return NetLayout(net, parties, feeder_loads, tie_switches, clusters, cluster_ties, svcs)
+
+
+def prepared_net(g: GridCfg, config_dir: Path | None = None) -> Any:
+    """Step 1: the net ``grid.net`` names, its closed bus-bus switches fused, cut at ``grid.slack_bus``
+    (whose bus numbers every other field, and the fleet's placement, refer to)."""
+    net = load_net(g, config_dir)
+    if g.fuse_closed_bus_switches:
+        fuse_closed_bus_switches(net)
+    if g.slack_bus is not None:
+        if g.slack_bus not in net.bus.index:
+            known = _index_text(net.bus.index)
+            raise ConfigError(f"grid.slack_bus: bus {g.slack_bus} is not in {g.net} (buses {known})")
+        cut_at_slack_bus(net, g.slack_bus)
+    return net
 
 
 def islanded(cfg: Config, net: Any) -> None:

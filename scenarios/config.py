@@ -278,6 +278,7 @@ class MgCfg(UnitsCfg):
     trade: TradeCfg | None = Field(default=None, description="prices of the exchange with the parent")
     owners: list[OwnerLoadCfg] = Field(default_factory=list)
     ev: EvCfg | None = Field(default=None, description="EV charging, a load of its own at the MG's bus")
+    kind: str | None = Field(default=None, description="the fleet kind ([fleet]) it was placed as, if any")
 
     @model_validator(mode="after")
     def _placement(self) -> MgCfg:
@@ -365,6 +366,55 @@ class SvcCfg(_Strict):
         if self.q_max_mvar - self.q_min_mvar <= 0:
             raise ValueError("q_min_mvar, q_max_mvar: an SVC needs a reactive range (both are 0)")
         return self
+
+
+class FleetKindCfg(_Strict):
+    """A kind of MG in a fleet: the MG table (any ``[[mgs]]`` field but ``name``, ``bus``, ``parent`` and
+    ``cluster``) and a size factor drawn per MG from ``scale`` (every power and energy size of the table,
+    the fields ending in ``_mw``, ``_mwh`` or ``_mw_per_h``, times that factor; prices and efficiencies as
+    given)."""
+
+    name: str = Field(min_length=1, pattern=NAME_PATTERN, description="the kind's name (recorded per MG)")
+    weight: float = Field(default=1.0, gt=0, description="relative share of the fleet's MGs of this kind")
+    scale: tuple[float, float] = Field(default=(1.0, 1.0), description="[low, high] of the size factor (> 0)")
+    mg: dict[str, Any] = Field(description="the MG table, as in [[mgs]]")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1]:
+            raise ValueError(f"[low, high] with 0 < low <= high, not {list(v)}")
+        return v
+
+    @field_validator("mg")
+    @classmethod
+    def _unplaced(cls, v: dict[str, Any]) -> dict[str, Any]:
+        placed = sorted(set(v) & {"name", "bus", "parent", "cluster", "kind"})
+        if placed:
+            raise ValueError(f"{', '.join(placed)} come from the fleet's placement, not the kind")
+        return v
+
+
+class FleetCfg(_Strict):
+    """``n`` MGs placed on the net by rules (see :mod:`scenarios.fleet`): the candidate buses are those in
+    service at or below ``vn_kv_max`` whose ``subnet`` (SimBench's column; the whole net where it has
+    none) matches one of ``subnets``, of the kind ``buses`` says, not taken by the config; the MGs are
+    spread round-robin over the subnets in a seeded order, a seeded bus in each, at most
+    ``per_subnet_max`` per subnet. Each MG's kind is drawn by ``weight``, its size factor from ``scale``."""
+
+    n: int = Field(ge=1, description="how many MGs")
+    seed: int | None = Field(default=None, description="placement and size draws; none: scenario.seed")
+    name_prefix: str = Field(default="MG", pattern=NAME_PATTERN, description="MG names: prefix + number")
+    subnets: list[str] = Field(
+        default_factory=list, description="shell patterns on the buses' subnet names (e.g. 'LV*'); empty: any"
+    )
+    vn_kv_max: float | None = Field(default=None, gt=0, description="only buses at or below this voltage")
+    buses: Literal["load", "leaf", "any"] = Field(
+        default="load",
+        description="load: buses with a load of the net; leaf: the ends of feeders (one line); any: every bus",
+    )
+    per_subnet_max: int | None = Field(default=None, ge=1, description="at most this many MGs in one subnet")
+    kinds: list[FleetKindCfg] = Field(min_length=1)
 
 
 class GridCfg(_Strict):
@@ -480,6 +530,13 @@ class RunCfg(_Strict):
         default_factory=dict,
         description="simulators already running elsewhere (another host): sim_config name -> HOST:PORT",
     )
+    record: Literal["all", "parties"] = Field(
+        default="all",
+        description="all: every grid element and profile; parties: the Grid's totals, the external grids and "
+        "what the entity map names (the parties' units, PCC switches and lines, tie and cluster switches, "
+        "SVCs) with their profiles, not the network operator's feeder loads (one dataset per element does "
+        "not scale to a 5,000-bus grid)",
+    )
     processes: int = Field(
         default=1,
         ge=1,
@@ -546,6 +603,9 @@ class Config(_Strict):
     )
     svcs: list[SvcCfg] = Field(
         default_factory=list, description="the network operator's static var compensators (reactive power)"
+    )
+    fleet: FleetCfg | None = Field(
+        default=None, description="MGs placed by rules (scenarios.fleet); they join mgs before validation"
     )
 
     @model_validator(mode="after")
@@ -631,6 +691,10 @@ class Config(_Strict):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
 
 
+NAMED_LISTS = ("mgs", "clusters", "svcs", "kinds")
+"""Lists of tables with a ``name``: an error names the entry by index and name."""
+
+
 def _format_validation_error(exc: ValidationError, raw: dict[str, Any]) -> str:
     lines = []
     for err in exc.errors():
@@ -638,7 +702,7 @@ def _format_validation_error(exc: ValidationError, raw: dict[str, Any]) -> str:
         parts: list[str] = []
         for i, p in enumerate(loc):
             table = str(loc[i - 1]) if i > 0 else ""
-            if isinstance(p, int) and table in ("mgs", "clusters", "svcs"):  # a list entry by its index and name
+            if isinstance(p, int) and table in NAMED_LISTS:  # a list entry by its index and name
                 try:
                     parts[-1] = f"{table}[{p}] ({raw[table][p].get('name', '?')})"
                     continue
@@ -776,6 +840,10 @@ def load_config(
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     raw = apply_overrides(raw, overrides or [])
     raw = fill_from_data(raw, path.parent)
+    if "fleet" in raw:
+        from scenarios.fleet import expand_fleet  # it builds the net, whose builder needs this module
+
+        raw = expand_fleet(raw, path.parent)
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
