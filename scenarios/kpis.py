@@ -138,6 +138,19 @@ class _Account:
     pcc_payment: float | None = None  # what it pays for its PCC exchange (to its parent or the operator)
 
 
+def _shed_mw(r: RunFile, loads: list[str]) -> np.ndarray:
+    """What the grid shed of these loads per step. Loads the record does not hold (the network operator's
+    feeder loads under ``run.record = "parties"``; no other party's loads go unrecorded) shed what the
+    Grid's total shed leaves after every recorded load's."""
+    recorded = [fid for fid in loads if (fid, "shed_mw") in r.series]
+    shed = sum((_nz(r.s(fid, "shed_mw")) for fid in recorded), np.zeros(r.n))
+    if len(recorded) == len(loads):
+        return shed
+    every = [fid for pm in r.entities.parties.values() for fid in pm.load if (fid, "shed_mw") in r.series]
+    rest = _nz(r.s(r.entities.grid, "shed_mw")) - sum((_nz(r.s(f, "shed_mw")) for f in every), np.zeros(r.n))
+    return shed + np.maximum(rest, 0.0)
+
+
 def _units_cost(r: RunFile, pm: PartyEntities, units: UnitsCfg | None, energy_price: float, a: _Account) -> None:
     """Diesel, curtailment, shed load and the change in stored energy of one party."""
     pen, dt, d = r.cfg.penalties, r.dt_h, a.detail
@@ -151,7 +164,7 @@ def _units_cost(r: RunFile, pm: PartyEntities, units: UnitsCfg | None, energy_pr
     d["res_curtailed_mwh"] = float(np.sum(curtailed) * dt)
     d["curtailment_cost"] = d["res_curtailed_mwh"] * pen.res_curtailment_price_per_mwh
     a.cost += d["curtailment_cost"]
-    a.shed_mw = sum((_nz(r.s(fid, "shed_mw")) for fid in pm.load), np.zeros(r.n))
+    a.shed_mw = _shed_mw(r, pm.load)
     d["shed_mwh"] = float(np.sum(a.shed_mw) * dt)
     d["shed_cost"] = d["shed_mwh"] * pen.load_shed_price_per_mwh
     a.cost += d["shed_cost"]

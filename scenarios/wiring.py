@@ -415,8 +415,13 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str | Strategy
     if contract.operates_tie_switches and DN in ems_entities:
         for sw in layout.tie_switches:
             world.connect(ems_entities[DN], w.ge[f"Switch-{sw}"], ("tie_closed", "closed"))
+    everything = cfg.run.record == "all"
+    named = emap.named_grid_entities()
     for ent in [*w.ge.values(), w.grid]:
-        w.to_record.append((ent, record_attrs(ent, "grid")))
+        if everything or _fid(ent) in named:
+            w.to_record.append((ent, record_attrs(ent, "grid")))
+    feeder = {_fid(e) for e in w.feeder_profiles}
     for ent in w.profile_ents:
-        w.to_record.append((ent, record_attrs(ent, "profile")))
+        if everything or _fid(ent) not in feeder:
+            w.to_record.append((ent, record_attrs(ent, "profile")))
     return Built(emap.to_dict(), w.to_record)

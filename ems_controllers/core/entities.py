@@ -75,6 +75,16 @@ class EntityMap:
         """The microgrids (every party but the network operator)."""
         return {n: p for n, p in self.parties.items() if p.kind == "mg"}
 
+    def named_grid_entities(self) -> set[str]:
+        """The grid simulator's entities this map names: the Grid and external grids, every party's units,
+        PCC switch and line, the tie and cluster switches and the SVCs; not the network operator's loads
+        (the net's own feeder loads, thousands on a large grid)."""
+        ids = {self.grid, *self.ext_grid, *self.tie_switches, *self.cluster_switches.values(), *self.svcs.values()}
+        for p in self.parties.values():
+            ids.update([*(p.load if p.kind == "mg" else []), *p.pv, *p.wind])
+            ids.update(x for x in (p.diesel, p.storage, p.pcc_switch, p.pcc_line) if x is not None)
+        return ids
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         # absent where a run has none
