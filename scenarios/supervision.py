@@ -105,8 +105,8 @@ async def _terminate(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-class _SupervisedStarter(Starter):
-    """Starts one simulator process and hands it to its supervisor from the first byte it writes."""
+class _SupervisorsStarter(Starter):
+    """A starter made by a :class:`Supervisor` for one of its children (never from a sim_config dict)."""
 
     api_version = None  # what mosaik asks of every starter: the simulator's own META says it
 
@@ -116,7 +116,11 @@ class _SupervisedStarter(Starter):
 
     @classmethod
     def from_starter_config(cls, starter_config: Any) -> None:
-        return None  # built by Supervisor.starter, never from a sim_config dict
+        return None  # built by Supervisor.starter / connector
+
+
+class _SupervisedStarter(_SupervisorsStarter):
+    """Starts one simulator process and hands it to its supervisor from the first byte it writes."""
 
     async def start(self, sim_id: str, mosaik_remote: Any, mosaik_config: Any) -> BaseProxy:
         child, supervisor = self._child, self._supervisor
@@ -157,18 +161,8 @@ class _SupervisedStarter(Starter):
         return proxy
 
 
-class _ConnectStarter(Starter):
+class _ConnectStarter(_SupervisorsStarter):
     """Connects to a simulator started elsewhere and hands it to its supervisor."""
-
-    api_version = None
-
-    def __init__(self, supervisor: Supervisor, child: Child) -> None:
-        self._supervisor = supervisor
-        self._child = child
-
-    @classmethod
-    def from_starter_config(cls, starter_config: Any) -> None:
-        return None  # built by Supervisor.connector, never from a sim_config dict
 
     async def start(self, sim_id: str, mosaik_remote: Any, mosaik_config: Any) -> BaseProxy:
         child, supervisor = self._child, self._supervisor

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import pytest
 
 from scenarios.runner import RunResult
 from scenarios.supervision import SimulatorFailed, Supervisor
 from sims.record_reader import read_attrs
-from tests.helpers.same_run import assert_same_run
+from tests.helpers.same_run import assert_same_run, steps_in
 
 ADDR_A, ADDR_B = "10.231.0.1", "10.231.0.2"
 INJECT = Path(__file__).parent / "faults" / "inject"
@@ -146,18 +145,10 @@ def test_a_run_on_host_b_with_its_simulators_on_host_a_is_the_in_process_run(
     assert sids == {"EMS-1-0", "EMS-2-0"}
 
 
-def _steps_in(path: Path) -> int:
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            return int(f.attrs.get("n_steps_completed", 0))
-    except (OSError, KeyError):
-        return 0
-
-
 def _kill_when_hung(run: subprocess.Popen[str], grid: subprocess.Popen[str], partial: Path, at_step: int) -> float:
     """SIGKILL the grid once the run recorded ``at_step`` steps (the grid hangs in the next); the time."""
     deadline = time.monotonic() + 240
-    while _steps_in(partial) < at_step:
+    while steps_in(partial) < at_step:
         assert run.poll() is None, "the run ended before the grid hung"
         assert time.monotonic() < deadline, "the run did not reach the step in time"
         time.sleep(0.2)

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import h5py
 import pytest
 
 from sims.record_reader import read_attrs, read_series
+from tests.helpers.same_run import assert_no_child_left, children_of, steps_in
 
 INJECT = Path(__file__).parent / "inject"
 STEP_S = 3600
@@ -51,44 +51,9 @@ def _run_args(out: Path, *sets: str, days: int = 2) -> list[str]:
     return args
 
 
-def _children_of(pid: int) -> list[int]:
-    """Simulator processes started for the run of ``pid`` that are still alive."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"scenarios.child" in cmd and b"--parent" in cmd and cmd[cmd.index(b"--parent") + 1] == str(pid).encode():
-            try:
-                state = (entry / "stat").read_text().split(")")[-1].split()[0]
-            except OSError:
-                continue
-            if state != "Z":
-                found.append(int(entry.name))
-    return found
-
-
-def _assert_no_child_left(pid: int, within_s: float = 10.0) -> None:
-    deadline = time.monotonic() + within_s
-    while _children_of(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _children_of(pid), f"simulator processes of run {pid} outlived it"
-
-
-def _steps_in(path: Path) -> int:
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            return int(f.attrs.get("n_steps_completed", 0))
-    except (OSError, KeyError):
-        return 0
-
-
 def _wait_for_step(path: Path, k: int, proc: subprocess.Popen[Any], timeout_s: float = 240.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while _steps_in(path) < k:
+    while steps_in(path) < k:
         assert proc.poll() is None, f"the run ended early: {proc.communicate()[1][-2000:]}"
         assert time.monotonic() < deadline, "the run did not reach the step in time"
         time.sleep(0.2)
@@ -208,7 +173,7 @@ def test_sigkill_of_the_grid_child_in_a_rolling_run_does_not_hang(tmp_path: Path
     )
     try:
         _wait_for_step(_partial(out), 4, proc)
-        grid = [c for c in _children_of(proc.pid) if b"sims.grid:GridSim" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        grid = [c for c in children_of(proc.pid) if b"sims.grid:GridSim" in Path(f"/proc/{c}/cmdline").read_bytes()]
         assert len(grid) == 1
         os.kill(grid[0], signal.SIGKILL)
         _, stderr = proc.communicate(timeout=120)
@@ -216,7 +181,7 @@ def test_sigkill_of_the_grid_child_in_a_rolling_run_does_not_hang(tmp_path: Path
         _reap(proc)
     assert proc.returncode == 1, stderr[-3000:]
     assert "was killed by SIGKILL" in stderr
-    _assert_no_child_left(proc.pid)
+    assert_no_child_left(proc.pid)
     _assert_failed_file(out, at_least=4, words="simulator Grid ")
 
 
@@ -238,7 +203,7 @@ def test_interrupt_stops_cleanly(sig: signal.Signals, code: int, tmp_path: Path)
         _reap(proc)
     assert proc.returncode == code, stderr[-3000:]
     assert "Traceback" not in stderr and "Task was destroyed" not in stderr, stderr[-3000:]
-    _assert_no_child_left(proc.pid)
+    assert_no_child_left(proc.pid)
     attrs = _assert_failed_file(out, at_least=3, words=f"interrupted by {sig.name} at step")
     assert str(attrs["run_error"]).endswith(f"at step {attrs['n_steps_completed']}")
 
@@ -258,7 +223,7 @@ def test_sigkill_of_the_main_process_leaves_no_child_and_a_readable_file(kind: s
         proc.wait(timeout=30)
     finally:
         _reap(proc)
-    _assert_no_child_left(proc.pid, within_s=5.0)
+    assert_no_child_left(proc.pid, within_s=5.0)
     attrs = _read_when_unlocked(_partial(out))  # the recorder died with the run: its lock goes with it
     assert int(attrs["n_steps_completed"]) >= 3 and not out.exists()
     r = subprocess.run(
@@ -287,7 +252,7 @@ def test_full_disk_fails_the_run_and_keeps_the_flushed_steps(tmp_path: Path) -> 
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "[Errno 28] recorder:" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     _assert_failed_file(out, at_least=200, words="[Errno 28] recorder:")
-    assert _steps_in(_failed(out)) < 12 * 24
+    assert steps_in(_failed(out)) < 12 * 24
 
 
 def test_a_failed_run_never_touches_an_earlier_result(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 
@@ -60,3 +61,12 @@ def assert_no_child_left(pid: int, within_s: float = 10.0) -> None:
     while children_of(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not children_of(pid), f"simulator processes of the run in process {pid} outlived it"
+
+
+def steps_in(path: Path) -> int:
+    """The steps a (possibly still written) record holds; 0 if it cannot be read yet."""
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            return int(f.attrs.get("n_steps_completed", 0))
+    except (OSError, KeyError):
+        return 0
