@@ -57,9 +57,9 @@ def run_case(case: Case, config: Path, sets: list[str], out: Path, timeout_s: fl
     for s in sets:
         cmd += ["--set", s]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True, text=True
-    )
+    result = out.with_suffix(".json")
+    with result.open("w") as stdout:  # a file, not a pipe: a large JSON document would fill the pipe and block
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=stdout, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = t0 + timeout_s
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -73,7 +73,7 @@ def run_case(case: Case, config: Path, sets: list[str], out: Path, timeout_s: fl
         time.sleep(0.2)
     case.wall_s = time.perf_counter() - t0
     case.peak_mb = usage.ru_maxrss / 1024
-    text = proc.stdout.read() if proc.stdout else ""
+    text = result.read_text()
     code = os.waitstatus_to_exitcode(status)
     try:
         k = json.loads(text)
