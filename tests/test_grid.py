@@ -458,6 +458,84 @@ def test_net_loading(base_net: pp.pandapowerNet, tmp_path: Any) -> None:
         sim.create(1, "Grid", net="no_such_net")
 
 
+def test_inputs_follow_their_rules_whatever_their_layout(base_net: pp.pandapowerNet) -> None:
+    """Several sources are summed, None is no value, a switch is closed only if every source says so, and
+    a step whose inputs have another layout (a source more, one less, an attribute more) than the last is
+    read as it is: the grid plans the layout of its inputs once and checks it every step."""
+    sim, request = make_sim(base_net)
+    tie = eid_of(base_net, "switch", "tie-33", "Switch")
+    pv = eid_of(base_net, "sgen", "MG1-pv", "StaticGen")
+    first: InputData = {
+        "Load-1": {"p_mw": {"a": 0.05, "b": 0.02}, "q_mvar": {"a": 0.01}},
+        "Load-2": {"p_mw": {"a": 0.07}},
+        "Storage-0": {"p_mw": {"ems": None}},
+        pv: {"p_avail_mw": {"a": 0.6}},
+        tie: {"closed": {"a": True, "b": True}},
+    }
+    sim.step(0, first, BIG)
+    d = sim.get_data(request)
+    assert (d["Load-1"]["p_mw"], d["Load-1"]["q_mvar"], d["Load-2"]["p_mw"]) == pytest.approx((0.07, 0.01, 0.07))
+    assert d["Storage-0"]["p_mw"] == 0.0  # None: the net's own setpoint holds
+    assert d[pv]["p_mw"] == pytest.approx(0.6)
+    assert d[tie]["closed"] is True
+    layouts: list[InputData] = [
+        # the same layout, new values; one switch source says open
+        {**first, "Load-2": {"p_mw": {"a": 0.03}}, tie: {"closed": {"a": True, "b": False}}},
+        # Load-1 loses a source, Load-2 gains one (the number of sources stays)
+        {**first, "Load-1": {"p_mw": {"a": 0.04}, "q_mvar": {"a": 0.01}}, "Load-2": {"p_mw": {"a": 0.03, "c": 0.01}}},
+        # an attribute more; None of a source leaves the other
+        {**first, "Load-1": {"p_mw": {"a": 0.04, "b": None}, "q_mvar": {"a": 0.02}, "shed_mw": {"ems": 0.01}}},
+    ]
+    expected = [(0.07, 0.03, False), (0.04, 0.04, True), (0.04 - 0.01, 0.07, True)]  # served: less the shed
+    for k, (step_in, (load1, load2, closed)) in enumerate(zip(layouts, expected, strict=True)):
+        sim.step(3600 * (k + 1), step_in, BIG)
+        d = sim.get_data(request)
+        assert (d["Load-1"]["p_mw"], d["Load-2"]["p_mw"]) == pytest.approx((load1, load2)), k
+        assert d[tie]["closed"] is closed
+        assert d["Grid-0"]["pf_converged"] == 1
+        assert_matches_runpp(base_net, d)
+    assert d["Load-1"]["shed_mw"] == pytest.approx(0.01)
+    # the last layout and an attribute more of an entity that had inputs (no source count changes)
+    sim.step(4 * 3600, {**layouts[-1], "Load-2": {"p_mw": {"a": 0.07}, "q_mvar": {"a": 0.02}}}, BIG)
+    assert sim.get_data(request)["Load-2"]["q_mvar"] == pytest.approx(0.02)
+    # the same, but another source of the same attribute
+    sim.step(5 * 3600, {**layouts[-1], "Load-2": {"p_mw": {"z": 0.05}, "q_mvar": {"a": 0.02}}}, BIG)
+    assert sim.get_data(request)["Load-2"]["p_mw"] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="Bus takes no input 'p_mw'"):
+        sim.step(6 * 3600, {"Load-1": {"p_mw": {"a": 0.3}}, "Bus-3": {"p_mw": {"a": 1.0}}}, BIG)
+    sim.step(7 * 3600, {}, BIG)  # the refused step wrote nothing
+    assert sim.get_data({"Load-1": ["p_mw"]})["Load-1"]["p_mw"] == pytest.approx(0.03)
+    with pytest.raises(ValueError, match="could not convert string to float: 'much'"):
+        sim.step(8 * 3600, {"Load-1": {"p_mw": {"a": "much"}}}, BIG)
+
+
+def test_get_data_answers_any_request_in_its_order(base_net: pp.pandapowerNet) -> None:
+    """A request of some entities and attributes, models interleaved, gets the values of the full request
+    for exactly those, keys in the request's order; requests that alternate are answered alike."""
+    sim, every = make_sim(base_net)
+    sim.step(0, varied_inputs(base_net, 5), BIG)
+    full = sim.get_data(every)
+    some = {
+        "Bus-7": ["va_degree", "vm_pu"],
+        "Load-3": ["p_mw"],
+        "Grid-0": ["losses_mw", "pf_converged"],
+        "Bus-2": ["va_degree", "vm_pu"],
+        "Line-4": [],
+        "Switch-1": ["closed"],
+        "Storage-2": ["soc_mwh", "p_mw", "clipped_mw"],
+    }
+    for request in (some, every, some):
+        data = sim.get_data(request)
+        assert list(data) == list(request)
+        for eid, attrs in request.items():
+            assert list(data[eid]) == list(attrs)
+            for attr in attrs:
+                assert data[eid][attr] == full[eid][attr] or np.isnan(full[eid][attr])
+    assert isinstance(data["Grid-0"]["pf_converged"], int)
+    assert isinstance(data["Bus-7"]["vm_pu"], float)
+    assert isinstance(data["Switch-1"]["closed"], bool)
+
+
 # --------------------------------------------------------------------- mosaik end-to-end
 SOURCE_META = {
     "api_version": "3.0",

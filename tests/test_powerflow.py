@@ -15,6 +15,7 @@ import pandapower as pp
 import pandapower.networks as pn
 import pytest
 
+from sims.grid.lsmodel import FLOAT32_TOL_MW
 from sims.grid.netindex import NetIndex
 from sims.grid.pf_result import Injections, PfPath, PowerFlowResult
 from sims.grid.powerflow import PowerFlow
@@ -261,3 +262,28 @@ def test_index_positions_follow_sorted_buses() -> None:
     res = pf.run(analyse(index, net.switch["closed"].to_numpy(dtype=bool)), inj)
     assert res.path is PfPath.FAST
     assert_matches(res, reference(net, inj))
+
+
+def test_fast_model_holds_the_injections_asked_for() -> None:
+    """Powers from 0.1 kW to 2 MW, written twice (all changed, then half of them): what the lightsim2grid
+    model holds is each value within FLOAT32_TOL_MW, whether it went in single precision or one by one."""
+    net = case33()
+    pf, _ = PowerFlow.of_net(copy.deepcopy(net))
+    assert pf.fast is not None
+    fast = pf.fast.model
+    rng = np.random.default_rng(3)
+    own = Injections.from_net(net)
+    n = len(own.load_p_mw)
+    inj = Injections(
+        10.0 ** rng.uniform(-4, np.log10(2.0), n), 10.0 ** rng.uniform(-4, -1, n), own.sgen_p_mw, own.sgen_q_mvar,
+        own.st_p_mw, own.st_q_mvar,
+    )  # fmt: skip
+    for changed in (slice(None), slice(0, n, 2)):
+        inj.load_p_mw[changed] *= 1.1
+        fast.set_injections(inj)
+        held_p = np.array([load.target_p_mw for load in fast.model.get_loads()])
+        held_q = np.array([load.target_q_mvar for load in fast.model.get_loads()])
+        np.testing.assert_allclose(held_p, inj.load_p_mw, atol=FLOAT32_TOL_MW, rtol=0)
+        np.testing.assert_allclose(held_q, inj.load_q_mvar, atol=FLOAT32_TOL_MW, rtol=0)
+    assert (np.abs(inj.load_p_mw.astype(np.float32) - inj.load_p_mw) > FLOAT32_TOL_MW).any()
+    assert (np.abs(inj.load_p_mw.astype(np.float32) - inj.load_p_mw) <= FLOAT32_TOL_MW).any()

@@ -7,6 +7,9 @@ model come from one table, :data:`MODEL_SPECS`.
 Modules, one concern each:
 
 * :mod:`~sims.grid.adapter`: :class:`GridSim`, the mosaik adapter (inputs in, outputs out);
+* :mod:`~sims.grid.intake`: a step's mosaik inputs into the model's input arrays at once (their layout
+  planned once, checked every step, the values written with one vectorised assignment);
+* :mod:`~sims.grid.output_request`: ``get_data``'s answer, column by column (each request planned once);
 * :mod:`~sims.grid.model`: :class:`~sims.grid.model.GridModel`, one step without mosaik;
 * :mod:`~sims.grid.spec`: the mosaik models (META);
 * :mod:`~sims.grid.netindex`: loading a net, row and bus positions, entity ids;
@@ -17,7 +20,7 @@ Modules, one concern each:
   :class:`~sims.grid.pf_result.PowerFlowResult`, on the lightsim2grid fast path
   (:mod:`~sims.grid.fastpath`, :mod:`~sims.grid.lsmodel`) or pandapower ``runpp``
   (:mod:`~sims.grid.fallback`);
-* :mod:`~sims.grid.outputs`: the values ``get_data`` returns.
+* :mod:`~sims.grid.outputs`: the values ``get_data`` returns, built when asked for (only the columns asked).
 
 Each step
     1. inputs are stored (they hold until a new value arrives; several sources of one attribute are
@@ -49,6 +52,14 @@ attribute of every entity: fast path 0.56 ms (8760 steps), fast path with MG1 is
 0.69 ms, slow path 34 ms, mosaik-pandapower-2 33 ms, plain ``runpp`` 31 ms (raw lightsim2grid
 ``ac_pf`` about 0.02-0.07 ms of the fast step; the rest is Python around it). Fast-path bus voltages
 agree with a fresh ``runpp`` within 3e-9 pu (4e-14 pu on the cold start).
+
+Measured with ``python tests/bench/bench_grid_large.py --steps 100`` on SimBench's 1-MVLV-rural-all-0-sw
+(5,477 buses, 92 transformers; ~11,000 inputs a step: every load's p and q, every generator's
+availability), same VM: median step 11.2-11.5 ms (34.7 ms with an input and an output at a time), step +
+get_data of every entity 40-41 ms (68-70 ms), fresh ``runpp`` 640-650 ms. Of a step, ~4.5 ms go to reading
+mosaik's nested input dicts (C-level iteration, memory-bound), ~5 ms to lightsim2grid's Newton-Raphson
+(three KLU refactorisations and solves of a 10,953-unknown Jacobian from the last step's voltages) and
+~2 ms to the rest (units, injections, flows and losses). Voltages within 3.4e-8 pu of a fresh ``runpp``.
 """
 
 from sims.grid.adapter import GridSim, main

@@ -6,22 +6,22 @@ import copy
 from typing import Any, override
 
 import mosaik_api_v3
-import numpy as np
 from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
 
 from sims.grid.fastpath import FastPath
+from sims.grid.intake import InputIntake
 from sims.grid.model import GridModel
-from sims.grid.netindex import Entity, entities, load_net
-from sims.grid.spec import META
-from sims.grid.units import UnitInputs
+from sims.grid.netindex import entities, load_net
+from sims.grid.output_request import OutputPlanner
+from sims.grid.spec import META, MODEL_SPECS
 
 
 class GridSim(mosaik_api_v3.Simulator):
     """pandapower AC power flow with switches, static generators, storages and islands."""
 
-    # set by create(): where step() writes the inputs it receives
-    _held: UnitInputs
-    _switch_closed: np.ndarray
+    # set by create(): the inputs into the model's arrays, the model's outputs into get_data's answer
+    _intake: InputIntake
+    _planner: OutputPlanner
 
     def __init__(self) -> None:
         super().__init__(copy.deepcopy(META))
@@ -29,7 +29,6 @@ class GridSim(mosaik_api_v3.Simulator):
         self.time_resolution = 1.0
         self.step_size = 3600
         self.model: GridModel | None = None
-        self._eids: dict[str, Entity] = {}
 
     @property
     def last_path(self) -> str:
@@ -69,58 +68,27 @@ class GridSim(mosaik_api_v3.Simulator):
             raise ValueError(f"Grid takes exactly the param 'net', got {sorted(model_params)}")
         dt_h = self.step_size * self.time_resolution / 3600.0
         self.model = GridModel(load_net(model_params["net"]), dt_h)
-        self._held = self.model.units.inputs
-        held = self._held
-        # where each (model, attribute) input goes: built once (a step on a 5,000-bus grid takes ~11,000)
-        self._targets = {
-            ("Load", "p_mw"): held.load_p,
-            ("Load", "q_mvar"): held.load_q,
-            ("Load", "shed_mw"): held.load_shed,
-            ("StaticGen", "p_mw"): held.sgen_set,
-            ("StaticGen", "p_avail_mw"): held.sgen_avail,
-            ("StaticGen", "q_mvar"): held.sgen_q,
-            ("Storage", "p_mw"): held.st_set,
-        }
-        self._switch_closed = self.model.switch_closed
-        self._eids, children = entities(self.model.net)
+        net = self.model.net
+        eids, children = entities(net)
+        self._intake = InputIntake(eids, self.model.units.inputs, self.model.switch_closed)
+        self._planner = OutputPlanner(eids, {name: len(net[spec.element]) for name, spec in MODEL_SPECS.items()})
         return [{"eid": "Grid-0", "type": "Grid", "children": children, "rel": []}]
 
     @override
     def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         grid = self._grid()
-        for eid, attrs in inputs.items():
-            model, pos = self._eids[eid]
-            for attr, sources in attrs.items():
-                values = [v for v in sources.values() if v is not None]
-                if values:
-                    self._set_input(model, pos, attr, values)
+        self._intake.apply(inputs)
         grid.step(time)
         return time + self.step_size
 
     @override
     def get_data(self, outputs: OutputRequest) -> OutputData:
-        out = self._grid().outputs
-        data: OutputData = {}
-        for eid, attrs in outputs.items():
-            model, pos = self._eids[eid]
-            table = out[model]
-            data[eid] = {attr: table[attr][pos] for attr in attrs}
-        return data
+        return self._planner.answer(outputs, self._grid().outputs)
 
     def _grid(self) -> GridModel:
         if self.model is None:
             raise RuntimeError("GridSim: create a Grid entity first")
         return self.model
-
-    def _set_input(self, model: str, pos: int, attr: str, values: list[Any]) -> None:
-        """Several sources of one attribute are summed; a switch is closed only if all of them say so."""
-        if model == "Switch":
-            self._switch_closed[pos] = all(bool(v) for v in values)
-            return
-        target = self._targets.get((model, attr))
-        if target is None:
-            raise ValueError(f"{model} takes no input {attr!r}")
-        target[pos] = float(values[0]) if len(values) == 1 else float(sum(values))
 
 
 def main() -> None:

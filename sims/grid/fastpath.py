@@ -52,16 +52,12 @@ class _SwitchStateModels:
 
 
 def apply_topology(index: NetIndex, fast: FastModel, topo: Topology) -> None:
-    """Switch the model's buses, branch ends and units to what ``topo`` energises."""
-    energised = topo.energised
-    fast.apply_topology(
-        topo.line_state,
-        topo.trafo_state,
-        energised,
-        index.load_in_service & energised[index.load_bus],
-        index.sgen_in_service & energised[index.sgen_bus],
-        index.st_in_service & energised[index.st_bus],
-    )
+    """Switch the model's buses, branch ends and units to what ``topo`` energises (nothing to do when
+    ``topo`` is the one it was last switched to)."""
+    if fast.applied is topo:
+        return
+    fast.apply_topology(topo.line_state, topo.trafo_state, topo.energised, topo.load_on, topo.sgen_on, topo.st_on)
+    fast.applied = topo
 
 
 def _validate(

@@ -6,8 +6,8 @@ Each step
     3. the AC power flow runs (:mod:`sims.grid.powerflow`: lightsim2grid, else pandapower runpp);
     4. a power flow that diverges on both paths gives NaN electrical outputs, ``pf_converged`` 0 and a
        logged warning with the time; the run continues. Unit setpoints that were applied stay applied;
-    5. grid-forming units take their balancing power, the SoC integrates, outputs are filled
-       (:mod:`sims.grid.outputs`).
+    5. grid-forming units take their balancing power, the SoC integrates; the outputs are built when asked
+       for (:mod:`sims.grid.outputs`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import logging
 import pandapower as pp
 
 from sims.grid.netindex import NetIndex
-from sims.grid.outputs import OutputTables, empty_outputs, fill_outputs
+from sims.grid.outputs import StepOutputs
 from sims.grid.pf_result import Injections
 from sims.grid.powerflow import PowerFlow
-from sims.grid.spec import MODEL_SPECS
 from sims.grid.topology import TopologyCache
 from sims.grid.units import Units
 
@@ -40,13 +39,14 @@ class GridModel:
         self.topologies = TopologyCache(self.index)
         # the fast path is checked on the net's own state
         initial = Injections.from_net(net)
-        self.powerflow = PowerFlow(net, self.index, self.topologies.get(self.switch_closed), initial)
-        sizes = {model: len(net[spec.element]) for model, spec in MODEL_SPECS.items()}
-        self.outputs: OutputTables = empty_outputs(self.index, sizes, self.switch_closed)
+        topo = self.topologies.get(self.switch_closed)
+        self.powerflow = PowerFlow(net, self.index, topo, initial)
+        self.outputs = StepOutputs(self.index, topo)
+        """The outputs of the last step (before the first: NaN but the switch states)."""
         self.last_path = ""
         """Power-flow path of the last step: "fast", "runpp" or "diverged" (diagnostics, tests)."""
 
-    def step(self, time: int) -> OutputTables:
+    def step(self, time: int) -> StepOutputs:
         """Simulate the step starting at ``time`` with the inputs held; its outputs."""
         topo = self.topologies.get(self.switch_closed)
         dispatch = self.units.dispatch(topo, time)
@@ -55,5 +55,5 @@ class GridModel:
         if not result.converged:
             logger.warning("t=%s: power flow did not converge; electrical outputs are NaN", time)
         settled = self.units.settle(dispatch, result.slack_p_mw if result.converged else None, time)
-        self.outputs = fill_outputs(self.index, topo, self.switch_closed, settled, result)
+        self.outputs = StepOutputs(self.index, topo, settled, result)
         return self.outputs

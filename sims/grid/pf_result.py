@@ -200,13 +200,12 @@ def bus_balance(
     st_p = inj.st_p_mw.copy()
     for unit, p in slack_p_mw.items():
         (sgen_p if unit.kind == "sgen" else st_p)[unit.pos] = p
-    load_on = index.load_in_service & energised[index.load_bus]
-    load_p = np.where(load_on, inj.load_p_mw, 0.0)
-    load_q = np.where(load_on, inj.load_q_mvar, 0.0)
+    load_p = np.where(topo.load_on, inj.load_p_mw, 0.0)
+    load_q = np.where(topo.load_on, inj.load_q_mvar, 0.0)
     sg = np.where(np.isnan(sgen_p), 0.0, sgen_p)
-    sg_q = np.where(index.sgen_in_service & energised[index.sgen_bus], inj.sgen_q_mvar, 0.0)
+    sg_q = np.where(topo.sgen_on, inj.sgen_q_mvar, 0.0)
     st = np.where(np.isnan(st_p), 0.0, st_p)
-    st_q = np.where(index.st_in_service & energised[index.st_bus], inj.st_q_mvar, 0.0)
+    st_q = np.where(topo.st_on, inj.st_q_mvar, 0.0)
     eg_p, eg_q = solved_eg
     bus_p = (
         np.bincount(index.load_bus, load_p, nb)

@@ -56,6 +56,12 @@ class Topology:
     """Per trafo: bit 0 hv side connected, bit 1 lv side connected."""
     trafo_state: np.ndarray
     has_bus_switch: bool
+    load_on: np.ndarray
+    """Loads in service on energised buses (likewise ``sgen_on``, ``st_on``)."""
+    sgen_on: np.ndarray
+    st_on: np.ndarray
+    load_off: np.ndarray
+    """Loads in service on buses that are not energised."""
 
     @property
     def slack_units(self) -> list[Unit]:
@@ -79,6 +85,26 @@ def trafo_state(index: NetIndex, side: np.ndarray, energised: np.ndarray) -> np.
     return state
 
 
+class UnitMasks(NamedTuple):
+    """Which loads, sgens and storages are in service on energised buses, and which loads are in service on
+    buses that are not."""
+
+    load_on: np.ndarray
+    sgen_on: np.ndarray
+    st_on: np.ndarray
+    load_off: np.ndarray
+
+
+def unit_masks(index: NetIndex, energised: np.ndarray) -> UnitMasks:
+    load_energised = energised[index.load_bus]
+    return UnitMasks(
+        load_on=index.load_in_service & load_energised,
+        sgen_on=index.sgen_in_service & energised[index.sgen_bus],
+        st_on=index.st_in_service & energised[index.st_bus],
+        load_off=index.load_in_service & ~load_energised,
+    )
+
+
 def supplied_part(index: NetIndex, topo: Topology) -> Topology:
     """``topo`` as seen by the ext_grid's power flow: only the supplied buses energised."""
     return dataclasses.replace(
@@ -86,6 +112,7 @@ def supplied_part(index: NetIndex, topo: Topology) -> Topology:
         energised=topo.supplied,
         line_state=line_state(index, topo.line_side, topo.supplied),
         trafo_state=trafo_state(index, topo.trafo_side, topo.supplied),
+        **unit_masks(index, topo.supplied)._asdict(),
     )
 
 
@@ -155,6 +182,7 @@ def analyse(index: NetIndex, closed: np.ndarray, generation: int = 0) -> Topolog
         trafo_side=tside,
         trafo_state=trafo_state(index, tside, energised),
         has_bus_switch=bool((index.switch.et == "b").any()),
+        **unit_masks(index, energised)._asdict(),
     )
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandapower as pp
 
 from sims.grid.netindex import NetIndex, bool_column, float_column
-from sims.grid.pf_result import Injections, nan_to_num
+from sims.grid.pf_result import Injections
 from sims.grid.topology import Topology, Unit
 
 logger = logging.getLogger(__package__)  # one logger for the grid simulator: "sims.grid"
@@ -101,8 +101,14 @@ class UnitParams:
 
 @dataclass(eq=False)
 class UnitInputs:
-    """The unit inputs last received (a value holds until a new one arrives); NaN: none yet."""
+    """The unit inputs last received (a value holds until a new one arrives); NaN: none yet.
 
+    Every array is a view into ``buffer`` (at ``offsets[name]``), so that all the inputs of a step are written
+    with one vectorised assignment (:mod:`sims.grid.intake`); nothing may rebind the arrays.
+    """
+
+    buffer: np.ndarray
+    offsets: dict[str, int]
     load_p: np.ndarray
     load_q: np.ndarray
     load_shed: np.ndarray
@@ -115,15 +121,20 @@ class UnitInputs:
     def initial(cls, own: Injections) -> UnitInputs:
         """Before any input: loads and storages at the net's own values, sgens without setpoint."""
         n_sgen = len(own.sgen_p_mw)
-        return cls(
-            load_p=own.load_p_mw.copy(),
-            load_q=own.load_q_mvar.copy(),
-            load_shed=np.zeros(len(own.load_p_mw)),
-            sgen_set=np.full(n_sgen, np.nan),
-            sgen_avail=np.full(n_sgen, np.nan),
-            sgen_q=np.full(n_sgen, np.nan),
-            st_set=own.st_p_mw.copy(),
-        )
+        parts = {
+            "load_p": own.load_p_mw,
+            "load_q": own.load_q_mvar,
+            "load_shed": np.zeros(len(own.load_p_mw)),
+            "sgen_set": np.full(n_sgen, np.nan),
+            "sgen_avail": np.full(n_sgen, np.nan),
+            "sgen_q": np.full(n_sgen, np.nan),
+            "st_set": own.st_p_mw,
+        }
+        buffer = np.concatenate([np.asarray(a, dtype=float) for a in parts.values()])
+        ends = np.cumsum([len(a) for a in parts.values()]).tolist()
+        offsets = dict(zip(parts, [0, *ends[:-1]], strict=True))
+        views = {name: buffer[offsets[name] : end] for name, end in zip(parts, ends, strict=True)}
+        return cls(buffer=buffer, offsets=offsets, **views)
 
 
 def initial_soc(net: pp.pandapowerNet) -> np.ndarray:
@@ -216,8 +227,10 @@ def load_shed(params: UnitParams, inputs: UnitInputs) -> tuple[np.ndarray, np.nd
     Out-of-service loads shed nothing.
     """
     p = inputs.load_p
+    asked = np.where(inputs.load_shed > 0.0, inputs.load_shed, 0.0)
+    if not asked.any():
+        return p.copy(), inputs.load_q.copy(), asked
     demand = np.where(params.load_in_service, np.maximum(p, 0.0), 0.0)
-    asked = np.maximum(nan_to_num(inputs.load_shed), 0.0)
     shed = np.minimum(asked, demand)
     grouped = params.load_group >= 0
     if grouped.any():
@@ -280,33 +293,30 @@ class Units:
 
     def dispatch(self, topo: Topology, time: int) -> Dispatch:
         """The unit powers of this step in the topology ``topo``, before the power flow."""
-        index, params, inputs = self.index, self.params, self.inputs
-        energised = topo.energised
+        params, inputs = self.params, self.inputs
         sgen_p, sgen_avail, curtailed = sgen_power(params, inputs)
         st_set = np.where(params.st_in_service, inputs.st_set, 0.0)
         slack_units = topo.slack_units
-        slack_st = [pos for kind, pos in slack_units if kind == "storage"]
         # a storage that is its island's slack ignores its setpoint (no clipping warning for it)
-        st_p = storage_limits(params, self.soc, np.where(np.isin(np.arange(len(st_set)), slack_st), 0.0, st_set), time)
+        st_asked = st_set.copy()
+        st_asked[[pos for kind, pos in slack_units if kind == "storage"]] = 0.0
+        st_p = storage_limits(params, self.soc, st_asked, time)
         # units on unsupplied buses cannot exchange power
-        sgen_on = params.sgen_in_service & energised[index.sgen_bus]
-        st_on = params.st_in_service & energised[index.st_bus]
-        load_on = params.load_in_service & energised[index.load_bus]
-        sgen_p = np.where(sgen_on, sgen_p, 0.0)
+        sgen_p = np.where(topo.sgen_on, sgen_p, 0.0)
         curtailed = np.where(np.isnan(inputs.sgen_avail), curtailed, sgen_avail - sgen_p)
         load_p, load_q, shed = load_shed(params, inputs)
         return Dispatch(
-            load_on=load_on,
+            load_on=topo.load_on,
             load_p=load_p,
             load_q=load_q,
             load_shed=shed,
-            unsupplied_mw=float(np.sum(load_p[params.load_in_service & ~energised[index.load_bus]])),
+            unsupplied_mw=float(np.sum(load_p[topo.load_off])) if topo.load_off.any() else 0.0,
             sgen_p=sgen_p,
             sgen_avail=sgen_avail,
             curtailed=curtailed,
-            sgen_q=np.where(sgen_on, sgen_reactive(params, inputs), 0.0),
+            sgen_q=np.where(topo.sgen_on, sgen_reactive(params, inputs), 0.0),
             st_set=st_set,
-            st_p=np.where(st_on, st_p, 0.0),
+            st_p=np.where(topo.st_on, st_p, 0.0),
             slack_units=slack_units,
         )
 

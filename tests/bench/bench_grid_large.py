@@ -1,7 +1,7 @@
 """The grid step on a SimBench MV/LV grid of about 5,500 buses (transformers included): GridSim's fast path
 against a fresh ``pandapower.runpp`` (a command, not a test; nothing here asserts on a timing).
 
-Run: ``python tests/bench/bench_grid_large.py [--code 1-MVLV-rural-all-0-sw] [--steps 100]``.
+Run: ``python tests/bench/bench_grid_large.py [--code 1-MVLV-rural-all-0-sw] [--steps 100] [--profile 20]``.
 
 The net as the scenario builder prepares it (closed bus-bus switches fused, SimBench's own generators
 kept as the units), seeded hourly inputs: every load at 40-120 % of its nominal power (a daily shape
@@ -9,7 +9,8 @@ times noise), every generator's availability at 0-100 % of its nominal power. Pr
 GridSim's set-up (including its check against ``runpp``), the median and 95th percentile of GridSim's
 step alone, of step plus ``get_data`` of the Grid entity only and of every entity, and of ``runpp`` with
 the same inputs, their ratios, and the largest bus voltage difference to a fresh ``runpp`` over
-``--check`` steps.
+``--check`` steps; with ``--profile N``, where a step's time goes (cProfile over N more steps: the
+functions with the most time of their own).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandapower as pp
@@ -61,7 +63,7 @@ def _inputs(net: pp.pandapowerNet, n_steps: int, seed: int = 42) -> list[dict]:
     return steps
 
 
-def _gridsim(net: pp.pandapowerNet, steps: list[dict], check: int) -> tuple[float, dict[str, list[float]], float]:
+def _gridsim(net: pp.pandapowerNet, steps: list[dict], check: int) -> tuple[Any, float, dict[str, list[float]], float]:
     from sims.grid import GridSim
 
     sim = GridSim()
@@ -87,7 +89,21 @@ def _gridsim(net: pp.pandapowerNet, steps: list[dict], check: int) -> tuple[floa
         times["step + every output"].append(t1 - t0 + t3 - t2)
         if k < check:
             worst = max(worst, _vm_difference(net, step, data))
-    return setup, times, worst
+    return sim, setup, times, worst
+
+
+def _profile(sim: Any, steps: list[dict], k0: int) -> None:
+    """Where the time of ``len(steps)`` more steps goes: cProfile, the functions with most time of their own."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for k, step in enumerate(steps):
+        sim.step((k0 + k) * 3600, step, 10**12)
+    profiler.disable()
+    print(f"profile of {len(steps)} steps (cProfile adds its own overhead to every Python call):")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(12)
 
 
 def _vm_difference(net: pp.pandapowerNet, step: dict, data: dict) -> float:
@@ -109,6 +125,7 @@ def main() -> None:
     p.add_argument("--code", default="1-MVLV-rural-all-0-sw")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--check", type=int, default=5, help="steps checked against a fresh runpp")
+    p.add_argument("--profile", type=int, default=0, help="steps profiled after the timed ones (0: none)")
     a = p.parse_args()
     logging.getLogger("sims.grid").setLevel(logging.ERROR)
     t0 = time.perf_counter()
@@ -119,7 +136,7 @@ def main() -> None:
         f"(read and prepared in {time.perf_counter() - t0:.1f} s)"
     )
     steps = _inputs(net, a.steps)
-    setup, times, worst = _gridsim(net, steps, a.check)
+    sim, setup, times, worst = _gridsim(net, steps, a.check)
     base = _stats(bench_runpp(net, steps))
     print(f"GridSim set-up (fast path built and checked against runpp): {setup:.1f} s")
     print(f"{'':<28}{'median ms':>10}{'p95 ms':>10}{'runpp / this':>14}")
@@ -128,6 +145,8 @@ def main() -> None:
         print(f"{'GridSim ' + name:<28}{med:>10.2f}{p95:>10.2f}{base[0] / med:>14.1f}")
     print(f"{'pandapower.runpp':<28}{base[0]:>10.2f}{base[1]:>10.2f}{1.0:>14.1f}")
     print(f"largest |vm| difference to a fresh runpp over {a.check} steps: {worst:.2e} pu")
+    if a.profile:
+        _profile(sim, steps[: a.profile], len(steps))
 
 
 if __name__ == "__main__":
