@@ -4,8 +4,10 @@ independent mosaik worlds scheduled on Dask (``distributed``).
 Each run is one ``mmg-cosim run ... --json`` process started by a Dask task: its own mosaik world, its own
 simulator processes (their sockets on ports the operating system picks), its own HDF5 file
 ``<out_dir>/runs/<run id>.h5``. Dask only schedules: a :class:`distributed.LocalCluster` of ``workers``
-single-threaded processes by default, or the cluster at ``scheduler``: the user's, which the sweep only
-connects to (it never stops it); its workers must see ``out_dir`` and have this mmg-cosim installed. A
+single-threaded workers in this process by default (a run is a process of its own, so a worker only
+starts and waits for it: worker processes would add start-up, not parallelism), or the cluster at
+``scheduler``: the user's, which the sweep only connects to (it never stops it); its workers must see
+``out_dir`` and have this mmg-cosim installed. A
 worker has a working folder of its own (another host's, perhaps), so every path a run gets is absolute
 (:func:`sweep_task`). A run that fails (exit 1) or is refused (exit 2) is recorded with its reason and the
 others go on. A sweep resumes: a run whose final file exists completed earlier (only a complete run gets
@@ -270,7 +272,12 @@ def run_sweep(
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=False,  # each run is a process already (see the module's docstring)
+            protocol="tcp",
+            dashboard_address=None,
+            silence_logs=40,
         )
     done: dict[str, RunOutcome] = {}
     # a key is the scheduler's name for a task, shared by its clients: the out-dir's hash keeps another sweep
