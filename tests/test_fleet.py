@@ -170,27 +170,17 @@ def _kind() -> Any:
     return FleetKindCfg(name="k", mg=KIND)
 
 
-def test_a_placed_fleet_runs_and_its_file_says_where_each_mg_sits(tmp_path: Path) -> None:
-    """A fleet on case33bw with the network operator recorded by parties only: the MGs' units and
-    profiles are in the file, the feeder loads are not, and the KPIs still count every load."""
+def test_a_placed_fleet_is_built_and_its_record_says_where_each_mg_sits(tmp_path: Path) -> None:
+    """The builder puts each placed MG behind its PCC on its bus; the config a run records (``to_json``)
+    lists each with its bus and kind."""
     path = _config(tmp_path, {"n": 5, "buses": "load"})
-    path.write_text(path.read_text() + "\n[dn]\nbus = 0\n")
-    cfg, data_dir = load_config(path, ["run.record='parties'"])
+    cfg, _ = load_config(path)
     layout = build_net(cfg)
     assert [layout.parties[m.name].bus for m in cfg.mgs] == [int(b) for b in layout.net.bus.index[-5:]]
-    res = run_scenario(cfg, data_dir, "rule_based", tmp_path / "fleet.h5", progress=False)
-    run = open_run(tmp_path / "fleet.h5")
-    assert res.path == tmp_path / "fleet.h5" and run.n_steps == 24
-    saved = json.loads(run.attrs["config"]) if isinstance(run.attrs["config"], str) else run.attrs["config"]
-    assert [(m["bus"], m["kind"]) for m in saved["mgs"]] == [(m.bus, "home") for m in cfg.mgs]
-    recorded = {fid for fid, _ in run.series}
-    emap = EntityMap.from_dict(run.attrs["entity_map"])
-    dn = emap.parties["DN"]
-    assert dn.load and not set(dn.load) & recorded  # 32 feeder loads, none recorded
-    for name in (m.name for m in cfg.mgs):
-        pm = emap.parties[name]
-        assert set(pm.load + pm.pv) <= recorded and pm.storage in recorded
-    assert run.kpis["unserved_mwh"] == 0.0 and run.kpis["n_steps"] == 24
+    pcc_from = layout.net.line.from_bus[[layout.parties[m.name].pcc_line for m in cfg.mgs]]
+    assert list(pcc_from) == [m.bus for m in cfg.mgs]
+    saved = json.loads(cfg.to_json())
+    assert [(m["name"], m["bus"], m["kind"]) for m in saved["mgs"]] == [(m.name, m.bus, "home") for m in cfg.mgs]
 
 
 def test_recording_the_parties_only_gives_the_same_kpis(default_run: RunResult, tmp_path: Path) -> None:
@@ -204,4 +194,11 @@ def test_recording_the_parties_only_gives_the_same_kpis(default_run: RunResult, 
         return json.dumps({k: v for k, v in kpis.items() if k not in timings}, sort_keys=True)
 
     assert same(res.kpis) == same(default_run.kpis)
+    run = open_run(res.path)
+    recorded = {fid for fid, _ in run.series}
+    emap = EntityMap.from_dict(run.attrs["entity_map"])
+    assert len(emap.parties["DN"].load) == 32 and not set(emap.parties["DN"].load) & recorded
+    for name in ("MG1", "MG2", "MG3"):  # every MG's units and PCC line are in the file
+        pm = emap.parties[name]
+        assert set(pm.load + pm.pv + pm.wind) <= recorded and {pm.storage, pm.pcc_line} <= recorded
     assert len(open_run(res.path).series) < len(open_run(default_run.path).series) / 2
