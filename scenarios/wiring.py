@@ -4,7 +4,8 @@ The builder makes the net and layout (:func:`scenarios.build.build_net`: the gri
 units sit); :func:`wire` starts the grid, profile and EMS simulators (the EMS: one, one per party for a
 strategy of agents, or ``run.processes`` of them each holding a share of the parties), creates one
 profile entity per load, PV and wind unit (a standard profile, pvlib / windpowerlib, or a series from the
-scenario's data file), one ``MG`` entity per party and the strategy's extra entities (its contract's ``owner_agent``,
+scenario's data file; the network operator's feeder loads reach the grid as one load group), one ``MG``
+entity per party and the strategy's extra entities (its contract's ``owner_agent``,
 ``system_entity``, ``switch_entity`` and ``svc_entity``), connects actuals to the grid, forecasts and measured state of
 charge to the EMS, the EMS's setpoints, switch states (tie switches if the contract
 ``operates_tie_switches``; each cluster switch from its ``switch_entity``; each SVC's reactive power from
@@ -29,6 +30,9 @@ from ems_controllers.core.types import Microgrid
 from ems_controllers.registry import get_strategy
 from scenarios.config import Config, LoadCfg, MgCfg, PvCfg, UnitsCfg, WindCfg
 from scenarios.layout import DN, NetLayout, PartyUnits, mark_shed_groups, party_loads
+
+FEEDER_GROUP = "feeders"
+"""The grid's and the profile simulator's load group of the network operator's feeder loads."""
 
 
 @dataclass
@@ -171,7 +175,8 @@ class _Wiring:
         step_s = self.cfg.scenario.step_s
         if "unserved_mw" in self.strategy.outputs:
             mark_shed_groups(self.layout.net, self.layout)
-        self.grid = self.world.start("Grid", step_size=step_s).Grid(net=pp.to_json(self.layout.net))
+        groups = {FEEDER_GROUP: [int(i) for i in self.layout.feeder_loads]} if self.layout.feeder_loads else None
+        self.grid = self.world.start("Grid", step_size=step_s).Grid(net=pp.to_json(self.layout.net), load_groups=groups)
         self.ge = {e.eid: e for e in self.grid.children}
         self.prof = start_profiles(self.world, self.cfg, data_dir)
         if self.strategy.agents is not None:
@@ -195,8 +200,13 @@ class _Wiring:
             self.party_sims = {party: sims[name] for name, share in parts.items() for party in share}
 
     def feeder_loads(self) -> None:
-        """The network operator's feeder loads: their nominal p/q in the net scaled by one profile."""
+        """The network operator's feeder loads: their nominal p/q in the net scaled by one profile.
+
+        Each has a profile entity of its own (its forecast goes to the operator's EMS, its demand to the
+        record); the grid gets their demand through one load group (a list per attribute, one input
+        instead of two per load), from a profile group of the same members and sizes."""
         net, cfg = self.layout.net, self.cfg
+        peaks, cos_phis = [], []
         for li in self.layout.feeder_loads:
             p_nom, q_nom = float(net.load.at[li, "p_mw"]), float(net.load.at[li, "q_mvar"])
             cos_phi = p_nom / math.hypot(p_nom, q_nom) if p_nom > 0 else 1.0
@@ -206,9 +216,13 @@ class _Wiring:
                 cos_phi=cos_phi,
                 forecast_error_std=cfg.forecast.error_std,
             )
-            self.world.connect(ent, self.ge[f"Load-{li}"], "p_mw", "q_mvar")
+            peaks.append(p_nom * cfg.grid.feeder_load_scale)
+            cos_phis.append(cos_phi)
             self.feeder_profiles.append(ent)
             self.profile_ents.append(ent)
+        if peaks:
+            group = self.prof.LoadGroup(p_peak_mw=peaks, profile=cfg.grid.feeder_load_profile, cos_phi=cos_phis)
+            self.world.connect(group, self.ge[f"LoadGroup-{FEEDER_GROUP}"], "p_mw", "q_mvar")
 
     def load(self, ent: Any, li: int, ems: Any | None, pm: PartyEntities) -> None:
         """A load's profile -> the grid (actual) and, unless ``ems`` is None, -> the EMS (forecast)."""
@@ -418,8 +432,9 @@ def wire(world: Any, cfg: Config, layout: NetLayout, *, strategy: str | Strategy
     everything = cfg.run.record == "all"
     named = emap.named_grid_entities()
     for ent in [*w.ge.values(), w.grid]:
-        if everything or _fid(ent) in named:
-            w.to_record.append((ent, record_attrs(ent, "grid")))
+        attrs = record_attrs(ent, "grid")  # none for a load group: its members are recorded one by one
+        if attrs and (everything or _fid(ent) in named):
+            w.to_record.append((ent, attrs))
     feeder = {_fid(e) for e in w.feeder_profiles}
     for ent in w.profile_ents:
         if everything or _fid(ent) not in feeder:

@@ -54,6 +54,12 @@ Load model
 ``load_profiles.md``); ``q_mvar = p_mw * tan(acos(cos_phi))`` (inductive, consuming, for
 ``0 < cos_phi <= 1``).
 
+A ``LoadGroup`` is many loads on one profile (a network operator's feeder loads): params ``p_peak_mw``
+(a list, one per member), ``profile`` and ``cos_phi`` (one value or a list); its ``p_mw`` and
+``q_mvar`` are lists in the members' order, each the value a ``Load`` of that size outputs (no forecast:
+a consumer that plans gets forecasts from ``Load`` entities). It feeds the grid simulator's load group of
+the same members with one input per attribute instead of one per member.
+
 Forecast error model
 --------------------
 At a planning time the forecast for the next ``H = forecast_horizon_steps`` steps is
@@ -495,17 +501,18 @@ _MODELS: dict[str, _ModelSpec] = {
     "Series": _ModelSpec(("p_mw_per_hour", "kind", "cos_phi", "forecast_error_std"), ("p_mw", "q_mvar")),
 }
 _FORECAST_ATTR = "forecast_p_mw"
+_GROUP_MODEL = "LoadGroup"
+_GROUP_SPEC = _ModelSpec(("p_peak_mw", "profile", "cos_phi"), ("p_mw", "q_mvar"))
 
 META: Meta = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
-        name: {
-            "public": True,
-            "params": list(spec.params),
-            "attrs": [*spec.persistent, _FORECAST_ATTR],
-        }
-        for name, spec in _MODELS.items()
+        **{
+            name: {"public": True, "params": list(spec.params), "attrs": [*spec.persistent, _FORECAST_ATTR]}
+            for name, spec in _MODELS.items()
+        },
+        _GROUP_MODEL: {"public": True, "params": list(_GROUP_SPEC.params), "attrs": list(_GROUP_SPEC.persistent)},
     },
 }
 
@@ -519,6 +526,37 @@ class _Unit:
     upper_mw: float | None
     zero_where_actual_zero: bool
     cos_phi: float | None
+
+
+@dataclass(frozen=True)
+class _Group:
+    """A ``LoadGroup``: the profile's hourly year for a peak of 1 MW, each member's peak and tan(phi)."""
+
+    hourly_per_mw: np.ndarray
+    p_peak_mw: np.ndarray
+    tan_phi: np.ndarray
+
+
+def _load_group(params: dict[str, Any], path: str | None) -> _Group:
+    """A ``LoadGroup`` from its params (ValueError naming the bad one)."""
+    unknown = set(params) - set(_GROUP_SPEC.params)
+    if unknown:
+        raise ValueError(f"{_GROUP_MODEL}: unknown params {sorted(unknown)}; valid: {list(_GROUP_SPEC.params)}")
+    peaks = params.get("p_peak_mw")
+    if not isinstance(peaks, (list, tuple)) or not peaks or "profile" not in params:
+        raise ValueError(f"{_GROUP_MODEL}: p_peak_mw (a non-empty list) and profile are required")
+    p_peak = np.array([_check_positive(f"p_peak_mw[{k}]", v) for k, v in enumerate(peaks)])
+    cos_phi = params.get("cos_phi", 0.95)
+    cos = np.asarray([cos_phi] * len(p_peak) if isinstance(cos_phi, (int, float)) else cos_phi, dtype=float)
+    if cos.shape != p_peak.shape:
+        raise ValueError(f"{_GROUP_MODEL}: cos_phi must be one value or one per member ({len(p_peak)})")
+    if not ((cos > 0.0) & (cos <= 1.0)).all():
+        raise ValueError(f"{_GROUP_MODEL}: cos_phi must be in (0, 1], got {cos[(cos <= 0) | (cos > 1)][0]!r}")
+    return _Group(
+        load_profile_p_mw(params["profile"], 1.0, path),
+        p_peak,
+        np.array([math.tan(math.acos(c)) for c in cos.tolist()]),
+    )
 
 
 @dataclass(frozen=True)
@@ -555,7 +593,8 @@ class ProfileSim(mosaik_api_v3.Simulator):
         self._profiles_file: str | None = None
         self._weather: Weather | None = None
         self._units: dict[str, _Unit] = {}
-        self._counters: dict[str, int] = dict.fromkeys(_MODELS, 0)
+        self._groups: dict[str, _Group] = {}
+        self._counters: dict[str, int] = dict.fromkeys([*_MODELS, _GROUP_MODEL], 0)
         self._year = 2016
         self._out: dict[str, dict[str, Any]] = {}
         self._eids: list[str] = []
@@ -672,8 +711,10 @@ class ProfileSim(mosaik_api_v3.Simulator):
 
     @override
     def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
+        if model == _GROUP_MODEL:
+            return self._create_groups(num, _load_group(model_params, self._profiles_file))
         if model not in _MODELS:
-            raise ValueError(f"model: unknown model {model!r}; valid: {list(_MODELS)}")
+            raise ValueError(f"model: unknown model {model!r}; valid: {[*_MODELS, _GROUP_MODEL]}")
         unit = self._make_unit(model, model_params)
         entities: list[CreateResult] = []
         for _ in range(num):
@@ -682,6 +723,15 @@ class ProfileSim(mosaik_api_v3.Simulator):
             self._units[eid] = unit
             entities.append({"eid": eid, "type": model})
         self._matrix = None  # stacked once, not per create (quadratic for thousands of entities)
+        return entities
+
+    def _create_groups(self, num: int, group: _Group) -> list[CreateResult]:
+        entities: list[CreateResult] = []
+        for _ in range(num):
+            eid = f"{_GROUP_MODEL}-{self._counters[_GROUP_MODEL]}"
+            self._counters[_GROUP_MODEL] += 1
+            self._groups[eid] = group
+            entities.append({"eid": eid, "type": _GROUP_MODEL})
         return entities
 
     @property
@@ -715,6 +765,10 @@ class ProfileSim(mosaik_api_v3.Simulator):
             else:
                 data[_FORECAST_ATTR] = None
             out[eid] = data
+        for eid, group in self._groups.items():
+            per_mw = float(step_means_p_mw(group.hourly_per_mw, self._offset_s + t_s, self.step_s, 1)[0])
+            p_mw = per_mw * group.p_peak_mw
+            out[eid] = {"p_mw": p_mw.tolist(), "q_mvar": (p_mw * group.tan_phi).tolist()}
         self._out = out
         return time + self._step_size
 

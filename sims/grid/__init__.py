@@ -13,6 +13,8 @@ Modules, one concern each:
 * :mod:`~sims.grid.model`: :class:`~sims.grid.model.GridModel`, one step without mosaik;
 * :mod:`~sims.grid.spec`: the mosaik models (META);
 * :mod:`~sims.grid.netindex`: loading a net, row and bus positions, entity ids;
+* :mod:`~sims.grid.groups`: load groups (``load_groups``: many loads fed through one entity whose
+  attributes are lists, ``LoadGroup-<name>``);
 * :mod:`~sims.grid.topology`: switch states -> islands, which are supplied, energised by a grid-forming
   unit, or unsupplied (cached per switch state);
 * :mod:`~sims.grid.units`: loads and shedding, static generators and curtailment, storages and SoC;

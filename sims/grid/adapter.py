@@ -9,11 +9,12 @@ import mosaik_api_v3
 from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
 
 from sims.grid.fastpath import FastPath
+from sims.grid.groups import group_children, parse_load_groups
 from sims.grid.intake import InputIntake
 from sims.grid.model import GridModel
 from sims.grid.netindex import entities, load_net
 from sims.grid.output_request import OutputPlanner
-from sims.grid.spec import META, MODEL_SPECS
+from sims.grid.spec import LOAD_GROUP_MODEL, META, MODEL_SPECS
 
 
 class GridSim(mosaik_api_v3.Simulator):
@@ -64,14 +65,19 @@ class GridSim(mosaik_api_v3.Simulator):
             raise ValueError(f"only Grid entities can be created, not {model!r}")
         if num != 1 or self.model is not None:
             raise ValueError("GridSim holds exactly one Grid entity")
-        if set(model_params) != {"net"}:
-            raise ValueError(f"Grid takes exactly the param 'net', got {sorted(model_params)}")
+        if "net" not in model_params or not set(model_params) <= {"net", "load_groups"}:
+            raise ValueError(f"Grid takes the param 'net' and optionally 'load_groups', got {sorted(model_params)}")
         dt_h = self.step_size * self.time_resolution / 3600.0
-        self.model = GridModel(load_net(model_params["net"]), dt_h)
+        net = load_net(model_params["net"])
+        groups = parse_load_groups(net, model_params.get("load_groups"))
+        self.model = GridModel(net, dt_h)
         net = self.model.net
         eids, children = entities(net)
-        self._intake = InputIntake(eids, self.model.units.inputs, self.model.switch_closed)
-        self._planner = OutputPlanner(eids, {name: len(net[spec.element]) for name, spec in MODEL_SPECS.items()})
+        eids.update({g.eid: (LOAD_GROUP_MODEL, k) for k, g in enumerate(groups)})
+        children += group_children(groups)
+        self._intake = InputIntake(eids, self.model.units.inputs, self.model.switch_closed, groups)
+        rows = {name: len(net[spec.element]) for name, spec in MODEL_SPECS.items()}
+        self._planner = OutputPlanner(eids, rows, groups)
         return [{"eid": "Grid-0", "type": "Grid", "children": children, "rel": []}]
 
     @override

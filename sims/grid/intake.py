@@ -9,7 +9,10 @@ input), writing every single-source input with one vectorised assignment into
 
 * a value holds until a new one arrives; ``None`` is no value;
 * several sources of one attribute are summed;
-* a switch is closed only if every source says so (``bool`` of each value).
+* a switch is closed only if every source says so (``bool`` of each value);
+* a load group's input (:mod:`sims.grid.groups`) is a list, one value per member (``None`` or NaN: that
+  member's value holds); a member whose attribute also has inputs of its own gets the sum of the group's
+  last value and those.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from typing import Any
 import numpy as np
 from mosaik_api_v3.types import InputData
 
+from sims.grid.groups import LoadGroup
 from sims.grid.netindex import Entity
+from sims.grid.spec import LOAD_GROUP_ATTRS, LOAD_GROUP_MODEL
 from sims.grid.units import UnitInputs
 
 INPUT_ARRAYS: dict[tuple[str, str], str] = {
@@ -48,7 +53,8 @@ class _Plan:
     n_src: list[int]
     """Number of sources of each input."""
     slot: np.ndarray
-    """Where each input goes: a position in the unit input buffer, or ``n_unit + pos`` for switch ``pos``."""
+    """Where each input goes: a position in the unit input buffer, ``n_unit + pos`` for switch ``pos``, or
+    ``-1 - j`` for the load-group target ``j`` (:attr:`InputIntake._targets`)."""
     single: list[int] | None
     """The inputs (their positions in this plan) of one source that go to the unit input buffer (None:
     every input)."""
@@ -56,19 +62,33 @@ class _Plan:
     """The source of each of those."""
     single_slot: np.ndarray
     others: list[int]
-    """The rest (several sources, switches): one by one."""
+    """The rest (several sources, switches, load groups): one by one, load groups first."""
+    on_group: dict[int, tuple[int, int]]
+    """Inputs of a load that is also a member of a group feeding that attribute: input -> (target, member)."""
 
 
 class InputIntake:
     """Writes a step's mosaik inputs into :class:`UnitInputs` and the switch states (see the module docstring)."""
 
-    def __init__(self, eids: Mapping[str, Entity], held: UnitInputs, switch_closed: np.ndarray) -> None:
+    def __init__(
+        self,
+        eids: Mapping[str, Entity],
+        held: UnitInputs,
+        switch_closed: np.ndarray,
+        groups: list[LoadGroup] | None = None,
+    ) -> None:
         self._eids = eids
         self._offsets = held.offsets
         self._buffer = held.buffer
         self._switch_closed = switch_closed
         self._n_unit = len(held.buffer)
         self._plan: _Plan | None = None
+        # load-group target j = (group g, attribute a) at j = len(LOAD_GROUP_ATTRS) * g + a: buffer slots
+        # of its members, and the last value each member got through the group
+        self._targets: list[np.ndarray] = [
+            self._offsets[INPUT_ARRAYS["Load", attr]] + g.load_pos for g in groups or [] for attr in LOAD_GROUP_ATTRS
+        ]
+        self._group_last = [np.zeros(len(t)) for t in self._targets]
 
     def apply(self, inputs: InputData) -> None:
         """Write ``inputs`` (``{eid: {attr: {source: value}}}``); a ValueError names an input the grid does
@@ -86,12 +106,18 @@ class InputIntake:
         try:
             flat = np.fromiter(values, float, len(values))  # None -> NaN
         except (TypeError, ValueError):  # a value that is no number: every input one by one
-            others: list[int] = list(range(len(sources)))
+            others: list[int] = sorted(range(len(sources)), key=lambda k: int(plan.slot[k]) >= 0)
         else:
             self._write(plan.single_slot, flat, values)
             others = plan.others
         for k in others:
-            self._apply_one(int(plan.slot[k]), sources[k])
+            slot = int(plan.slot[k])
+            if slot < 0:
+                self._apply_group(-1 - slot, sources[k], plan.eids[k], plan.attrs[k])
+            elif k in plan.on_group:
+                self._apply_member(slot, sources[k], *plan.on_group[k])
+            else:
+                self._apply_one(slot, sources[k])
 
     def _take(self, inputs: InputData) -> tuple[list[dict[str, Any]], list[Any]] | None:
         """The inputs' source dicts and the values of the plan's single-source inputs, or None if the
@@ -126,7 +152,9 @@ class InputIntake:
         for eid, by_attr in inputs.items():
             model, pos = self._eids[eid]
             for attr, sources in by_attr.items():
-                if (model, attr) in INPUT_ARRAYS:
+                if model == LOAD_GROUP_MODEL and attr in LOAD_GROUP_ATTRS:
+                    slots.append(-1 - (len(LOAD_GROUP_ATTRS) * pos + LOAD_GROUP_ATTRS.index(attr)))
+                elif (model, attr) in INPUT_ARRAYS:
                     slots.append(self._offsets[INPUT_ARRAYS[model, attr]] + pos)
                 elif (model, attr) == SWITCH_INPUT:
                     slots.append(self._n_unit + pos)
@@ -137,7 +165,9 @@ class InputIntake:
                 n_src.append(len(sources))
                 src.append(next(iter(sources)) if len(sources) == 1 else "")
         slot = np.array(slots, dtype=np.int64)
-        is_single = (np.array(n_src) == 1) & (slot < self._n_unit)
+        on_group = self._on_group(slot)
+        is_single = (np.array(n_src) == 1) & (slot >= 0) & (slot < self._n_unit)
+        is_single[list(on_group)] = False
         single = np.flatnonzero(is_single).tolist()
         return _Plan(
             n_eids=len(inputs),
@@ -148,8 +178,41 @@ class InputIntake:
             single=None if is_single.all() else single,
             single_src=[src[k] for k in single],
             single_slot=slot[is_single],
-            others=np.flatnonzero(~is_single).tolist(),
+            others=sorted(np.flatnonzero(~is_single).tolist(), key=lambda k: slots[k] >= 0),
+            on_group=on_group,
         )
+
+    def _on_group(self, slot: np.ndarray) -> dict[int, tuple[int, int]]:
+        """Inputs into a slot that a load group also feeds: input -> (group target, member)."""
+        fed = {int(s): (j, m) for j, target in enumerate(self._targets) for m, s in enumerate(target.tolist())}
+        if not fed:
+            return {}
+        return {k: fed[int(s)] for k, s in enumerate(slot.tolist()) if s >= 0 and s in fed}
+
+    def _apply_group(self, j: int, sources: Mapping[str, Any], eid: str, attr: str) -> None:
+        """A load group's list(s) into its members' slots (several sources summed; NaN/None: that member holds)."""
+        target = self._targets[j]
+        total: np.ndarray | None = None
+        for src, value in sources.items():
+            if value is None:
+                continue
+            try:
+                vec = np.asarray(value, dtype=float)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{eid}.{attr} from {src}: expected a list of numbers ({exc})") from exc
+            if vec.shape != target.shape:
+                raise ValueError(f"{eid}.{attr} from {src}: expected {len(target)} values, got shape {vec.shape}")
+            total = vec if total is None else total + vec
+        if total is None:
+            return
+        held = ~np.isnan(total)
+        self._group_last[j][held] = total[held]
+        self._buffer[target[held]] = total[held]
+
+    def _apply_member(self, slot: int, sources: Mapping[str, Any], j: int, m: int) -> None:
+        """A group member's own inputs: added to what the group gave it last."""
+        values = [float(v) for v in sources.values() if v is not None]
+        self._buffer[slot] = self._group_last[j][m] + sum(values)
 
     def _write(self, slot: np.ndarray, flat: np.ndarray, values: list[Any]) -> None:
         """Single-source values (``flat``: as floats) into their slots; None is no value."""

@@ -18,8 +18,10 @@ from typing import Any, cast
 import numpy as np
 from mosaik_api_v3.types import OutputData, OutputRequest
 
+from sims.grid.groups import LoadGroup
 from sims.grid.netindex import Entity
 from sims.grid.outputs import StepOutputs
+from sims.grid.spec import LOAD_GROUP_MODEL
 
 PLANS_KEPT = 4
 
@@ -69,10 +71,14 @@ class _Plan:
 class OutputPlanner:
     """Answers ``get_data`` requests for the entities of one grid (see the module docstring)."""
 
-    def __init__(self, eids: Mapping[str, Entity], rows: Mapping[str, int]) -> None:
-        """``eids``: entity id -> (model, row position); ``rows``: the number of rows of each model."""
+    def __init__(
+        self, eids: Mapping[str, Entity], rows: Mapping[str, int], groups: list[LoadGroup] | None = None
+    ) -> None:
+        """``eids``: entity id -> (model, row position); ``rows``: the number of rows of each model;
+        ``groups``: the load groups (a group's attribute: its members' ``Load`` outputs as a list)."""
         self._eids = eids
         self._rows = rows
+        self._groups = groups or []
         self._plans: list[_Plan] = []
         """The last used first."""
 
@@ -85,9 +91,20 @@ class OutputPlanner:
             if not g.attrs:
                 data.update(zip(g.eids, map(dict, repeat(())), strict=False))
                 continue
+            if g.model == LOAD_GROUP_MODEL:
+                data.update(self._group_answer(g, outputs))
+                continue
             columns = [outputs.values(g.model, attr, g.pos) for attr in g.attrs]
             data.update(zip(g.eids, map(g.row, *columns), strict=True))
         return data
+
+    def _group_answer(self, g: _Group, outputs: StepOutputs) -> dict[str, dict[str, Any]]:
+        """Load groups: each attribute as the list of its members' ``Load`` values."""
+        assert g.pos is not None
+        return {
+            eid: {attr: outputs.values("Load", attr, self._groups[k].load_pos) for attr in g.attrs}
+            for eid, k in zip(g.eids, g.pos.tolist(), strict=True)
+        }
 
     def _plan_of(self, request: OutputRequest) -> _Plan:
         for k, plan in enumerate(self._plans):
@@ -108,7 +125,7 @@ class OutputPlanner:
             rows.append(pos)
         groups = []
         for (model, names), (eids, rows) in by_key.items():
-            every = model != "Grid" and rows == list(range(self._rows[model]))
+            every = model not in ("Grid", LOAD_GROUP_MODEL) and rows == list(range(self._rows[model]))
             groups.append(_Group(model, names, eids, None if every else np.array(rows, dtype=np.int64)))
         in_order = [eid for g in groups for eid in g.eids] == list(request)
         return _Plan({eid: list(attrs) for eid, attrs in request.items()}, groups, in_order)

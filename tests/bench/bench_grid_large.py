@@ -5,12 +5,14 @@ Run: ``python tests/bench/bench_grid_large.py [--code 1-MVLV-rural-all-0-sw] [--
 
 The net as the scenario builder prepares it (closed bus-bus switches fused, SimBench's own generators
 kept as the units), seeded hourly inputs: every load at 40-120 % of its nominal power (a daily shape
-times noise), every generator's availability at 0-100 % of its nominal power. Printed: the net's size,
-GridSim's set-up (including its check against ``runpp``), the median and 95th percentile of GridSim's
-step alone, of step plus ``get_data`` of the Grid entity only and of every entity, and of ``runpp`` with
-the same inputs, their ratios, and the largest bus voltage difference to a fresh ``runpp`` over
-``--check`` steps; with ``--profile N``, where a step's time goes (cProfile over N more steps: the
-functions with the most time of their own).
+times noise), every generator's availability at 0-100 % of its nominal power. The loads' powers reach
+GridSim as the scenarios send a network operator's feeder loads: through one load group (a list per
+attribute); the same steps with one input per load and attribute run too, as the baseline. Printed: the
+net's size, GridSim's set-up (including its check against ``runpp``), the median and 95th percentile of
+GridSim's step alone, of step plus ``get_data`` of the Grid entity only and of every entity, and of
+``runpp`` with the same inputs, their ratios, and the largest bus voltage difference to a fresh ``runpp``
+over ``--check`` steps; with ``--profile N``, where a step's time goes (cProfile over N more steps of the
+grouped inputs: the functions with the most time of their own).
 """
 
 from __future__ import annotations
@@ -63,13 +65,32 @@ def _inputs(net: pp.pandapowerNet, n_steps: int, seed: int = 42) -> list[dict]:
     return steps
 
 
-def _gridsim(net: pp.pandapowerNet, steps: list[dict], check: int) -> tuple[Any, float, dict[str, list[float]], float]:
+GROUP = "LoadGroup-feeders"
+
+
+def _grouped(net: pp.pandapowerNet, steps: list[dict]) -> list[dict]:
+    """The same steps with every load's p and q in one load-group input (lists in ``net.load`` order)."""
+    out = []
+    for step in steps:
+        loads = [step[f"Load-{i}"] for i in net.load.index]
+        rest = {eid: v for eid, v in step.items() if not eid.startswith("Load-")}
+        p = [d["p_mw"]["src"] for d in loads]
+        q = [d["q_mvar"]["src"] for d in loads]
+        out.append({GROUP: {"p_mw": {"src": p}, "q_mvar": {"src": q}}, **rest})
+    return out
+
+
+def _gridsim(
+    net: pp.pandapowerNet, steps: list[dict], check: int, singles: list[dict]
+) -> tuple[Any, float, dict[str, list[float]], float]:
+    """GridSim on ``steps`` (``singles``: the same steps with one input per load, for the runpp check)."""
     from sims.grid import GridSim
 
     sim = GridSim()
     sim.init("Grid", time_resolution=1.0, step_size=3600)
     t0 = time.perf_counter()
-    children = sim.create(1, "Grid", net=pp.to_json(net))[0]["children"]
+    groups = {"feeders": [int(i) for i in net.load.index]} if GROUP in steps[0] else None
+    children = sim.create(1, "Grid", net=pp.to_json(net), load_groups=groups)[0]["children"]
     setup = time.perf_counter() - t0
     assert sim._fast is not None, "the fast path refused this net"
     every = {c["eid"]: sim.meta["models"][c["type"]]["attrs"] for c in children}
@@ -88,7 +109,7 @@ def _gridsim(net: pp.pandapowerNet, steps: list[dict], check: int) -> tuple[Any,
         times["step + Grid outputs"].append(t2 - t0)
         times["step + every output"].append(t1 - t0 + t3 - t2)
         if k < check:
-            worst = max(worst, _vm_difference(net, step, data))
+            worst = max(worst, _vm_difference(net, singles[k], data))
     return sim, setup, times, worst
 
 
@@ -135,18 +156,24 @@ def main() -> None:
         f"{len(net.load)} loads, {len(net.sgen)} static generators, {len(net.switch)} switches "
         f"(read and prepared in {time.perf_counter() - t0:.1f} s)"
     )
-    steps = _inputs(net, a.steps)
-    sim, setup, times, worst = _gridsim(net, steps, a.check)
-    base = _stats(bench_runpp(net, steps))
-    print(f"GridSim set-up (fast path built and checked against runpp): {setup:.1f} s")
-    print(f"{'':<28}{'median ms':>10}{'p95 ms':>10}{'runpp / this':>14}")
-    for name, ts in times.items():
-        med, p95 = _stats(ts)
-        print(f"{'GridSim ' + name:<28}{med:>10.2f}{p95:>10.2f}{base[0] / med:>14.1f}")
-    print(f"{'pandapower.runpp':<28}{base[0]:>10.2f}{base[1]:>10.2f}{1.0:>14.1f}")
-    print(f"largest |vm| difference to a fresh runpp over {a.check} steps: {worst:.2e} pu")
+    singles = _inputs(net, a.steps)
+    grouped = _grouped(net, singles)
+    runs = {"one input per load": _gridsim(net, singles, a.check, singles)}
+    runs["load group"] = _gridsim(net, grouped, a.check, singles)
+    base = _stats(bench_runpp(net, singles))
+    print(f"{'':<44}{'median ms':>10}{'p95 ms':>10}{'runpp / this':>14}")
+    for label, (_, setup, times, worst) in runs.items():
+        print(f"loads as {label}: set-up (fast path built and checked against runpp) {setup:.1f} s, largest |vm|")
+        print(f"  difference to a fresh runpp over {a.check} steps {worst:.2e} pu")
+        for name, ts in times.items():
+            med, p95 = _stats(ts)
+            print(f"{'  GridSim ' + name:<44}{med:>10.2f}{p95:>10.2f}{base[0] / med:>14.1f}")
+    print(f"{'pandapower.runpp':<44}{base[0]:>10.2f}{base[1]:>10.2f}{1.0:>14.1f}")
+    single_med = _stats(runs["one input per load"][2]["step"])[0]
+    group_med = _stats(runs["load group"][2]["step"])[0]
+    print(f"step with a load group / with one input per load: {group_med / single_med:.2f}")
     if a.profile:
-        _profile(sim, steps[: a.profile], len(steps))
+        _profile(runs["load group"][0], grouped[: a.profile], len(grouped))
 
 
 if __name__ == "__main__":
