@@ -51,11 +51,14 @@ def strategy_settings(cfg: Config, strategy: Strategy) -> StrategySettings:
     return _settings(strategy, cfg.ems.strategy_fields)
 
 
-def offered(cfg: Config) -> frozenset[Capability]:
-    """The capabilities of a scenario, from its config alone (no net is built: ``list`` stays fast); the
+def offered(cfg: Config, net: Any = None) -> frozenset[Capability]:
+    """The capabilities of a scenario, from its config (no net is built: ``list`` stays fast); the
     builder makes the net agree (an external grid unless ``grid.external_grid`` is false, a tie switch
-    per ``grid.tie_lines`` entry, a network operator party for ``[dn]``)."""
+    per ``grid.tie_lines`` entry, a network operator party for ``[dn]``). What only the built ``net``
+    tells (transformers in service) is offered when it is given."""
     have = set()
+    if net is not None and any(len(t) and t["in_service"].astype(bool).any() for t in (net.trafo, net.trafo3w)):
+        have.add(Capability.TRANSFORMERS)
     if cfg.dn is not None:
         have.add(Capability.NETWORK_OPERATOR)
     if cfg.mgs and all(m.chp is not None for m in cfg.mgs):
@@ -87,7 +90,7 @@ def check_fit(cfg: Config, layout: NetLayout, strategy: Strategy) -> StrategySet
     from scenarios.common import check_connect, run_simulators
 
     settings = strategy_settings(cfg, strategy)
-    problem = strategy.problem(offered(cfg), settings)
+    problem = strategy.problem(offered(cfg, layout.net), settings)
     if problem:
         raise ConfigError(f"strategy {strategy.name} cannot run on scenario {cfg.scenario.name}: {problem}")
     check_connect(cfg, run_simulators(strategy, list(layout.parties)))

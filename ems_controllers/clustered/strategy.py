@@ -91,7 +91,7 @@ STRATEGY = Strategy.declare(
     OUTPUT_ATTRS,
     Settings,
     frozenset({Capability.CLUSTERS, Capability.NETWORK_OPERATOR}),
-    frozenset({Capability.ISLANDED, Capability.NESTED, Capability.OWNER_LOADS}),
+    frozenset({Capability.ISLANDED, Capability.NESTED, Capability.OWNER_LOADS, Capability.TRANSFORMERS}),
     system_entity=EntityModel("Clusters", SYSTEM_ATTRS),
     switch_entity=EntityModel("Switch", SWITCH_ATTRS),
     svc_entity=EntityModel("Svc", SVC_ATTRS),

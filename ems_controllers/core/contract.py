@@ -58,6 +58,7 @@ class Capability(StrEnum):
     TIE_SWITCHES = "tie_switches"
     ISLANDED = "islanded"
     CLUSTERS = "clusters"
+    TRANSFORMERS = "transformers"
 
     @property
     def meaning(self) -> str:
@@ -76,6 +77,8 @@ _MEANING = {
     Capability.ISLANDED: "no external grid: the system runs islanded",
     Capability.CLUSTERS: "microgrids grouped in clusters with switches MG-cluster, cluster-cluster and "
     "cluster-network that an EMS may operate",
+    Capability.TRANSFORMERS: "transformers in service between voltage levels (a network model of lines at one "
+    "voltage, such as LinDistFlow here, cannot represent them)",
 }
 
 

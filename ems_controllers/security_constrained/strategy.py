@@ -45,7 +45,7 @@ def _requires(settings: Settings) -> frozenset[Capability]:
 
 
 NEEDS = frozenset({Capability.NETWORK_OPERATOR})
-NOT_WITH = GRID_TIED | {Capability.NESTED}
+NOT_WITH = GRID_TIED | {Capability.NESTED, Capability.TRANSFORMERS}
 STRATEGY = Strategy.declare(
     __name__,
     "SecurityConstrainedEMS",
