@@ -28,8 +28,15 @@ logger = logging.getLogger("mmg_cosim")
 RESULTS_DIR = Path("results")
 
 
-def _bad_input(msg: str) -> int:
-    print(f"mmg-cosim: error: {msg}", file=sys.stderr)
+class BadInput(Exception):
+    """Bad input found before anything ran (exit 2): the message names the bad field or value."""
+
+
+def _bad_input(exc: BadInput, as_json: bool, out: TextIO) -> int:
+    """Say what is wrong on stderr and, with ``--json``, as the one document on stdout; exit status 2."""
+    print(f"mmg-cosim: error: {exc}", file=sys.stderr)
+    if as_json:
+        write_json(out, {"input_error": str(exc), "exit_status": 2})
     return 2
 
 
@@ -108,14 +115,14 @@ def cmd_run(args: argparse.Namespace, out_stream: TextIO) -> int:
         layout = build_net(cfg, data_dir)
         check_fit(cfg, layout, resolve(args.strategy))
     except (ConfigError, ValueError) as exc:
-        return _bad_input(str(exc))
+        raise BadInput(str(exc)) from None
     from scenarios.runner import OutputPathError, RunFailed, run_scenario
 
     out = Path(args.out) if args.out else RESULTS_DIR / result_file_name(entry.name, args.strategy)
     try:  # run_scenario checks the output path before anything starts (OutputPathError)
         result = run_scenario(cfg, data_dir, args.strategy, out, progress=not args.quiet, layout=layout)
     except OutputPathError as exc:
-        return _bad_input(str(exc))
+        raise BadInput(str(exc)) from None
     except RunFailed as exc:
         return _report_failed_run(exc, args.json, out_stream)
     if args.json:
@@ -199,14 +206,14 @@ def cmd_compare(args: argparse.Namespace, out_stream: TextIO) -> int:
             check_fit(cfg, layout, resolve(name))
             runs.append((spec, name, cfg, data_dir, layout))
     except (ConfigError, ValueError) as exc:
-        return _bad_input(str(exc))
+        raise BadInput(str(exc)) from None
     out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
     outs = [out_dir / result_file_name(entry.name, run[0]) for run in runs]
     try:
         for out in outs:
             check_output(out)
     except OutputPathError as exc:
-        return _bad_input(str(exc))
+        raise BadInput(str(exc)) from None
     results: dict[str, dict[str, Any]] = {}
     for (spec, name, cfg, data_dir, layout), out in zip(runs, outs, strict=True):
         print(f"running {spec} -> {out}", file=sys.stderr)
@@ -324,14 +331,14 @@ def _read_run[T](path: Path, reader: Callable[[Path], T]) -> T | int:
     from scenarios.audit import NotARunFile, read_run_attrs
 
     if not path.is_file():
-        return _bad_input(f"no such run file: {path}")
+        raise BadInput(f"no such run file: {path}")
     try:
         read_run_attrs(path)
         return reader(path)
     except NotARunFile as exc:
-        return _bad_input(str(exc))
+        raise BadInput(str(exc)) from None
     except (OSError, KeyError, ValueError) as exc:
-        return _bad_input(f"{path} is not a readable mmg-cosim run: {type(exc).__name__}: {exc}")
+        raise BadInput(f"{path} is not a readable mmg-cosim run: {type(exc).__name__}: {exc}") from None
 
 
 def _run_status(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -363,7 +370,7 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     if plots_dir is not None:
         problem = folder_problem(plots_dir)
         if problem:
-            return _bad_input(f"--plots {plots_dir}: {problem}")
+            raise BadInput(f"--plots {plots_dir}: {problem}")
     kpis = _read_run(path, compute_kpis)
     if isinstance(kpis, int):
         return kpis
@@ -457,7 +464,7 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
     try:
         runs = _sweep_plan(args)
     except (ConfigError, ValueError) as exc:
-        return _bad_input(str(exc))
+        raise BadInput(str(exc)) from None
     out_dir = Path(args.out_dir).resolve()  # workers (possibly on other hosts) get absolute paths
     task = sweep_task(args.scenario, args.config, out_dir, args.days)
     print(f"sweep of {len(runs)} runs -> {out_dir}", file=sys.stderr)
@@ -467,7 +474,7 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
 
     problem = folder_problem(out_dir)
     if problem:
-        return _bad_input(f"--out-dir {args.out_dir}: {problem}")
+        raise BadInput(f"--out-dir {args.out_dir}: {problem}")
     outcomes = run_sweep(runs, task, out_dir, workers=args.workers, scheduler=args.scheduler, on_done=progress)
     plot = plot_spread(outcomes, out_dir / "spread.png")
     failed = [o for o in outcomes if o.status not in ("ok", "resumed")]
@@ -566,7 +573,10 @@ def main(argv: list[str] | None = None) -> int:
     # Whatever the work prints (solvers, libraries, simulator processes) goes to stderr; the result
     # alone reaches stdout.
     with result_stdout() as out:
-        return int(args.func(args, out))
+        try:
+            return int(args.func(args, out))
+        except BadInput as exc:
+            return _bad_input(exc, bool(getattr(args, "json", False)), out)
 
 
 if __name__ == "__main__":

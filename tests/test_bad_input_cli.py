@@ -243,3 +243,27 @@ def test_report_plots_into_an_unwritable_dir_exits_2_before_plotting(
     assert f"--plots {plots}:" in captured.err, captured.err
     assert captured.out == ""
     assert sorted(p.name for p in tmp_path.rglob("*")) == before, "nothing may be plotted"
+
+
+# --- --json on bad input: the one document on stdout says what is wrong --------------------------------
+def test_bad_input_with_json_prints_one_document_naming_the_field(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    code, out, err = _run_bad(capfd, tmp_path, "--set", "mgs.MG1.wind.turbine_type='nosuch'", "--json")
+    assert code == 2, err
+    doc = json.loads(out)
+    assert doc["exit_status"] == 2
+    assert "mgs[0] (MG1).wind.turbine_type" in doc["input_error"]
+    assert "mgs[0] (MG1).wind.turbine_type" in err, "the message goes to stderr too"
+
+
+# --- a strategy whose network model cannot represent the grid is refused before the start ---------------
+def test_a_strategy_without_transformers_is_refused_on_a_grid_with_them(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    fleet = Path(__file__).resolve().parents[1] / "scenarios" / "data" / "mvlv_fleet.toml"
+    code, _, err = _run_bad(capfd, tmp_path, str(fleet), "--strategy", "security_constrained", "--set", "fleet.n=2")
+    assert code == 2, err
+    assert "cannot handle transformers" in err and "security_constrained" in err, err
