@@ -232,6 +232,15 @@ def load_profile_names(path: str | None = None) -> list[str]:
     return list(load_profiles(path).columns)
 
 
+@functools.lru_cache(maxsize=64)
+def _profile_shape(profile: str, path: str | None = None) -> np.ndarray:
+    """A load profile's normalised hourly year (peak 1), one read-only array shared by every load on it."""
+    _check_profile(profile, path)
+    shape = load_profiles(path)[profile].to_numpy(dtype=float).copy()
+    shape.flags.writeable = False
+    return shape
+
+
 TURBINE_TYPES_HINT = "windpowerlib.get_turbine_types(print_out=False), rows with has_power_curve"
 
 
@@ -519,9 +528,11 @@ META: Meta = {
 
 @dataclass(frozen=True)
 class _Unit:
-    """What the adapter keeps per entity: the annual series and how to forecast it."""
+    """What the adapter keeps per entity: the annual series (``scale * shape``; loads on one profile share
+    its ``shape``, so thousands of them cost one year of memory, not one each) and how to forecast it."""
 
-    hourly_p_mw: np.ndarray
+    shape: np.ndarray
+    scale: float
     error_std_mw: float
     upper_mw: float | None
     zero_where_actual_zero: bool
@@ -553,7 +564,7 @@ def _load_group(params: dict[str, Any], path: str | None) -> _Group:
     if not ((cos > 0.0) & (cos <= 1.0)).all():
         raise ValueError(f"{_GROUP_MODEL}: cos_phi must be in (0, 1], got {cos[(cos <= 0) | (cos > 1)][0]!r}")
     return _Group(
-        load_profile_p_mw(params["profile"], 1.0, path),
+        _profile_shape(params["profile"], path),
         p_peak,
         np.array([math.tan(math.acos(c)) for c in cos.tolist()]),
     )
@@ -598,7 +609,11 @@ class ProfileSim(mosaik_api_v3.Simulator):
         self._year = 2016
         self._out: dict[str, dict[str, Any]] = {}
         self._eids: list[str] = []
-        self._matrix: np.ndarray | None = None  # every unit's hourly year, stacked at the first step after a create
+        # the distinct hourly years (shapes) of the units, stacked at the first step after a create; per
+        # unit (in _eids' order) its shape's row and its scale
+        self._matrix: np.ndarray | None = None
+        self._shape_row = np.zeros(0, dtype=np.int64)
+        self._scale = np.zeros(0)
 
     @override
     def init(self, sid: SimId, time_resolution: float = 1.0, **sim_params: Any) -> Meta:
@@ -666,7 +681,7 @@ class ProfileSim(mosaik_api_v3.Simulator):
                 params.get("azimuth_deg", 180.0),
                 self._weather_for_run(),
             )
-            return _Unit(series, error_frac * rating, rating, True, None)
+            return _Unit(series, 1.0, error_frac * rating, rating, True, None)
         if model == "Wind":
             if "p_rated_mw" not in params:
                 raise ValueError("Wind: p_rated_mw is required")
@@ -677,7 +692,7 @@ class ProfileSim(mosaik_api_v3.Simulator):
                 params.get("hub_height_m", DEFAULT_HUB_HEIGHT_M),
                 self._weather_for_run(),
             )
-            return _Unit(series, error_frac * rating, rating, False, None)
+            return _Unit(series, 1.0, error_frac * rating, rating, False, None)
         if model == "Series":
             return self._series_unit(params, error_frac)
         if "p_peak_mw" not in params or "profile" not in params:
@@ -686,8 +701,8 @@ class ProfileSim(mosaik_api_v3.Simulator):
         cos_phi = float(params.get("cos_phi", 0.95))
         if not 0.0 < cos_phi <= 1.0:
             raise ValueError(f"cos_phi must be in (0, 1], got {cos_phi!r}")
-        series = load_profile_p_mw(params["profile"], rating, self._profiles_file)
-        return _Unit(series, error_frac * rating, None, False, cos_phi)
+        shape = _profile_shape(params["profile"], self._profiles_file)
+        return _Unit(shape, rating, error_frac * rating, None, False, cos_phi)
 
     @staticmethod
     def _series_unit(params: dict[str, Any], error_frac: float) -> _Unit:
@@ -703,11 +718,11 @@ class ProfileSim(mosaik_api_v3.Simulator):
         series = np.tile(np.repeat(daily, HOURS_PER_DAY // len(daily)), HOURS_PER_YEAR // HOURS_PER_DAY)
         peak = float(daily.max())
         if kind == "generation":
-            return _Unit(series, error_frac * peak, peak, True, None)
+            return _Unit(series, 1.0, error_frac * peak, peak, True, None)
         cos_phi = float(params.get("cos_phi", 0.95))
         if not 0.0 < cos_phi <= 1.0:
             raise ValueError(f"cos_phi must be in (0, 1], got {cos_phi!r}")
-        return _Unit(series, error_frac * peak, None, False, cos_phi)
+        return _Unit(series, 1.0, error_frac * peak, None, False, cos_phi)
 
     @override
     def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
@@ -734,14 +749,23 @@ class ProfileSim(mosaik_api_v3.Simulator):
             entities.append({"eid": eid, "type": _GROUP_MODEL})
         return entities
 
-    @property
-    def _matrix_p_mw(self) -> np.ndarray:
-        """Every unit's hourly series of a year, one row per entity in :attr:`_eids`' order."""
+    def _windows_p_mw(self, start_s: float, n: int) -> np.ndarray:
+        """Every unit's mean power over the ``n`` steps from ``start_s``, one row per entity in
+        :attr:`_eids`' order: the distinct shapes' step means, scaled per unit."""
         if self._matrix is None:
             self._eids = list(self._units)
-            rows = [u.hourly_p_mw for u in self._units.values()]
-            self._matrix = np.stack(rows) if rows else np.zeros((0, HOURS_PER_YEAR))
-        return self._matrix
+            units = list(self._units.values())
+            row_of: dict[int, int] = {}
+            shapes: list[np.ndarray] = []
+            for u in units:
+                if id(u.shape) not in row_of:
+                    row_of[id(u.shape)] = len(shapes)
+                    shapes.append(u.shape)
+            self._matrix = np.stack(shapes) if shapes else np.zeros((0, HOURS_PER_YEAR))
+            self._shape_row = np.array([row_of[id(u.shape)] for u in units], dtype=np.int64)
+            self._scale = np.array([u.scale for u in units], dtype=float)
+        means = step_means_p_mw(self._matrix, start_s, self.step_s, n)
+        return means[self._shape_row] * self._scale[:, None]
 
     def _is_planning_time(self, t_s: float) -> bool:
         return math.isclose(math.remainder(t_s, self._forecast_every_s), 0.0, abs_tol=1e-6)
@@ -751,7 +775,7 @@ class ProfileSim(mosaik_api_v3.Simulator):
         t_s = time * self._time_resolution
         planning = self._is_planning_time(t_s)
         n = self._horizon if planning else 1
-        windows = step_means_p_mw(self._matrix_p_mw, self._offset_s + t_s, self.step_s, n)
+        windows = self._windows_p_mw(self._offset_s + t_s, n)
         out: dict[str, dict[str, Any]] = {}
         for row, (eid, p_mw) in enumerate(zip(self._eids, windows[:, 0].tolist(), strict=True)):
             unit = self._units[eid]
