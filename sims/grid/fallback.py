@@ -93,8 +93,10 @@ class RunppPath:
             path=PfPath.RUNPP,
             vm_pu=np.where(energised, res_bus["vm_pu"].to_numpy(dtype=float), np.nan),
             va_degree=np.where(energised, res_bus["va_degree"].to_numpy(dtype=float), np.nan),
-            bus_p_mw=np.where(energised, res_bus["p_mw"].to_numpy(dtype=float), np.nan),
-            bus_q_mvar=np.where(energised, res_bus["q_mvar"].to_numpy(dtype=float), np.nan),
+            bus_pq=(
+                np.where(energised, res_bus["p_mw"].to_numpy(dtype=float), np.nan),
+                np.where(energised, res_bus["q_mvar"].to_numpy(dtype=float), np.nan),
+            ),
             line=line,
             trafo=trafo,
             loading=BranchLoading.of(self.index, line, trafo, trafo_loading),

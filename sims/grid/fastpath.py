@@ -135,15 +135,13 @@ class FastPath:
         slack: dict[Unit, float] = {}
         if topo.gf_islands and not self._solve_islands(topo, inj, vm, va, line, trafo, slack):
             return None
-        bus_p, bus_q = bus_balance(index, topo, inj, (eg_p, eg_q), slack, shunt)
         line_flows = BranchFlows(*line)
         trafo_flows = None if trafo is None else BranchFlows(*trafo)
         return PowerFlowResult(
             path=PfPath.FAST,
             vm_pu=vm,
             va_degree=va,
-            bus_p_mw=bus_p,
-            bus_q_mvar=bus_q,
+            bus_pq=lambda: bus_balance(index, topo, inj, (eg_p, eg_q), slack, shunt),
             line=line_flows,
             trafo=trafo_flows,
             loading=BranchLoading.of(index, line_flows, trafo_flows),

@@ -10,6 +10,7 @@ a few percent of a fast-path step); nothing changes them after construction.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -137,9 +138,9 @@ class PowerFlowResult:
     path: PfPath
     vm_pu: np.ndarray
     va_degree: np.ndarray
-    bus_p_mw: np.ndarray
-    """Net power drawn at each bus (pandapower's ``res_bus.p_mw``: load sign)."""
-    bus_q_mvar: np.ndarray
+    bus_pq: tuple[np.ndarray, np.ndarray] | Callable[[], tuple[np.ndarray, np.ndarray]]
+    """Net p and q drawn at each bus (pandapower's ``res_bus``: load sign), or how to compute them when first
+    asked for (:attr:`bus_p_mw`: a 5,000-bus balance costs a fraction of a millisecond most steps never ask for)."""
     line: BranchFlows
     trafo: BranchFlows | None
     """None when the net has no trafo."""
@@ -153,6 +154,19 @@ class PowerFlowResult:
     def converged(self) -> bool:
         return self.path is not PfPath.DIVERGED
 
+    def _bus_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if callable(self.bus_pq):
+            self.bus_pq = self.bus_pq()
+        return self.bus_pq
+
+    @property
+    def bus_p_mw(self) -> np.ndarray:
+        return self._bus_arrays()[0]
+
+    @property
+    def bus_q_mvar(self) -> np.ndarray:
+        return self._bus_arrays()[1]
+
     @property
     def losses_mw(self) -> float:
         return self.loading.losses_mw
@@ -164,8 +178,7 @@ class PowerFlowResult:
             path=PfPath.DIVERGED,
             vm_pu=np.full(n_bus, np.nan),
             va_degree=np.full(n_bus, np.nan),
-            bus_p_mw=np.full(n_bus, np.nan),
-            bus_q_mvar=np.full(n_bus, np.nan),
+            bus_pq=(np.full(n_bus, np.nan), np.full(n_bus, np.nan)),
             line=BranchFlows.nan(n_line),
             trafo=BranchFlows.nan(n_trafo) if n_trafo else None,
             loading=BranchLoading.nan(n_line, n_trafo),
