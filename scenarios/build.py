@@ -25,6 +25,7 @@ Nothing runs on import; :func:`scenarios.wiring.wire` turns the layout into a mo
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from scenarios.layout import (
     ClusterUnits,
     NetLayout,
     PartyUnits,
+    PendingElements,
     _add_units,
     add_mg_behind_pcc,
     add_switched_line,
@@ -68,7 +70,9 @@ def build_net(cfg: Config, config_dir: Path | None = None) -> NetLayout:
     parties = place_mgs(cfg, net, clusters)
     if cfg.dn is not None:
         dn = PartyUnits(bus=cfg.dn.bus, load=list(feeder_loads))
-        _add_units(net, cfg.dn, cfg.dn.bus, DN, dn)
+        pending = PendingElements(net)
+        _add_units(pending, cfg.dn, cfg.dn.bus, DN, dn)
+        pending.flush()
         parties[DN] = dn
     svcs = place_svcs(cfg, net)
     finish_flags(net)
@@ -291,25 +295,30 @@ def place_svcs(cfg: Config, net: Any) -> dict[str, int]:
 
 def place_mgs(cfg: Config, net: Any, clusters: dict[str, ClusterUnits] | None = None) -> dict[str, PartyUnits]:
     """Each MG behind its PCC: outer MGs on their bus, MGs in a cluster on its bus (``clusters``), nested
-    ones on their parent's bus (parents first)."""
+    ones on their parent's bus. One depth of nesting at a time, each created in one go (:class:`PendingElements`):
+    a parent's bus and PCC line are in the net before its nested MGs are placed (their PCC line's data is
+    copied from what is at that bus)."""
     g = cfg.grid
     parties: dict[str, PartyUnits] = {}
-    for mg in sorted(cfg.mgs, key=lambda m: _depth(cfg, m)):
-        if mg.cluster is not None:
-            at = (clusters or {})[mg.cluster].bus
-        elif mg.parent is None and mg.bus is not None:
-            at = int(mg.bus)
-        else:
-            at = parties[str(mg.parent)].bus
-        r, x, max_i_ka = _pcc_line_data(net, at, g)
-        parties[mg.name] = add_mg_behind_pcc(
-            net,
-            mg,
-            float(net.bus.at[at, "vn_kv"]),
-            r,
-            x,
-            max_i_ka,
-            (g.vm_min_pu, g.vm_max_pu),
-            from_bus=at,
-        )
+    for _, level in itertools.groupby(sorted(cfg.mgs, key=lambda m: _depth(cfg, m)), key=lambda m: _depth(cfg, m)):
+        pending = PendingElements(net)
+        for mg in level:
+            if mg.cluster is not None:
+                at = (clusters or {})[mg.cluster].bus
+            elif mg.parent is None and mg.bus is not None:
+                at = int(mg.bus)
+            else:
+                at = parties[str(mg.parent)].bus
+            r, x, max_i_ka = _pcc_line_data(net, at, g)
+            parties[mg.name] = add_mg_behind_pcc(
+                pending,
+                mg,
+                float(net.bus.at[at, "vn_kv"]),
+                r,
+                x,
+                max_i_ka,
+                (g.vm_min_pu, g.vm_max_pu),
+                from_bus=at,
+            )
+        pending.flush()
     return parties
