@@ -3,7 +3,9 @@ the ring's sum, runs the coordinator's update (:class:`~ems_controllers.admm.coo
 broadcasts the average, the scaled dual and the next rho (protocol: :mod:`ems_controllers.admm.protocol`).
 
 A hybrid simulator with one ``AU`` entity (param ``parties``: the MGs in ring order), stepped at every
-step and at planning instants by the agents' hellos and by the ring's last hop; at the end of an instant it
+step (it reads the agents' hellos then; they are not a trigger, see :func:`~ems_controllers.admm.sim.
+agent_meta`) and by the ring's last hop, its only trigger (a step in which that hop carries nothing keeps
+the record and sends no broadcast); at the end of an instant it
 outputs the instant's record: iterations, residuals per iteration (lists padded to ``max_iter``), rho,
 the exchange price, the final gap, its decryption time and the messages it sent (the broadcast average is
 plaintext: every MG receives it, and the privacy audit sees it).
@@ -35,7 +37,7 @@ META: Meta = {
             "public": True,
             "params": ["parties"],
             "attrs": ["hello", "ring_in", "broadcast", *AU_ATTRS],
-            "trigger": ["hello", "ring_in"],
+            "trigger": ["ring_in"],
             "non-persistent": ["broadcast"],
         }
     },
@@ -61,6 +63,7 @@ class AuthoritySim(mosaik_api_v3.Simulator):
         self.round: _Round | None = None
         self.carried: tuple[int, Broadcast] | None = None
         self.out: dict[str, Any] = {}
+        self.out_time: int | None = None
 
     @override
     def init(self, sid: SimId, time_resolution: float = 1.0, step_size: int = 3600, **params: Any) -> Meta:
@@ -82,7 +85,9 @@ class AuthoritySim(mosaik_api_v3.Simulator):
     @override
     def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time | None:
         inp = inputs.get(AU, {})
-        self.out = dict.fromkeys(AU_ATTRS)
+        if time != self.out_time:  # a new step: the last instant's record goes
+            self.out, self.out_time = dict.fromkeys(AU_ATTRS), time
+        self.out.pop("broadcast", None)  # sent once; a step without news (the last MG's ring_out is None) sends none
         hellos = {h["name"]: h for h in inp.get("hello", {}).values() if h is not None}
         ring = first_value(inp, "ring_in")
         if hellos:
@@ -131,7 +136,7 @@ class AuthoritySim(mosaik_api_v3.Simulator):
             enc = privacy.from_wire(ring["sum"], keys.public_key, codec)
             sums = privacy.decrypt_sum_checked(keys.private_key, codec, enc, len(self.parties))
             rnd.decrypt_s += _time.perf_counter() - t0
-            b = coord.update(sums[:-1], sums[-1] / DX_SCALE)
+            b = coord.update(sums[:-2], sums[-2] / DX_SCALE, sums[-1] / DX_SCALE)
             if b.done and not b.converged:
                 reason = f"not converged after {b.iteration} iterations (primal residual {coord.primal[-1]:.3g})"
         self._send(time, {"kind": "iterate", "b": b.to_list(), "reason": reason}, b)

@@ -15,7 +15,11 @@ The dual residual from sums only (Boyd et al. 2011, 7.3.2): with ``dx_n = x_n^{k
 ``dxbar = xbar^{k+1} - xbar^k`` = mean of the ``dx_n``,
 ``s = rho * sqrt(sum_n ||dx_n - dxbar||^2) = rho * sqrt(sum_n ||dx_n||^2 - N*||dxbar||^2)``, so the
 authority needs only ``sum_n ||dx_n||^2`` next to the sum of the EEPs (one more value in the same
-encrypted vector).
+encrypted vector). Over-relaxed (alpha, :class:`MgIterate`'s anchor p_n), ``dx_n = x_n^{k+1} - p_n^k``
+and ``s = rho*alpha*sqrt(sum_n ||dx_n||^2 - N*||dxbar||^2)`` = ``rho*||z^{k+1} - z^k||`` (the same for
+alpha = 1, bit for bit). A third value, ``sum_n ||x_n^{k+1}||^2``, gives the relative tolerance
+``tol_rel*||x||`` (Boyd 3.3.1); the stop, rho's balancing and the dual update ``u += alpha*xbar`` are
+the authority's (:meth:`Coordinator.update`).
 
 Warm start between planning instants: both sides keep their part of the last instant's final state and
 move it by the same rule (:func:`carry`): the authority ``xbar``, ``u`` and ``rho``, each MG its own EEP.
@@ -83,13 +87,16 @@ class Broadcast:
 
 @dataclass(frozen=True)
 class Contribution:
-    """MG n's addend to one iteration's aggregate: its new EEP and its squared change."""
+    """MG n's addend to one iteration's aggregate: its new EEP ``x_n^{k+1}``, its squared step
+    ``||x_n^{k+1} - p_n^k||^2`` from its anchor (:class:`MgIterate`; its last EEP when unrelaxed) and its
+    squared norm ``||x_n^{k+1}||^2`` (MW^2), for the relative tolerances."""
 
     x_mw: tuple[float, ...]
     dx_sq: float
+    x_sq: float = 0.0
 
     def as_vector(self) -> list[float]:
-        return [*self.x_mw, self.dx_sq]
+        return [*self.x_mw, self.dx_sq, self.x_sq]
 
 
 @dataclass(frozen=True)
@@ -118,13 +125,27 @@ class Trace:
 
 
 class MgIterate:
-    """MG n's part of ADMM: its local QP and its own last EEP (see the module docstring)."""
+    """MG n's part of ADMM: its local QP, its own last EEP and its anchor (see the module docstring).
 
-    def __init__(self, dt_h: float) -> None:
+    The anchor ``p_n^k = z_n^k + xbar^k`` is the point the local solve is pulled towards before the
+    average and the dual are taken off: ``centre = p_n^k - xbar^k - u^k``. Unrelaxed (``relaxation`` 1)
+    it is the MG's last EEP ``x_n^k``, the spec's form; over-relaxed (Boyd et al. 2011, 3.4.3) with
+    alpha it is moved when the next average arrives: ``p^{k+1} = alpha*x^{k+1} + (1 - alpha)*(p^k - xbar^k
+    + xbar^{k+1})``, which is ``z^{k+1} + xbar^{k+1}`` with ``z^{k+1} = xhat - mean(xhat)``,
+    ``xhat = alpha*x^{k+1} + (1 - alpha)*z^k``. Private to the MG, like its EEP."""
+
+    def __init__(self, dt_h: float, relaxation: float = 1.0, share_norm: bool = False) -> None:
+        """``share_norm``: add ``||x_n||^2`` to the contribution (only a relative tolerance needs it; else
+        0 is sent, so the authority learns no more than with the spec's form)."""
         self.dt_h = dt_h
+        self.relaxation = relaxation
+        self.share_norm = share_norm
         self.qp: LocalQp | None = None
         self.mg: AdmmMg | None = None
         self.x: FloatArray = np.zeros(0)
+        self.anchor: FloatArray = np.zeros(0)
+        self._xbar: FloatArray | None = None  # the average the last solve was centred on
+        self._moved = True  # the anchor is up to date with the last solve
         self.highs_s = 0.0
 
     def start(self, mg: AdmmMg, start_x: Sequence[float] | None) -> None:
@@ -134,19 +155,32 @@ class MgIterate:
         self.qp.set_data(mg)
         self.mg = mg
         self.x = np.array(start_x, dtype=float) if start_x is not None else np.zeros(mg.n_steps)
+        self.anchor = self.x.copy()
+        self._xbar = None
+        self._moved = True
         self.highs_s = 0.0
 
     def iterate(self, b: Broadcast) -> tuple[SolveStatus, Contribution]:
-        """The local solve with the broadcast's rho and centre ``x_n^k - xbar^k - u^k``."""
+        """The local solve with the broadcast's rho and centre ``p_n^k - xbar^k - u^k``."""
         assert self.qp is not None
-        centre = self.x - np.asarray(b.xbar) - np.asarray(b.u)
+        xbar = np.asarray(b.xbar, dtype=float)
+        if not self._moved and self._xbar is not None:
+            a = self.relaxation
+            self.anchor = a * self.x + (1.0 - a) * (self.anchor - self._xbar + xbar)
+        self._moved = True
+        self._xbar = xbar
+        centre = self.anchor - xbar - np.asarray(b.u)
         status, x_new, highs_s = self.qp.solve(b.rho, centre)
         self.highs_s += highs_s
         if not status.has_plan:
-            return status, Contribution(tuple(float(v) for v in self.x), 0.0)
-        dx_sq = float(np.sum((x_new - self.x) ** 2))
+            return status, Contribution(tuple(float(v) for v in self.x), 0.0, self._norm_sq(self.x))
+        dx_sq = float(np.sum((x_new - self.anchor) ** 2))
         self.x = x_new
-        return status, Contribution(tuple(float(v) for v in x_new), dx_sq)
+        self._moved = False
+        return status, Contribution(tuple(float(v) for v in x_new), dx_sq, self._norm_sq(x_new))
+
+    def _norm_sq(self, x: FloatArray) -> float:
+        return float(x @ x) if self.share_norm else 0.0
 
 
 @dataclass
@@ -177,30 +211,39 @@ class Coordinator:
         self.primal, self.dual, self.rhos = [], [], []
         return self._broadcast(False, False)
 
-    @property
-    def eps(self) -> tuple[float, float]:
-        """(eps_pri, eps_dual): sqrt(N*T) times the tolerances."""
+    def eps(self, x_sq_sum: float = 0.0) -> tuple[float, float]:
+        """(eps_pri, eps_dual) of Boyd et al. 2011, 3.3.1, for the exchange form stacked over N MGs and T
+        steps: ``sqrt(N*T)*tol_primal_mw + tol_rel*||x||`` and ``sqrt(N*T)*tol_dual + tol_rel*||y||``, with
+        ``||x|| = sqrt(sum_n ||x_n||^2)`` (MW) and ``||y|| = sqrt(N)*rho*||u||``, every MG's price."""
+        cfg = self.settings
         root = math.sqrt(self.n_mgs * self.n_steps)
-        return root * self.settings.tol_primal_mw, root * self.settings.tol_dual
+        eps_pri, eps_dual = root * cfg.tol_primal_mw, root * cfg.tol_dual
+        if cfg.tol_rel > 0.0:
+            eps_pri += cfg.tol_rel * math.sqrt(max(x_sq_sum, 0.0))
+            eps_dual += cfg.tol_rel * math.sqrt(self.n_mgs) * self.rho * float(np.linalg.norm(self.u))
+        return eps_pri, eps_dual
 
-    def update(self, x_sum: Sequence[float], dx_sq_sum: float) -> Broadcast:
+    def update(self, x_sum: Sequence[float], dx_sq_sum: float, x_sq_sum: float = 0.0) -> Broadcast:
         """One iteration from the sums of the MGs' contributions: average, dual, residuals, stop, rho."""
-        cfg, n = self.settings, self.n_mgs
+        cfg, n, a = self.settings, self.n_mgs, self.settings.relaxation
         xbar_new = np.asarray(x_sum, dtype=float) / n
         dxbar = xbar_new - self.xbar
         r = math.sqrt(n) * float(np.linalg.norm(xbar_new))
-        s = self.rho * math.sqrt(max(dx_sq_sum - n * float(dxbar @ dxbar), 0.0))
+        s = self.rho * a * math.sqrt(max(dx_sq_sum - n * float(dxbar @ dxbar), 0.0))
         self.primal.append(r)
         self.dual.append(s)
         self.rhos.append(self.rho)
-        self.xbar, self.u = xbar_new, self.u + xbar_new
-        eps_pri, eps_dual = self.eps
+        self.xbar, self.u = xbar_new, self.u + a * xbar_new
+        eps_pri, eps_dual = self.eps(x_sq_sum)
         if r <= eps_pri and (cfg.stop == "primal" or s <= eps_dual):
             return self._broadcast(True, True)
         if len(self.primal) >= cfg.max_iter:
             return self._broadcast(True, False)
-        if cfg.residual_balancing:
-            self.rho, self.u = balance_rho(self.rho, self.u, r, s, cfg)
+        if cfg.residual_balancing and len(self.primal) % cfg.balance_every_iters == 0:
+            if cfg.balancing == "relative":
+                self.rho, self.u = balance_rho_relative(self.rho, self.u, r / eps_pri, s / eps_dual, cfg)
+            else:
+                self.rho, self.u = balance_rho(self.rho, self.u, r, s, cfg)
         return self._broadcast(False, False)
 
     def abort(self) -> Broadcast:
@@ -228,3 +271,26 @@ def balance_rho(rho: float, u: FloatArray, r: float, s: float, cfg: AdmmSettings
     if s > cfg.mu * r and rho / cfg.tau >= cfg.rho_min:
         return rho / cfg.tau, u * cfg.tau
     return rho, u
+
+
+def balance_rho_relative(
+    rho: float, u: FloatArray, r_rel: float, s_rel: float, cfg: AdmmSettings
+) -> tuple[float, FloatArray]:
+    """Normalised residual balancing (Wohlberg 2017; OSQP's rule, Stellato et al. 2020, 5.2): each
+    residual over its own tolerance, and when one is ``mu`` times the other, rho scaled by the square root
+    of their ratio (at most ``tau_max``, within ``rho_min``..``rho_max``); u rescaled so y = rho*u holds."""
+    ratio = _ratio(r_rel, s_rel, cfg.tau_max**2)
+    if ratio > cfg.mu or ratio < 1.0 / cfg.mu:
+        tau = min(max(math.sqrt(ratio), 1.0 / cfg.tau_max), cfg.tau_max)
+        new = min(max(rho * tau, cfg.rho_min), cfg.rho_max)
+        return new, u * (rho / new)
+    return rho, u
+
+
+def _ratio(a: float, b: float, big: float) -> float:
+    """a/b, with ``big`` (or 1/big) where one of them is 0 and 1 where both are."""
+    if a > 0.0 and b > 0.0:
+        return a / b
+    if a > 0.0:
+        return big
+    return 1.0 / big if b > 0.0 else 1.0

@@ -36,9 +36,14 @@ The spec writes the unscaled dual y = rho*u (``y^{k+1} = y^k + rho*Pbar^{k+1}``)
 iteration. y[t] is the price of exchanged power at step t (reported as ``price_per_mw``).
 Residuals (Boyd 7.3.2, stacked over MGs and steps): primal r = sqrt(N)*||Pbar||_2, dual
 s = rho*||(P_n^{k+1} - Pbar^{k+1}) - (P_n^k - Pbar^k)||_2. Stop when r <= eps_pri and s <= eps_dual, where
-eps = sqrt(N*T)*tol. The paper stops on the primal residual only: ``stop="primal"`` offers its rule (it can
-stop early at a balanced but not optimal point, notably from a warm start). Residual balancing (Boyd 3.4.1):
-r > mu*s: rho *= tau, u /= tau; s > mu*r: rho /= tau, u *= tau (the scaled dual is rescaled so y holds).
+eps = sqrt(N*T)*tol (+ tol_rel*||P|| and tol_rel*||y||: Boyd 3.3.1's relative part, off by default). The
+paper stops on the primal residual only: ``stop="primal"`` offers its rule (it can stop early at a balanced
+but not optimal point, notably from a warm start). Residual balancing (Boyd 3.4.1): r > mu*s: rho *= tau,
+u /= tau; s > mu*r: rho /= tau, u *= tau (the scaled dual is rescaled so y holds); or, ``balancing =
+"relative"``, on r/eps_pri against s/eps_dual with rho scaled by the square root of their ratio. Optional
+over-relaxation (Boyd 3.4.3, ``relaxation`` alpha): the MG's centre becomes its anchor z_n^k - u^k with
+z^{k+1} = xhat - mean(xhat), xhat = alpha*P^{k+1} + (1 - alpha)*z^k, and u^{k+1} = u^k + alpha*Pbar^{k+1};
+r stays the imbalance of the plans themselves (:class:`AdmmSettings`; the defaults are the spec's form).
 The iteration itself lives in :mod:`ems_controllers.admm.coordinator` (each party's part, shared by the
 mosaik agents) and :mod:`ems_controllers.admm.solver` (all parties in one object); this module holds the
 math they call: the local QP, the settings and results, and the centralized reference.
@@ -167,9 +172,26 @@ class AdmmState:
 
 @dataclass(frozen=True)
 class AdmmSettings:
-    rho: float = 10.0  # initial penalty (cost per MW^2 of the augmented term)
-    tol_primal_mw: float = 1e-4  # eps_pri = sqrt(N*T) * tol
-    tol_dual: float = 1e-3  # eps_dual = sqrt(N*T) * tol
+    """ADMM's settings; the defaults are the spec's form (scaled exchange ADMM, raw residual balancing).
+
+    * ``rho`` - the initial penalty, cost per MW^2 (per hour of the step) of the augmented term.
+    * ``tol_primal_mw``, ``tol_dual``, ``tol_rel`` - Boyd et al. 2011, 3.3.1, for the stacked exchange
+      form: stop when ``r <= sqrt(N*T)*tol_primal_mw + tol_rel*||x||`` and ``s <= sqrt(N*T)*tol_dual +
+      tol_rel*||y||`` (``||x||`` over every MG's EEP in MW, ``||y|| = sqrt(N)*rho*||u||`` every MG's price);
+      ``tol_rel`` 0: the absolute tolerances alone (the spec's rule).
+    * ``stop`` - ``"both"`` residuals, or ``"primal"`` only (the paper's rule).
+    * ``residual_balancing``, ``balancing``, ``mu``, ``tau``, ``tau_max``, ``balance_every_iters`` - rho
+      adapted every ``balance_every_iters`` iterations: ``"absolute"`` (Boyd 3.4.1) compares r and s as they
+      are, by ``mu`` and a factor ``tau``; ``"relative"`` compares ``r/eps_pri`` and ``s/eps_dual`` (each
+      residual over its own tolerance: free of the units and the scale of the problem, Wohlberg 2017)
+      and, when one is ``mu`` times the other, scales rho by the square root of their ratio, at most
+      ``tau_max`` (OSQP's rule, Stellato et al. 2020, 5.2). Within ``rho_min``..``rho_max`` either way.
+    * ``relaxation`` - over-relaxation alpha in (0, 2) (Boyd 3.4.3; 1: none, 1.5-1.8 usually faster).
+    """
+
+    rho: float = 10.0
+    tol_primal_mw: float = 1e-4
+    tol_dual: float = 1e-3
     max_iter: int = 500
     stop: Literal["both", "primal"] = "both"
     residual_balancing: bool = True
@@ -177,6 +199,29 @@ class AdmmSettings:
     tau: float = 2.0
     rho_min: float = 1e-3
     rho_max: float = 1e6
+    tol_rel: float = 0.0
+    relaxation: float = 1.0
+    balancing: Literal["absolute", "relative"] = "absolute"
+    tau_max: float = 10.0
+    balance_every_iters: int = 1
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.rho > 0 and self.tol_primal_mw > 0 and self.tol_dual > 0, "rho and the tolerances must be > 0"),
+            (0.0 <= self.tol_rel < 1.0, f"tol_rel must be in [0, 1), got {self.tol_rel}"),
+            (0.0 < self.relaxation < 2.0, f"relaxation must be in (0, 2), got {self.relaxation}"),
+            (self.max_iter >= 1 and self.balance_every_iters >= 1, "max_iter and balance_every_iters must be >= 1"),
+            (self.mu > 1.0 and self.tau > 1.0 and self.tau_max > 1.0, "mu, tau and tau_max must be > 1"),
+            (0.0 < self.rho_min <= self.rho_max, "need 0 < rho_min <= rho_max"),
+            (self.stop in ("both", "primal"), f"stop must be 'both' or 'primal', got {self.stop!r}"),
+            (
+                self.balancing in ("absolute", "relative"),
+                f"balancing: 'absolute' or 'relative', not {self.balancing!r}",
+            ),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"AdmmSettings: {message}")
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,10 @@ def plots(r: RunRecord, out_dir: Path, title: str) -> list[Path]:
         ax.semilogy(its, primal[k][: len(its)], "-", label=f"primal, t = {hour:g} h")
         ax.semilogy(its, dual[k][: len(its)], "--", label=f"dual, t = {hour:g} h")
         ax_rho.semilogy(its, rho[k][: len(its)], "-")
-    ax.axhline(root * cfg.tol_primal_mw, color="k", lw=0.8, ls=":", label="primal tolerance")
+    part = " (absolute part; + tol_rel x norm)" if cfg.tol_rel > 0 else ""
+    ax.axhline(root * cfg.tol_primal_mw, color="k", lw=0.8, ls=":", label=f"primal tolerance{part}")
     if cfg.stop == "both":
-        ax.axhline(root * cfg.tol_dual, color="grey", lw=0.8, ls=":", label="dual tolerance")
+        ax.axhline(root * cfg.tol_dual, color="grey", lw=0.8, ls=":", label=f"dual tolerance{part}")
     ax.set_ylabel("residual")
     ax.set_title(f"{title}: ADMM convergence per planning instant")
     ax.grid(alpha=0.3, which="both")

@@ -8,10 +8,12 @@ One planning instant, as mosaik same-time loop tiers (see ``docs/interfaces.md``
     tier k     AU -> every MG   broadcast    {kind: "iterate", b}  (b.done: stop, keep the last plan)
 
 ``b`` is a :class:`~ems_controllers.admm.coordinator.Broadcast` as a list. Each MG's addend is the vector
-``[x_n[0..T-1], dx_sq * DX_SCALE]`` (:class:`~ems_controllers.admm.coordinator.Contribution`), encoded
-with one packed fixed-point codec (:func:`codec_for`): scale 1e9 (1 mW; the sum of N addends is exact to
-``N * 0.5e-9`` MW) and room for |values| up to 1e12, so ``dx_sq`` carries a resolution of 1e-15 MW^2 and
-still fits; T+1 values fit one 2048-bit plaintext up to T = 25 (more take more ciphertexts). Under
+``[x_n[0..T-1], dx_sq * DX_SCALE, x_sq * DX_SCALE]`` (:class:`~ems_controllers.admm.coordinator.
+Contribution`: its EEP, its squared step for the dual residual and its squared norm for the relative
+tolerance), encoded with one packed fixed-point codec (:func:`codec_for`): scale 1e9 (1 mW; the sum of N
+addends is exact to ``N * 0.5e-9`` MW) and room for |values| up to 1e12, so the squares carry a resolution
+of 1e-15 MW^2 and still fit; for up to 151 MGs 26 values fit one 2048-bit plaintext (T = 24: one
+ciphertext per MG and iteration; more values take more ciphertexts). Under
 ``aggregation = "masked"`` each MG adds pairwise zero-sum masks to its plaintexts before encryption
 (:mod:`ems_controllers.admm.privacy`); the decrypted sum is the same to the last bit.
 """
@@ -43,7 +45,18 @@ class AgentSettings:
     def parse(cls, params: Mapping[str, Any]) -> tuple[AgentSettings, dict[str, Any]]:
         """The strategy's settings out of a simulator's params; the rest handed back."""
         rest = dict(params)
-        admm_fields = ("rho", "tol_primal_mw", "tol_dual", "max_iter", "stop", "residual_balancing")
+        admm_fields = (
+            "rho",
+            "tol_primal_mw",
+            "tol_dual",
+            "tol_rel",
+            "max_iter",
+            "stop",
+            "residual_balancing",
+            "balancing",
+            "balance_every_iters",
+            "relaxation",
+        )
         admm = AdmmSettings(**{k: rest.pop(k) for k in admm_fields if k in rest})
         aggregation = rest.pop("aggregation", "ring")
         if aggregation not in ("ring", "masked"):

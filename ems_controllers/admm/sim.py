@@ -13,9 +13,10 @@ islanded system has no grid to fall back on, its grid-forming units take the gap
 failed anywhere, the authority stops and every agent falls back like the adapter does (previous plan,
 else the rule).
 
-Agent inputs besides the ``MG`` interface: ``ring_in`` (the running sum) and ``broadcast`` (from the
-authority, weak); outputs: ``ring_out``, ``hello`` (non-persistent) and per instant ``crypto_s``,
-``sent_ciphertext_bytes``, ``admm_iterations``.
+Agent inputs besides the ``MG`` interface: ``ring_in`` (the running sum, read) and ``broadcast`` (from the
+authority, weak; the only trigger: :func:`agent_meta`); outputs: ``ring_out``, ``hello`` (sent every step,
+None when there is nothing to send) and per instant ``crypto_s``, ``sent_ciphertext_bytes``,
+``admm_iterations``.
 """
 
 from __future__ import annotations
@@ -45,13 +46,23 @@ LOOP_OUT = ("ring_out", "hello")
 
 
 def agent_meta() -> Meta:
+    """The MG model's meta: stepped (triggered) by the authority's broadcast only.
+
+    ``ring_in`` is read, not a trigger: every MG is stepped by the same broadcast, and mosaik steps MG k+1
+    of a tier only after MG k (its ``ring_in`` source), so the running sum arrives all the same. A trigger
+    on ``ring_in`` (and on the authority's ``hello``) made every simulator of the loop a triggering
+    ancestor of every other through the ring, and mosaik updates every simulator's progress over all its
+    triggering ancestors after every step: O(N^2) per step, O(N^3) per ADMM iteration (at N = 100 more than
+    the crypto). ``ring_out`` and ``hello`` are persistent (mosaik's pull over the non-trigger inputs; a
+    non-persistent output into a non-trigger input is not recommended) and sent every step, None when
+    there is nothing to send, so no stale value is ever read."""
     meta = copy.deepcopy(mg_meta((*PLANNER_OUTPUTS, *AGENT_ATTRS)))
     meta["type"] = "hybrid"
     model = meta["models"]["MG"]
     model["params"] = [*model["params"], "ring_prev", "ring_next"]
     model["attrs"] = [*model["attrs"], *LOOP_IN, *LOOP_OUT]
-    model["trigger"] = list(LOOP_IN)
-    model["non-persistent"] = list(LOOP_OUT)
+    model["trigger"] = ["broadcast"]
+    model["non-persistent"] = []
     return meta
 
 
@@ -104,7 +115,7 @@ class AdmmAgentEMS(PlanningEMS[None]):
         self.ring_next = model_params.pop("ring_next", AU) or AU
         out = super().create(num, model, **model_params)
         self.name = out[0]["eid"]
-        self.mgi = MgIterate(self.dt_h)
+        self.mgi = MgIterate(self.dt_h, self.agent.admm.relaxation, share_norm=self.agent.admm.tol_rel > 0.0)
         return out
 
     @override
@@ -165,7 +176,7 @@ class AdmmAgentEMS(PlanningEMS[None]):
             inst.failed = f"local QP of {self.name}: {status.value}"
         inst.iterations += 1
         t0 = _time.perf_counter()
-        values = [*contrib.x_mw, contrib.dx_sq * DX_SCALE]
+        values = [*contrib.x_mw, contrib.dx_sq * DX_SCALE, contrib.x_sq * DX_SCALE]
         if self.agent.aggregation == "masked":
             context = f"{time}:{bc.iteration}".encode()
             own = privacy.encrypt_masked(self.public_key, self.codec, values, self.name, self.pair_seeds, context)
@@ -246,8 +257,7 @@ class AdmmAgentEMS(PlanningEMS[None]):
             row: dict[str, Any] = {}
             for a in attrs:
                 if a in LOOP_OUT:
-                    if a in self.loop_out:
-                        row[a] = self.loop_out[a]
+                    row[a] = self.loop_out.get(a)  # every step (None: nothing to send; see agent_meta)
                 elif a == "messages":
                     row[a] = self._messages_of(eid) if self.final_tier else None
                 elif a in AGENT_ATTRS:

@@ -32,8 +32,8 @@ class AdmmSolver:
 
     def _iterate(self, mg: AdmmMg, dt_h: float) -> MgIterate:
         it = self._mgs.get(mg.name)
-        if it is None or it.dt_h != dt_h:
-            it = self._mgs[mg.name] = MgIterate(dt_h)
+        if it is None or it.dt_h != dt_h or it.relaxation != self.settings.relaxation:
+            it = self._mgs[mg.name] = MgIterate(dt_h, self.settings.relaxation, share_norm=self.settings.tol_rel > 0.0)
         return it
 
     def solve(self, mgs: Sequence[AdmmMg], dt_h: float, start: AdmmState | None = None) -> AdmmResult:
@@ -63,7 +63,7 @@ class AdmmSolver:
                 b = coord.abort()
                 break
             x_sum = np.sum([c.x_mw for c in contributions], axis=0)
-            b = coord.update(x_sum, sum(c.dx_sq for c in contributions))
+            b = coord.update(x_sum, sum(c.dx_sq for c in contributions), sum(c.x_sq for c in contributions))
         return _result(mgs, iterates, coord, b, message, time.perf_counter() - t0)
 
 

@@ -41,7 +41,29 @@ class Settings(StrategySettings):
     stop: Literal["both", "primal"] = Field(
         default="both", description="stop on primal and dual residuals, or on the primal only (the paper's rule)"
     )
+    tol_rel: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="relative tolerance (Boyd et al. 2011, 3.3.1): adds tol_rel*||x|| to the primal and "
+        "tol_rel*||y|| to the dual tolerance; 0: the absolute tolerances alone",
+    )
     residual_balancing: bool = Field(default=True, description="adapt rho to balance the residuals")
+    balancing: Literal["absolute", "relative"] = Field(
+        default="absolute",
+        description="residual balancing on the residuals as they are (Boyd 3.4.1), or each over its own "
+        "tolerance with rho scaled by the square root of their ratio (normalised, Wohlberg 2017)",
+    )
+    balance_every_iters: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="iterations between rho adaptations (1: every iteration, Boyd 3.4.1; more: fewer restarts of "
+        "the iteration's progress, no rho ping-pong)",
+    )
+    relaxation: float = Field(
+        default=1.0, gt=0, lt=2, description="over-relaxation alpha (Boyd 3.4.3): 1 none, 1.5-1.8 usually faster"
+    )
     aggregation: Literal["ring", "masked"] = Field(
         default="ring", description="the paper's ring of ciphertexts, or the ring under pairwise zero-sum masks"
     )

@@ -383,6 +383,10 @@ def admm_settings(cfg: Config) -> AdmmSettings:
         max_iter=st.max_iter,  # type: ignore[attr-defined]
         stop=st.stop,  # type: ignore[attr-defined]
         residual_balancing=st.residual_balancing,  # type: ignore[attr-defined]
+        tol_rel=st.tol_rel,  # type: ignore[attr-defined]
+        balancing=st.balancing,  # type: ignore[attr-defined]
+        balance_every_iters=st.balance_every_iters,  # type: ignore[attr-defined]
+        relaxation=st.relaxation,  # type: ignore[attr-defined]
     )
 
 
