@@ -1,7 +1,11 @@
-"""Shared fixtures: one 1-day default run, reused by the end-to-end tests that only read its file."""
+"""Shared fixtures: one 1-day default run, reused by the end-to-end tests that only read its file, and the
+shipped scenario x strategy runs, made once by ``mmg-cosim compare --json`` as a user runs it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,8 @@ from scenarios.registry import get_scenario
 from scenarios.runner import RunResult, run_scenario
 
 DEFAULT_CONFIG = get_scenario("ieee33_3mg").default_config
+SHIPPED_GROUP = "shipped_runs"
+"""The xdist group of every test that uses ``shipped_compare`` or ``shipped_runs`` (one worker makes them)."""
 
 
 def run_default(
@@ -26,9 +32,48 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
 
 
 @pytest.fixture(scope="session")
-def shipped_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], RunResult]:
-    """Every shipped scenario x fitting strategy, 1 day, defaults (``tests.reference.shipped.CASES``)."""
-    from tests.reference.shipped import CASES, run_case
+def shipped_compare(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    """Every shipped scenario x fitting strategy (``tests.reference.shipped.CASES``: 1 day, defaults), as
+    ``mmg-cosim compare <scenario> --strategies <all that fit> --json --out-dir DIR``, one process per
+    scenario, run side by side: scenario -> (DIR, the finished process). ``shipped_runs`` reads these runs;
+    ``tests/test_json_output.py`` checks the processes' stdout and runs ``report``/``audit`` on the files."""
+    from tests.reference.shipped import CASES
 
-    d = tmp_path_factory.mktemp("shipped")
-    return {(scenario, strategy): run_case(scenario, strategy, d) for scenario, strategy in CASES}
+    by_scenario: dict[str, list[str]] = defaultdict(list)
+    for scenario, strategy in CASES:
+        by_scenario[scenario].append(strategy)
+    procs = {}
+    for scenario, names in by_scenario.items():
+        out_dir = tmp_path_factory.mktemp(f"shipped-{scenario}")
+        cmd = [sys.executable, "-m", "scenarios.cli", "compare", scenario, "--strategies", ",".join(names)]
+        cmd += ["--json", "--out-dir", str(out_dir)]
+        procs[scenario] = (out_dir, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    done = {}
+    for scenario, (out_dir, p) in procs.items():
+        stdout, stderr = p.communicate(timeout=900)
+        done[scenario] = (out_dir, subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    return done
+
+
+@pytest.fixture(scope="session")
+def shipped_runs(
+    shipped_compare: dict[str, tuple[Path, subprocess.CompletedProcess[str]]],
+) -> dict[tuple[str, str], RunResult]:
+    """Every shipped scenario x fitting strategy, 1 day, defaults (``tests.reference.shipped.CASES``): the
+    runs of ``shipped_compare``, each its file and the KPIs the compare printed for it."""
+    import json
+
+    from scenarios.cli import result_file_name
+    from tests.reference.shipped import CASES
+
+    runs = {}
+    for scenario, strategy in CASES:
+        out_dir, proc = shipped_compare[scenario]
+        assert proc.returncode == 0, f"compare {scenario}: {proc.stderr[-3000:]}"
+        kpis = json.loads(proc.stdout)[strategy]
+        path = out_dir / result_file_name(scenario, strategy)
+        assert path.is_file(), path
+        runs[(scenario, strategy)] = RunResult(path, kpis, float(kpis["wall_time_s"]))
+    return runs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -14,7 +15,7 @@ import pytest
 from scenarios.config import Config
 from scenarios.runner import RunResult
 from sims.record_reader import read_attrs, read_plans, read_series
-from tests.conftest import run_default
+from tests.conftest import DEFAULT_CONFIG, run_default
 
 ENERGY_TOL_MW = 1e-6
 
@@ -124,46 +125,56 @@ def test_ems_as_separate_process_gives_the_same_numbers(default_run: RunResult, 
     assert other.kpis["total_cost"] == pytest.approx(default_run.kpis["total_cost"], abs=1e-9)
 
 
-def test_cli_run_and_report_json(tmp_path: Path) -> None:
-    out = tmp_path / "cli.h5"
+@dataclass(frozen=True)
+class CliRun:
+    out: Path
+    plots: Path
+    report: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
+    """``mmg-cosim run`` as a user runs it, of a user's copy of the config elsewhere (profiles resolved from
+    the embedded data) with a bigger PV in MG1, and a ``--set`` on top (forecast errors); then ``report
+    --json --plots`` of its file. One run serves both tests below (they are one group: one worker runs it)."""
+    tmp = tmp_path_factory.mktemp("cli")
+    text = DEFAULT_CONFIG.read_text().replace("pv = { p_peak_mw = 1.0 }", "pv = { p_peak_mw = 2.0 }", 1)
+    variant = tmp / "variant.toml"
+    variant.write_text(text)
+    out = tmp / "cli.h5"
     exe = [sys.executable, "-m", "scenarios.cli"]
     r = subprocess.run(
-        [*exe, "run", "--quiet", "--out", str(out), "--set", "forecast.error_std=0.1"],
+        [*exe, "run", "--quiet", "--config", str(variant), "--out", str(out), "--set", "forecast.error_std=0.1"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run(
-        [*exe, "report", str(out), "--json", "--plots", str(tmp_path / "plots")],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    plots = tmp / "plots"
+    report = subprocess.run(
+        [*exe, "report", str(out), "--json", "--plots", str(plots)], capture_output=True, text=True, timeout=300
     )
+    return CliRun(out, plots, report)
+
+
+@pytest.mark.xdist_group("e2e_cli")
+def test_cli_run_and_report_json(cli_run: CliRun) -> None:
+    r = cli_run.report
     assert r.returncode == 0, r.stderr
     k = json.loads(r.stdout)
     assert k["scenario"] == "ieee33_3mg" and set(k["cost_by_mg"]) == {"MG1", "MG2", "MG3", "DN"}
-    pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+    cfg = Config.model_validate(read_attrs(cli_run.out)["config"])
+    assert cfg.forecast.error_std == 0.1  # the --set reached the run
+    pngs = sorted(p.name for p in cli_run.plots.glob("*.png"))
     assert {"dispatch.png", "soc.png", "grid_exchange.png", "voltage.png", "line_loading.png"} <= set(pngs)
-    for p in (tmp_path / "plots").glob("*.png"):
+    for p in cli_run.plots.glob("*.png"):
         assert p.stat().st_size > 5000
 
 
-def test_config_variant_file_runs_with_its_own_data(default_run: RunResult, tmp_path: Path) -> None:
+@pytest.mark.xdist_group("e2e_cli")
+def test_config_variant_file_runs_with_its_own_data(cli_run: CliRun, default_run: RunResult) -> None:
     """A user's copy of the config elsewhere (profiles resolved from the embedded data) with a bigger PV."""
-    from tests.conftest import DEFAULT_CONFIG
-
-    text = DEFAULT_CONFIG.read_text().replace("pv = { p_peak_mw = 1.0 }", "pv = { p_peak_mw = 2.0 }", 1)
-    variant = tmp_path / "variant.toml"
-    variant.write_text(text)
-    out = tmp_path / "variant.h5"
-    r = subprocess.run(
-        [sys.executable, "-m", "scenarios.cli", "run", "--quiet", "--config", str(variant), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr
+    out = cli_run.out
     cfg = Config.model_validate(read_attrs(out)["config"])
     assert cfg.mgs[0].pv is not None and cfg.mgs[0].pv.p_peak_mw == 2.0
     pv = read_attrs(out)["entity_map"]["parties"]["MG1"]["pv"][0]

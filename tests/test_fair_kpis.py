@@ -41,10 +41,11 @@ from scenarios.config import Config, load_config
 from scenarios.kpis import RunFile, diesel_cost, stored_energy_price
 from scenarios.registry import SCENARIOS
 from scenarios.runner import RunResult
+from tests.conftest import SHIPPED_GROUP
 from tests.reference.shipped import CASES
 
 # One worker runs the shared simulations (pytest-xdist --dist loadgroup), not each.
-pytestmark = pytest.mark.xdist_group("shipped_runs")
+pytestmark = pytest.mark.xdist_group(SHIPPED_GROUP)
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from ems_controllers.registry import strategies
+from scenarios.cli import main, result_file_name
 from scenarios.registry import DEFAULT_SCENARIO
 from scenarios.stdio import result_stdout, strict, write_json
+from tests.conftest import SHIPPED_GROUP
 from tests.reference.shipped import CASES
 
 CLI = [sys.executable, "-m", "scenarios.cli"]
@@ -45,29 +47,28 @@ def _strategies_by_scenario() -> dict[str, list[str]]:
     return dict(by)
 
 
-pytestmark = pytest.mark.xdist_group("json_output")  # one worker builds the module fixture once
+# The ``compare --json`` processes are the shared runs of tests/conftest.py (``shipped_compare``, also read by
+# tests/test_reference_kpis.py and tests/test_fair_kpis.py): the tests that read them run on the worker that
+# makes them once for all (SHIPPED_GROUP); the others go to whichever worker is free.
+SHIPPED = pytest.mark.xdist_group(SHIPPED_GROUP)
 
 
 @pytest.fixture(scope="module")
-def compared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
-    """``compare --json`` of every shipped strategy, one process per scenario, run side by side."""
-    procs = {}
-    for scenario, names in _strategies_by_scenario().items():
-        out_dir = tmp_path_factory.mktemp(scenario)
-        cmd = [*CLI, "compare", scenario, "--strategies", ",".join(names), "--json", "--out-dir", str(out_dir)]
-        procs[scenario] = (out_dir, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    done = {}
-    for scenario, (out_dir, p) in procs.items():
-        stdout, stderr = p.communicate(timeout=600)
-        done[scenario] = (out_dir, subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
-    return done
+def compared(
+    shipped_compare: dict[str, tuple[Path, subprocess.CompletedProcess[str]]],
+) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    """``compare --json`` of every shipped strategy on every shipped scenario it fits (each strategy at least
+    once), one process per scenario, run side by side."""
+    return shipped_compare
 
 
+@SHIPPED
 def test_compare_json_of_every_strategy_is_one_strict_document(compared: dict[str, Any]) -> None:
+    assert set(_strategies_by_scenario()) <= set(compared)
     for scenario, (_, r) in compared.items():
         assert r.returncode == 0, r.stderr[-3000:]
         doc = _strict_loads(r.stdout)
-        assert set(doc) == set(_strategies_by_scenario()[scenario])
+        assert set(doc) == {strategy for sc, strategy in CASES if sc == scenario}
         for kpis in doc.values():
             assert kpis["scenario"] == scenario and isinstance(kpis["total_cost"], float)
     if HIGHS_PRINTS_BANNER:  # the chatter existed and went to stderr
@@ -75,18 +76,45 @@ def test_compare_json_of_every_strategy_is_one_strict_document(compared: dict[st
         assert not any("HiGHS" in r.stdout for _, r in compared.values())
 
 
-def test_report_and_audit_json_of_every_run(compared: dict[str, Any]) -> None:
-    files = [f for out_dir, _ in compared.values() for f in sorted(out_dir.glob("*.h5"))]
+AUDIT_KEYS = {"received", "findings", "n_messages", "n_ciphertext", "protocol"}
+
+
+def _one_file_per_strategy(compared: dict[str, Any]) -> list[Path]:
+    """The run of each shipped strategy on the first scenario it fits (the default scenario first)."""
+    by = _strategies_by_scenario()
+    files = [compared[sc][0] / result_file_name(sc, st) for sc, names in by.items() for st in names]
     # a strategy that fits only a scenario left out of the shared runs (NOT_IN_REFERENCE) is compared by
     # its own module (clustered: tests/test_clustered_cosim.py)
     assert len(files) == len({strategy for _, strategy in CASES})
+    return files
+
+
+@SHIPPED
+def test_report_and_audit_json_of_every_run(compared: dict[str, Any], capfd: pytest.CaptureFixture[str]) -> None:
+    """``report --json`` and ``audit --json`` of each strategy's run print one strict document. Each command
+    runs once as a user runs it (a subprocess: whatever its imports print), on the nested run (ciphertext
+    in its audit); on every run it runs through ``main`` in this process, where ``capfd`` sees the file
+    descriptors as a terminal would (native writes included)."""
+    files = _one_file_per_strategy(compared)
     for f in files:
-        r = subprocess.run([*CLI, "report", str(f), "--json"], capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stderr
-        assert _strict_loads(r.stdout)["n_steps"] > 0
-        r = subprocess.run([*CLI, "audit", str(f), "--json"], capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stderr
-        assert set(_strict_loads(r.stdout)) == {"received", "findings", "n_messages", "n_ciphertext", "protocol"}
+        for command in ("report", "audit"):
+            capfd.readouterr()
+            code = main([command, str(f), "--json"])
+            out, err = capfd.readouterr()
+            assert code == 0, (command, f.name, err[-3000:])
+            doc = _strict_loads(out)
+            if command == "report":
+                assert doc["n_steps"] > 0
+            else:
+                assert set(doc) == AUDIT_KEYS
+    nested = next(f for f in files if f.name.endswith("-nested.h5"))
+    r = subprocess.run([*CLI, "report", str(nested), "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert _strict_loads(r.stdout)["n_steps"] > 0
+    r = subprocess.run([*CLI, "audit", str(nested), "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    doc = _strict_loads(r.stdout)
+    assert set(doc) == AUDIT_KEYS and doc["n_ciphertext"] > 0
 
 
 def test_run_json_with_a_solving_ems_in_its_own_process(tmp_path: Path) -> None:

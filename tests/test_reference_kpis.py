@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from scenarios.runner import RunResult
+from tests.conftest import SHIPPED_GROUP
 from tests.reference.shipped import CASES, REFERENCE_FILE, outcome
 
 # One worker runs the shared simulations (pytest-xdist --dist loadgroup), not each.
-pytestmark = pytest.mark.xdist_group("shipped_runs")
+pytestmark = pytest.mark.xdist_group(SHIPPED_GROUP)
 
 REL_TOL = 1e-9
 ABS_TOL = 1e-9

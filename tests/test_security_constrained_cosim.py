@@ -11,21 +11,33 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ems_controllers.security_constrained.strategy import Settings
 from scenarios.runner import RunResult
 from sims.record_reader import read_attrs, read_messages, read_series
-from tests.conftest import run_default
+from tests.conftest import SHIPPED_GROUP, run_default
 
 MGS = ("MG1", "MG2", "MG3")
 
 
-pytestmark = pytest.mark.xdist_group("security_constrained_cosim")  # one worker builds the module fixture once
+# Case 2 (the strategy's default) is the shared run of ieee33_3mg/security_constrained (tests/conftest.py's
+# ``shipped_runs``): its worker makes cases 1 and 3 beside it.
+pytestmark = pytest.mark.xdist_group(SHIPPED_GROUP)
+DEFAULT_CASE = 2
 
 
 @pytest.fixture(scope="module")
-def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[int, RunResult]:
+def cases(
+    tmp_path_factory: pytest.TempPathFactory, shipped_runs: dict[tuple[str, str], RunResult]
+) -> dict[int, RunResult]:
     d = tmp_path_factory.mktemp("sc")
+    shared = shipped_runs[("ieee33_3mg", "security_constrained")]
+    # the shared run sets no case: it runs the strategy's default
+    assert Settings().case == DEFAULT_CASE and "case" not in read_attrs(shared.path)["config"]["ems"]
     return {
-        c: run_default(d, [f"ems.case={c}"], name=f"case{c}.h5", strategy="security_constrained") for c in (1, 2, 3)
+        c: shared
+        if c == DEFAULT_CASE
+        else run_default(d, [f"ems.case={c}"], name=f"case{c}.h5", strategy="security_constrained")
+        for c in (1, 2, 3)
     }
 
 
