@@ -19,6 +19,17 @@ from tests.conftest import DEFAULT_CONFIG
 COMMUNITY_CONFIG = get_scenario("community_3mg").default_config
 
 
+def assert_bad_input_stdout(out: str, as_json: bool, says: str) -> None:
+    """Bad input's stdout: nothing, or with ``--json`` the one document naming the problem."""
+    if not as_json:
+        assert out == ""
+        return
+    import json
+
+    doc = json.loads(out)
+    assert doc["exit_status"] == 2 and says in doc["input_error"], doc
+
+
 def _run_bad(capfd: pytest.CaptureFixture[str], tmp_path: Path, *args: str) -> tuple[int, str, str]:
     """``mmg-cosim run ... --out tmp_path/out/x.h5``: the exit code, stdout and stderr; asserts that nothing
     was written (no simulator started)."""
@@ -174,7 +185,7 @@ def test_hdf5_file_that_is_no_run_exits_2(
     captured = capfd.readouterr()
     assert code == 2, captured.err
     assert f"{path} is not an mmg-cosim run file ({missing}" in captured.err, captured.err
-    assert captured.out == ""
+    assert_bad_input_stdout(captured.out, as_json, f"{path} is not an mmg-cosim run file")
 
 
 @pytest.mark.parametrize("command", ["audit", "report"])
@@ -214,7 +225,7 @@ def test_compare_without_strategies_exits_2(
     captured = capfd.readouterr()
     assert code == 2, captured.err
     assert "--strategies" in captured.err and "no strategies given" in captured.err, captured.err
-    assert captured.out == ""
+    assert_bad_input_stdout(captured.out, as_json, "no strategies given")
     assert not out_dir.exists() or not any(out_dir.iterdir())
 
 
@@ -241,7 +252,7 @@ def test_report_plots_into_an_unwritable_dir_exits_2_before_plotting(
     captured = capfd.readouterr()
     assert code == 2, captured.err
     assert f"--plots {plots}:" in captured.err, captured.err
-    assert captured.out == ""
+    assert_bad_input_stdout(captured.out, as_json, f"--plots {plots}:")
     assert sorted(p.name for p in tmp_path.rglob("*")) == before, "nothing may be plotted"
 
 
