@@ -90,6 +90,12 @@ class Child:
         return " | ".join(lines[-5:]) if lines else "(nothing on stderr)"
 
 
+async def _quietly(request: Any) -> None:
+    """Await ``request``; whatever it raises (a closed connection, a child gone) is no error here."""
+    with contextlib.suppress(Exception):
+        await request
+
+
 async def _terminate(process: asyncio.subprocess.Process) -> None:
     """Terminate, wait, kill: a child never outlives the run."""
     if process.returncode is not None:
@@ -303,12 +309,17 @@ class Supervisor:
         process, channel = child.process, child.channel
         assert process is not None
         if process.returncode is None and channel is not None and not child.hung:
+            # the stop request and the child's exit race: a child that exits without answering (it was
+            # interrupted too, e.g. by the same Ctrl-C) ends the wait at once, not after the grace period
             loop = asyncio.get_running_loop()
             deadline = loop.time() + grace_s
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(channel.send(["stop", [], {}]), grace_s)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), max(deadline - loop.time(), 0.1))
+            exited = asyncio.ensure_future(process.wait())
+            asked = asyncio.ensure_future(_quietly(channel.send(["stop", [], {}])))
+            await asyncio.wait({exited, asked}, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
+            if not exited.done():
+                await asyncio.wait({exited}, timeout=max(deadline - loop.time(), 0.1))
+            for task in (exited, asked):
+                task.cancel()
         await _terminate(process)
         child.returncode = process.returncode
         if channel is not None:
