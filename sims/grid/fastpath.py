@@ -2,7 +2,8 @@
 grid-forming unit on a model of its own.
 
 An island model is built on first use from ``select_subnet`` of the island with an ext_grid at the unit's
-bus (the unit out of service) and kept per switch state, as long as the topology cache keeps that state.
+bus (the unit out of service) and kept by what it models (its unit, buses, line and trafo states), so the
+same island in another switch state elsewhere reuses it.
 Open-ended lines inside a grid-forming island are dropped there (their charging current is ignored).
 """
 
@@ -22,6 +23,8 @@ from sims.grid.topology import Topology, Unit, supplied_part
 
 logger = logging.getLogger(__package__)  # one logger for the grid simulator: "sims.grid"
 
+ISLAND_MODELS_KEPT = 64
+"""Island models kept (each a lightsim2grid model of its island); more start afresh."""
 _RESULT_COLUMNS = ((0, 0), (0, 1), (0, 3), (1, 0), (1, 1), (1, 3))
 """(side, column) of lightsim2grid's ``get_*_res1/2`` for each array of :class:`BranchFlows`."""
 
@@ -85,6 +88,9 @@ class FastPath:
         self.trafo_model = trafo_model
         self._generation = 0
         self._by_state: dict[bytes, _SwitchStateModels] = {}
+        self._island_models: dict[tuple[Unit, bytes, bytes, bytes], IslandModel | None] = {}
+        """Island models by what they model (:meth:`_island_key`), whatever the switches elsewhere: a plan
+        that islands the same MG in many switch states builds its model once."""
 
     @classmethod
     def build(
@@ -174,7 +180,7 @@ class FastPath:
         cache = self._models_of(topo).islands
         for label, unit in topo.gf_islands.items():
             if label not in cache:
-                cache[label] = self._build_island_model(topo, label, unit)
+                cache[label] = self._island_model(topo, label, unit)
             island = cache[label]
             if island is None:
                 return False
@@ -196,6 +202,22 @@ class FastPath:
             p_slack = float(m.get_gen_res()[0][fast.n_gen])
             slack[unit] = p_slack if unit.kind == "sgen" else -p_slack
         return True
+
+    def _island_key(self, topo: Topology, label: int, unit: Unit) -> tuple[Unit, bytes, bytes, bytes]:
+        """What an island model depends on: its slack unit, its buses and the states of its lines and trafos."""
+        index = self.index
+        mask = topo.label == label
+        lines = mask[index.line_from] & mask[index.line_to]
+        trafos = mask[index.trafo_hv] & mask[index.trafo_lv]
+        return unit, mask.tobytes(), topo.line_state[lines].tobytes(), topo.trafo_state[trafos].tobytes()
+
+    def _island_model(self, topo: Topology, label: int, unit: Unit) -> IslandModel | None:
+        key = self._island_key(topo, label, unit)
+        if key not in self._island_models:
+            if len(self._island_models) >= ISLAND_MODELS_KEPT:
+                self._island_models.clear()
+            self._island_models[key] = self._build_island_model(topo, label, unit)
+        return self._island_models[key]
 
     def _build_island_model(self, topo: Topology, label: int, unit: Unit) -> IslandModel | None:
         net = self.net
