@@ -56,12 +56,13 @@ attribute of every entity: fast path 0.56 ms (8760 steps), fast path with MG1 is
 agree with a fresh ``runpp`` within 3e-9 pu (4e-14 pu on the cold start).
 
 Measured with ``python tests/bench/bench_grid_large.py --steps 100`` on SimBench's 1-MVLV-rural-all-0-sw
-(5,477 buses, 92 transformers; ~11,000 inputs a step: every load's p and q, every generator's
-availability), same VM: median step 11.2-11.5 ms (34.7 ms with an input and an output at a time), step +
-get_data of every entity 40-41 ms (68-70 ms), fresh ``runpp`` 640-650 ms. Of a step, ~4.5 ms go to reading
-mosaik's nested input dicts (C-level iteration, memory-bound), ~5 ms to lightsim2grid's Newton-Raphson
-(three KLU refactorisations and solves of a 10,953-unknown Jacobian from the last step's voltages) and
-~2 ms to the rest (units, injections, flows and losses). Voltages within 3.4e-8 pu of a fresh ``runpp``.
+(5,477 buses, 92 transformers; every load's p and q and every generator's availability as inputs), same
+VM: median step 6.0 ms with the loads' powers through one load group (12.1 ms with one input per load and
+attribute: reading ~11,000 nested input dicts), step + get_data of every entity 31 ms, fresh ``runpp``
+349 ms (58x the step). Of a step, 4.3-5.0 ms is lightsim2grid's Newton-Raphson itself (two or three KLU
+refactorisations and solves of a 10,953-unknown Jacobian from the last step's voltages, tolerance 1e-8)
+and ~1.5 ms the rest (the group's lists into arrays, units, injections, flows and losses). Voltages within
+3.5e-8 pu of a fresh ``runpp``.
 """
 
 from sims.grid.adapter import GridSim, main
