@@ -153,32 +153,24 @@ def _add_units(pending: PendingElements, units: UnitsCfg, bus: int, name: str, p
     for o in getattr(units, "owners", []):
         q = o.p_peak_mw * math.tan(math.acos(o.cos_phi))
         party.owner_loads[o.owner] = pending.add("load", bus=bus, p_mw=o.p_peak_mw, q_mvar=q, name=f"{name} {o.owner}")
-    if units.pv is not None:
-        party.pv.append(
-            pending.add(
-                "sgen",
-                bus=bus,
-                p_mw=0.0,
-                max_p_mw=units.pv.peak_mw,
-                name=f"{name} PV",
-                type="PV",
-                controllable=False,
-                grid_forming=False,
+    renewables = (
+        (party.pv, units.pv.peak_mw if units.pv else None, "PV", "PV"),
+        (party.wind, units.wind.p_rated_mw if units.wind else None, "wind", "WP"),
+    )
+    for units_of_kind, rating_mw, label, sgen_type in renewables:
+        if rating_mw is not None:
+            units_of_kind.append(
+                pending.add(
+                    "sgen",
+                    bus=bus,
+                    p_mw=0.0,
+                    max_p_mw=rating_mw,
+                    name=f"{name} {label}",
+                    type=sgen_type,
+                    controllable=False,
+                    grid_forming=False,
+                )
             )
-        )
-    if units.wind is not None:
-        party.wind.append(
-            pending.add(
-                "sgen",
-                bus=bus,
-                p_mw=0.0,
-                max_p_mw=units.wind.p_rated_mw,
-                name=f"{name} wind",
-                type="WP",
-                controllable=False,
-                grid_forming=False,
-            )
-        )
     gen = units.generator
     if gen is not None:
         kind = "CHP" if units.chp is not None else "diesel"

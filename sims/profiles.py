@@ -730,23 +730,20 @@ class ProfileSim(mosaik_api_v3.Simulator):
             return self._create_groups(num, _load_group(model_params, self._profiles_file))
         if model not in _MODELS:
             raise ValueError(f"model: unknown model {model!r}; valid: {[*_MODELS, _GROUP_MODEL]}")
-        unit = self._make_unit(model, model_params)
+        self._matrix = None  # stacked once, not per create (quadratic for thousands of entities)
+        return self._new_entities(num, model, self._units, self._make_unit(model, model_params))
+
+    def _create_groups(self, num: int, group: _Group) -> list[CreateResult]:
+        return self._new_entities(num, _GROUP_MODEL, self._groups, group)
+
+    def _new_entities(self, num: int, model: str, store: dict[str, Any], value: Any) -> list[CreateResult]:
+        """``num`` entities ``<model>-<k>`` (k counted per model), each kept in ``store`` with ``value``."""
         entities: list[CreateResult] = []
         for _ in range(num):
             eid = f"{model}-{self._counters[model]}"
             self._counters[model] += 1
-            self._units[eid] = unit
+            store[eid] = value
             entities.append({"eid": eid, "type": model})
-        self._matrix = None  # stacked once, not per create (quadratic for thousands of entities)
-        return entities
-
-    def _create_groups(self, num: int, group: _Group) -> list[CreateResult]:
-        entities: list[CreateResult] = []
-        for _ in range(num):
-            eid = f"{_GROUP_MODEL}-{self._counters[_GROUP_MODEL]}"
-            self._counters[_GROUP_MODEL] += 1
-            self._groups[eid] = group
-            entities.append({"eid": eid, "type": _GROUP_MODEL})
         return entities
 
     def _windows_p_mw(self, start_s: float, n: int) -> np.ndarray:
