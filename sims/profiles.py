@@ -421,9 +421,7 @@ def wind_profile_p_mw(p_rated_mw: float, turbine_type: str, hub_height_m: float,
 
 def load_profile_p_mw(profile: str, p_peak_mw: float, path: str | None = None) -> np.ndarray:
     """Hourly active power (MW) of a load of annual peak ``p_peak_mw`` (8760 values)."""
-    p_peak_mw = _check_positive("p_peak_mw", p_peak_mw)
-    _check_profile(profile, path)
-    return p_peak_mw * load_profiles(path)[profile].to_numpy(dtype=float)
+    return _check_positive("p_peak_mw", p_peak_mw) * _profile_shape(profile, path)
 
 
 def q_from_cos_phi_mvar(p_mw: np.ndarray | float, cos_phi: float) -> np.ndarray:
