@@ -296,8 +296,10 @@ class Supervisor:
         assert channel is not None
         reader: asyncio.Task[None] = channel._receiver_task
         if not reader.done() and not child.hung:
-            with contextlib.suppress(Exception):  # it ends without an answer: its end of the connection closes
-                await asyncio.wait_for(channel.send(["stop", [], {}]), grace_s)
+            # it may end without an answer: its end of the connection closes, which ends the reader
+            asked = asyncio.ensure_future(_quietly(channel.send(["stop", [], {}])))
+            await asyncio.wait({asked, reader}, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
+            asked.cancel()
             await asyncio.wait({reader}, timeout=TERMINATE_WAIT_S)
         if not reader.done():
             channel._writer.close()  # a hung one learns of the end when it next reads
