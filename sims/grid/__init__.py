@@ -57,12 +57,13 @@ agree with a fresh ``runpp`` within 3e-9 pu (4e-14 pu on the cold start).
 
 Measured with ``python tests/bench/bench_grid_large.py --steps 100`` on SimBench's 1-MVLV-rural-all-0-sw
 (5,477 buses, 92 transformers; every load's p and q and every generator's availability as inputs), same
-VM: median step 6.0 ms with the loads' powers through one load group (12.1 ms with one input per load and
-attribute: reading ~11,000 nested input dicts), step + get_data of every entity 31 ms, fresh ``runpp``
-349 ms (58x the step). Of a step, 4.3-5.0 ms is lightsim2grid's Newton-Raphson itself (two or three KLU
-refactorisations and solves of a 10,953-unknown Jacobian from the last step's voltages, tolerance 1e-8)
-and ~1.5 ms the rest (the group's lists into arrays, units, injections, flows and losses). Voltages within
-3.5e-8 pu of a fresh ``runpp``.
+VM, five runs: median step 5.6-7.9 ms with the loads' powers through one load group (8.8-13 ms with one
+input per load and attribute: reading ~11,000 nested input dicts), step + get_data of every entity
+35-50 ms, fresh ``runpp`` 280-420 ms (37-57x the step; the VM's speed varies by that much between runs).
+Of a step, 3.1-4.8 ms is lightsim2grid's Newton-Raphson itself (three iterations, two KLU refactorisations,
+of a 10,953-unknown Jacobian from the last step's voltages, tolerance 1e-8) and 1.5-3 ms the rest (the
+group's lists into arrays, units, injections, flows and losses). Voltages within 3.5e-8 pu of a fresh
+``runpp``.
 """
 
 from sims.grid.adapter import GridSim, main
