@@ -2,22 +2,64 @@
 
 The module has two halves:
 
-* **Math** (pure functions, no mosaik): one year of hourly power (8760 values) per unit,
-  :func:`pv_profile_p_mw`, :func:`wind_profile_p_mw`, :func:`load_profile_p_mw`; sampling of that
-  periodic hourly series at arbitrary steps, :func:`step_means_p_mw`; the forecast error model,
-  :func:`forecast_p_mw`.
+* **Math** (pure functions, no mosaik): one year of interval means per unit at the data's native
+  resolution (a :class:`Shape`: hourly for PV, wind and ``Series``, hourly or quarter-hourly for load
+  profiles), :func:`pv_profile_p_mw`, :func:`wind_profile_p_mw`, :func:`load_profile_p_mw` (hourly
+  values); sampling of such a periodic series at arbitrary steps, :func:`step_means_p_mw` and
+  :func:`pv_step_means_p_mw`; the forecast error model, :func:`forecast_p_mw`.
 * **Adapter** :class:`ProfileSim` (a ``mosaik_api_v3.Simulator``) that only translates.
 
 Time axis
 ---------
-Every profile is a 365-day year of 8760 hourly values; value *i* is the mean power over
-hour-of-year *i* (``[i, i+1)`` h after 1 January 00:00). A run's time 0 is the hour-of-year of the
-sim param ``start``, counted in a 365-day calendar: in a leap year 29 February is skipped (a start
-on 29 February is treated as 28 February). Runs longer than a year wrap around to 1 January.
-A step at time *t* outputs the mean of the hourly series over ``[t, t + step)``: with the default
-``step_size=3600`` that is exactly one hourly value; shorter steps hold the hour's value (the energy
-is preserved, there is no intra-hour variability); longer or unaligned steps give the time-weighted
-mean of the hours they cover.
+Every profile is a 365-day year of interval means at its native resolution ``R``: 8760 hourly values
+(PV, wind, ``Series``, a user's hourly load file) or 35040 quarter-hour values (the embedded load
+profiles); value *i* is the mean power over ``[i R, (i+1) R)`` after 1 January 00:00. A run's time 0
+is the instant of the sim param ``start`` in that year, counted in a 365-day calendar: in a leap year
+29 February is skipped (a start on 29 February is treated as 28 February). Runs longer than a year
+wrap around to 1 January. A step at time *t* outputs the mean power over ``[t, t + step)``, sampled as
+"Sampling" says: a step of at least ``R`` (``step_size=3600`` on hourly data: exactly one value) gives
+the time-weighted mean of the native intervals it covers; a shorter step gives the mean of a
+mean-preserving curve through the data, so a 15 min run and an hourly run see the same energy in every
+hour.
+
+Sampling
+--------
+Whether a profile is sampled piecewise constant or along its sub-interval curve is decided once per
+simulator: by its step (``step_size * time_resolution`` seconds) against the profile's ``R``. With
+``step >= R`` the profile is piecewise constant (value *i* all over interval *i*). With ``step < R``
+it follows the curve below; forecast windows (``forecast_step_s``) are means of the same signal.
+
+*Interpolation* (loads below their resolution, wind, ``Series``, ``LoadGroup``, and PV where the
+clear-sky rule below does not apply): the continuous piecewise-linear curve with nodes at every
+interval's start, middle and end. With ``v_i`` the mean of interval *i* (periodic: ``v_-1 = v_N-1``)
+and ``U`` the curve's bound (PV: ``PV_INVERTER_ETA`` per unit of nameplate, wind: the rating, a
+generation ``Series``: its largest value, loads: none, ``U = inf``; a ``U`` below the data's maximum is
+raised to it), the boundary between intervals *i-1* and *i* takes::
+
+    b_i = clip((v_i-1 + v_i) / 2,  max(0, 2 max(v_i-1, v_i) - U),  min(U, 2 min(v_i-1, v_i)))
+
+(the mean of the neighbours, clipped so both intervals can keep their means within ``[0, U]``). Where
+that range is empty (only with a finite ``U``: ``|v_i - v_i-1| > U/2``) each side clips the mean into
+its own range ``[max(0, 2 v - U), min(U, 2 v)]`` and the curve jumps there. On interval *i* the curve
+runs linearly from ``s_i`` (its start node) to the middle node ``m_i`` and on to ``e_i`` (its end node),
+with ``m_i = 2 v_i - (s_i + e_i) / 2``, so its mean ``(s_i + 2 m_i + e_i) / 4`` is exactly ``v_i``. All
+three nodes lie in ``[0, U]``, so the curve does: an interval of mean 0 stays 0, an interval next to
+one of mean 0 starts (or ends) at 0, a constant series stays constant and a linear one is reproduced.
+A step's value is the curve's exact integral over the step (quadratic within each half interval)
+divided by its length: the mean over every native interval is its data value (energy preserved).
+
+*PV below an hour*: each hour's energy (the hourly PVWatts value ``P_h`` of the TMY weather, unchanged)
+is distributed within the hour by the shape of the clear-sky global horizontal irradiance (GHI) at the
+site: ``p(t) = P_h * G(t) / mean_h(G)``, ``G`` pvlib's Ineichen clear sky (Linke turbidity climatology)
+with pvlib's solar position (``ephemeris``) at nodes every ``CLEAR_SKY_NODE_S = 60`` s, linear in
+between, 0 where the sun's apparent elevation is <= 0. So PV is 0 while the sun is down (to the
+1-minute nodes) and every hour's mean is ``P_h`` exactly. GHI rather than the plane of array: one
+shape for every PV plane of a site (shared by a fleet); the plane's geometry changes slowly within an
+hour, so the difference is second order (the hour's energy comes from the plane-of-array model). An hour
+whose clear sky has no energy but ``P_h > 0``, or whose shaped peak ``P_h * max_h(G) / mean_h(G)`` would
+exceed ``U``, falls back to the interpolation above. Hourly weather data holds no intra-hour cloud
+transients: sub-hourly PV is a clear-sky-shaped, smoother signal than real PV under broken clouds (its
+steps at hour boundaries follow the hourly clearness).
 
 Weather (PV, wind)
 ------------------
@@ -50,8 +92,11 @@ curve. The power is scaled so the turbine's nominal power maps to ``p_rated_mw``
 Load model
 ----------
 ``p_mw = p_peak_mw * profile`` with the SimBench standard profiles of
-``scenarios/data/load_profiles.csv`` (each normalised to an annual peak of 1.0, see
-``load_profiles.md``); ``q_mvar = p_mw * tan(acos(cos_phi))`` (inductive, consuming, for
+``scenarios/data/load_profiles.csv`` (35040 quarter-hours, each column normalised so that its hourly
+means peak at 1.0, see ``load_profiles.md``): ``p_peak_mw`` is the peak of the hourly mean power, and a
+quarter-hour (or a shorter step) may exceed it (the embedded profiles' quarter-hours reach 1.07 to 1.57
+times it). A user's file (``load_profiles_file``) holds 8760 hourly or 35040 quarter-hour rows
+(:func:`load_profiles`). ``q_mvar = p_mw * tan(acos(cos_phi))`` (inductive, consuming, for
 ``0 < cos_phi <= 1``).
 
 A ``LoadGroup`` is many loads on one profile (a network operator's feeder loads): params ``p_peak_mw``
@@ -62,14 +107,18 @@ the same members with one input per attribute instead of one per member.
 
 Forecast error model
 --------------------
-At a planning time the forecast for the next ``H = forecast_horizon_steps`` steps is
-``f_k = a_k + e_k`` with ``e_k = sum_{j<=k} z_j * sigma / sqrt(H)``, ``z_j ~ N(0, 1)`` i.i.d.,
-``k = 0 .. H-1``: a Gaussian random walk whose standard deviation grows with lead time as
+A forecast issued at a planning time holds ``H = forecast_horizon_steps`` values, each over one
+forecast step of ``forecast_step_s`` seconds (default: the simulator's own step; a positive multiple
+of it, e.g. hourly values for an hourly EMS while the simulator steps every 15 min). Its actual values
+``a_k`` are the mean power over forecast step *k* from the planning time (the mean of the simulator's
+steps it holds), and the forecast is ``f_k = a_k + e_k`` with
+``e_k = sum_{j<=k} z_j * sigma / sqrt(H)``, ``z_j ~ N(0, 1)`` i.i.d., ``k = 0 .. H-1`` (one per
+forecast step): a Gaussian random walk whose standard deviation grows with lead time as
 ``sigma * sqrt((k+1)/H)`` and reaches ``sigma`` at the end of the horizon, errors being correlated
 in time as real forecast errors are. ``sigma = forecast_error_std * rating`` (``p_peak_mw`` or
 ``p_rated_mw``). The result is clipped to ``[0, rating]`` for PV and wind and to ``>= 0`` for loads;
-a PV forecast is 0 wherever the actual value is 0 (night). ``forecast_error_std = 0`` returns the
-actual values exactly. The random numbers come from
+a PV forecast is 0 wherever the actual value (the forecast step's mean) is 0 (night).
+``forecast_error_std = 0`` returns the actual values exactly. The random numbers come from
 ``numpy.random.default_rng([seed, crc32(eid), planning_time_s])``: the same seed gives the same
 forecasts regardless of which other entities exist or in which order they are created.
 
@@ -80,7 +129,15 @@ consumers (EMS, recorder, other people's simulators) without mosaik's warning ab
 outputs on non-trigger inputs. Between planning times ``forecast_p_mw`` is ``None``: a consumer takes
 a list as a new forecast and ``None`` as "no new forecast this step" (mosaik passes ``None`` on; it
 warns only for an attribute missing from ``get_data``). The sim param ``load_profiles_file`` points to
-a CSV of the same shape as ``scenarios/data/load_profiles.csv`` (default: that file).
+a CSV with a ``time`` column and one column per profile, 8760 hourly or 35040 quarter-hour rows
+(default: ``scenarios/data/load_profiles.csv``).
+
+Cost: the distinct shapes (loads on one profile share theirs, PV units one per plane, wind units one
+per turbine type and hub height) are stacked with their cumulative sums at the native resolution; a
+window's mean costs a few look-ups per shape, whatever the step, and the step means of every shape are
+computed for a block of steps at once (up to ``STEP_BLOCK_DAYS`` days, at most ``STEP_BLOCK_VALUES``
+values), so no year of sub-hourly values is ever held. Clear-sky nodes are computed for 7 days at a
+time and cached.
 """
 
 from __future__ import annotations
@@ -91,7 +148,9 @@ import importlib.resources
 import importlib.util
 import logging
 import math
+import warnings
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, override
@@ -114,6 +173,21 @@ ROUGHNESS_LENGTH_M = 0.15
 PV_ALBEDO = 0.2
 PV_GAMMA_PDC_PER_K = -0.004
 PV_INVERTER_ETA = 0.96
+S_PER_DAY = 86400
+DAYS_PER_YEAR = 365
+YEAR_S = HOURS_PER_YEAR * S_PER_H
+QUARTER_HOUR_S = 900
+LOAD_ROWS_RESOLUTION_S: dict[int, int] = {HOURS_PER_YEAR: S_PER_H, 4 * HOURS_PER_YEAR: QUARTER_HOUR_S}
+"""The row counts a load profile file may have and the interval of its rows in seconds."""
+WIND_UPPER_PER_UNIT = 1.0
+CLEAR_SKY_NODE_S = 60
+"""Spacing of the clear-sky nodes that shape PV within an hour (seconds, divides an hour)."""
+CLEAR_SKY_BLOCK_DAYS = 7
+"""Days of clear-sky nodes computed (and cached) at once."""
+STEP_BLOCK_DAYS = 7
+"""Days of step means the simulator computes at once (fewer if :data:`STEP_BLOCK_VALUES` says so)."""
+STEP_BLOCK_VALUES = 2**21
+"""At most this many step means (shapes x steps, 16 MB) are held per simulator."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,6 +232,21 @@ class Weather:
     altitude_m: float
 
 
+@dataclass(frozen=True, eq=False)
+class Shape:
+    """One unit's profile for a scale of 1: a periodic year of interval means and how to sample it (see
+    "Sampling" in the module docstring). Units on one shape share it; hashing is by identity."""
+
+    values: np.ndarray
+    """The interval means (read-only); value *i* is the mean over ``[i, i+1) * resolution_s``."""
+    resolution_s: int
+    """Length of an interval in seconds: 3600 (hourly) or 900 (quarter-hourly)."""
+    upper: float = math.inf
+    """Bound of the curve below the resolution (a rating per unit of scale; inf: none)."""
+    clear_sky: Weather | None = None
+    """PV: below an hour, each hour's energy follows this site's clear-sky GHI (None: interpolation)."""
+
+
 def tmy_path() -> Path:
     import pvlib
 
@@ -191,8 +280,13 @@ def tmy_weather(year: int) -> Weather:
 
 @functools.lru_cache(maxsize=4)
 def load_profiles(path: str | None = None) -> pd.DataFrame:
-    """The normalised hourly load profiles (8760 rows, one column per profile, peak 1.0) of ``path``
-    (default: the embedded ``scenarios/data/load_profiles.csv``)."""
+    """The normalised load profiles of ``path`` (default: the embedded ``scenarios/data/load_profiles.csv``):
+    the table as in the file, index ``time``, one column per profile (finite values >= 0).
+
+    A file holds one 365-day year at one resolution, told by its row count (:data:`LOAD_ROWS_RESOLUTION_S`):
+    8760 hourly rows or 35040 quarter-hour rows; any other count is a ValueError naming the file and the
+    counts accepted, and so is a ``time`` column whose first two stamps are not one row's interval apart
+    (when they parse as time stamps). :func:`load_profiles_resolution_s` gives the resolution."""
     source = path or "the embedded load_profiles.csv"
     if path is None:
         embedded = importlib.resources.files("scenarios") / "data" / "load_profiles.csv"
@@ -200,14 +294,43 @@ def load_profiles(path: str | None = None) -> pd.DataFrame:
             frame = pd.read_csv(p, index_col="time")
     else:
         frame = pd.read_csv(path, index_col="time")
-    if len(frame) != HOURS_PER_YEAR:
-        raise ValueError(f"{source}: expected {HOURS_PER_YEAR} rows, got {len(frame)}")
+    resolution_s = LOAD_ROWS_RESOLUTION_S.get(len(frame))
+    if resolution_s is None:
+        accepted = " or ".join(f"{rows} ({s} s rows)" for rows, s in LOAD_ROWS_RESOLUTION_S.items())
+        raise ValueError(f"{source}: expected {accepted}, got {len(frame)} rows")
+    problem = _time_column_problem(frame.index, resolution_s)
+    if problem:
+        raise ValueError(f"{source}: {problem}")
     if frame.isna().any().any():
         raise ValueError(f"{source}: holds NaN in {list(frame.columns[frame.isna().any()])}")
     problem = profile_values_problem(frame)
     if problem:
         raise ValueError(f"{source}: {problem}")
     return frame
+
+
+def load_profiles_resolution_s(path: str | None = None) -> int:
+    """The interval of the rows of :func:`load_profiles` ``(path)`` in seconds: 3600 or 900."""
+    return LOAD_ROWS_RESOLUTION_S[len(load_profiles(path))]
+
+
+def _time_column_problem(index: pd.Index, resolution_s: int) -> str | None:
+    """What is wrong with a profile file's ``time`` column (None if nothing): its first two entries, if both
+    parse as time stamps, must be ``resolution_s`` apart (a column of anything else is not checked)."""
+    if len(index) < 2 or not (pd.api.types.is_object_dtype(index) or pd.api.types.is_string_dtype(index)):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns when it cannot infer a format
+        stamps = pd.to_datetime(pd.Series(index[:2].astype(str)), errors="coerce")
+    if stamps.isna().any():
+        return None
+    spacing_s = (stamps.iloc[1] - stamps.iloc[0]).total_seconds()
+    if spacing_s != resolution_s:
+        return (
+            f"{len(index)} rows mean {resolution_s} s rows, but the time column steps {spacing_s:g} s "
+            f"({index[0]!r}, {index[1]!r})"
+        )
+    return None
 
 
 def profile_values_problem(frame: pd.DataFrame) -> str | None:
@@ -233,12 +356,13 @@ def load_profile_names(path: str | None = None) -> list[str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _profile_shape(profile: str, path: str | None = None) -> np.ndarray:
-    """A load profile's normalised hourly year (peak 1), one read-only array shared by every load on it."""
+def _profile_shape(profile: str, path: str | None = None) -> Shape:
+    """A load profile's normalised year at the file's resolution (hourly means peak at 1), one read-only
+    shape shared by every load on it; its curve below the resolution is unbounded."""
     _check_profile(profile, path)
-    shape = load_profiles(path)[profile].to_numpy(dtype=float).copy()
-    shape.flags.writeable = False
-    return shape
+    values = load_profiles(path)[profile].to_numpy(dtype=float).copy()
+    values.flags.writeable = False
+    return Shape(values, load_profiles_resolution_s(path))
 
 
 TURBINE_TYPES_HINT = "windpowerlib.get_turbine_types(print_out=False), rows with has_power_curve"
@@ -373,11 +497,22 @@ def _pv_per_unit(tilt_deg: float, azimuth_deg: float, weather: Weather) -> np.nd
 def pv_profile_p_mw(p_peak_mw: float, tilt_deg: float, azimuth_deg: float, weather: Weather) -> np.ndarray:
     """Hourly AC power (MW) of a PV system of DC nameplate ``p_peak_mw`` over one year (8760)."""
     p_peak_mw = _check_positive("p_peak_mw", p_peak_mw)
+    return p_peak_mw * pv_shape(tilt_deg, azimuth_deg, weather).values
+
+
+def pv_shape(tilt_deg: float, azimuth_deg: float, weather: Weather) -> Shape:
+    """The hourly AC power per unit DC nameplate of a PV plane as a :class:`Shape`: bounded by the
+    inverter's limit, each hour shaped by ``weather``'s clear sky below an hour (one per plane and site)."""
     if not 0.0 <= float(tilt_deg) <= 90.0:
         raise ValueError(f"tilt_deg must be in [0, 90], got {tilt_deg!r}")
     if not 0.0 <= float(azimuth_deg) <= 360.0:
         raise ValueError(f"azimuth_deg must be in [0, 360], got {azimuth_deg!r}")
-    return p_peak_mw * _pv_per_unit(float(tilt_deg), float(azimuth_deg), weather)
+    return _pv_shape(float(tilt_deg), float(azimuth_deg), weather)
+
+
+@functools.lru_cache(maxsize=64)
+def _pv_shape(tilt_deg: float, azimuth_deg: float, weather: Weather) -> Shape:
+    return Shape(_pv_per_unit(tilt_deg, azimuth_deg, weather), S_PER_H, PV_INVERTER_ETA, weather)
 
 
 @functools.lru_cache(maxsize=64)
@@ -411,17 +546,29 @@ def _wind_per_unit(turbine_type: str, hub_height_m: float, weather: Weather) -> 
 def wind_profile_p_mw(p_rated_mw: float, turbine_type: str, hub_height_m: float, weather: Weather) -> np.ndarray:
     """Hourly power (MW) of a wind unit of rating ``p_rated_mw`` over one year (8760 values)."""
     p_rated_mw = _check_positive("p_rated_mw", p_rated_mw)
+    return p_rated_mw * wind_shape(turbine_type, hub_height_m, weather).values
+
+
+def wind_shape(turbine_type: str, hub_height_m: float, weather: Weather) -> Shape:
+    """The hourly power per unit of rating of a turbine as a :class:`Shape` (bounded by the rating)."""
     _check_turbine(turbine_type)
     problem = hub_height_problem(turbine_type, hub_height_m)
     if problem:
         raise ValueError(f"hub_height_m: {problem}")
-    hub_height_m = float(hub_height_m)
-    return p_rated_mw * _wind_per_unit(turbine_type, hub_height_m, weather)
+    return _wind_shape(turbine_type, float(hub_height_m), weather)
+
+
+@functools.lru_cache(maxsize=64)
+def _wind_shape(turbine_type: str, hub_height_m: float, weather: Weather) -> Shape:
+    return Shape(_wind_per_unit(turbine_type, hub_height_m, weather), S_PER_H, WIND_UPPER_PER_UNIT)
 
 
 def load_profile_p_mw(profile: str, p_peak_mw: float, path: str | None = None) -> np.ndarray:
-    """Hourly active power (MW) of a load of annual peak ``p_peak_mw`` (8760 values)."""
-    return _check_positive("p_peak_mw", p_peak_mw) * _profile_shape(profile, path)
+    """Hourly active power (MW, 8760 values: the hourly means of the file's rows) of a load whose hourly
+    means peak at ``p_peak_mw``."""
+    shape = _profile_shape(profile, path)
+    hourly = shape.values.reshape(HOURS_PER_YEAR, -1).mean(axis=1) if shape.resolution_s < S_PER_H else shape.values
+    return _check_positive("p_peak_mw", p_peak_mw) * hourly
 
 
 def q_from_cos_phi_mvar(p_mw: np.ndarray | float, cos_phi: float) -> np.ndarray:
@@ -430,31 +577,230 @@ def q_from_cos_phi_mvar(p_mw: np.ndarray | float, cos_phi: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
-# Sampling the periodic hourly series at steps
+# Sampling a periodic year of interval means at steps
 # --------------------------------------------------------------------------------------------------
-def step_means_p_mw(hourly_p_mw: np.ndarray, start_s: float, step_s: float, n: int) -> np.ndarray:
+def _boundary_p(v_a: np.ndarray, v_b: np.ndarray, v_own: np.ndarray, upper: np.ndarray | float) -> np.ndarray:
+    """The curve's value on ``v_own``'s side of the boundary between intervals of means ``v_a`` (before) and
+    ``v_b`` (after): their mean, clipped into ``[max(0, 2 max(v) - U), min(U, 2 min(v))]`` (every value both
+    intervals allow), or, where that range is empty (only with a finite ``upper`` U), into the range of
+    ``v_own`` alone, ``[max(0, 2 v_own - U), min(U, 2 v_own)]`` (a jump at that boundary)."""
+    mid = 0.5 * (v_a + v_b)
+    lo = np.maximum(0.0, 2.0 * np.maximum(v_a, v_b) - upper)
+    hi = np.minimum(upper, 2.0 * np.minimum(v_a, v_b))
+    own_lo, own_hi = np.maximum(0.0, 2.0 * v_own - upper), np.minimum(upper, 2.0 * v_own)
+    return np.where(lo <= hi, np.minimum(np.maximum(mid, lo), hi), np.minimum(np.maximum(mid, own_lo), own_hi))
+
+
+def _interp_nodes(
+    v_prev: np.ndarray, v: np.ndarray, v_next: np.ndarray, upper: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (start, middle, end) nodes of the curve over intervals of means ``v`` between ``v_prev`` and
+    ``v_next``; the middle node makes the interval's mean ``(start + 2 middle + end) / 4`` equal ``v``."""
+    start = _boundary_p(v_prev, v, v, upper)
+    end = _boundary_p(v, v_next, v, upper)
+    return start, 2.0 * v - 0.5 * (start + end), end
+
+
+def _interp_partial(start: np.ndarray, middle: np.ndarray, end: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Integral of the curve from an interval's start to ``frac`` (0..1) of it, in value x intervals."""
+    a = np.minimum(frac, 0.5)
+    b = np.maximum(frac - 0.5, 0.0)
+    return start * a + (middle - start) * a * a + middle * b + (end - middle) * b * b
+
+
+def interpolated_p_mw(
+    values_p_mw: np.ndarray, t_s: np.ndarray, *, resolution_s: float = S_PER_H, upper_mw: float | None = None
+) -> np.ndarray:
+    """The sub-interval curve of the periodic interval means ``values_p_mw`` at instants ``t_s`` (seconds since
+    the start of interval 0): the continuous piecewise-linear curve of the module docstring ("Sampling")."""
+    values = np.asarray(values_p_mw, dtype=float)
+    pos = np.asarray(t_s, dtype=float) / resolution_s
+    i = np.floor(pos).astype(np.int64)
+    frac = pos - i
+    n = values.shape[-1]
+    upper = math.inf if upper_mw is None else max(float(upper_mw), float(values.max()))
+    start, middle, end = _interp_nodes(values[(i - 1) % n], values[i % n], values[(i + 1) % n], upper)
+    first = frac <= 0.5
+    return np.where(first, start + (middle - start) * 2.0 * frac, middle + (end - middle) * (2.0 * frac - 1.0))
+
+
+@dataclass(frozen=True)
+class _ClearSkyDays:
+    """Clear-sky GHI (W/m2) of a block of days at nodes every :data:`CLEAR_SKY_NODE_S` (day x node, the last
+    node of a day at 24:00) and what shapes an hour with it: the trapezoid integral from the day's start
+    (W/m2 x node), each hour's integral and the ratio of its largest node to its mean (0 without energy)."""
+
+    ghi: np.ndarray
+    cum: np.ndarray
+    hour_total: np.ndarray
+    peak_ratio: np.ndarray
+
+
+@functools.lru_cache(maxsize=16)
+def _clear_sky_days(weather: Weather, block: int) -> _ClearSkyDays:
+    """Days ``[block * 7, block * 7 + 7)`` of the 365-day year (of ``weather``'s calendar): pvlib's solar
+    position (``ephemeris``) and Ineichen clear sky (Linke turbidity climatology) at the site, GHI set to 0
+    where the sun's apparent elevation is <= 0."""
+    import pvlib
+
+    first = block * CLEAR_SKY_BLOCK_DAYS
+    days = min(CLEAR_SKY_BLOCK_DAYS, DAYS_PER_YEAR - first)
+    per_day = S_PER_DAY // CLEAR_SKY_NODE_S
+    starts = pd.DatetimeIndex(weather.frame.index[(first + np.arange(days)) * HOURS_PER_DAY]).tz_convert("UTC")
+    offsets = np.arange(per_day + 1) * np.timedelta64(CLEAR_SKY_NODE_S, "s")
+    stamps = starts.tz_localize(None).to_numpy()[:, None] + offsets[None, :]
+    times = pd.DatetimeIndex(stamps.ravel()).tz_localize("UTC")
+    sun = pvlib.solarposition.get_solarposition(
+        times, weather.latitude, weather.longitude, altitude=weather.altitude_m, method="ephemeris"
+    )
+    site = pvlib.location.Location(weather.latitude, weather.longitude, altitude=weather.altitude_m)
+    ghi = np.nan_to_num(site.get_clearsky(times, model="ineichen", solar_position=sun)["ghi"].to_numpy(float))
+    ghi = np.where(sun["apparent_elevation"].to_numpy(float) > 0.0, np.maximum(ghi, 0.0), 0.0)
+    ghi = ghi.reshape(days, per_day + 1)
+    cum = np.concatenate((np.zeros((days, 1)), np.cumsum(0.5 * (ghi[:, 1:] + ghi[:, :-1]), axis=1)), axis=1)
+    per_hour = S_PER_H // CLEAR_SKY_NODE_S
+    hour_total = np.diff(cum[:, ::per_hour], axis=1)
+    peak = np.maximum(ghi[:, :-1].reshape(days, HOURS_PER_DAY, per_hour).max(axis=2), ghi[:, per_hour::per_hour])
+    has = hour_total > 0.0
+    ratio = np.where(has, peak * per_hour / np.where(has, hour_total, 1.0), 0.0)
+    return _ClearSkyDays(ghi, cum, hour_total, ratio)
+
+
+def _clear_sky_share(weather: Weather, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per instant ``t_s`` (seconds since hour-of-year 0, periodic): the share of its hour's clear-sky energy
+    before it (0..1), the hour's peak-to-mean ratio and whether the hour has clear-sky energy."""
+    rest = np.mod(np.asarray(t_s, dtype=float), YEAR_S)
+    day = np.minimum((rest // S_PER_DAY).astype(np.int64), DAYS_PER_YEAR - 1)
+    in_day_s = rest - day * S_PER_DAY
+    per_day, per_hour = S_PER_DAY // CLEAR_SKY_NODE_S, S_PER_H // CLEAR_SKY_NODE_S
+    node = np.minimum((in_day_s // CLEAR_SKY_NODE_S).astype(np.int64), per_day - 1)
+    u = (in_day_s - node * CLEAR_SKY_NODE_S) / CLEAR_SKY_NODE_S
+    hour = node // per_hour
+    share, ratio, has = np.zeros(rest.shape), np.zeros(rest.shape), np.zeros(rest.shape, dtype=bool)
+    blocks = day // CLEAR_SKY_BLOCK_DAYS
+    for block in np.unique(blocks).tolist():
+        days = _clear_sky_days(weather, block)
+        sel = blocks == block
+        d, j, h, uu = day[sel] - block * CLEAR_SKY_BLOCK_DAYS, node[sel], hour[sel], u[sel]
+        g0, g1 = days.ghi[d, j], days.ghi[d, j + 1]
+        within = days.cum[d, j] - days.cum[d, h * per_hour] + g0 * uu + 0.5 * (g1 - g0) * uu * uu
+        total = days.hour_total[d, h]
+        has[sel] = total > 0.0
+        share[sel] = np.where(has[sel], np.minimum(within / np.where(has[sel], total, 1.0), 1.0), 0.0)
+        ratio[sel] = days.peak_ratio[d, h]
+    return share, ratio, has
+
+
+class _Bank:
+    """Periodic years of interval means of one resolution (one row each) sampled together: their cumulative
+    sums are kept, so a window's mean costs a few look-ups per row, whatever the step (no per-step arrays).
+    ``fine``: the rows follow the sub-interval curve (the simulator's step is shorter than the resolution),
+    else they are piecewise constant; ``clear_sky``: hourly PV rows shaped by the site's clear sky."""
+
+    def __init__(
+        self, values: np.ndarray, resolution_s: int, upper: np.ndarray, fine: bool, clear_sky: Weather | None
+    ) -> None:
+        self.values = np.atleast_2d(np.asarray(values, dtype=float))
+        self.resolution_s = int(resolution_s)
+        n = self.values.shape[1]
+        if n == 0:
+            raise ValueError("a profile needs at least one value")
+        if clear_sky is not None and (n != HOURS_PER_YEAR or self.resolution_s != S_PER_H):
+            raise ValueError(f"clear-sky shaping needs {HOURS_PER_YEAR} hourly values, got {n}")
+        self.cum = np.concatenate((np.zeros((len(self.values), 1)), np.cumsum(self.values, axis=1)), axis=1)
+        row_max = self.values.max(axis=1) if len(self.values) else np.zeros(0)
+        self.upper = np.maximum(np.asarray(upper, dtype=float), row_max)[:, None]
+        self.fine = fine
+        self.clear_sky = clear_sky if fine else None
+
+    @classmethod
+    def of(cls, shapes: Sequence[Shape], step_s: float) -> _Bank:
+        first = shapes[0]
+        fine = step_s < first.resolution_s
+        upper = np.array([s.upper for s in shapes], dtype=float)
+        return cls(np.stack([s.values for s in shapes]), first.resolution_s, upper, fine, first.clear_sky)
+
+    def means(self, start_s: float, step_s: float, n: int) -> np.ndarray:
+        """Mean over ``[start_s + k step_s, start_s + (k+1) step_s)``, ``k < n``: rows x n."""
+        if not step_s > 0:
+            raise ValueError(f"step must be > 0 s, got {step_s!r}")
+        per_step = step_s / self.resolution_s
+        if start_s % self.resolution_s == 0 and per_step >= 1 and per_step == int(per_step):
+            k = int(per_step)  # whole intervals: their plain mean (k = 1: the values themselves)
+            idx = (int(start_s // self.resolution_s) + np.arange(n * k)) % self.values.shape[1]
+            taken = self.values[:, idx]
+            return taken if k == 1 else taken.reshape(len(self.values), n, k).mean(axis=2)
+        return self.window_means(start_s + step_s * np.arange(n + 1, dtype=float))
+
+    def window_means(self, edges_s: np.ndarray) -> np.ndarray:
+        """Mean over each ``[edges_s[k], edges_s[k+1])`` (increasing): rows x (len(edges_s) - 1). Summed
+        from the windows' own intervals (no difference of two year-long sums within an interval)."""
+        n = self.values.shape[1]
+        pos = edges_s / self.resolution_s
+        g = np.floor(pos).astype(np.int64)  # global interval index (years x n + i)
+        frac = pos - g
+        i = g % n
+        partial = self._partial(i, frac, edges_s)
+        ga, gb = g[:-1], g[1:]
+        x, y = ga + 1, np.maximum(gb, ga + 1)  # whole intervals strictly inside a window: [x, y)
+        whole = (y // n - x // n) * self.cum[:, -1:] + self.cum[:, y % n] - self.cum[:, x % n]
+        energy = np.where(
+            ga == gb,
+            partial[:, 1:] - partial[:, :-1],
+            self.values[:, i[:-1]] - partial[:, :-1] + whole + partial[:, 1:],
+        )
+        means = energy / (np.diff(edges_s) / self.resolution_s)
+        return np.maximum(means, 0.0) if self.fine else means
+
+    def _partial(self, i: np.ndarray, frac: np.ndarray, edges_s: np.ndarray) -> np.ndarray:
+        """Energy from the start of interval ``i`` to ``frac`` of it (value x intervals), rows x edges."""
+        v = self.values[:, i]
+        if not self.fine:
+            return frac * v
+        n = self.values.shape[1]
+        nodes = _interp_nodes(self.values[:, (i - 1) % n], v, self.values[:, (i + 1) % n], self.upper)
+        smooth = _interp_partial(*nodes, frac)
+        if self.clear_sky is None:
+            return smooth
+        share, ratio, has = _clear_sky_share(self.clear_sky, edges_s)
+        shaped = has & (v * ratio <= self.upper * (1.0 + 1e-12))
+        return np.where(shaped, v * share, smooth)
+
+
+def step_means_p_mw(
+    values_p_mw: np.ndarray,
+    start_s: float,
+    step_s: float,
+    n: int,
+    *,
+    resolution_s: int = S_PER_H,
+    upper_mw: float | None = None,
+) -> np.ndarray:
     """Mean power over ``[start_s + k*step_s, start_s + (k+1)*step_s)`` for ``k = 0 .. n-1``.
 
-    ``hourly_p_mw`` is one year of hourly means along its last axis (piecewise constant, periodic:
-    a run past the end of the year wraps to its start); a 2-D array holds one unit per row and
-    gives an ``(units, n)`` result. ``start_s`` is in seconds since hour-of-year 0.
+    ``values_p_mw`` is a periodic series of interval means of ``resolution_s`` along its last axis (one year;
+    a run past its end wraps to its start); a 2-D array holds one unit per row and gives an ``(units, n)``
+    result. ``start_s`` is in seconds since the start of interval 0. A step of at least ``resolution_s``
+    averages the intervals it covers (piecewise constant); a shorter step samples the mean-preserving curve of
+    the module docstring ("Sampling"), bounded by ``upper_mw`` (default: unbounded).
     """
-    if step_s <= 0:
-        raise ValueError(f"step must be > 0 s, got {step_s!r}")
-    hourly = np.asarray(hourly_p_mw, dtype=float)
-    hours = hourly.shape[-1]
-    if start_s % S_PER_H == 0 and step_s == S_PER_H:
-        idx = (int(start_s // S_PER_H) + np.arange(n)) % hours
-        return hourly[..., idx]
-    zeros = np.zeros((*hourly.shape[:-1], 1))
-    cum = np.concatenate((zeros, np.cumsum(hourly, axis=-1)), axis=-1)  # MWh up to hour i
-    year_s = hours * S_PER_H
-    edges = start_s + step_s * np.arange(n + 1, dtype=float)
-    years, rest_s = np.divmod(edges, year_s)
-    hour = np.minimum((rest_s // S_PER_H).astype(int), hours - 1)
-    frac_h = (rest_s - hour * S_PER_H) / S_PER_H
-    energy_mwh = years * cum[..., -1:] + cum[..., hour] + frac_h * hourly[..., hour]
-    return np.diff(energy_mwh, axis=-1) / (step_s / S_PER_H)
+    values = np.asarray(values_p_mw, dtype=float)
+    rows = values.reshape(-1, values.shape[-1])
+    upper = np.full(len(rows), math.inf if upper_mw is None else float(upper_mw))
+    bank = _Bank(rows, resolution_s, upper, step_s < resolution_s, None)
+    return bank.means(start_s, step_s, n).reshape(*values.shape[:-1], n)
+
+
+def pv_step_means_p_mw(
+    hourly_p_mw: np.ndarray, weather: Weather, start_s: float, step_s: float, n: int, *, upper_mw: float
+) -> np.ndarray:
+    """:func:`step_means_p_mw` of hourly PV power (8760 values along the last axis, bounded by ``upper_mw``,
+    e.g. ``PV_INVERTER_ETA * p_peak_mw``): below an hour each hour's energy follows ``weather``'s clear sky."""
+    values = np.asarray(hourly_p_mw, dtype=float)
+    rows = values.reshape(-1, values.shape[-1])
+    fine = step_s < S_PER_H
+    bank = _Bank(rows, S_PER_H, np.full(len(rows), float(upper_mw)), fine, weather)
+    return bank.means(start_s, step_s, n).reshape(*values.shape[:-1], n)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -526,10 +872,11 @@ META: Meta = {
 
 @dataclass(frozen=True)
 class _Unit:
-    """What the adapter keeps per entity: the annual series (``scale * shape``; loads on one profile share
-    its ``shape``, so thousands of them cost one year of memory, not one each) and how to forecast it."""
+    """What the adapter keeps per entity: its :class:`Shape` (``scale * shape`` is its power; units on one
+    shape share it, so thousands of loads on a profile cost one year of memory, not one each) and how to
+    forecast it."""
 
-    shape: np.ndarray
+    shape: Shape
     scale: float
     error_std_mw: float
     upper_mw: float | None
@@ -539,9 +886,9 @@ class _Unit:
 
 @dataclass(frozen=True)
 class _Group:
-    """A ``LoadGroup``: the profile's hourly year for a peak of 1 MW, each member's peak and tan(phi)."""
+    """A ``LoadGroup``: the profile's shape (1 MW of hourly-mean peak), each member's peak and tan(phi)."""
 
-    hourly_per_mw: np.ndarray
+    shape: Shape
     p_peak_mw: np.ndarray
     tan_phi: np.ndarray
 
@@ -568,6 +915,16 @@ def _load_group(params: dict[str, Any], path: str | None) -> _Group:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _series_shape(daily_p_mw: tuple[float, ...], generation: bool) -> Shape:
+    """A ``Series`` unit's day repeated over the year (hourly), shared by units of the same day and kind;
+    a generation's curve below an hour is bounded by the day's largest value."""
+    daily = np.asarray(daily_p_mw, dtype=float)
+    series = np.tile(np.repeat(daily, HOURS_PER_DAY // len(daily)), HOURS_PER_YEAR // HOURS_PER_DAY)
+    series.flags.writeable = False
+    return Shape(series, S_PER_H, float(daily.max()) if generation else math.inf)
+
+
 @dataclass(frozen=True)
 class ProfileParams:
     """The sim params of :class:`ProfileSim` (``world.start("Profiles", **params)``)."""
@@ -579,11 +936,42 @@ class ProfileParams:
     forecast_every_s: float = 86400
     """Seconds between planning instants (a forecast is issued at each)."""
     forecast_horizon_steps: int = 24
-    """Length of each forecast in steps."""
+    """Length of each forecast in forecast steps (``forecast_step_s``)."""
+    forecast_step_s: int | None = None
+    """Seconds per forecast value (each the mean power over one forecast step), a positive multiple of the
+    simulator's step in seconds, e.g. the EMS's 3600 while the simulator steps every 900 s. None: the
+    simulator's own step."""
     seed: int = 0
     """Seed of the forecast errors (each entity draws from its own stream)."""
     load_profiles_file: str | None = None
-    """A CSV of normalised load profiles (default: the embedded SimBench profiles)."""
+    """A CSV of normalised load profiles, 8760 hourly or 35040 quarter-hour rows (default: the embedded
+    SimBench profiles, quarter-hourly)."""
+
+
+def _checked_params(params: ProfileParams, time_resolution: float) -> float:
+    """ValueError naming the first bad sim param; returns the forecast step in seconds."""
+    step_size, seed = params.step_size, params.seed
+    if not (isinstance(step_size, int) and step_size > 0):
+        raise ValueError(f"step_size must be a positive integer (time units), got {step_size!r}")
+    if not (float(time_resolution) > 0):
+        raise ValueError(f"time_resolution must be > 0, got {time_resolution!r}")
+    if not float(params.forecast_every_s) > 0:
+        raise ValueError(f"forecast_every_s must be > 0, got {params.forecast_every_s!r}")
+    horizon = params.forecast_horizon_steps
+    if not (isinstance(horizon, int) and horizon > 0):
+        raise ValueError(f"forecast_horizon_steps must be a positive integer, got {horizon!r}")
+    if not (isinstance(seed, int) and seed >= 0):
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    step_s = step_size * float(time_resolution)
+    fc_step = params.forecast_step_s
+    if fc_step is None:
+        return step_s
+    multiple = fc_step / step_s if isinstance(fc_step, int) and not isinstance(fc_step, bool) else 0.0
+    if not (multiple >= 1 and math.isclose(multiple, round(multiple), rel_tol=0.0, abs_tol=1e-9)):
+        raise ValueError(
+            f"forecast_step_s must be a positive integer multiple of the step ({step_s:g} s), got {fc_step!r}"
+        )
+    return float(fc_step)
 
 
 class ProfileSim(mosaik_api_v3.Simulator):
@@ -597,6 +985,7 @@ class ProfileSim(mosaik_api_v3.Simulator):
         self._start = ""
         self._offset_s = 0.0
         self._forecast_every_s = 86400.0
+        self._forecast_step_s = float(S_PER_H)
         self._horizon = 24
         self._seed = 0
         self._profiles_file: str | None = None
@@ -607,51 +996,46 @@ class ProfileSim(mosaik_api_v3.Simulator):
         self._year = 2016
         self._out: dict[str, dict[str, Any]] = {}
         self._eids: list[str] = []
-        # the distinct hourly years (shapes) of the units, stacked at the first step after a create; per
-        # unit (in _eids' order) its shape's row and its scale
-        self._matrix: np.ndarray | None = None
+        # the distinct shapes of units and groups, stacked into banks (one per resolution and kind) at the
+        # first step after a create; per unit (in _eids' order) its shape's row in the banks' output and its
+        # scale; per group its row
+        self._banks: list[_Bank] | None = None
         self._shape_row = np.zeros(0, dtype=np.int64)
         self._scale = np.zeros(0)
+        self._group_row: dict[str, int] = {}
+        # step means of every shape for a block of the run's steps: (first step index, shapes x steps)
+        self._block: tuple[int, np.ndarray] | None = None
 
     @override
     def init(self, sid: SimId, time_resolution: float = 1.0, **sim_params: Any) -> Meta:
         """``sim_params`` are the fields of :class:`ProfileParams`."""
         params = ProfileParams(**sim_params)
-        step_size, start, seed = params.step_size, params.start, params.seed
-        forecast_every_s, forecast_horizon_steps = params.forecast_every_s, params.forecast_horizon_steps
-        load_profiles_file = params.load_profiles_file
-        if not (isinstance(step_size, int) and step_size > 0):
-            raise ValueError(f"step_size must be a positive integer (time units), got {step_size!r}")
-        if not (float(time_resolution) > 0):
-            raise ValueError(f"time_resolution must be > 0, got {time_resolution!r}")
-        if not float(forecast_every_s) > 0:
-            raise ValueError(f"forecast_every_s must be > 0, got {forecast_every_s!r}")
-        if not (isinstance(forecast_horizon_steps, int) and forecast_horizon_steps > 0):
-            raise ValueError(f"forecast_horizon_steps must be a positive integer, got {forecast_horizon_steps!r}")
-        if not (isinstance(seed, int) and seed >= 0):
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        forecast_step_s = _checked_params(params, time_resolution)
         try:
-            ts = pd.Timestamp(start)
+            ts = pd.Timestamp(params.start)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"start: cannot parse {start!r} as a time stamp") from exc
+            raise ValueError(f"start: cannot parse {params.start!r} as a time stamp") from exc
         self._sid = sid
         self._time_resolution = float(time_resolution)
-        self._step_size = step_size
-        self._start = str(start)
+        self._step_size = params.step_size
+        self._start = str(params.start)
         self._offset_s = start_offset_s(ts)
         self._year = int(ts.year)
-        self._forecast_every_s = float(forecast_every_s)
-        self._horizon = forecast_horizon_steps
-        self._seed = seed
-        self._profiles_file = None if load_profiles_file is None else str(load_profiles_file)
+        self._forecast_every_s = float(params.forecast_every_s)
+        self._forecast_step_s = forecast_step_s
+        self._horizon = params.forecast_horizon_steps
+        self._seed = params.seed
+        file = params.load_profiles_file
+        self._profiles_file = None if file is None else str(file)
         logger.debug(
-            "%s: start %s (hour-of-year %.2f), step %s s, forecasts every %s s for %d steps",
+            "%s: start %s (hour-of-year %.2f), step %s s, forecasts every %s s for %d steps of %s s",
             sid,
-            start,
+            params.start,
             self._offset_s / S_PER_H,
             self.step_s,
-            forecast_every_s,
-            forecast_horizon_steps,
+            params.forecast_every_s,
+            self._horizon,
+            forecast_step_s,
         )
         return self.meta
 
@@ -673,24 +1057,16 @@ class ProfileSim(mosaik_api_v3.Simulator):
             if "p_peak_mw" not in params:
                 raise ValueError("PV: p_peak_mw is required")
             rating = _check_positive("p_peak_mw", params["p_peak_mw"])
-            series = pv_profile_p_mw(
-                rating,
-                params.get("tilt_deg", 30.0),
-                params.get("azimuth_deg", 180.0),
-                self._weather_for_run(),
-            )
-            return _Unit(series, 1.0, error_frac * rating, rating, True, None)
+            tilt, azimuth = params.get("tilt_deg", 30.0), params.get("azimuth_deg", 180.0)
+            shape = pv_shape(tilt, azimuth, self._weather_for_run())
+            return _Unit(shape, rating, error_frac * rating, rating, True, None)
         if model == "Wind":
             if "p_rated_mw" not in params:
                 raise ValueError("Wind: p_rated_mw is required")
             rating = _check_positive("p_rated_mw", params["p_rated_mw"])
-            series = wind_profile_p_mw(
-                rating,
-                params.get("turbine_type", DEFAULT_TURBINE_TYPE),
-                params.get("hub_height_m", DEFAULT_HUB_HEIGHT_M),
-                self._weather_for_run(),
-            )
-            return _Unit(series, 1.0, error_frac * rating, rating, False, None)
+            turbine = params.get("turbine_type", DEFAULT_TURBINE_TYPE)
+            shape = wind_shape(turbine, params.get("hub_height_m", DEFAULT_HUB_HEIGHT_M), self._weather_for_run())
+            return _Unit(shape, rating, error_frac * rating, rating, False, None)
         if model == "Series":
             return self._series_unit(params, error_frac)
         if "p_peak_mw" not in params or "profile" not in params:
@@ -713,22 +1089,23 @@ class ProfileSim(mosaik_api_v3.Simulator):
         kind = params.get("kind", "load")
         if kind not in ("load", "generation"):
             raise ValueError(f"Series: kind must be 'load' or 'generation', got {kind!r}")
-        series = np.tile(np.repeat(daily, HOURS_PER_DAY // len(daily)), HOURS_PER_YEAR // HOURS_PER_DAY)
+        shape = _series_shape(tuple(daily.tolist()), kind == "generation")
         peak = float(daily.max())
         if kind == "generation":
-            return _Unit(series, 1.0, error_frac * peak, peak, True, None)
+            return _Unit(shape, 1.0, error_frac * peak, peak, True, None)
         cos_phi = float(params.get("cos_phi", 0.95))
         if not 0.0 < cos_phi <= 1.0:
             raise ValueError(f"cos_phi must be in (0, 1], got {cos_phi!r}")
-        return _Unit(series, 1.0, error_frac * peak, None, False, cos_phi)
+        return _Unit(shape, 1.0, error_frac * peak, None, False, cos_phi)
 
     @override
     def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
+        self._banks = None  # stacked once, not per create (quadratic for thousands of entities)
+        self._block = None
         if model == _GROUP_MODEL:
             return self._create_groups(num, _load_group(model_params, self._profiles_file))
         if model not in _MODELS:
             raise ValueError(f"model: unknown model {model!r}; valid: {[*_MODELS, _GROUP_MODEL]}")
-        self._matrix = None  # stacked once, not per create (quadratic for thousands of entities)
         return self._new_entities(num, model, self._units, self._make_unit(model, model_params))
 
     def _create_groups(self, num: int, group: _Group) -> list[CreateResult]:
@@ -744,23 +1121,46 @@ class ProfileSim(mosaik_api_v3.Simulator):
             entities.append({"eid": eid, "type": model})
         return entities
 
-    def _windows_p_mw(self, start_s: float, n: int) -> np.ndarray:
-        """Every unit's mean power over the ``n`` steps from ``start_s``, one row per entity in
-        :attr:`_eids`' order: the distinct shapes' step means, scaled per unit."""
-        if self._matrix is None:
-            self._eids = list(self._units)
-            units = list(self._units.values())
-            row_of: dict[int, int] = {}
-            shapes: list[np.ndarray] = []
-            for u in units:
-                if id(u.shape) not in row_of:
-                    row_of[id(u.shape)] = len(shapes)
-                    shapes.append(u.shape)
-            self._matrix = np.stack(shapes) if shapes else np.zeros((0, HOURS_PER_YEAR))
-            self._shape_row = np.array([row_of[id(u.shape)] for u in units], dtype=np.int64)
-            self._scale = np.array([u.scale for u in units], dtype=float)
-        means = step_means_p_mw(self._matrix, start_s, self.step_s, n)
-        return means[self._shape_row] * self._scale[:, None]
+    def _stack(self) -> list[_Bank]:
+        """The banks of the distinct shapes of units and groups (made at the first step after a create)."""
+        if self._banks is not None:
+            return self._banks
+        self._eids = list(self._units)
+        units = list(self._units.values())
+        kinds: dict[tuple[int, int], list[Shape]] = {}  # (resolution, clear-sky site) -> distinct shapes
+        seen: set[int] = set()
+        for shape in [*(u.shape for u in units), *(g.shape for g in self._groups.values())]:
+            if id(shape) not in seen:
+                seen.add(id(shape))
+                kinds.setdefault((shape.resolution_s, id(shape.clear_sky)), []).append(shape)
+        ordered = [shape for shapes in kinds.values() for shape in shapes]
+        row_of = {id(shape): row for row, shape in enumerate(ordered)}
+        self._banks = [_Bank.of(shapes, self.step_s) for shapes in kinds.values()]
+        self._shape_row = np.array([row_of[id(u.shape)] for u in units], dtype=np.int64)
+        self._scale = np.array([u.scale for u in units], dtype=float)
+        self._group_row = {eid: row_of[id(g.shape)] for eid, g in self._groups.items()}
+        return self._banks
+
+    def _means(self, start_s: float, step_s: float, n: int) -> np.ndarray:
+        """Every distinct shape's mean over the ``n`` windows of ``step_s`` from ``start_s``: shapes x n."""
+        banks = self._stack()
+        if not banks:
+            return np.zeros((0, n))
+        return np.concatenate([bank.means(start_s, step_s, n) for bank in banks], axis=0)
+
+    def _step_means(self, t_s: float) -> np.ndarray:
+        """Every distinct shape's mean over the step at ``t_s`` (run time in s): from the block of steps that
+        holds it (computed at once for up to :data:`STEP_BLOCK_DAYS` days), or alone off the step grid."""
+        k = t_s / self.step_s
+        if k != math.floor(k):
+            return self._means(self._offset_s + t_s, self.step_s, 1)[:, 0]
+        n_rows = sum(len(bank.values) for bank in self._stack())
+        per_block = max(1, min(int(STEP_BLOCK_DAYS * S_PER_DAY // self.step_s), STEP_BLOCK_VALUES // max(n_rows, 1)))
+        step = int(k)
+        if self._block is None or not 0 <= step - self._block[0] < self._block[1].shape[1]:
+            first = step - step % per_block
+            self._block = (first, self._means(self._offset_s + first * self.step_s, self.step_s, per_block))
+        return self._block[1][:, step - self._block[0]]
 
     def _is_planning_time(self, t_s: float) -> bool:
         return math.isclose(math.remainder(t_s, self._forecast_every_s), 0.0, abs_tol=1e-6)
@@ -768,25 +1168,28 @@ class ProfileSim(mosaik_api_v3.Simulator):
     @override
     def step(self, time: Time, inputs: InputData, max_advance: Time) -> Time:
         t_s = time * self._time_resolution
+        start_s = self._offset_s + t_s
         planning = self._is_planning_time(t_s)
-        n = self._horizon if planning else 1
-        windows = self._windows_p_mw(self._offset_s + t_s, n)
+        means = self._step_means(t_s)
+        actual = means[self._shape_row] * self._scale
+        ahead: np.ndarray | None = None  # per unit, the actual means over the forecast steps
+        if planning:
+            ahead = self._means(start_s, self._forecast_step_s, self._horizon)[self._shape_row] * self._scale[:, None]
         out: dict[str, dict[str, Any]] = {}
-        for row, (eid, p_mw) in enumerate(zip(self._eids, windows[:, 0].tolist(), strict=True)):
+        for row, (eid, p_mw) in enumerate(zip(self._eids, actual.tolist(), strict=True)):
             unit = self._units[eid]
             data: dict[str, Any] = {"p_mw": p_mw}
             if unit.cos_phi is not None:
                 data["q_mvar"] = p_mw * math.tan(math.acos(unit.cos_phi))
-            if planning:
+            if ahead is not None:
                 rng = entity_rng(self._seed, eid, round(t_s))
-                fc = forecast_p_mw(windows[row], unit.error_std_mw, rng, unit.upper_mw, unit.zero_where_actual_zero)
+                fc = forecast_p_mw(ahead[row], unit.error_std_mw, rng, unit.upper_mw, unit.zero_where_actual_zero)
                 data[_FORECAST_ATTR] = fc.tolist()
             else:
                 data[_FORECAST_ATTR] = None
             out[eid] = data
         for eid, group in self._groups.items():
-            per_mw = float(step_means_p_mw(group.hourly_per_mw, self._offset_s + t_s, self.step_s, 1)[0])
-            p_mw = per_mw * group.p_peak_mw
+            p_mw = float(means[self._group_row[eid]]) * group.p_peak_mw
             out[eid] = {"p_mw": p_mw.tolist(), "q_mvar": (p_mw * group.tan_phi).tolist()}
         self._out = out
         return time + self._step_size
