@@ -22,6 +22,8 @@ SIM_TARGETS = {
     "profiles": ("Profiles", "sims.profiles:ProfileSim"),
     "recorder": ("Recorder", "sims.recorder:RecorderSim"),
 }
+TRACKER = ("Tracker", "ems_controllers.core.tracking_sim:TrackingSim")
+"""The batteries' real-time rule between EMS steps (``ems.intra_step = "track_import"``), an EMS simulator."""
 
 # What the recorder keeps of each grid model (the Grid entity: everything it outputs).
 GRID_RECORD = {
@@ -79,6 +81,8 @@ class RunSimulators:
             ems_partitions(cfg, strategy, self.parties)  # says why run.processes > 1 does not apply
             out += [SimEntry("ems", ems_sim_name(p), strategy.simulator) for p in self.parties]
             out.append(SimEntry("ems", COORDINATOR, strategy.agents.coordinator))
+        if cfg.ems.intra_step == "track_import":
+            out.append(SimEntry("ems", *TRACKER))
         return out
 
 
@@ -191,7 +195,8 @@ def start_profiles(world: Any, cfg: Config, data_dir: Path) -> Any:
         "Profiles",
         step_size=cfg.scenario.step_s,
         start=cfg.scenario.start,
-        forecast_every_s=cfg.scenario.step_s if cfg.ems.rolling else cfg.forecast.every_s,
+        forecast_every_s=cfg.ems_step_s if cfg.ems.rolling else cfg.forecast.every_s,
+        forecast_step_s=cfg.ems_step_s,
         forecast_horizon_steps=cfg.forecast.horizon_steps,
         seed=cfg.scenario.seed,
         load_profiles_file=None if embedded else str(profiles),
@@ -201,13 +206,14 @@ def start_profiles(world: Any, cfg: Config, data_dir: Path) -> Any:
 def start_ems(
     world: Any, cfg: Config, strategy: Strategy, site: dict[str, Any] | None = None, sim_name: str = "EMS"
 ) -> Any:
-    """The EMS simulator with the scenario's tariff, the shared EMS settings and the strategy's own (a
-    rule-based EMS ignores the solver settings, strategies that do not model the network ignore ``site``)."""
+    """The EMS simulator at the EMS's step with the scenario's tariff per EMS step, the shared EMS settings
+    and the strategy's own (a rule-based EMS ignores the solver settings, strategies that do not model the
+    network ignore ``site``)."""
     e = cfg.ems
     return world.start(
         sim_name,
-        step_size=cfg.scenario.step_s,
-        tariff=cfg.tariff.model_dump(),
+        step_size=cfg.ems_step_s,
+        tariff=cfg.tariff.for_step(cfg.ems_step_s),
         mip_rel_gap=e.mip_rel_gap,
         time_limit_s=e.time_limit_s,
         pwl_max_error_per_h=e.pwl_max_error_per_h,
@@ -225,7 +231,7 @@ def start_agents(world: Any, cfg: Config, strategy: Strategy, parties: Sequence[
     with world.group():
         sims = {p: start_ems(world, cfg, strategy, sim_name=ems_sim_name(p)) for p in parties}
         coordinator = world.start(
-            COORDINATOR, step_size=cfg.scenario.step_s, **strategy_settings(cfg, strategy).model_dump()
+            COORDINATOR, step_size=cfg.ems_step_s, **strategy_settings(cfg, strategy).model_dump()
         )
     return sims, coordinator
 

@@ -25,6 +25,7 @@ from ems_controllers.core.ev import EvSpec
 from sims.profiles import (
     DEFAULT_HUB_HEIGHT_M,
     DEFAULT_TURBINE_TYPE,
+    LOAD_ROWS_RESOLUTION_S,
     hub_height_problem,
     load_profiles,
     turbine_type_problem,
@@ -235,19 +236,68 @@ class OwnerLoadCfg(_Strict):
     cos_phi: float = Field(default=0.95, gt=0, le=1)
 
 
-class TradeCfg(_Strict):
-    """Prices at which a nested MG trades with its parent, one per step of a day."""
+def per_step(values: list[float] | tuple[float, ...], step_s: int) -> list[float]:
+    """A day of piecewise-constant values (``n`` per day, each holding for ``86400 / n`` s) at steps of
+    ``step_s``: each value repeated over the steps inside its period, or the mean of the periods inside a
+    step (their time-weighted mean, as an energy over the step is priced). The period and the step must
+    fit (one a multiple of the other, see :func:`periods_fit`)."""
+    n = len(values)
+    period_s = 86400 // n
+    if step_s <= period_s:
+        return [float(v) for v in values for _ in range(period_s // step_s)]
+    k = step_s // period_s
+    return [float(np.mean(values[i : i + k])) for i in range(0, n, k)]
+
+
+def periods_fit(n: int, step_s: int) -> str | None:
+    """Why ``n`` values per day cannot be taken at steps of ``step_s`` (None: they can)."""
+    if n == 0 or 86400 % n:
+        return f"{n} values do not divide a day into whole seconds"
+    period_s = 86400 // n
+    if period_s % step_s and step_s % period_s:
+        return f"{n} values per day ({period_s} s each) do not fit steps of {step_s} s"
+    return None
+
+
+class PricesCfg(_Strict):
+    """Buy and sell prices per period of a day: ``n`` values each, value *i* holding for ``[i, i + 1) *
+    86400 / n`` s of every day (24 values: hourly). They apply to every step inside their period (a
+    step longer than a period takes the periods' mean); the period must be a multiple of the steps it
+    prices, or they of it."""
 
     buy_price_per_mwh: list[float]
     sell_price_per_mwh: list[float]
 
+    @field_validator("buy_price_per_mwh", "sell_price_per_mwh")
+    @classmethod
+    def _finite(cls, v: list[float]) -> list[float]:
+        if not all(math.isfinite(x) for x in v):
+            raise ValueError("holds a non-finite price")
+        if not v or 86400 % len(v):
+            raise ValueError(f"{len(v)} values do not divide a day into whole seconds (24: hourly)")
+        return v
+
+    @field_validator("sell_price_per_mwh")
+    @classmethod
+    def _same_periods(cls, v: list[float], info: ValidationInfo) -> list[float]:
+        buy = info.data.get("buy_price_per_mwh")
+        if buy is not None and len(buy) != len(v):
+            raise ValueError(f"has {len(v)} values, buy_price_per_mwh {len(buy)}: both are per the same periods")
+        return v
+
     @model_validator(mode="after")
-    def _order(self) -> TradeCfg:
-        if len(self.sell_price_per_mwh) != len(self.buy_price_per_mwh):
-            raise ValueError("sell_price_per_mwh and buy_price_per_mwh differ in length")
+    def _order(self) -> PricesCfg:
         if any(s > b for s, b in zip(self.sell_price_per_mwh, self.buy_price_per_mwh, strict=True)):
-            raise ValueError("sell_price_per_mwh exceeds buy_price_per_mwh in some step")
+            raise ValueError("sell_price_per_mwh exceeds buy_price_per_mwh in some period")
         return self
+
+    def at_step(self, step_s: int) -> tuple[list[float], list[float]]:
+        """(buy, sell) per step of ``step_s`` of a day (:func:`per_step`)."""
+        return per_step(self.buy_price_per_mwh, step_s), per_step(self.sell_price_per_mwh, step_s)
+
+
+class TradeCfg(PricesCfg):
+    """Prices at which a nested MG trades with its parent, per period of a day (as the tariff's)."""
 
 
 class DnCfg(UnitsCfg):
@@ -466,20 +516,17 @@ class GridCfg(_Strict):
         return self
 
 
-class TariffCfg(_Strict):
-    """Prices per step of a day, given here or as columns of the scenario's data file."""
+class TariffCfg(PricesCfg):
+    """The tariff at the network's connection, per period of a day, given here or as columns of the
+    scenario's data file."""
 
-    buy_price_per_mwh: list[float]
-    sell_price_per_mwh: list[float]
     buy_column: str | None = None
     sell_column: str | None = None
 
-    @field_validator("buy_price_per_mwh", "sell_price_per_mwh")
-    @classmethod
-    def _finite(cls, v: list[float]) -> list[float]:
-        if not all(math.isfinite(x) for x in v):
-            raise ValueError("holds a non-finite price")
-        return v
+    def for_step(self, step_s: int) -> dict[str, Any]:
+        """The tariff as a simulator takes it (``Tariff.from_dict``): one price per step of ``step_s``."""
+        buy, sell = self.at_step(step_s)
+        return {**self.model_dump(), "buy_price_per_mwh": buy, "sell_price_per_mwh": sell}
 
 
 class ForecastCfg(_Strict):
@@ -498,7 +545,19 @@ class EmsCfg(_Strict):
     mip_rel_gap: float = Field(default=1e-3, gt=0, lt=1)
     time_limit_s: float = Field(default=60.0, gt=0)
     pwl_max_error_per_h: float = Field(default=0.5, gt=0, description="diesel cost PWL bound, $/h")
-    rolling: bool = Field(default=False, description="re-plan every step from the measured SoC")
+    step_s: int | None = Field(
+        default=None,
+        gt=0,
+        description="the EMS's step: it plans and sets its setpoints every step_s seconds, which the physics "
+        "(scenario.step_s) steps inside; None: 3600, or scenario.step_s where that is longer",
+    )
+    intra_step: Literal["hold", "track_import"] = Field(
+        default="hold",
+        description="between the EMS's steps: 'hold' its battery setpoints (the PCC takes the difference), or "
+        "'track_import': each battery keeps its MG's PCC import at the plan, from the last physics step's "
+        "measurements (ems_controllers.core.tracking)",
+    )
+    rolling: bool = Field(default=False, description="re-plan every EMS step from the measured SoC")
     horizon: Literal["receding", "shrinking"] = Field(
         default="receding", description="rolling window: forecast length, or to the end of the day"
     )
@@ -557,7 +616,9 @@ class RunCfg(_Strict):
 class ScenarioCfg(_Strict):
     name: str
     start: str = "2019-06-12 00:00:00"
-    step_s: int = Field(default=3600, gt=0)
+    step_s: int = Field(
+        default=3600, gt=0, description="the physics step: profiles, grid and record (the EMS's is ems.step_s)"
+    )
     days: int = Field(default=1, gt=0)
     seed: int = 0
     load_profiles_file: str = "load_profiles.csv"
@@ -575,7 +636,8 @@ class ScenarioCfg(_Strict):
 
 
 class DataCfg(_Strict):
-    """A scenario data file with one row per step of a day (e.g. a paper's 24 hourly values):
+    """A scenario data file with one row per hour of a day (a paper's 24 hourly values; 12, 8, ... rows for
+    longer periods), whatever the run's steps:
     ``tariff.buy_column`` etc. and ``column`` of loads and PV name its columns."""
 
     file: str
@@ -610,22 +672,7 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _cross(self) -> Config:
-        if 86400 % self.scenario.step_s:
-            raise ValueError("scenario.step_s must divide a day (86400 s)")
-        steps_per_day = 86400 // self.scenario.step_s
-        for key in ("buy_price_per_mwh", "sell_price_per_mwh"):
-            n = len(getattr(self.tariff, key))
-            if n != steps_per_day:
-                raise ValueError(
-                    f"tariff.{key} has {n} values, a day has {steps_per_day} steps "
-                    f"of scenario.step_s={self.scenario.step_s}"
-                )
-        if any(s > b for s, b in zip(self.tariff.sell_price_per_mwh, self.tariff.buy_price_per_mwh, strict=True)):
-            raise ValueError("tariff.sell_price_per_mwh exceeds buy_price_per_mwh in some step")
-        if self.forecast.every_s % self.scenario.step_s:
-            raise ValueError("forecast.every_s must be a multiple of scenario.step_s")
-        if self.forecast.horizon_steps * self.scenario.step_s < self.forecast.every_s:
-            raise ValueError("forecast.horizon_steps does not reach the next planning time (forecast.every_s)")
+        self._check_steps()
         names = [m.name for m in self.mgs]
         if len(set(names)) != len(names):
             raise ValueError(f"mgs: duplicate MG names {names}")
@@ -633,9 +680,7 @@ class Config(_Strict):
             if m.parent is not None and m.parent not in names:
                 raise ValueError(f"mgs ({m.name}).parent: no MG named {m.parent!r}")
             if m.trade is not None:
-                for key in ("buy_price_per_mwh", "sell_price_per_mwh"):
-                    if len(getattr(m.trade, key)) != steps_per_day:
-                        raise ValueError(f"mgs ({m.name}).trade.{key}: a day has {steps_per_day} steps")
+                self._check_periods(f"mgs ({m.name}).trade.buy_price_per_mwh", len(m.trade.buy_price_per_mwh))
         parents = {m.name: m.parent for m in self.mgs}
         for m in self.mgs:
             seen, cur = [m.name], m.parent
@@ -652,6 +697,30 @@ class Config(_Strict):
             if v.name in svc_names[:i]:
                 raise ValueError(f"svcs[{i}] ({v.name}).name: duplicate SVC names {svc_names}")
         return self
+
+    def _check_steps(self) -> None:
+        """The physics step and the EMS's divide a day, the EMS's is a multiple of the physics', the prices'
+        periods fit both, and the forecasts reach the next planning instant."""
+        step_s, ems_s = self.scenario.step_s, self.ems_step_s
+        if 86400 % step_s:
+            raise ValueError("scenario.step_s must divide a day (86400 s)")
+        if 86400 % ems_s or ems_s % step_s:
+            raise ValueError(
+                f"ems.step_s={ems_s} must divide a day (86400 s) and be a multiple of scenario.step_s={step_s}"
+            )
+        self._check_periods("tariff.buy_price_per_mwh", len(self.tariff.buy_price_per_mwh))
+        if self.forecast.every_s % ems_s:
+            raise ValueError(f"forecast.every_s must be a multiple of the EMS's step ({ems_s} s, ems.step_s)")
+        if self.forecast.horizon_steps * ems_s < self.forecast.every_s:
+            raise ValueError(
+                "forecast.horizon_steps (EMS steps) does not reach the next planning time (forecast.every_s)"
+            )
+
+    def _check_periods(self, where: str, n: int) -> None:
+        """``n`` values per day can be taken at the physics step and at the EMS's."""
+        for step_s in (self.scenario.step_s, self.ems_step_s):
+            if (why := periods_fit(n, step_s)) is not None:
+                raise ValueError(f"{where}: {why}")
 
     def _check_clusters(self) -> None:
         """Cluster names are unique and no MG's, every MG's cluster exists and every cluster has an MG,
@@ -681,7 +750,13 @@ class Config(_Strict):
 
     @property
     def dt_h(self) -> float:
+        """The physics step in hours."""
         return self.scenario.step_s / 3600.0
+
+    @property
+    def ems_step_s(self) -> int:
+        """The EMS's step (``ems.step_s``; unset: an hour, or the physics step where that is longer)."""
+        return self.ems.step_s if self.ems.step_s is not None else max(3600, self.scenario.step_s)
 
     @property
     def n_steps(self) -> int:
@@ -779,8 +854,6 @@ def fill_from_data(raw: dict[str, Any], data_dir: Path) -> dict[str, Any]:
         df = pd.read_csv(path, comment="#")
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise ConfigError(f"data.file: cannot read {path}: {exc}") from None
-    step_s = int(raw.get("scenario", {}).get("step_s", 3600))
-    steps_per_day = 86400 // step_s if step_s > 0 and 86400 % step_s == 0 else None
     energy = float(data.get("energy_to_mwh", 1.0))
     price = float(data.get("price_to_per_mwh", 1.0))
 
@@ -803,14 +876,13 @@ def fill_from_data(raw: dict[str, Any], data_dir: Path) -> dict[str, Any]:
                 f"{where}: column {name!r} in {path.name} holds negative values (first at row {bad}: "
                 f"{float(col[bad])}); demand and generation must be >= 0"
             )
-        if steps_per_day is not None and len(col) != steps_per_day:
+        if len(col) == 0 or 24 % len(col):
             raise ConfigError(
-                f"{where}: column {name!r} has {len(col)} values, a day has {steps_per_day} "
-                f"steps of scenario.step_s={step_s}"
+                f"{where}: column {name!r} has {len(col)} rows; a data file holds a day of hourly values "
+                "(24 rows, or a divisor of 24 for longer periods)"
             )
         return [float(x) for x in col]
 
-    dt_h = step_s / 3600.0
     tariff = raw.setdefault("tariff", {})
     for key, col_key in (("buy_price_per_mwh", "buy_column"), ("sell_price_per_mwh", "sell_column")):
         if col_key in tariff:
@@ -821,7 +893,8 @@ def fill_from_data(raw: dict[str, Any], data_dir: Path) -> dict[str, Any]:
             if isinstance(unit, dict) and "column" in unit:
                 where = f"mgs[{i}] ({mg.get('name', '?')}).{kind}.column"
                 values = column(where, unit["column"], non_negative=True)
-                unit["p_mw_per_hour"] = [v * energy / dt_h for v in values]
+                period_h = 24 / len(values)  # each row is an energy over its period
+                unit["p_mw_per_hour"] = [v * energy / period_h for v in values]
     return raw
 
 
@@ -893,9 +966,10 @@ def validate_data(cfg: Config, data_dir: Path) -> None:
         if np.isnan(col).any():
             bad = int(np.flatnonzero(np.isnan(col))[0])
             raise ConfigError(f"{where}: profile {name!r} in {path.name} holds NaN or non-numbers (first at row {bad})")
-        if len(col) < 8760:
+        if len(col) not in LOAD_ROWS_RESOLUTION_S:
             raise ConfigError(
-                f"{where}: profile {name!r} in {path.name} has {len(col)} hourly values, a year needs 8760"
+                f"{where}: profile {name!r} in {path.name} has {len(col)} values, a year needs 8760 hourly or "
+                "35040 quarter-hour values"
             )
         bad_values = ~np.isfinite(col) | (col < 0)
         if bad_values.any():

@@ -16,12 +16,20 @@ the network operator ``DN`` pays for the substation exchange, receives the MGs' 
 unsupplied-load penalty; where a scenario has no operator party (a community behind the utility's meter)
 that balance is reported as ``network`` (losses and the spread on trades netted inside the feeder). A
 strategy that settles trades between parties at its own prices outputs ``settlement_cost`` per party
-and step (summing to 0 over the parties); it is added to each party's bill and taken out of the
+and EMS step (summing to 0 over the parties); it is added to each party's bill and taken out of the
 operator's. A nested MG (one with a parent) pays for the flow at its PCC at its trading prices, to its
 parent; its parent's PCC flow includes it, so the parent pays for it at its own prices (telescoping to
 the tariff at the outermost PCC). Payments between parties cancel, so ``sum(cost_by_mg) == total_cost``.
 A step whose power flow failed has NaN measurements; it counts in ``pf_failures`` and adds nothing to
 energies and costs measured by the grid.
+
+Steps: energies and costs integrate over the recorded (physics) step ``scenario.step_s``, at the price of
+the tariff period each step lies in. The EMS steps every ``ems.step_s`` (a multiple); its outputs hold over
+the physics steps inside, so what it outputs once per EMS step (solve times, fallbacks, settlements) is
+counted once per EMS step. ``exchange_deviation_mwh`` is the energy by which each party's measured PCC
+exchange left its planned import, physics step by physics step; ``exchange_intra_step_deviation_mwh`` the
+part of the exchange's variation inside each EMS step (its distance from its own mean over the EMS step),
+which an EMS stepping at its own rate cannot see and which is 0 when the physics steps with the EMS.
 
 Physical limits: an MG's PCC limit ``pcc_max_mw`` applies to the measured flow at its PCC in either
 direction; a step whose ``|flow|`` exceeds it by more than ``PCC_TOL_MW`` counts in ``pcc_excess_steps``,
@@ -42,7 +50,7 @@ from ems_controllers.core.contract import StrategyError
 from ems_controllers.core.entities import DN, EntityMap, PartyEntities
 from ems_controllers.core.types import DieselUnit
 from ems_controllers.registry import get_strategy
-from scenarios.config import Config, MgCfg, UnitsCfg
+from scenarios.config import Config, MgCfg, PricesCfg, UnitsCfg
 from sims.record_reader import read_attrs, read_pareto, read_series
 
 log = logging.getLogger(__name__)
@@ -69,10 +77,26 @@ class RunFile:
         self.n = len(grid_conv) if grid_conv is not None else 0
         if "n_steps_completed" in self.attrs:
             self.n = min(self.n, int(self.attrs["n_steps_completed"]))
-        spd = len(self.cfg.tariff.buy_price_per_mwh)
-        idx = np.arange(self.n) % spd
-        self.buy = np.asarray(self.cfg.tariff.buy_price_per_mwh, dtype=float)[idx]
-        self.sell = np.asarray(self.cfg.tariff.sell_price_per_mwh, dtype=float)[idx]
+        self.step_s = round(self.dt_h * 3600)
+        self.buy, self.sell = self._per_run_step(self.cfg.tariff)
+        self.per_ems_step = max(self.cfg.ems_step_s // self.step_s, 1)
+        """Recorded steps per EMS step: an EMS output holds (is recorded again) over the physics steps inside."""
+
+    def at_ems_steps(self, a: np.ndarray) -> np.ndarray:
+        """The rows of ``a`` (one per recorded step) at which the EMS stepped."""
+        return a[:: self.per_ems_step]
+
+    def intra_ems_step(self, a: np.ndarray) -> np.ndarray:
+        """``a`` less its mean over each EMS step (0 when the physics steps with the EMS): what an EMS that
+        sees one value per step does not see."""
+        k = self.per_ems_step
+        if k == 1 or not len(a):
+            return np.zeros(len(a))
+        full = -(-len(a) // k) * k
+        blocks = np.concatenate([a, np.full(full - len(a), np.nan)]).reshape(-1, k)
+        with np.errstate(invalid="ignore"):
+            means = np.nanmean(blocks, axis=1, keepdims=True)
+        return (blocks - means).ravel()[: len(a)]
 
     def s(self, fid: str, attr: str) -> np.ndarray:
         a = self.get(fid, attr)
@@ -107,14 +131,13 @@ class RunFile:
     def trade_prices(self, mg: Any) -> tuple[np.ndarray, np.ndarray] | None:
         """A nested MG's prices with its parent per step (None: the tariff)."""
         trade = getattr(mg, "trade", None)
-        if trade is None:
-            return None
-        spd = len(trade.buy_price_per_mwh)
-        idx = np.arange(self.n) % spd
-        return (
-            np.asarray(trade.buy_price_per_mwh, dtype=float)[idx],
-            np.asarray(trade.sell_price_per_mwh, dtype=float)[idx],
-        )
+        return None if trade is None else self._per_run_step(trade)
+
+    def _per_run_step(self, prices: PricesCfg) -> tuple[np.ndarray, np.ndarray]:
+        """(buy, sell) at each recorded step: the price of the period the step lies in."""
+        buy, sell = prices.at_step(self.step_s)
+        idx = np.arange(self.n) % len(buy)
+        return np.asarray(buy, dtype=float)[idx], np.asarray(sell, dtype=float)[idx]
 
 
 def diesel_cost(unit: DieselUnit, p_mw: np.ndarray, dt_h: float) -> tuple[float, int]:
@@ -210,10 +233,11 @@ def _party_account(r: RunFile, name: str, pm: PartyEntities, energy_price: float
     if pm.pcc_line:
         planned_imp = r.s(pm.ems, "planned_import_mw")
         if np.isfinite(planned_imp).any():
-            dev = np.abs(-r.s(pm.pcc_line, "p_to_mw") - planned_imp)
-            d["exchange_deviation_mwh"] = float(np.nansum(dev) * r.dt_h)
+            actual = -r.s(pm.pcc_line, "p_to_mw")
+            d["exchange_deviation_mwh"] = float(np.nansum(np.abs(actual - planned_imp)) * r.dt_h)
+            d["exchange_intra_step_deviation_mwh"] = float(np.nansum(np.abs(r.intra_ems_step(actual))) * r.dt_h)
     status = r.text(pm.ems, "ems_status")
-    d["ems_fallback_steps"] = sum(1 for x in status if x.startswith("fallback"))
+    d["ems_fallback_steps"] = sum(1 for x in status[:: r.per_ems_step] if x.startswith("fallback"))
     return a
 
 
@@ -264,7 +288,7 @@ def _bills(r: RunFile, accounts: dict[str, _Account]) -> _Bills:
     # Strategy settlements between parties (e.g. internal trades at internal prices): they sum to 0.
     settled = 0.0
     for name, pm in r.entities.parties.items():
-        settle = r.s(pm.ems, "settlement_cost")
+        settle = r.at_ems_steps(r.s(pm.ems, "settlement_cost"))  # a cost per EMS step
         if np.isfinite(settle).any():
             per_party[name]["settlement_cost"] = float(np.nansum(settle))
             cost_by_mg[name] += per_party[name]["settlement_cost"]
@@ -309,7 +333,7 @@ def _ems_kpis(r: RunFile, per_party: dict[str, dict[str, float]]) -> dict[str, A
     """Solve times, fallbacks and how far the measured state left the plans."""
     # Solve time: parties of one planning round solve in parallel (each MG its own computer), so a
     # round costs the slowest party's time; a central solve reports the same time on every entity.
-    solve = np.vstack([_nz(r.s(pm.ems, "solve_time_s")) for pm in r.entities.parties.values()])
+    solve = np.vstack([_nz(r.at_ems_steps(r.s(pm.ems, "solve_time_s"))) for pm in r.entities.parties.values()])
     solve_per_step = solve.max(axis=0) if solve.size else np.zeros(r.n)
     return {
         "solve_time_s": float(np.sum(solve_per_step)),
@@ -319,6 +343,9 @@ def _ems_kpis(r: RunFile, per_party: dict[str, dict[str, float]]) -> dict[str, A
             (p["soc_drift_mwh_max"] for p in per_party.values() if "soc_drift_mwh_max" in p), default=float("nan")
         ),
         "exchange_deviation_mwh": float(sum(p.get("exchange_deviation_mwh", 0.0) for p in per_party.values())),
+        "exchange_intra_step_deviation_mwh": float(
+            sum(p.get("exchange_intra_step_deviation_mwh", 0.0) for p in per_party.values())
+        ),
         **_grid_forming(per_party),
     }
 

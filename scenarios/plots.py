@@ -159,13 +159,14 @@ class _Figures:
             fcs = [s[(f, "forecast_p_mw")] for f in fids if (f, "forecast_p_mw") in s]
             if not fcs:
                 continue
-            fc = np.sum(fcs, axis=0)  # (steps, horizon)
-            steps_per_day = round(24 / (t[1] - t[0])) if n > 1 else 24
-            for k in range(0, n, steps_per_day):  # the forecast issued at the start of each day
+            fc = np.sum(fcs, axis=0)  # (steps, horizon): each value the mean over an EMS step
+            step_h, fc_h = self.cfg.scenario.step_s / 3600, self.cfg.ems_step_s / 3600
+            for k in range(0, n, round(24 / step_h)):  # the forecast issued at the start of each day
                 if np.isfinite(fc[k]).any():
-                    m = min(fc.shape[1], n - k)
+                    m = min(fc.shape[1], int(np.ceil((t[-1] + step_h - t[k]) / fc_h)))
                     label_k = f"{label} forecast" if k == 0 else None
-                    ax.plot(t[k : k + m], fc[k, :m], ls=":", color=line.get_color(), label=label_k)
+                    t_fc = t[k] + np.arange(m + 1) * fc_h
+                    ax.stairs(fc[k, :m], t_fc, ls=":", color=line.get_color(), label=label_k)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=3)
 

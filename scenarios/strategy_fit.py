@@ -73,6 +73,8 @@ def offered(cfg: Config, net: Any = None) -> frozenset[Capability]:
         have.add(Capability.CLUSTERS)
     if not cfg.grid.external_grid:
         have.add(Capability.ISLANDED)
+    if cfg.scenario.step_s < cfg.ems_step_s:
+        have.add(Capability.SUB_STEP_PHYSICS)
     return frozenset(have)
 
 

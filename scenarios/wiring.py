@@ -28,7 +28,7 @@ from ems_controllers.core.contract import EntityModel, Strategy
 from ems_controllers.core.entities import EntityMap, PartyEntities
 from ems_controllers.core.types import Microgrid
 from ems_controllers.registry import get_strategy
-from scenarios.config import Config, LoadCfg, MgCfg, PvCfg, UnitsCfg, WindCfg
+from scenarios.config import BatteryCfg, Config, LoadCfg, MgCfg, PvCfg, UnitsCfg, WindCfg
 from scenarios.layout import DN, NetLayout, PartyUnits, mark_shed_groups, party_loads
 
 FEEDER_GROUP = "feeders"
@@ -90,7 +90,7 @@ def cluster_switches(layout: NetLayout) -> dict[str, int]:
 
 
 def party_microgrid(cfg: Config, name: str) -> Microgrid:
-    """The EMS's view of one party: its units, PCC limit and penalty prices."""
+    """The EMS's view of one party: its units, PCC limit and penalty prices (trade prices per EMS step)."""
     units: UnitsCfg | None = cfg.dn if name == DN else next(m for m in cfg.mgs if m.name == name)
     pen = cfg.penalties
     if units is None:
@@ -106,6 +106,7 @@ def party_microgrid(cfg: Config, name: str) -> Microgrid:
         battery = units.battery.model_dump(exclude={"grid_forming"})
     trade_cfg_owner = units if isinstance(units, MgCfg) else None
     trade = trade_cfg_owner.trade if trade_cfg_owner else None
+    trade_buy, trade_sell = trade.at_step(cfg.ems_step_s) if trade else (None, None)
     return Microgrid.from_dict(
         {
             "name": name,
@@ -116,8 +117,8 @@ def party_microgrid(cfg: Config, name: str) -> Microgrid:
             "load_shed_price_per_mwh": pen.load_shed_price_per_mwh,
             "pv_curtailable": units.pv.curtailable if units.pv else True,
             "parent": trade_cfg_owner.parent if trade_cfg_owner else None,
-            "trade_buy_price_per_mwh": trade.buy_price_per_mwh if trade else None,
-            "trade_sell_price_per_mwh": trade.sell_price_per_mwh if trade else None,
+            "trade_buy_price_per_mwh": trade_buy,
+            "trade_sell_price_per_mwh": trade_sell,
             "wind_curtailable": units.wind.curtailable if units.wind else True,
             "extra": {"ev": units.ev.model_dump()} if isinstance(units, MgCfg) and units.ev is not None else {},
         }
@@ -165,12 +166,13 @@ class _Wiring:
     ems_sim: Any = None
     party_sims: dict[str, Any] = field(default_factory=dict)  # agents, run.processes > 1: each party's EMS sim
     coordinator_sim: Any = None
+    tracker_sim: Any = None
     feeder_profiles: list[Any] = field(default_factory=list)
     profile_ents: list[Any] = field(default_factory=list)
     to_record: list[tuple[Any, list[str]]] = field(default_factory=list)
 
     def start(self, data_dir: Any) -> None:
-        from scenarios.common import start_agents, start_profiles
+        from scenarios.common import TRACKER, start_agents, start_profiles
 
         step_s = self.cfg.scenario.step_s
         if "unserved_mw" in self.strategy.outputs:
@@ -179,6 +181,8 @@ class _Wiring:
         self.grid = self.world.start("Grid", step_size=step_s).Grid(net=pp.to_json(self.layout.net), load_groups=groups)
         self.ge = {e.eid: e for e in self.grid.children}
         self.prof = start_profiles(self.world, self.cfg, data_dir)
+        if self.cfg.ems.intra_step == "track_import":
+            self.tracker_sim = self.world.start(TRACKER[0], step_size=step_s)
         if self.strategy.agents is not None:
             self.party_sims, self.coordinator_sim = start_agents(
                 self.world, self.cfg, self.strategy, list(self.layout.parties)
@@ -370,6 +374,24 @@ class _Wiring:
                 getattr(pm, kind).append(_fid(sg))
                 getattr(pm.profiles, kind).append(_fid(ent))
 
+    def _tracked(self, ems: Any, storage: Any, pcc_line: Any, battery: BatteryCfg, pm: PartyEntities) -> None:
+        """The battery driven by a tracker (``ems.intra_step = "track_import"``): the EMS's setpoint and
+        planned import, the party's loads' demand and renewables' availability in, the previous physics
+        step's PCC flow and applied battery power back, the tracker's setpoint to the storage."""
+        world = self.world
+        tracker = self.tracker_sim.Tracker(p_ch_max_mw=battery.p_ch_max_mw, p_dis_max_mw=battery.p_dis_max_mw)
+        world.connect(ems, tracker, "battery_p_mw", "planned_import_mw")
+        by_fid = {_fid(e): e for e in self.profile_ents}
+        for fid in pm.profiles.load:
+            world.connect(by_fid[fid], tracker, ("p_mw", "load_p_mw"))
+        for fid in [*pm.profiles.pv, *pm.profiles.wind]:
+            world.connect(by_fid[fid], tracker, ("p_mw", "renewable_p_mw"))
+        world.connect(tracker, storage, ("battery_p_mw", "p_mw"))
+        nan = float("nan")  # before the first measurement (mosaik takes initial data None for none given)
+        world.connect(storage, tracker, ("p_mw", "applied_p_mw"), time_shifted=True, initial_data={"p_mw": nan})
+        world.connect(pcc_line, tracker, ("p_to_mw", "pcc_p_to_mw"), time_shifted=True, initial_data={"p_to_mw": nan})
+        self.to_record.append((tracker, ["battery_p_mw"]))
+
     def _setpoints(self, name: str, units: UnitsCfg | None, party: PartyUnits, ems: Any, pm: PartyEntities) -> None:
         ge, world = self.ge, self.world
         if party.diesel is not None:
@@ -378,10 +400,13 @@ class _Wiring:
             pm.diesel = _fid(sg)
         if party.storage is not None:
             st = ge[f"Storage-{party.storage}"]
-            world.connect(ems, st, ("battery_p_mw", "p_mw"))
             battery = units.battery if units is not None else None
             if battery is None:  # the net gets a storage only for a configured battery
                 raise RuntimeError(f"{name}: a storage in the net without a battery in the config")
+            if self.tracker_sim is not None and party.pcc_line is not None:
+                self._tracked(ems, st, ge[f"Line-{party.pcc_line}"], battery, pm)
+            else:
+                world.connect(ems, st, ("battery_p_mw", "p_mw"))
             world.connect(st, ems, "soc_mwh", time_shifted=True, initial_data={"soc_mwh": battery.e_init_mwh})
             pm.storage = _fid(st)
         if party.pcc_switch is not None:

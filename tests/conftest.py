@@ -8,6 +8,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scenarios.config import load_config
@@ -24,6 +25,12 @@ def run_default(
 ) -> RunResult:
     cfg, data_dir = load_config(DEFAULT_CONFIG, overrides or [])
     return run_scenario(cfg, data_dir, strategy, tmp_path / name, progress=False)
+
+
+def by_type(series: dict, grid_fid: str, model: str, attr: str) -> dict[str, np.ndarray]:
+    """The grid simulator's series of one model (not the profile entities of the same name)."""
+    prefix = grid_fid.split(".", 1)[0] + "." + model + "-"
+    return {fid: v for (fid, a), v in series.items() if a == attr and fid.startswith(prefix)}
 
 
 @pytest.fixture(scope="session")

@@ -16,14 +16,9 @@ from scenarios.config import Config
 from scenarios.runner import RunResult
 from sims.record_reader import read_attrs, read_plans, read_series
 from tests.conftest import DEFAULT_CONFIG, run_default
+from tests.conftest import by_type as _by_type
 
 ENERGY_TOL_MW = 1e-6
-
-
-def _by_type(series: dict, grid_fid: str, model: str, attr: str) -> dict[str, np.ndarray]:
-    """The grid simulator's series of one model (not the profile entities of the same name)."""
-    prefix = grid_fid.split(".", 1)[0] + "." + model + "-"
-    return {fid: v for (fid, a), v in series.items() if a == attr and fid.startswith(prefix)}
 
 
 def test_record_layout_and_attrs(default_run: RunResult) -> None:

@@ -85,7 +85,10 @@ AGENTS = AgentLoop(
     loop_iterations=_loop_iterations,
 )
 NEEDS = frozenset({Capability.ISLANDED})
-NOT_WITH = frozenset({Capability.NETWORK_OPERATOR, Capability.NESTED, Capability.OWNER_LOADS})
+NOT_WITH = frozenset(
+    {Capability.NETWORK_OPERATOR, Capability.NESTED, Capability.OWNER_LOADS, Capability.SUB_STEP_PHYSICS}
+)
+"""Sub-step physics: its KPI hook takes each recorded step with iterations as a planning instant."""
 STRATEGY = Strategy.declare(
     __name__,
     "AdmmAgentEMS",

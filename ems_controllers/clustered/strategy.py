@@ -91,7 +91,16 @@ STRATEGY = Strategy.declare(
     OUTPUT_ATTRS,
     Settings,
     frozenset({Capability.CLUSTERS, Capability.NETWORK_OPERATOR}),
-    frozenset({Capability.ISLANDED, Capability.NESTED, Capability.OWNER_LOADS, Capability.TRANSFORMERS}),
+    # sub-step physics: its KPI hook reads a planning round per recorded step
+    frozenset(
+        {
+            Capability.ISLANDED,
+            Capability.NESTED,
+            Capability.OWNER_LOADS,
+            Capability.TRANSFORMERS,
+            Capability.SUB_STEP_PHYSICS,
+        }
+    ),
     system_entity=EntityModel("Clusters", SYSTEM_ATTRS),
     switch_entity=EntityModel("Switch", SWITCH_ATTRS),
     svc_entity=EntityModel("Svc", SVC_ATTRS),

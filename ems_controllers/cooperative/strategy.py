@@ -37,7 +37,8 @@ class Settings(StrategySettings):
 
 
 NEEDS = frozenset({Capability.CHP})
-NOT_WITH = GRID_TIED | {Capability.NETWORK_OPERATOR, Capability.NESTED}
+NOT_WITH = GRID_TIED | {Capability.NETWORK_OPERATOR, Capability.NESTED, Capability.SUB_STEP_PHYSICS}
+"""Sub-step physics: its KPI hook sums the internal trades (energy per EMS step) over recorded steps."""
 COMMUNITY = EntityModel("Community", COMMUNITY_ATTRS)
 KPIS = f"{__package__}.kpis:kpis"
 STRATEGY = Strategy.declare(

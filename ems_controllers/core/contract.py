@@ -59,6 +59,7 @@ class Capability(StrEnum):
     ISLANDED = "islanded"
     CLUSTERS = "clusters"
     TRANSFORMERS = "transformers"
+    SUB_STEP_PHYSICS = "sub_step_physics"
 
     @property
     def meaning(self) -> str:
@@ -79,6 +80,9 @@ _MEANING = {
     "cluster-network that an EMS may operate",
     Capability.TRANSFORMERS: "transformers in service between voltage levels (a network model of lines at one "
     "voltage, such as LinDistFlow here, cannot represent them)",
+    Capability.SUB_STEP_PHYSICS: "physics steps shorter than the EMS's (scenario.step_s < ems.step_s): the EMS's "
+    "outputs hold over several recorded steps, and a KPI hook that counts or sums them per recorded step "
+    "would count each EMS step several times",
 }
 
 
@@ -144,7 +148,18 @@ class RunRecord(Protocol):
     def n(self) -> int: ...
 
     @property
-    def dt_h(self) -> float: ...
+    def dt_h(self) -> float:
+        """The recorded (physics) step in hours."""
+        ...
+
+    @property
+    def per_ems_step(self) -> int:
+        """Recorded steps per EMS step (1 unless the physics steps faster than the EMS)."""
+        ...
+
+    def at_ems_steps(self, a: np.ndarray) -> np.ndarray:
+        """The rows of a recorded series at which the EMS stepped (its outputs hold in between)."""
+        ...
 
     def s(self, fid: str, attr: str) -> np.ndarray:
         """The recorded series of ``fid``'s ``attr`` (NaN where it is missing)."""

@@ -45,7 +45,8 @@ def _requires(settings: Settings) -> frozenset[Capability]:
 
 
 NEEDS = frozenset({Capability.NETWORK_OPERATOR})
-NOT_WITH = GRID_TIED | {Capability.NESTED, Capability.TRANSFORMERS}
+NOT_WITH = GRID_TIED | {Capability.NESTED, Capability.TRANSFORMERS, Capability.SUB_STEP_PHYSICS}
+"""Sub-step physics: its KPI hook sums solve times and aggregation shares over recorded steps."""
 STRATEGY = Strategy.declare(
     __name__,
     "SecurityConstrainedEMS",
