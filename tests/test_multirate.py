@@ -187,3 +187,17 @@ def test_tracking_batteries_keep_the_exchange_nearer_the_plan(quarter_run: RunRe
     assert np.ptp(applied.reshape(24, 4), axis=1).max() > 1e-3, "the battery moves inside the hour"
     trackers = [fid for (fid, a) in s if a == "battery_p_mw" and fid.startswith("Tracker-0.")]
     assert len(trackers) == 3
+
+
+def test_a_strategy_that_counts_per_recorded_step_is_refused_sub_step_physics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cooperative's KPI hook sums its per-EMS-step trades over recorded steps: at 15-minute physics it
+    would count each hour four times, so the run is refused before any simulator starts (exit 2)."""
+    from scenarios.cli import main
+
+    out = tmp_path / "x.h5"
+    code = main(["run", "community_3mg", "--strategy", "cooperative", "--quiet", "--out", str(out), "--set", *QUARTER])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot handle sub_step_physics" in err, err
+    assert not out.exists()
