@@ -36,6 +36,7 @@ from scenarios.paths import folder_problem
 from scenarios.strategy_fit import check_fit, resolve, strategy_settings
 from scenarios.supervision import SimulatorFailed, Supervisor
 from scenarios.wiring import wire
+from sims.grid.spec import GRID_COLUMNS, column_attr
 from sims.recorder import write_kpis
 
 logger = logging.getLogger(__name__)
@@ -295,10 +296,67 @@ def _incomplete(path: Path, n_steps: int, supervisor: Supervisor) -> Exception |
     return None
 
 
+@dataclass
+class RecordWiring:
+    """How what a run records reaches its recorder (:func:`record_wiring`)."""
+
+    connections: dict[str, tuple[Any, list[str]]]
+    """Entity full id -> (entity, the attributes to connect to the recorder)."""
+    columns: dict[str, dict[str, tuple[str, list[str | None]]]]
+    """The recorder's param ``columns``: grid full id -> {column attribute: (attribute, [the full id of each
+    row's entity, or None: not recorded])}."""
+    via_columns: list[str]
+    """Full ids of the entities recorded through a column alone (no connection of their own)."""
+
+
+def record_wiring(to_record: list[tuple[Any, list[str]]]) -> RecordWiring:
+    """The connections of ``to_record`` (``(entity, attrs)`` pairs) to the recorder: a grid entity's child's
+    attribute that the grid also outputs as a column (:data:`sims.grid.spec.GRID_COLUMNS`: its ``Grid``
+    entity is recorded and has the column output) comes through that column, the rest as asked. The same
+    values reach the same datasets; mosaik carries one list per column and step instead of one value per
+    entity and attribute (of ieee33_3mg's 581 recorded values a step, 466 are the grid's in 23 columns)."""
+    rows_of: dict[str, tuple[Any, str, int, int]] = {}  # child full id -> (grid, model, row, rows of model)
+    for grid, attrs in to_record:
+        if not attrs or not any(a in grid.model_mock.output_attrs for a in GRID_COLUMNS):
+            continue
+        per_model: dict[str, list[Any]] = {}
+        for child in grid.children:
+            per_model.setdefault(child.type, []).append(child)
+        for model, children in per_model.items():
+            for row, child in enumerate(children):
+                rows_of[child.full_id] = (grid, model, row, len(children))
+    out = RecordWiring({}, {}, [])
+    for entity, attrs in to_record:
+        if not attrs:
+            continue
+        where = rows_of.get(entity.full_id)
+        rest = []
+        for attr in attrs:
+            col = column_attr(where[1], attr) if where is not None else ""
+            if where is None or col not in where[0].model_mock.output_attrs:
+                rest.append(attr)
+                continue
+            grid, _, row, n = where
+            _, rows = out.columns.setdefault(grid.full_id, {}).setdefault(col, (attr, [None] * n))
+            rows[row] = entity.full_id
+            _add(out.connections, grid, [col])
+        if rest:
+            _add(out.connections, entity, rest)
+        elif where is not None:
+            out.via_columns.append(entity.full_id)
+    return out
+
+
+def _add(connections: dict[str, tuple[Any, list[str]]], entity: Any, attrs: list[str]) -> None:
+    _, have = connections.setdefault(entity.full_id, (entity, []))
+    have.extend(a for a in attrs if a not in have)
+
+
 def _build_and_run(
     world: mosaik.World, layout: NetLayout, cfg: Config, strategy: str, data_dir: Path, path: Path, progress: bool
 ) -> None:
     built = wire(world, cfg, layout, strategy=strategy, data_dir=data_dir)
+    plan = record_wiring(built.to_record)
     rec_sim = world.start(
         "Recorder",
         step_size=cfg.scenario.step_s,
@@ -312,9 +370,11 @@ def _build_and_run(
             "config": json.loads(cfg.to_json()),
             "entity_map": built.entity_map,
         },
+        columns=plan.columns,
     )
     recorder = rec_sim.Recorder()
-    for entity, attrs in built.to_record:
-        if attrs:
-            world.connect(entity, recorder, *attrs)
+    for entity, attrs in plan.connections.values():
+        world.connect(entity, recorder, *attrs)
+    for full_id in plan.via_columns:  # the entity graph (the record's Relations/) as if connected one by one
+        world.entity_graph.add_edge(full_id, recorder.full_id)
     world.run(until=cfg.n_steps * cfg.scenario.step_s, print_progress=progress, shutdown=False)

@@ -20,6 +20,13 @@ Value kinds, decided at the first non-missing value of a series:
   padded with NaN, a longer one is an error;
 * strings (and dicts, stored as JSON strings) -> variable-length UTF-8 strings (missing = "").
 
+Column inputs (the param ``columns``): a list-valued input whose element j is the value of one entity's
+attribute (the grid's column outputs, ``"Bus.vm_pu"``: every bus's ``vm_pu``) is recorded as if each entity
+had sent its own value: ``Series/<entity>/<attr>``, numbers (float64 1-D), the same datasets and values.
+The runner connects the grid so (one input per column instead of one per entity and attribute: mosaik's
+data exchange and this recorder's step cost per input, not per value). Its elements share one 2-D buffer
+(each entity's buffer is a row of it), so a step stores a column with one vectorised assignment.
+
 Row k is step k (time // step_size); a series that starts late or skips steps reads as NaN / "" in the
 gaps. After ``finalize`` every dataset has exactly ``n_steps_completed`` rows (the root attribute). While a
 run is going (or after it was killed) datasets grow a chunk window at a time, so they may hold NaN / ""
@@ -46,8 +53,8 @@ import logging
 import math
 import os
 import resource
-from collections.abc import Generator, Mapping
-from dataclasses import dataclass
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, override
 
@@ -133,6 +140,7 @@ class _Column:
     buf: np.ndarray
     dataset: h5py.Dataset | None = None
     touched: bool = False  # a value arrived in the current window
+    dirty: bool = False  # a value arrived since the last block (numbers: the window's chunk is written again)
     extent: int = -1  # rows the dataset has in the file
 
     def __post_init__(self) -> None:
@@ -141,6 +149,55 @@ class _Column:
     @property
     def label(self) -> str:
         return f"{self.group}/{self.name}"
+
+
+@dataclass(eq=False)
+class _Spread:
+    """A column input (see the module docstring): one list per step, element j the value of entity ``srcs[j]``
+    where ``sel`` (None: every element) picks the recorded elements."""
+
+    label: str  # "<source>.<input attribute>", for messages
+    attr: str  # the entities' attribute (its dataset name)
+    top: str
+    srcs: list[str]  # the recorded entities, full ids
+    width: int  # elements per value
+    sel: np.ndarray | None
+    block: np.ndarray | None = None  # (len(srcs), chunk_rows): row j is the buffer of entity srcs[j]
+    cols: list[_Column] = field(default_factory=list)
+    touched: bool = False
+    dirty: bool = False
+
+    def values(self, value: Any) -> np.ndarray:
+        """The recorded elements of one value as floats (None: NaN, bools: 0 / 1)."""
+        if isinstance(value, (str, bytes, Mapping)):
+            raise TypeError(f"recorder: column {self.label} holds lists of numbers but got {value!r}")
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"recorder: column {self.label} holds lists of numbers but got {value!r}") from exc
+        if arr.shape != (self.width,):
+            raise ValueError(f"recorder: column {self.label} has {self.width} elements, got shape {arr.shape}")
+        return arr if self.sel is None else arr[self.sel]
+
+
+def column_spreads(columns: Mapping[str, Mapping[str, Sequence[Any]]] | None) -> dict[str, dict[str, _Spread]]:
+    """The param ``columns`` (source full id -> {input attribute: (attribute, [entity full id of each element,
+    or None: not recorded])}) as input attribute -> source -> :class:`_Spread`."""
+    out: dict[str, dict[str, _Spread]] = {}
+    for src, by_attr in (columns or {}).items():
+        for in_attr, spec in by_attr.items():
+            attr, rows = spec
+            picked = [j for j, r in enumerate(rows) if r is not None]
+            sp = _Spread(
+                label=f"{src}.{in_attr}",
+                attr=str(attr),
+                top=group_of(str(attr)),
+                srcs=[str(rows[j]) for j in picked],
+                width=len(rows),
+                sel=None if len(picked) == len(rows) else np.array(picked, dtype=np.int64),
+            )
+            out.setdefault(str(in_attr), {})[str(src)] = sp
+    return out
 
 
 ROOM_RESERVE_BYTES = 256 * 1024
@@ -157,7 +214,7 @@ class _Writer:
     dataset and block, no partial-chunk read-back), then flushes the file.
     """
 
-    def __init__(self, path: Path, buffer_steps: int) -> None:
+    def __init__(self, path: Path, buffer_steps: int, spreads: dict[str, dict[str, _Spread]] | None = None) -> None:
         if buffer_steps < 1:
             raise ValueError(f"buffer_steps must be >= 1, got {buffer_steps}")
         self.path = path
@@ -169,20 +226,24 @@ class _Writer:
         for grp in ("Series", *GROUP_OF_PREFIX.values(), "Messages", "Relations"):
             self.file.create_group(grp)
         self.columns: dict[tuple[str, str, str], _Column] = {}
-        self.by_attr: dict[tuple[str, str], dict[str, _Column]] = {}  # (top, attr) -> src -> column
+        self.by_attr: dict[str, dict[str, _Column]] = {}  # attr -> src -> column (an attr has one top group)
+        self.spreads = spreads or {}  # input attr -> src -> column input
+        self._buf_bytes = 0  # the columns' buffers
+        self._extent_of_all = -1  # the extent every column's dataset has (-1: not all the same)
         self.win_start = 0  # first row of the current window (a multiple of chunk_rows)
         self.flushed = 0  # rows written to the file
         self.n_rows = 0  # rows seen (flushed + buffered)
         self.messages: list[tuple[Any, ...]] = []
         self.n_messages = 0
         self.out_of_room = False
+        self._completed: h5py.h5a.AttrID | None = None
         self._create_message_datasets()
 
     # ---- columns ----------------------------------------------------------------------------------
 
-    def column(self, top: str, src: str, attr: str, value: Any) -> _Column | None:
-        key = (top, src, attr)
-        col = self.columns.get(key)
+    def column(self, src: str, attr: str, value: Any) -> _Column | None:
+        """The column of ``src``'s ``attr``, made at its first value that is not None (None before)."""
+        col = self.by_attr.get(attr, {}).get(src)
         if col is not None:
             return col
         kind, width = _kind_of(value)
@@ -195,16 +256,60 @@ class _Writer:
             buf = np.full((n, width), np.nan)
         else:
             buf = np.full(n, "", dtype=object)
+        top = group_of(attr)
         col = _Column(f"{top}/{escape(src)}", escape(attr), kind, width, buf)
-        self.columns[key] = col
+        self._add_column((top, src, attr), col)
         return col
+
+    def _add_column(self, key: tuple[str, str, str], col: _Column) -> None:
+        self.columns[key] = col
+        self.by_attr.setdefault(key[2], {})[key[1]] = col
+        self._buf_bytes += col.buf.nbytes
+        self._extent_of_all = -1
+
+    def spread(self, sp: _Spread, row: int, value: Any) -> None:
+        """One value of a column input (see the module docstring; None: no value)."""
+        if value is None:
+            return
+        arr = sp.values(value)
+        if sp.block is None:
+            self._open_spread(sp)
+        assert sp.block is not None
+        i = row - self.win_start
+        if i < 0:
+            for col, v in zip(sp.cols, arr.tolist(), strict=True):
+                self._put_late(col, row, v)
+            return
+        sp.block[:, i] = arr
+        sp.dirty = True
+        if not sp.touched:
+            sp.touched = True
+            for col in sp.cols:
+                col.touched = True
+
+    def _open_spread(self, sp: _Spread) -> None:
+        """The columns of a column input's entities, their buffers rows of one block."""
+        block = np.full((len(sp.srcs), self.chunk_rows), np.nan)
+        cols = []
+        for j, src in enumerate(sp.srcs):
+            col = self.by_attr.get(sp.attr, {}).get(src)
+            if col is None:
+                col = _Column(f"{sp.top}/{escape(src)}", escape(sp.attr), "float", 0, block[j])
+                self._add_column((sp.top, src, sp.attr), col)
+            elif not col.is_float:
+                raise TypeError(f"recorder: {col.label} holds {col.kind} values, but column {sp.label} numbers")
+            else:  # recorded one by one so far: its buffer becomes the block's row
+                block[j] = col.buf
+                col.buf = block[j]
+            cols.append(col)
+        sp.block, sp.cols = block, cols
 
     def put(self, col: _Column, row: int, value: Any) -> None:
         i = row - self.win_start
         if i < 0:
             self._put_late(col, row, value)
             return
-        col.touched = True
+        col.touched = col.dirty = True
         kind = col.kind
         if kind == "float":
             col.buf[i] = _to_float(value, col)
@@ -316,6 +421,9 @@ class _Writer:
             if col.touched:
                 col.buf[:] = "" if col.kind == "str" else np.nan
                 col.touched = False
+        for by_src in self.spreads.values():
+            for sp in by_src.values():
+                sp.touched = False
 
     def write_block(self, upto: int | None = None, exact: bool = False) -> None:
         """Write rows [flushed, upto) of every column (the current window's chunk), then flush the file.
@@ -328,28 +436,44 @@ class _Writer:
         self._check_room(extent)
         if upto > self.flushed or exact:
             offset_1d, offset_2d = (self.win_start,), (self.win_start, 0)
+            for by_src in self.spreads.values():
+                for sp in by_src.values():
+                    if sp.dirty:
+                        for col in sp.cols:
+                            col.dirty = True
+                        sp.dirty = False
             for col in self.columns.values():
                 ds = col.dataset if col.dataset is not None else self._dataset(col)
                 dsid = ds.id
                 if col.extent != extent:
                     dsid.set_extent((extent, col.width) if col.kind == "list" else (extent,))
                     col.extent = extent
-                if not col.touched:
-                    continue
-                if col.is_float:
-                    dsid.write_direct_chunk(offset_1d, col.buf.tobytes())
-                elif col.kind == "list":
-                    dsid.write_direct_chunk(offset_2d, col.buf.tobytes())
-                else:
+                if col.kind != "str":
+                    # numbers: the window's whole chunk, again only if a value arrived since (a list's
+                    # chunk of 24-value forecasts is 50 kB, and they arrive once a day)
+                    if col.dirty:
+                        dsid.write_direct_chunk(offset_2d if col.kind == "list" else offset_1d, col.buf.tobytes())
+                        col.dirty = False
+                elif col.touched:
                     lo = max(self.flushed, self.win_start)
                     hi = min(upto, self.win_start + self.chunk_rows)
                     if hi > lo:
                         ds[lo:hi] = col.buf[lo - self.win_start : hi - self.win_start]
+            self._extent_of_all = extent
             self.flushed = max(self.flushed, upto)
             self.n_rows = max(self.n_rows, upto)
         self._write_messages()
-        self.file.attrs["n_steps_completed"] = self.flushed
+        self._set_completed()
         self.file.flush()
+
+    def _set_completed(self) -> None:
+        """The root attribute ``n_steps_completed`` := the rows flushed (written in place: h5py's
+        ``attrs[...] =`` deletes and creates the attribute, ten times the cost)."""
+        if self._completed is None or not self._completed.valid:
+            if "n_steps_completed" not in self.file.attrs:
+                self.file.attrs["n_steps_completed"] = 0
+            self._completed = h5py.h5a.open(self.file.id, b"n_steps_completed")
+        self._completed.write(np.array(self.flushed, dtype=np.int64))
 
     def close(self) -> None:
         if not self.file.id.valid:
@@ -370,10 +494,10 @@ class _Writer:
         file by 5.4 MB)."""
         if self.out_of_room:
             raise OSError(errno.ENOSPC, f"recorder: {self.path}: no room left (see the first error)")
-        block = 512 * len(self.messages) + sum(
-            col.buf.nbytes * (1.0 + GROWTH_OVERHEAD * max(0, extent - col.extent) / self.chunk_rows)
-            for col in self.columns.values()
-        )
+        growth = 0.0
+        if extent != self._extent_of_all:  # some column's dataset grows (or is new)
+            growth = sum(col.buf.nbytes * max(0, extent - col.extent) for col in self.columns.values())
+        block = 512 * len(self.messages) + self._buf_bytes + GROWTH_OVERHEAD * growth / self.chunk_rows
         st = os.statvfs(self.path)
         room = st.f_bavail * st.f_frsize
         soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -459,6 +583,10 @@ class RecorderParams:
     """Steps buffered in memory before a block is written and flushed."""
     n_steps: int | None = None
     """Steps the run is meant to have (for readers of a partial file)."""
+    columns: Mapping[str, Mapping[str, Sequence[Any]]] | None = None
+    """Column inputs: source full id -> {input attribute: (attribute, [the full id of the entity of each
+    element, or None: not recorded])}; each element is recorded as that entity's ``attribute`` (see the
+    module docstring)."""
 
 
 def entity_graph(me: str, fed_by: Any, related: Any) -> dict[str, Any]:
@@ -499,7 +627,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.time_resolution = time_resolution
         self.step_size = int(step_size)
         self.path = Path(path)
-        self.writer = _Writer(self.path, int(buffer_steps))
+        self.writer = _Writer(self.path, int(buffer_steps), column_spreads(params.columns))
         f = self.writer.file
         json_keys = []
         for key, value in (attrs or {}).items():
@@ -576,24 +704,32 @@ class RecorderSim(mosaik_api_v3.Simulator):
         time_s = time * self.time_resolution
         i = row - w.win_start
         in_window = i >= 0
+        spreads = w.spreads
         for attrs in inputs.values():
             for attr, by_src in attrs.items():
                 if attr == MESSAGES_ATTR:
                     for src, value in by_src.items():
                         w.add_messages(src, value, time_s)
                     continue
-                top = group_of(attr)
-                cols = w.by_attr.setdefault((top, attr), {})
+                cols = w.by_attr.get(attr)
+                if cols is None:
+                    cols = w.by_attr[attr] = {}
+                by_spread = spreads.get(attr)
                 for src, value in by_src.items():
+                    if by_spread is not None and src in by_spread:
+                        w.spread(by_spread[src], row, value)
+                        continue
                     col = cols.get(src)
                     if col is None:
-                        col = w.column(top, src, attr, value)
+                        col = w.column(src, attr, value)
                         if col is None:
                             continue
-                        cols[src] = col
-                    if type(value) is float and col.is_float and in_window:
+                    t = type(value)
+                    if in_window and col.is_float and (t is float or t is int or t is bool):
                         col.buf[i] = value  # the hot path, spelled out
-                        col.touched = True
+                        col.touched = col.dirty = True
+                    elif value is None and in_window and col.kind != "str":
+                        continue  # no value: its row holds NaN already (a buffer is NaN where not written)
                     else:
                         w.put(col, row, value)
         w.step_done(row)

@@ -13,7 +13,7 @@ import pandapower as pp
 import pytest
 from mosaik_api_v3.types import CreateResult, InputData, Meta, ModelName, OutputData, OutputRequest, SimId, Time
 
-from sims.grid import GridSim, load_net
+from sims.grid import MODEL_SPECS, GridSim, load_net
 from tests.bench.bench_grid import build_test_net
 
 VM_TOL_PU = 1e-6
@@ -534,6 +534,29 @@ def test_get_data_answers_any_request_in_its_order(base_net: pp.pandapowerNet) -
     assert isinstance(data["Grid-0"]["pf_converged"], int)
     assert isinstance(data["Bus-7"]["vm_pu"], float)
     assert isinstance(data["Switch-1"]["closed"], bool)
+
+
+def test_grid_column_outputs_are_the_entities_values_in_child_order(base_net: pp.pandapowerNet) -> None:
+    """``Grid-0``'s ``"<Model>.<attr>"`` outputs: the attribute of every entity of the model as one list, in
+    the order of the Grid's children of that model; before the first step NaN (switches: their state)."""
+    sim = GridSim()
+    sim.init("Grid", time_resolution=1.0, step_size=3600)
+    children = sim.create(1, "Grid", net=pp.to_json(base_net))[0]["children"]
+    columns = [a for a in sim.meta["models"]["Grid"]["attrs"] if "." in a]
+    assert set(columns) == {f"{m}.{a}" for m, spec in MODEL_SPECS.items() for a in spec.outputs}
+    before = sim.get_data({"Grid-0": columns})["Grid-0"]
+    assert np.isnan(before["Bus.vm_pu"]).all()
+    assert before["Switch.closed"] == base_net.switch["closed"].tolist()
+    sim.step(0, varied_inputs(base_net, 3), BIG)
+    every = {c["eid"]: list(MODEL_SPECS[c["type"]].outputs) for c in children}
+    one_by_one = sim.get_data(every)
+    got = sim.get_data({"Grid-0": ["losses_mw", *columns]})["Grid-0"]
+    assert list(got) == ["losses_mw", *columns]
+    for col in columns:
+        model, attr = col.split(".")
+        want = [one_by_one[c["eid"]][attr] for c in children if c["type"] == model]
+        assert got[col] == want, col
+    assert isinstance(got["Switch.closed"][0], bool)
 
 
 # --------------------------------------------------------------------- mosaik end-to-end

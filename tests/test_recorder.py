@@ -168,6 +168,93 @@ def test_longer_list_is_an_error(tmp_path: Path) -> None:
     sim.finalize()
 
 
+def _raw(path: Path) -> dict[str, np.ndarray]:
+    """Every dataset of ``Series/`` and ``Plans/`` as stored."""
+    with h5py.File(path, "r") as f:
+        return {
+            f"{top}/{name}/{attr}": f[top][name][attr][()]
+            for top in ("Series", "Plans")
+            for name in f[top]
+            for attr in f[top][name]
+        }
+
+
+def test_column_inputs_are_recorded_as_each_entitys_own(tmp_path: Path) -> None:
+    """A column input (param ``columns``: element j is entity j's value) gives the very datasets the
+    entities' own inputs give, across blocks and chunk windows: rows not recorded (None) have none, a
+    missing value (None, or a None element) is NaN, bools are 0 / 1, an entity's own input of the same
+    attribute lands in the same dataset."""
+    rng = np.random.default_rng(4)
+    n = 300
+    ids = ["G.Bus-0", "G.Bus-1", "G.Bus-2", "G.Bus-3"]
+    recorded = [ids[0], None, ids[2], ids[3]]  # Bus-1 is not recorded
+    one_by_one: Steps = {}
+    columns: Steps = {}
+    for k in [*range(n), n + 300]:  # a jump past a chunk window
+        col: list[Any] = rng.normal(size=len(ids)).tolist()
+        if k % 7 == 0:
+            col[2] = None
+        if k % 11 == 0:
+            col[3] = bool(k % 2)
+        one_by_one[k] = {"vm_pu": {i: v for i, v in zip(ids, col, strict=True) if i in recorded}}
+        columns[k] = {"Bus.vm_pu": {"G.Grid-0": None if k == 5 else col}, "p_mw": {"G.Load-0": float(k)}}
+        one_by_one[k]["p_mw"] = {"G.Load-0": float(k)}
+        if k == 5:  # no value at all in this step
+            one_by_one[k]["vm_pu"] = {i: None for i in recorded if i}
+    for k in (8, 9):  # an entity's own input of the attribute: the same column
+        columns[k]["vm_pu"] = {"G.Bus-0": 42.0 + k}
+        one_by_one[k]["vm_pu"]["G.Bus-0"] = 42.0 + k
+    spec = {"G.Grid-0": {"Bus.vm_pu": ["vm_pu", recorded]}}
+    record(tmp_path / "one.h5", one_by_one, buffer_steps=3)
+    record(tmp_path / "col.h5", columns, buffer_steps=3, columns=spec)
+    want, got = _raw(tmp_path / "one.h5"), _raw(tmp_path / "col.h5")
+    assert (
+        set(got)
+        == set(want)
+        == {"Series/G.Bus-0/vm_pu", "Series/G.Bus-2/vm_pu", "Series/G.Bus-3/vm_pu", "Series/G.Load-0/p_mw"}
+    )
+    for name, values in want.items():
+        np.testing.assert_array_equal(got[name], values, err_msg=name)
+    s = read_series(tmp_path / "col.h5")
+    assert s[("G.Bus-0", "vm_pu")][9] == 51.0 and math.isnan(s[("G.Bus-2", "vm_pu")][7])
+    assert math.isnan(s[("G.Bus-3", "vm_pu")][5]) and s[("G.Bus-3", "vm_pu")][11] == 1.0
+
+
+def test_column_input_errors(tmp_path: Path) -> None:
+    sim = RecorderSim()
+    sim.init(
+        "Rec", path=str(tmp_path / "run.h5"), columns={"G.Grid-0": {"Bus.vm_pu": ["vm_pu", ["G.Bus-0", "G.Bus-1"]]}}
+    )
+    sim.create(1, "Recorder")
+    sim.step(0, {"Recorder": {"Bus.vm_pu": {"G.Grid-0": [1.0, 0.9]}}}, 0)
+    with pytest.raises(ValueError, match="has 2 elements, got shape"):
+        sim.step(STEP, {"Recorder": {"Bus.vm_pu": {"G.Grid-0": [1.0, 0.9, 0.8]}}}, 0)
+    with pytest.raises(TypeError, match="holds lists of numbers"):
+        sim.step(STEP, {"Recorder": {"Bus.vm_pu": {"G.Grid-0": "oops"}}}, 0)
+    # a source the param does not name: recorded as a list of its own
+    sim.step(STEP, {"Recorder": {"Bus.vm_pu": {"H.Grid-0": [1.0, 0.9]}}}, 0)
+    sim.finalize()
+    s = read_series(tmp_path / "run.h5")
+    np.testing.assert_array_equal(s[("G.Bus-1", "vm_pu")], [0.9, np.nan])
+    assert s[("H.Grid-0", "Bus.vm_pu")].shape == (2, 2)
+
+
+def test_rare_list_values_across_blocks_and_windows(tmp_path: Path) -> None:
+    """A list that arrives now and then (a daily forecast), None in between: each block writes a window's
+    chunk only when a value arrived since the last block; every row reads as sent."""
+    steps: Steps = {}
+    for k in range(700):
+        steps[k] = {"forecast_p_mw": {"P.pv": [float(k), float(k + 1)] if k % 40 == 3 else None}, "x": {"P.pv": 1.0}}
+    record(tmp_path / "run.h5", steps, buffer_steps=5)
+    arr = read_series(tmp_path / "run.h5")[("P.pv", "forecast_p_mw")]
+    assert arr.shape == (700, 2)
+    for k in range(700):
+        if k % 40 == 3:
+            np.testing.assert_array_equal(arr[k], [k, k + 1])
+        else:
+            assert np.isnan(arr[k]).all(), k
+
+
 def test_strings_with_gaps(tmp_path: Path) -> None:
     steps: Steps = {k: {"status": {"EMS.mg1": "ok" if k != 4 else "infeasible: no diesel"}} for k in range(2, 6)}
     steps[0] = {"p": {"X.y": 1.0}}

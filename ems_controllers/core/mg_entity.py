@@ -142,7 +142,8 @@ def read_inputs(time: int, name: str, inp: Mapping[str, Any], load_owners: Mappi
             forecasts[attr] = [float(x) for x in val]
     load_sources: dict[str, list[float]] = {}
     owner_messages: list[dict[str, Any]] = []
-    for src, val in inp.get(LOAD_FORECAST, {}).items():
+    # (no load forecast summed: every source's value is None, between planning instants)
+    for src, val in inp.get(LOAD_FORECAST, {}).items() if LOAD_FORECAST in forecasts else ():
         if val is None:
             continue
         load_sources[src] = [float(x) for x in val]

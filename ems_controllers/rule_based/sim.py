@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 META: Meta = mg_meta(OUTPUT_ATTRS)
+_OK = EmsStatus.OK.text()
 
 
 class _Entity:
@@ -126,9 +127,11 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         n = len(load)
         pv_f = pv[:n] if pv else [0.0] * n
         wind_f = wind[:n] if wind else [0.0] * n
-        res = [a + b for a, b in zip(pv_f, wind_f, strict=True)]
+        if len(pv_f) != n or len(wind_f) != n:
+            raise ValueError(f"{ent.mg.name} at t={time}: the renewables' forecasts are shorter than the load's")
         out: dict[str, Any] = {}
-        if planning:
+        if planning:  # the rule rolled over the forecast (between planning instants only this step counts)
+            res = [a + b for a, b in zip(pv_f, wind_f, strict=True)]
             decisions = rule_plan(ent, tariff, step_of_day, load, res, self.dt_h)
             out["plan_diesel_p_mw"] = [d.diesel_p_mw for d in decisions]
             out["plan_battery_p_mw"] = [d.battery_p_mw for d in decisions]
@@ -137,7 +140,7 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         d, setpoints = rule_step(ent, tariff, step_of_day, load[0], pv_f[0], wind_f[0], self.dt_h)
         ent.prev_diesel_mw = d.diesel_p_mw
         ent.e_mwh = d.e_next_mwh  # own estimate; a measured soc_mwh, where connected, replaces it
-        out.update(setpoints, pcc_closed=True, ems_status=EmsStatus.OK.text())
+        out.update(setpoints, pcc_closed=True, ems_status=_OK)
         return out
 
     @override
@@ -145,12 +148,9 @@ class RuleBasedEMS(mosaik_api_v3.Simulator):
         data: OutputData = {}
         for eid, attrs in outputs.items():
             ent = self.entities[eid]
-            data[eid] = {}
-            for attr in attrs:
-                if attr == "messages":
-                    data[eid][attr] = ent.messages
-                else:  # plans exist only at planning times: None in between (mosaik passes it on)
-                    data[eid][attr] = ent.out.get(attr)
+            out = ent.out
+            # plans exist only at planning times: None in between (mosaik passes it on)
+            data[eid] = {attr: ent.messages if attr == "messages" else out.get(attr) for attr in attrs}
         return data
 
 

@@ -2,7 +2,9 @@
 
 One ``Grid`` entity per simulator; its children are the rows of the net (``Bus-3``, ``Line-7``,
 ``Switch-0``, ``Load-2``, ``StaticGen-4``, ``Storage-1``, ``ExtGrid-0``). META and the outputs of each
-model come from one table, :data:`MODEL_SPECS`.
+model come from one table, :data:`MODEL_SPECS`. The ``Grid`` entity also outputs every model's output as
+a whole column (:data:`GRID_COLUMNS`: ``"Bus.vm_pu"`` is every bus's ``vm_pu`` as one list, in the order
+of its children), which the run's recorder takes instead of one value per entity and attribute.
 
 Modules, one concern each:
 
@@ -69,12 +71,13 @@ group's lists into arrays, units, injections, flows and losses). Voltages within
 from sims.grid.adapter import GridSim, main
 from sims.grid.lsmodel import FAST_PATH_TOL_PU, NR_MAXIT, NR_TOL, TRAFO_MODELS
 from sims.grid.netindex import DEFAULT_MAX_VM_PU, DEFAULT_MIN_VM_PU, load_net
-from sims.grid.spec import GRID_OUTPUTS, META, MODEL_SPECS, ModelSpec
+from sims.grid.spec import GRID_COLUMNS, GRID_OUTPUTS, META, MODEL_SPECS, ModelSpec, column_attr
 
 __all__ = [
     "DEFAULT_MAX_VM_PU",
     "DEFAULT_MIN_VM_PU",
     "FAST_PATH_TOL_PU",
+    "GRID_COLUMNS",
     "GRID_OUTPUTS",
     "META",
     "MODEL_SPECS",
@@ -83,6 +86,7 @@ __all__ = [
     "TRAFO_MODELS",
     "GridSim",
     "ModelSpec",
+    "column_attr",
     "load_net",
     "main",
 ]

@@ -5,7 +5,8 @@ of ``model``'s table (``Grid`` has one row) as Python floats, ints and bools (``
 computed from the step's unit outputs and power flow the first time it is asked for and kept for the
 step. Electrical values are NaN when the power flow diverged (its result is NaN throughout) and so are the
 grid aggregates but ``unsupplied_mw`` and ``shed_mw``; before the first step every value is NaN but the
-switch states.
+switch states. The ``Grid`` entity's column outputs (``"Bus.vm_pu"``: every bus's ``vm_pu`` as one list,
+:data:`~sims.grid.spec.GRID_COLUMNS`) are such columns whole.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from sims.grid.netindex import NetIndex
 from sims.grid.pf_result import PowerFlowResult
-from sims.grid.spec import GRID_OUTPUTS
+from sims.grid.spec import GRID_COLUMNS, GRID_OUTPUTS
 from sims.grid.topology import Topology
 from sims.grid.units import UnitOutputs
 
@@ -89,8 +90,12 @@ class StepOutputs:
         return self._pf
 
     def values(self, model: str, attr: str, pos: np.ndarray | None) -> list[Any]:
-        """The values of ``attr`` of ``model``'s rows ``pos`` (None: every row, in order)."""
+        """The values of ``attr`` of ``model``'s rows ``pos`` (None: every row, in order); the ``Grid``'s
+        column outputs (:data:`~sims.grid.spec.GRID_COLUMNS`) are a list each."""
         if model == "Grid":  # one row
+            column = GRID_COLUMNS.get(attr)
+            if column is not None:
+                return [self.column(*column).tolist()]
             return [self.grid()[attr]]
         col = self.column(model, attr)
         return col.tolist() if pos is None else col[pos].tolist()

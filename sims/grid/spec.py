@@ -47,11 +47,31 @@ GRID_OUTPUTS = (
     "shed_mw",
 )
 
+
+def column_attr(model: str, attr: str) -> str:
+    """The ``Grid`` entity's column output of ``model``'s ``attr`` (see :data:`GRID_COLUMNS`)."""
+    return f"{model}.{attr}"
+
+
+GRID_COLUMNS: dict[str, tuple[str, str]] = {
+    column_attr(model, attr): (model, attr) for model, spec in MODEL_SPECS.items() for attr in spec.outputs
+}
+"""The ``Grid`` entity's column outputs, ``"<Model>.<attr>"`` -> (model, attribute): the attribute of every
+entity of the model as one list, in the order of the ``Grid``'s children of that model (their row order).
+One output of a whole column instead of one per entity: the run's recorder gets one value (a list) per
+column and step through mosaik instead of one per entity (:mod:`scenarios.runner` connects it so)."""
+
+
 META: Meta = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
-        "Grid": {"public": True, "params": ["net", "load_groups"], "attrs": list(GRID_OUTPUTS), "any_inputs": False},
+        "Grid": {
+            "public": True,
+            "params": ["net", "load_groups"],
+            "attrs": [*GRID_OUTPUTS, *GRID_COLUMNS],
+            "any_inputs": False,
+        },
         LOAD_GROUP_MODEL: {"public": False, "params": [], "attrs": list(LOAD_GROUP_ATTRS), "any_inputs": False},
         **{
             model: {
