@@ -36,7 +36,7 @@ from scenarios.paths import folder_problem
 from scenarios.strategy_fit import check_fit, resolve, strategy_settings
 from scenarios.supervision import SimulatorFailed, Supervisor
 from scenarios.wiring import wire
-from sims.grid.spec import GRID_COLUMNS, column_attr
+from sims.grid.spec import column_attr
 from sims.recorder import write_kpis
 
 logger = logging.getLogger(__name__)
@@ -310,14 +310,15 @@ class RecordWiring:
 
 
 def record_wiring(to_record: list[tuple[Any, list[str]]]) -> RecordWiring:
-    """The connections of ``to_record`` (``(entity, attrs)`` pairs) to the recorder: a grid entity's child's
-    attribute that the grid also outputs as a column (:data:`sims.grid.spec.GRID_COLUMNS`: its ``Grid``
-    entity is recorded and has the column output) comes through that column, the rest as asked. The same
-    values reach the same datasets; mosaik carries one list per column and step instead of one value per
-    entity and attribute (of ieee33_3mg's 581 recorded values a step, 466 are the grid's in 23 columns)."""
-    rows_of: dict[str, tuple[Any, str, int, int]] = {}  # child full id -> (grid, model, row, rows of model)
+    """The connections of ``to_record`` (``(entity, attrs)`` pairs) to the recorder: a child's attribute
+    that its recorded parent outputs as a column (``"<Model>.<attr>"``, the attribute of every child of
+    that model as one list in the children's order: the grid's :data:`sims.grid.spec.GRID_COLUMNS`) comes
+    through that column, the rest as asked. The same values reach the same datasets; mosaik carries one
+    list per column and step instead of one value per entity and attribute (of ieee33_3mg's 581 recorded
+    values a step, 466 are the grid's in 23 columns)."""
+    rows_of: dict[str, tuple[Any, str, int, int]] = {}  # child full id -> (parent, model, row, rows of model)
     for grid, attrs in to_record:
-        if not attrs or not any(a in grid.model_mock.output_attrs for a in GRID_COLUMNS):
+        if not attrs or not grid.children:
             continue
         per_model: dict[str, list[Any]] = {}
         for child in grid.children:
