@@ -33,6 +33,20 @@ def by_type(series: dict, grid_fid: str, model: str, attr: str) -> dict[str, np.
     return {fid: v for (fid, a), v in series.items() if a == attr and fid.startswith(prefix)}
 
 
+def assert_energy_balance(path: Path, tol_mw: float = 1e-6) -> dict:
+    """External-grid import = loads + storage charging - static generation + losses, every recorded step;
+    returns the record's series."""
+    from sims.record_reader import read_attrs, read_series
+
+    s = read_series(path)
+    grid = read_attrs(path)["entity_map"]["grid"]
+    ext, loads, gens, stor = (
+        sum(by_type(s, grid, model, "p_mw").values()) for model in ("ExtGrid", "Load", "StaticGen", "Storage")
+    )
+    np.testing.assert_allclose(ext, loads + stor - gens + s[(grid, "losses_mw")], atol=tol_mw)
+    return s
+
+
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     return run_default(tmp_path_factory.mktemp("default_run"))

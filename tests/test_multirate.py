@@ -15,7 +15,7 @@ from ems_controllers.core.tracking import LastStep, TrackingLimits, tracking_set
 from scenarios.config import Config, PricesCfg, per_step, periods_fit
 from scenarios.runner import RunResult
 from sims.record_reader import read_attrs, read_series
-from tests.conftest import by_type, run_default
+from tests.conftest import assert_energy_balance, run_default
 
 DAY_DIVISORS = [d for d in range(1, 86401) if 86400 % d == 0 and d >= 60]
 """Steps (s) that divide a day, a minute or longer."""
@@ -115,13 +115,7 @@ def test_quarter_hour_run_with_the_hourly_tariff(quarter_run: RunResult) -> None
 
 
 def test_energy_balance_of_every_quarter_hour(quarter_run: RunResult) -> None:
-    s = read_series(quarter_run.path)
-    grid = read_attrs(quarter_run.path)["entity_map"]["grid"]
-    ext = sum(by_type(s, grid, "ExtGrid", "p_mw").values())
-    loads = sum(by_type(s, grid, "Load", "p_mw").values())
-    gens = sum(by_type(s, grid, "StaticGen", "p_mw").values())
-    stor = sum(by_type(s, grid, "Storage", "p_mw").values())
-    np.testing.assert_allclose(ext, loads + stor - gens + s[(grid, "losses_mw")], atol=1e-6)
+    assert_energy_balance(quarter_run.path)
 
 
 def test_soc_integrates_over_the_quarter_hour(quarter_run: RunResult) -> None:
