@@ -40,6 +40,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
     return {
         "paper": _run(d, "paper.h5", "cooperative"),
         "extended": _run(d, "extended.h5", "cooperative", ["ems.ancillary='extended'"]),
+        "merit": _run(d, "merit.h5", "cooperative", ["ems.ancillary='merit'"]),
         "centralized": _run(d, "central.h5", "centralized"),
         "local": _run(d, "local.h5", "local"),
     }
@@ -115,6 +116,22 @@ def test_costs_order_and_add_up(runs: dict[str, RunResult]) -> None:
     assert tol("extended", "paper") < k["paper"]["total_cost"] - k["extended"]["total_cost"], (
         "the tolerance must be smaller than the gap it checks (12,120 KRW on the plans)"
     )
+
+
+def test_merit_mode_is_the_central_lp_every_hour_and_reveals_what_extended_does(runs: dict[str, RunResult]) -> None:
+    """Merit's step 2 reaches the hour's central LP (gap 0 every hour, the same co-simulated cost as
+    ``centralized`` within the losses' price) and asks the MGs for what extended mode asks: the room and
+    cost of every MG between the prices, in more hours than the paper's rule (self-sufficient MGs only)."""
+    np.testing.assert_allclose(_series_h5(runs["merit"].path, "community", "gap"), 0.0, atol=1e-6)
+    k = {name: r.kpis for name, r in runs.items()}
+    tol = 170000.0 * abs(k["merit"]["losses_mwh"] - k["centralized"]["losses_mwh"]) + 1.0
+    assert abs(k["merit"]["total_cost"] - k["centralized"]["total_cost"]) <= tol
+    revealed = {mode: k[mode]["room_reports_by_mg"] for mode in ("paper", "extended", "merit")}
+    assert revealed["merit"] == revealed["extended"]
+    for mg in ("A", "B", "C"):
+        self_sufficient = int(np.nansum(_series_h5(runs["paper"].path, mg, "self_sufficient")))
+        assert revealed["paper"][mg] == self_sufficient <= revealed["merit"][mg]
+    assert sum(revealed["paper"].values()) < sum(revealed["merit"].values())
 
 
 def test_uems_messages_hold_only_what_the_spec_allows(runs: dict[str, RunResult]) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ems_controllers.cooperative.model import (
     INSTRUCTION_FIELDS,
@@ -17,6 +19,7 @@ from ems_controllers.cooperative.model import (
     HourData,
     Mode,
     Report,
+    Swap,
     central_lp,
     gap_analysis,
     hours_from_rows,
@@ -278,7 +281,7 @@ def test_step2_paper_mode_ignores_room_of_non_self_sufficient_mgs() -> None:
 
 
 def _days():
-    for mode in ("paper", "extended"):
+    for mode in ("paper", "extended", "merit"):
         yield SPEC_MGS, SPEC_HOURS, mode
         yield FIVE_MGS, FIVE_HOURS, mode
 
@@ -418,10 +421,80 @@ def test_extended_mode_does_not_close_a_swap_gap() -> None:
         assert "never swaps output" in row.reason
 
 
+def test_merit_mode_swaps_output_to_the_cheaper_chp_and_settles_at_the_midpoint() -> None:
+    """The same hour in merit mode: X raises 50 kWh and sends it to Y, which lowers by 50 and pays the
+    midpoint of the two CHP costs; each keeps half the saving (140 - 110) * 50."""
+    mgs = [ChpMg("X", 0, 100, 110), ChpMg("Y", 0, 100, 140)]
+    hour = HourData(150, 100, {"X": 0, "Y": 50}, {"X": 0, "Y": 0})
+    res = run_hour(mgs, hour, "merit")
+    assert res.gap == pytest.approx(0.0, abs=1e-9)
+    assert res.step2.swaps == (Swap("X", "Y", 50.0, 125.0),)
+    x, y = res.mgs["X"], res.mgs["Y"]
+    assert (x.chp_kwh, y.chp_kwh) == (50.0, 0.0)
+    assert (x.ancillary_send_kwh, y.ancillary_receive_kwh) == (50.0, 50.0)
+    assert x.internal_payment == -y.internal_payment == -125.0 * 50
+    assert x.bill == pytest.approx(x.cost_step1 - 750.0) and y.bill == pytest.approx(y.cost_step1 - 750.0)
+    assert res.ancillary_internal_kwh == 50.0
+
+
+def test_merit_mode_reaches_the_lp_on_the_spec_and_five_mg_data() -> None:
+    for mgs, hours in ((SPEC_MGS, SPEC_HOURS), (FIVE_MGS, FIVE_HOURS)):
+        rows = gap_analysis(mgs, hours, "merit")
+        assert all(r.gap is not None and abs(r.gap) <= 1e-6 and r.reason == "" for r in rows)
+
+
+@st.composite
+def _community(draw: st.DrawFn) -> tuple[list[ChpMg], HourData]:
+    """2-8 MGs with random CHP limits and costs, prices with sell <= buy (equal ones too), and each MG's net
+    demand below, inside or above its CHP's range (so that surplus, shortage and self-sufficient MGs all
+    occur); costs are drawn on a coarse grid, often between the prices, so that swaps and ties with each
+    other and with the prices occur."""
+    n = draw(st.integers(2, 8))
+    sell = draw(st.integers(50, 150))
+    buy = sell + draw(st.sampled_from([0, 5, 20, 60]))
+    mgs, demand, pv = [], {}, {}
+    for i in range(n):
+        lo = float(draw(st.integers(0, 200)))
+        hi = lo + float(draw(st.sampled_from([0, 10, 50, 200, 400])))
+        between = st.integers(sell + 1, buy - 1) if buy - sell >= 2 else st.nothing()
+        cost = float(draw(between | st.integers(sell - 20, buy + 20)))
+        where = draw(st.sampled_from(["below", "inside", "inside", "above"]))
+        offset = draw(st.floats(0, 1)) * (hi - lo if where == "inside" else 300.0)
+        net = {"below": lo - offset, "inside": lo + offset, "above": hi + offset}[where]
+        pv[f"mg{i}"] = float(draw(st.sampled_from([0, 50, 300])))
+        demand[f"mg{i}"] = max(net + pv[f"mg{i}"], 0.0)
+        mgs.append(ChpMg(f"mg{i}", lo, hi, cost))
+    return mgs, HourData(float(buy), float(sell), demand, pv)
+
+
+@given(_community())
+@settings(max_examples=300, deadline=None)
+def test_merit_is_the_central_lp_and_the_modes_are_ordered(case: tuple[list[ChpMg], HourData]) -> None:
+    """LP <= merit == LP <= extended <= paper <= step 1 alone; each mode's energy balance per MG, bills
+    that sum to the community's cost and internal payments that sum to zero."""
+    mgs, hour = case
+    res = {mode: run_hour(mgs, hour, mode) for mode in ("paper", "extended", "merit")}
+    lp = res["merit"].lp
+    assert lp.ok and lp.cost is not None
+    tol = 1e-9 * max(1.0, abs(lp.cost)) + 1e-6
+    merit, ext, paper = (res[m].cost_final for m in ("merit", "extended", "paper"))
+    assert lp.cost - tol <= merit <= lp.cost + tol
+    assert merit <= ext + tol and ext <= paper + tol and paper <= res["paper"].cost_step1 + tol
+    for r in res.values():
+        for m in mgs:
+            x = r.mgs[m.name]
+            supply = hour.pv_kwh[m.name] + x.chp_kwh + x.main_receive_kwh + x.ancillary_receive_kwh + x.ext_buy_kwh
+            use = hour.demand_kwh[m.name] + x.main_send_kwh + x.ancillary_send_kwh + x.ext_sell_kwh
+            assert supply == pytest.approx(use, rel=1e-9, abs=1e-6)
+            assert m.chp_min_kwh - 1e-6 <= x.chp_kwh <= m.chp_max_kwh + 1e-6
+        assert abs(sum(x.internal_payment for x in r.mgs.values())) <= tol
+        assert sum(x.bill for x in r.mgs.values()) == pytest.approx(r.cost_final, rel=1e-9, abs=1e-6)
+
+
 # ---- messages -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["paper", "extended"])
+@pytest.mark.parametrize("mode", ["paper", "extended", "merit"])
 def test_reports_hold_only_the_allowed_keys(mode: Mode) -> None:
     for mgs, hours in ((SPEC_MGS, SPEC_HOURS), (FIVE_MGS, FIVE_HOURS)):
         for hour in hours:

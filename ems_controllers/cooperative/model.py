@@ -31,7 +31,36 @@ Step 2 (central EMS, :func:`step2`, from the reports only) maximises the saving
 3. the rest is traded externally, split in proportion to shortage (buyers) or surplus (sellers).
 
 Movable MGs: ``mode="paper"`` the self-sufficient ones (the paper's rule, the default);
-``mode="extended"`` every MG with ``s < c_l < b`` (these MGs then also report room and cost).
+``mode="extended"`` and ``mode="merit"`` every MG with ``s < c_l < b`` (these MGs then also report room
+and cost: the information boundary of both, wider than the paper's by the room and cost of the MGs between
+the prices that are not self-sufficient; :attr:`Report.movable` marks a report that carries them).
+
+``mode="merit"`` (:func:`step2`, then :func:`_trade_swaps`): steps 1 and 2 as in extended mode, then
+*swaps*: while the cheapest movable CHP with room up (``c_i``) is cheaper than the dearest movable CHP with
+room down (``c_j``), ``i`` raises and ``j`` lowers by ``min(up_i, down_j)`` and ``i`` sends that energy to
+``j``. This is the hour's central LP (:func:`central_lp`), not a heuristic:
+
+* The LP's CHPs outside the prices sit where step 1 put them: one with ``c_l >= b`` at its minimum (a kWh
+  more saves at most ``b <= c_l``), one with ``c_l <= s`` at its maximum (a kWh more earns at least
+  ``s >= c_l``). So the LP over all MGs is the LP over the movable MGs' changes ``x_l in [-down_l, up_l]``
+  (their reported room around their step-1 output) with the others fixed, a single-period dispatch with
+  box constraints and two prices: ``min sum_l c_l x_l + b B - s S`` with ``B - S = E - sum_l x_l``, where
+  ``E = D - S`` is the community's net shortage after step 1 (the reports' totals). That LP uses only
+  what the reports hold.
+* Its optimality (KKT) condition: there is a price ``lambda`` with ``lambda = b`` if ``B > 0``,
+  ``lambda = s`` if ``S > 0``, ``s <= lambda <= b`` otherwise, and every movable CHP at its maximum if
+  ``c_l < lambda``, at its minimum if ``c_l > lambda``, anywhere between if ``c_l = lambda``.
+* After merit's step 2 it holds: if a shortage is left (``B > 0``), ancillary raising stopped only
+  because every movable CHP (all have ``c_l < b``) is at its maximum; if a surplus is left (``S > 0``),
+  every movable CHP is at its minimum. Otherwise ``B = S = 0`` and the swaps stopped because every CHP
+  with room up costs at least as much as every CHP with room down: any ``lambda`` between the dearest
+  with room down and the cheapest with room up (both in ``(s, b)``) satisfies the condition. Each swap
+  lowers the cost by ``(c_j - c_i) min(up_i, down_j) > 0`` and exhausts one of the two rooms, so the
+  swaps end after finitely many.
+
+A swap settles at the midpoint ``(c_i + c_j) / 2``: ``j`` pays ``i`` for the energy, both keep half the
+saving ``c_j - c_i``. Swapped energy counts as ancillary internal trade (``ancillary_up/down`` and
+``ancillary_send/receive`` as for a helper).
 
 Internal prices (to settle each MG's bill; they cancel in the community's cost):
 
@@ -70,8 +99,8 @@ from typing import Any, Literal, TypeGuard
 
 from ems_controllers.core.types import DEFAULT_SOLVER_OPTIONS, SolveStatus
 
-Mode = Literal["paper", "extended"]
-MODES: tuple[str, ...] = ("paper", "extended")
+Mode = Literal["paper", "extended", "merit"]
+MODES: tuple[str, ...] = ("paper", "extended", "merit")
 TOL_KWH = 1e-9
 CENTRAL = "central"
 
@@ -203,7 +232,7 @@ class Report:
     """The message a uEMS sends the central EMS after step 1, and nothing else.
 
     ``up_room_kwh``, ``down_room_kwh`` and ``chp_cost_per_kwh`` are set only for an MG the central EMS
-    may move in step 2 (paper mode: a self-sufficient MG; extended mode: any MG with
+    may move in step 2 (paper mode: a self-sufficient MG; extended and merit mode: any MG with
     ``sell < cost < buy``). The CHP cost is needed for the ordering of ancillary trading (cheapest raises
     first, most expensive lowers first) and for the ancillary prices; no demand, PV or limits are sent.
     """
@@ -348,6 +377,20 @@ class Step2:
     saving: float
     main_price_per_kwh: float
     ancillary_price_per_kwh: Mapping[str, float]  # helper -> price of its ancillary energy
+    swaps: tuple[Swap, ...] = ()
+    """Merit mode: the swaps between movable CHPs, in the order made (their energy is part of
+    ``ancillary_internal_kwh``)."""
+
+
+@dataclass(frozen=True)
+class Swap:
+    """One swap of merit mode: ``raiser`` raises its CHP by ``kwh`` and sends it to ``lowerer``, which lowers
+    its CHP by as much and pays ``price_per_kwh`` (the midpoint of their CHP costs)."""
+
+    raiser: str
+    lowerer: str
+    kwh: float
+    price_per_kwh: float
 
 
 def _split(total: float, weights: Mapping[str, float]) -> dict[str, float]:
@@ -448,7 +491,7 @@ def step2(
     rooms: dict[str, Room] = {}  # the MGs step 2 may move, with their room and CHP cost
     for n, r in reports.items():
         room = r.room
-        if room is not None and (r.self_sufficient or mode == "extended"):
+        if room is not None and (r.self_sufficient or mode != "paper"):
             rooms[n] = room
     left_d, left_s = tot_d - main, tot_s - main
     anc_total = 0.0
@@ -458,13 +501,50 @@ def step2(
         left_s, anc_total = _trade_ancillary(st, rooms, False, left_s, surplus)
     else:
         left_d = left_s = 0.0
+    swaps = _trade_swaps(st, rooms) if mode == "merit" else []
+    anc_total += sum(x.kwh for x in swaps)
     for n, v in _split(left_d, shortage).items():
         st.add(n, "ext_buy_kwh", v)
     for n, v in _split(left_s, surplus).items():
         st.add(n, "ext_sell_kwh", v)
     by_mg = {n: Step2Mg(**st.acc[n]) for n in reports}
     p_main = 0.5 * (buy_price_per_kwh + sell_price_per_kwh)
-    return Step2(mode, MappingProxyType(by_mg), main, anc_total, st.saving, p_main, MappingProxyType(st.prices))
+    return Step2(
+        mode, MappingProxyType(by_mg), main, anc_total, st.saving, p_main, MappingProxyType(st.prices), tuple(swaps)
+    )
+
+
+def _trade_swaps(st: _Settlement, rooms: Mapping[str, Room]) -> list[Swap]:
+    """Merit mode's swaps (module docstring) after ancillary trading: the cheapest movable CHP with room up
+    raises and sends to the dearest with room down while it is cheaper; ties by name."""
+    up = {
+        n: r.up_kwh - st.acc[n].get("ancillary_up_kwh", 0.0) + st.acc[n].get("ancillary_down_kwh", 0.0)
+        for n, r in rooms.items()
+    }
+    down = {n: r.up_kwh + r.down_kwh - up[n] for n, r in rooms.items()}
+    swaps: list[Swap] = []
+    while True:
+        raisers = sorted((rooms[n].cost_per_kwh, n) for n, v in up.items() if v > TOL_KWH)
+        lowerers = sorted((-rooms[n].cost_per_kwh, n) for n, v in down.items() if v > TOL_KWH)
+        if not raisers or not lowerers:
+            return swaps
+        (c_i, i), (neg_c_j, j) = raisers[0], lowerers[0]
+        c_j = -neg_c_j
+        if c_i >= c_j:  # every CHP with room up costs at least what any with room down saves
+            return swaps
+        kwh = min(up[i], down[j])
+        price = 0.5 * (c_i + c_j)
+        up[i], down[i], up[j], down[j] = up[i] - kwh, down[i] + kwh, up[j] + kwh, down[j] - kwh
+        st.saving += (c_j - c_i) * kwh
+        for n, change, flow, pays in (
+            (i, "ancillary_up_kwh", "ancillary_send_kwh", -price),
+            (j, "ancillary_down_kwh", "ancillary_receive_kwh", price),
+        ):
+            st.add(n, change, kwh)
+            st.add(n, flow, kwh)
+            st.add(n, "internal_payment", pays * kwh)
+            st.add(n, "saving_share", 0.5 * (c_j - c_i) * kwh)
+        swaps.append(Swap(i, j, kwh, price))
 
 
 # ---- central LP ---------------------------------------------------------------------------------

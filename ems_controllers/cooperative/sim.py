@@ -10,11 +10,13 @@ CHP (``Microgrid.diesel``, linear cost ``a1_per_mwh``) is its only controllable 
 Outputs per MG entity (eid = the MG's name) each step: the setpoint ``diesel_p_mw`` (the CHP) and the
 spec's record ``chp_step1_kwh``, ``chp_kwh``, ``surplus_kwh``, ``shortage_kwh``, ``self_sufficient``,
 ``main_send_kwh``, ``main_receive_kwh``, ``ancillary_up_kwh``, ``ancillary_down_kwh``, ``ext_sell_kwh``,
-``ext_buy_kwh``, and ``settlement_cost`` (what its bill at the internal prices differs from its own costs
-plus its exchange at the tariff: the KPIs add it). One ``Community`` entity (eid ``community``):
-``main_internal_kwh``, ``ancillary_internal_kwh``, ``cost_step1``, ``cost_final``, ``cost_central_lp`` and
-``gap`` (``cost_final - cost_central_lp``). Sim param ``ancillary``: ``"paper"`` (the spec's rule, default)
-or ``"extended"``. The uEMS reports and the central EMS's instructions are the recorded messages.
+``ext_buy_kwh``, ``settlement_cost`` (what its bill at the internal prices differs from its own costs
+plus its exchange at the tariff: the KPIs add it) and ``revealed_room`` (1 if its report carried its
+CHP's room and cost: what the mode made it reveal beyond surplus and shortage). One ``Community`` entity
+(eid ``community``): ``main_internal_kwh``, ``ancillary_internal_kwh``, ``cost_step1``, ``cost_final``,
+``cost_central_lp`` and ``gap`` (``cost_final - cost_central_lp``). Sim param ``ancillary``: ``"paper"``
+(the spec's rule, default), ``"extended"`` or ``"merit"`` (:mod:`ems_controllers.cooperative.model`). The
+uEMS reports and the central EMS's instructions are the recorded messages.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, override
 
-from ems_controllers.cooperative.model import ChpMg, HourData, HourResult, Mode, is_mode, run_hour
+from ems_controllers.cooperative.model import MODES, ChpMg, HourData, HourResult, Mode, is_mode, run_hour
 from ems_controllers.cooperative.strategy import COMMUNITY_ATTRS, MG_ATTRS
 from ems_controllers.cooperative.strategy import OUTPUT_ATTRS as STRATEGY_OUTPUTS
 from ems_controllers.core.adapter import Party, PartyRound, PlanningEMS, run
@@ -52,7 +54,7 @@ class CooperativeEMS(PlanningEMS[None]):
     def configure_strategy(self, site: dict[str, Any] | None = None, ancillary: str = "paper", **params: Any) -> None:
         super().configure_strategy(site=site, **params)
         if not is_mode(ancillary):
-            raise ValueError(f"ancillary must be 'paper' or 'extended', got {ancillary!r}")
+            raise ValueError(f"ancillary must be one of {MODES}, got {ancillary!r}")
         self.mode = ancillary
 
     @override
@@ -174,6 +176,7 @@ class CooperativeEMS(PlanningEMS[None]):
             ext_sell_kwh=x.ext_sell_kwh,
             ext_buy_kwh=x.ext_buy_kwh,
             settlement_cost=x.bill - own - at_tariff,
+            revealed_room=int(r.step1[name].report.movable),
         )
         self.community_out = {
             "main_internal_kwh": r.main_internal_kwh,

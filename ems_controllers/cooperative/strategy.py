@@ -1,5 +1,6 @@
 """Spec 003: each MG's uEMS sets its CHP against the prices and reports surplus/shortage; a central EMS
-runs main and ancillary internal trading (--set ems.ancillary=extended widens it)."""
+runs main and ancillary internal trading (--set ems.ancillary=extended widens it, ems.ancillary=merit makes
+it the hour's central LP)."""
 
 from __future__ import annotations
 
@@ -23,16 +24,18 @@ MG_ATTRS = (
     "ext_sell_kwh",
     "ext_buy_kwh",
     "settlement_cost",
+    "revealed_room",
 )
 COMMUNITY_ATTRS = ("main_internal_kwh", "ancillary_internal_kwh", "cost_step1", "cost_final", "cost_central_lp", "gap")
 OUTPUT_ATTRS = (*PLANNER_OUTPUTS, *MG_ATTRS)
 
 
 class Settings(StrategySettings):
-    ancillary: Literal["paper", "extended"] = Field(
+    ancillary: Literal["paper", "extended", "merit"] = Field(
         default="paper",
-        description="which MGs may move their CHP in step 2 ('extended': every MG whose CHP cost "
-        "lies between the prices)",
+        description="step 2's rule: 'paper' moves self-sufficient MGs only; 'extended' every MG whose CHP "
+        "cost lies between the prices (they report room and cost); 'merit' the same reports, plus swaps "
+        "from dearer to cheaper CHPs: the hour's central LP",
     )
 
 
