@@ -43,6 +43,10 @@ NR_REFACTOR_EVERY = 2
 on SimBench's MV/LV grid) in every second iteration and reuses it in between (lightsim2grid's
 ``RefactorPolicyType.EveryN``). Most steps then take three iterations with two factorisations instead of
 two or three with as many; the solution is the same within :data:`NR_TOL`, the step 0.5 ms shorter there."""
+VECTOR_MIN_ROWS = 256
+"""Below this many rows a table's changed powers go one by one (0.4-0.7 us a call): the single-precision
+check around a vectorised update costs about 30 us whatever the size, more than the calls it saves (on a
+35-load feeder the injections took 259 us a step with it, 80 us of them the calls)."""
 VM_PLAUSIBLE_MIN_PU = 0.5
 """An energised bus below this voltage is a spurious (low-voltage) Newton-Raphson solution, not a result."""
 TRAFO_MODELS = ("pandapower_v2", "pandapower_v3")
@@ -135,10 +139,11 @@ class FastModel:
 
     def set_values(self, key: str, values: np.ndarray, setter: Any, update: Any = None) -> None:
         """Write what changed in ``values`` since the last call: through the vectorised single-precision
-        ``update`` where that is exact enough (:data:`FLOAT32_TOL_MW`), else one by one through ``setter``."""
+        ``update`` where that is exact enough (:data:`FLOAT32_TOL_MW`) and the table has at least
+        :data:`VECTOR_MIN_ROWS` rows, else one by one through ``setter``."""
         old = self.values.get(key)
         changed = np.ones(len(values), dtype=bool) if old is None else old != values
-        if update is not None and changed.any():
+        if update is not None and len(values) >= VECTOR_MIN_ROWS and changed.any():
             single = values.astype(np.float32)
             close = np.abs(single - values) <= FLOAT32_TOL_MW
             if (changed & close).any():
