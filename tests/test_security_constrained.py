@@ -39,9 +39,8 @@ from ems_controllers.security_constrained.model import (
     DnSite,
     ScConfig,
     SecurityConstrainedModel,
-    shapley_shares,
-    shapley_values,
 )
+from ems_controllers.security_constrained.split import shapley_shares, shapley_values
 
 N = 6
 DT = 1.0
@@ -256,6 +255,28 @@ def test_case3_vs_case2_on_the_congested_instance(results):
     # the spec's shape on this instance (default redistribution price, see the model's docstring)
     assert c3.dn_cost < c2.dn_cost
     assert c3.mg_final_cost < sum(c2.mg_costs.values())
+
+
+def test_case3_split_leaves_no_mg_above_its_case2_bill(model, results):
+    """The split's baseline is case 2 itself (same inputs, radial network): each MG's ``case2_mg_costs``
+    is its case-2 bill, and its case-3 bill is at most that (the MGs save in total: A's export nets
+    against B's import and the tie line carries more of it)."""
+    radial, meshed = _networks()
+    res = model.solve([_mg_a(), _mg_b()], _dn(), meshed, HORIZON, OPTS, ScConfig(case=3), radial)
+    assert res.ok, res.message
+    c2 = results[2]
+    assert res.case2_mg_costs == pytest.approx(c2.mg_costs, abs=1e-6)
+    assert res.case2_dn_cost == pytest.approx(c2.dn_cost, abs=1e-6)
+    assert set(res.case2_plans) == {"A", "B", DN}
+    assert res.joint_saving == pytest.approx(sum(c2.mg_costs.values()) - res.mg_final_cost, abs=1e-6)
+    assert res.joint_saving > 1.0 and res.split_rule == "shapley"
+    for n in ("A", "B"):
+        assert res.mg_bills[n] < c2.mg_costs[n] - 1e-6, n
+    assert sum(res.mg_bills.values()) == pytest.approx(res.mg_final_cost, abs=1e-6)
+    kinds = [m["kind"] for m in res.messages]
+    assert "baseline_request" in kinds and "baseline_grant" in kinds
+    split = next(m for m in res.messages if m["kind"] == "split" and m["receiver"] == "A")
+    assert split["values"]["case2_bill"] == pytest.approx(c2.mg_costs["A"], abs=1e-6)
 
 
 def test_infeasible_dn_is_a_typed_failure_of_step2(model):

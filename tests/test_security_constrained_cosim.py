@@ -67,6 +67,18 @@ def test_seed_shape_of_costs(cases: dict[int, RunResult]) -> None:
     assert dn[3] < dn[2] and _mg_total(cases[3]) < _mg_total(cases[2]), "case 3 lowers both"
 
 
+def test_no_mg_pays_more_in_case_3_than_in_case_2(cases: dict[int, RunResult]) -> None:
+    """The co-simulated bills (units, PCC exchange at the tariff, the split's settlement) on the shipped day:
+    every MG at or below its case-2 bill. No allowance for losses: the feeder's losses are imported at the
+    substation, on the DN's bill, and an MG's PCC flow follows its plan. (Before the split was settled,
+    MG2 and MG3 paid 0.3 and 0.7 $ more in case 3; now each pays 86-101 $ less.)"""
+    for m in MGS:
+        assert cases[3].kpis["cost_by_mg"][m] <= cases[2].kpis["cost_by_mg"][m] + 0.01, m
+    settled = read_series(cases[3].path)
+    total = sum(float(np.nansum(v)) for (fid, attr), v in settled.items() if attr == "settlement_cost")
+    assert abs(total) <= 1e-6, "the split's settlements move money between the parties only"
+
+
 def test_case_3_closes_the_ties_and_splits_a_non_negative_saving(cases: dict[int, RunResult]) -> None:
     for c, run in cases.items():
         attrs = read_attrs(run.path)

@@ -11,7 +11,7 @@ stand-alone cost ``v({m})``. Case 3: the MGC solves
 :class:`~ems_controllers.centralized.model.CentralizedModel` over the MGs only (the MGs net against
 each other, only the aggregate is priced at the tariff); the requests are the per-MG imports of that
 plan and its objective is the aggregated cost ``v(N)``. The stand-alone costs are solved as well (for
-the split rule).
+the split rule, which also solves the case-2 chain as the MGs' baseline).
 
 **Step 2 (DNO).** One MILP (:func:`build_dno_model`): the DN's units (``blocks.add_party_units`` on the
 DN's :class:`PartyProblem`, whose load is the whole feeder load ``L_t`` and whose load shedding ``S_t``
@@ -62,18 +62,26 @@ MG); the exchange stays priced at the tariff (per MG in case 1/2, on the aggrega
 ``CentralizedModel`` over the MG(s) with a network hook that adds the ties; over one MG it is the
 local problem.
 
-**Split rule (case 3).** The saving of aggregation ``S = sum_m v({m}) - v(N)`` is split by the Shapley
-value of the cost game ``v(C)`` = cost of coalition C scheduled as one unit (``CentralizedModel`` over
-C's MGs; singletons: stand-alone costs). :func:`shapley_shares` gives MG i
-``share_i = v({i}) - phi_i(v)``, ``phi_i = sum_{C not containing i} |C|!(n-|C|-1)!/n!
-(v(C + i) - v(C))``: the shares sum to S (efficiency), equal MGs get equal shares (symmetry), and an
-MG that adds exactly its stand-alone cost to every coalition gets nothing (dummy). ``S >= 0``: any
-set of stand-alone plans is feasible for the aggregate and costs no more there (buy >= sell price, so
-netting the exchanges never costs), so ``v(N) <= sum v({m})`` at the optimum; with a MIP gap the
-solved values keep ``v(N) - sum v({m}) <= gap |v(N)|``. For 3 MGs: 7 coalitions, 3 extra solves (the
-pairs). After step 3 each MG's bill is the Shapley cost allocation of the same game with ``v(N)``
-replaced by the MGC's final (step-3) cost, i.e. ``v({i}) - share_i + (C_final - v(N))/n``: the cost of
-the DNO's cuts is shared equally, the saving of aggregation by contribution.
+**Split rule (case 3).** Spec 002's case 3 exists to compensate the MGs, so an MG's outside option is
+its **case-2 outcome** ``b_i``: its final bill after the DNO's case-2 grant and its own step-3 reschedule
+(deviations at ``pi^dev``), not its stand-alone cost ``v({i})`` (no network, no DNO). The MGC therefore
+solves the case-2 chain as its baseline (:meth:`SecurityConstrainedModel._baseline`: steps 1-3 with
+``case=2`` on the network with the tie lines open, ``case2_network``; extra solves: n stand-alone, one
+DNO, n reschedules, about the time of a case-2 round; they count in ``split_s``, ``baseline_s`` alone).
+The DNO answers that counterfactual request (messages ``baseline_request`` / ``baseline_grant``). Then
+:func:`~ems_controllers.security_constrained.split.split_against_case2` splits the MGC's final (step-3)
+cost ``C_3`` (only the aggregate priced at the tariff: the DN bills the MGC as one unit): each MG saves
+``y_i`` against ``b_i``, the Shapley value of the saving game ``w`` with ``w({i}) = 0``, ``w(C)`` = the
+aggregation saving ``sum_{i in C} v({i}) - v(C)`` of the step-1 coalitions (2^n - n - 2 extra solves,
+the pairs for 3 MGs) and ``w(N) = D = sum_i b_i - C_3``; moved to the nearest point of the core of ``w``
+when outside it (or, the core empty, of ``y >= 0``), so ``bill_i = b_i - y_i <= b_i`` whenever
+``D >= 0``, and the bills sum to ``C_3``. When ``D < 0`` (case 3 cost the MGs more in total than case 2:
+the DNO cut the aggregate more than it cut the MGs one by one) no split can keep every MG at its case-2
+bill: the Shapley value is kept, ``split_rule`` says ``not_rational`` and the log warns with the amount.
+Only the grand coalition closes the tie lines, so no smaller coalition can claim their relief: the part
+of ``D`` beyond the aggregation savings is split symmetrically. ``v(N) <= sum v({m})`` still holds (any
+set of stand-alone plans is feasible for the aggregate and costs no more there: buy >= sell price), up to
+the MIP gap; each MG's ``saving_share`` stays its Shapley share of that aggregation saving.
 """
 
 from __future__ import annotations
@@ -101,6 +109,7 @@ from ems_controllers.core.network import (
 )
 from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult, SolverOptions, SolveStatus
 from ems_controllers.local.model import LocalModel
+from ems_controllers.security_constrained.split import Split, SplitRule, shapley_shares, split_against_case2
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +136,7 @@ class ScConfig:
     s_max_factor: float = 0.95  # line limit = factor * rating (0.95 = v_min: current limit in the band)
     n_polygon: int = 12  # sides of the inscribed polygon of the line limit
     redistribution_price_per_mwh: float = 250.0  # case 3: per-MG grant tie in step 2 (< deviation)
-    split: bool = True  # case 3: solve the coalitions and split the saving (2^n - n - 2 extra solves)
+    split: bool = True  # case 3: split C_3 against case 2 (2^n - n - 2 coalitions + the case-2 chain)
 
     def __post_init__(self) -> None:
         if self.case not in (1, 2, 3):
@@ -185,7 +194,12 @@ class ScResult:
     saving (sum = ``saving``); ``mg_costs`` each MG's final bill from step 3 (units + its import at the
     tariff + its deviation penalty; in case 3 the import as if priced alone, so they do not sum to
     ``mg_final_cost``); ``mg_final_cost`` the MGs' total step-3 objective; ``mg_bills`` (case 3) the
-    split of ``mg_final_cost`` by the rule (module docstring). ``dn_cost``: the DN's unit running and
+    split of ``mg_final_cost`` by the rule (module docstring), against ``case2_mg_costs``, each MG's
+    final bill in the case-2 chain the MGC solves as its baseline (``case2_plans``, ``case2_grants_mw``:
+    that chain's plans, the DN's included, and grants; ``case2_dn_cost`` and
+    ``case2_dn_cost_with_penalties``: the DN's in that chain; ``joint_saving``: ``sum case2_mg_costs -
+    mg_final_cost``; ``split_rule``: how the split found the bills; ``baseline_s``: the chain's solve
+    time, inside ``split_s``). ``dn_cost``: the DN's unit running and
     start-up costs + tariff on the substation exchange; ``dn_cost_with_penalties``: its step-2 objective
     (+ shedding, curtailment, deviation and redistribution penalties, itemised in ``dn_penalties``).
 
@@ -212,6 +226,14 @@ class ScResult:
     mg_deviation_costs: dict[str, float] = field(default_factory=dict)
     mg_final_cost: float | None = None
     mg_bills: dict[str, float] = field(default_factory=dict)
+    case2_mg_costs: dict[str, float] = field(default_factory=dict)
+    case2_plans: dict[str, PartyPlan] = field(default_factory=dict)
+    case2_grants_mw: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    case2_dn_cost: float | None = None
+    case2_dn_cost_with_penalties: float | None = None
+    joint_saving: float | None = None
+    split_rule: SplitRule | None = None
+    baseline_s: float = 0.0
     dn_cost: float | None = None
     dn_cost_with_penalties: float | None = None
     dn_penalties: dict[str, float] = field(default_factory=dict)
@@ -228,51 +250,6 @@ class ScResult:
     @property
     def ok(self) -> bool:
         return self.status.has_plan and self.plans is not None
-
-
-# --------------------------------------------------------------------------------------------------
-# Split rule
-# --------------------------------------------------------------------------------------------------
-
-
-def shapley_values(costs_by_coalition: Mapping[frozenset[str], float]) -> dict[str, float]:
-    """Shapley cost allocation ``phi_i = sum_{C not containing i} |C|!(n-|C|-1)!/n! (v(C+i) - v(C))``
-    of the cost game ``v`` (``v(empty) = 0``). Every non-empty coalition of the players (the union of
-    the keys) must be given; raises ``ValueError`` otherwise. ``sum_i phi_i = v(N)``."""
-    players = sorted(set().union(*costs_by_coalition)) if costs_by_coalition else []
-    if not players:
-        raise ValueError("shapley_values: no players")
-    n = len(players)
-    missing = [
-        sorted(c)
-        for k in range(1, n + 1)
-        for c in itertools.combinations(players, k)
-        if frozenset(c) not in costs_by_coalition
-    ]
-    if missing:
-        raise ValueError(f"shapley_values: coalitions missing: {missing}")
-
-    def v(c: frozenset[str]) -> float:
-        return float(costs_by_coalition[c]) if c else 0.0
-
-    phi = {}
-    for i in players:
-        others = [p for p in players if p != i]
-        total = 0.0
-        for k in range(n):
-            w = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
-            for c in itertools.combinations(others, k):
-                fc = frozenset(c)
-                total += w * (v(fc | {i}) - v(fc))
-        phi[i] = total
-    return phi
-
-
-def shapley_shares(costs_by_coalition: Mapping[frozenset[str], float]) -> dict[str, float]:
-    """Each player's share of the saving of aggregation ``S = sum_i v({i}) - v(N)``:
-    ``share_i = v({i}) - phi_i`` (:func:`shapley_values`). The shares sum to S."""
-    phi = shapley_values(costs_by_coalition)
-    return {i: float(costs_by_coalition[frozenset({i})]) - p for i, p in phi.items()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -783,7 +760,10 @@ class SecurityConstrainedModel:
         horizon: Horizon,
         opts: SolverOptions,
         cfg: ScConfig,
+        case2_network: NetworkData | None = None,
     ) -> ScResult:
+        """One planning instant (module docstring). ``case2_network``: the network of case 2 (tie lines
+        open) on which case 3's split solves its case-2 baseline; None: ``network``."""
         names = [p.mg.name for p in mg_problems]
         err = None
         if not names or len(set(names)) != len(names) or DN in names:
@@ -799,7 +779,7 @@ class SecurityConstrainedModel:
             self._step2(r, dn, network)
             mg_final_cost = self._step3(r)
             if cfg.case == 3 and cfg.split:
-                self._split(r, mg_final_cost)
+                self._split(r, mg_final_cost, dn, case2_network if case2_network is not None else network)
         except _Failed as f:
             log.warning("security_constrained case %d: %s", cfg.case, f.message)
             return replace(
@@ -932,7 +912,24 @@ class SecurityConstrainedModel:
         return total
 
     # ---- split rule (case 3) --------------------------------------------------------------------
-    def _split(self, r: _Round, mg_final_cost: float) -> None:
+    def _baseline(self, r: _Round, dn: DnSite, network: NetworkData | None) -> ScResult:
+        """The case-2 chain on the same inputs (steps 1-3 with ``case=2`` on ``network``): each MG's
+        outside option for the split. A failure of any of its steps fails the split."""
+        base = _Round(r.mgs, r.horizon, r.opts, replace(r.cfg, case=2), ScResult(2, SolveStatus.OPTIMAL))
+        try:
+            self._step1(base)
+            self._step2(base, dn, network)
+            self._step3(base)
+        except _Failed as f:
+            raise _Failed(ScStep.SPLIT, f.status, f.termination, f"case-2 baseline: {f.message}") from None
+        r.stati.extend(base.stati)
+        found = base.found
+        msgs = r.found.messages
+        msgs.append({"sender": MGC, "receiver": DNO, "kind": "baseline_request", "values": found.requests_mw})
+        msgs.append({"sender": DNO, "receiver": MGC, "kind": "baseline_grant", "values": found.grants_mw})
+        return found
+
+    def _split(self, r: _Round, mg_final_cost: float, dn: DnSite, network: NetworkData | None) -> None:
         t0 = time.perf_counter()
         costs = r.found.coalition_costs  # v({m}) and v(N) from step 1; the other coalitions added here
         by_name = {p.mg.name: p for p in r.mgs}
@@ -942,25 +939,41 @@ class SecurityConstrainedModel:
                 res = self.mgc.solve([by_name[n] for n in c], r.horizon, r.opts)
                 solved = _check(ScStep.SPLIT, f"coalition {'+'.join(c)}", res, r.stati, gaps)
                 costs[frozenset(c)] = float(solved.objective)
-        shares = shapley_shares(costs)
-        grand = frozenset(by_name)
-        final = dict(costs)
-        final[grand] = mg_final_cost
-        bills = shapley_values(final)
+        t_base = time.perf_counter()
+        base = self._baseline(r, dn, network)
+        baseline_s = time.perf_counter() - t_base
+        gaps.extend(base.mip_gaps.values())
+        split: Split = split_against_case2(costs, base.mg_costs, mg_final_cost)
+        if not split.individually_rational:
+            log.warning(
+                "security_constrained case 3: the MGs pay %.2f more than in case 2: no split leaves each "
+                "at or below its case-2 bill",
+                -split.joint_saving,
+            )
         standalone = r.found.standalone_costs
         r.found = replace(
-            r.found, saving=sum(standalone.values()) - costs[grand], shapley_shares=shares, mg_bills=bills
+            r.found,
+            saving=sum(standalone.values()) - costs[frozenset(by_name)],
+            shapley_shares=shapley_shares(costs),
+            mg_bills=split.bills,
+            case2_mg_costs=dict(base.mg_costs),
+            case2_plans=dict(base.plans or {}),
+            case2_grants_mw=dict(base.grants_mw),
+            case2_dn_cost=base.dn_cost,
+            case2_dn_cost_with_penalties=base.dn_cost_with_penalties,
+            joint_saving=split.joint_saving,
+            split_rule=split.rule,
+            baseline_s=baseline_s,
         )
         r.found.mip_gaps[ScStep.SPLIT] = _max_gap(gaps)
         for n in by_name:
-            r.found.messages.append(
-                {
-                    "sender": MGC,
-                    "receiver": n,
-                    "kind": "split",
-                    "values": {"standalone_cost": standalone[n], "share_of_saving": shares[n], "bill": bills[n]},
-                }
-            )
+            values = {
+                "standalone_cost": standalone[n],
+                "share_of_saving": r.found.shapley_shares[n],
+                "case2_bill": base.mg_costs[n],
+                "bill": split.bills[n],
+            }
+            r.found.messages.append({"sender": MGC, "receiver": n, "kind": "split", "values": values})
         r.found = replace(r.found, split_s=time.perf_counter() - t0)
 
 

@@ -8,12 +8,14 @@ loads from the net's own p/q ratio per bus, the network from the net with the PC
 the tie switches open (cases 1 and 2) or closed (case 3). The DN entity outputs ``tie_closed``, which the
 scenario connects to every tie switch, so the switch states the EMS decides reach the power flow.
 
-Extra outputs per party each step: ``request_mw`` and ``grant_mw`` (MGs; the DN: the substation
-import), and at planning instants ``saving_share`` (case 3, an MG's Shapley share of the aggregation saving
-over the plan), ``dn_cost`` (planned) and ``step1_s`` .. ``split_s`` (solve time of each step; DN only);
-on the DN entity ``predicted_vm_pu`` and ``predicted_loading_percent``:
-LinDistFlow's prediction for this step, one value per bus / line of the net in index order (NaN where not
-modelled), so the report can set the linearisation against the AC power flow of the same step.
+Extra outputs per party each step: ``request_mw`` and ``grant_mw`` (MGs; the DN: the substation import),
+``settlement_cost`` (case 3: what the MGC's split moves between the parties' bills, see
+:func:`_settlement_per_step`; the KPIs add it to each party's bill), and at planning instants ``saving_share``
+(case 3, an MG's Shapley share of the aggregation saving over the plan), ``dn_cost`` (planned) and ``step1_s``
+.. ``split_s`` (solve time of each step; DN only); on the DN entity ``predicted_vm_pu`` and
+``predicted_loading_percent``: LinDistFlow's prediction for this step, one value per bus / line of the net in
+index order (NaN where not modelled), so the report can set the linearisation against the AC power flow of the
+same step.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class SecurityConstrainedEMS(PlanningEMS[ScResult]):
         self.model = SecurityConstrainedModel()
         self.sc: ScConfig | None = None
         self.network: NetworkData | None = None
+        self.case2_network: NetworkData | None = None
         self.net: Any = None
         self.q_ratio: dict[int, float] = {}
         self.last: tuple[int, ScResult] | None = None
@@ -70,10 +73,14 @@ class SecurityConstrainedEMS(PlanningEMS[ScResult]):
             if key not in self.site:
                 raise ValueError(f"security_constrained needs site['{key}'] from the scenario")
         self.net = pp.from_json_string(self.site["net"])
-        closed = {int(s): self.sc.case == 3 for s in self.site["tie_switches"]}
+        ties = [int(s) for s in self.site["tie_switches"]]
+        closed = dict.fromkeys(ties, self.sc.case == 3)
         for s in self.site.get("pcc_switches", {}).values():
             closed[int(s)] = True
         self.network = network_from_pandapower(self.net, closed)
+        self.case2_network = None
+        if self.sc.case == 3:  # the split's case-2 baseline: the same net with the tie lines open
+            self.case2_network = network_from_pandapower(self.net, {**closed, **dict.fromkeys(ties, False)})
         self.q_ratio = load_q_ratio(self.net)
 
     @property
@@ -110,7 +117,7 @@ class SecurityConstrainedEMS(PlanningEMS[ScResult]):
             feeder_q_mvar=q_bus,
             mg_q_mvar=mg_q,
         )
-        res = self.model.solve(mgs, dn, self.network, horizon, self.solve_opts, self.sc)
+        res = self.model.solve(mgs, dn, self.network, horizon, self.solve_opts, self.sc, self.case2_network)
         self.last = (self.now, res)
         build_s = res.step1_s + res.step2_s + res.step3_s + res.split_s
         return SolveResult(
@@ -143,6 +150,7 @@ class SecurityConstrainedEMS(PlanningEMS[ScResult]):
             return out
         start, res = self.last
         k = (time - start) // self.step_size
+        out["settlement_cost"] = _settlement_per_step(res, name, k)
         if name == DN:
             if k < len(res.substation_import_mw):
                 out["grant_mw"] = res.substation_import_mw[k]
@@ -167,6 +175,25 @@ class SecurityConstrainedEMS(PlanningEMS[ScResult]):
             if k == 0:
                 out["saving_share"] = res.shapley_shares.get(name)
         return out
+
+
+def _settlement_per_step(res: ScResult, name: str, k: int) -> float | None:
+    """Case 3's settlement of party ``name`` at step ``k`` of the plan, spread evenly over its steps
+    (a rolling run applies the first step of each plan: 1/n of each plan's settlement).
+
+    The co-simulation bills each MG its own units and its PCC flow at the tariff (``mg_costs``); the MGC's
+    split gives it ``mg_bills`` (summing to the MGC's cost, the aggregate priced at the tariff). MG i
+    settles ``mg_bills[i] - mg_costs[i]``; the DN the opposite of their sum (the tariff's spread on what
+    the MGs netted among themselves, which the DN bills the MGC as one unit), so the settlements sum to 0.
+    None outside case 3's split or past the plan."""
+    n = len(res.substation_import_mw)
+    if not res.mg_bills or not 0 <= k < n:
+        return None
+    if name == DN:
+        return sum(res.mg_costs[m] - b for m, b in res.mg_bills.items()) / n
+    if name not in res.mg_bills:
+        return None
+    return (res.mg_bills[name] - res.mg_costs[name]) / n
 
 
 def _flatten(msg: dict[str, Any]) -> list[dict[str, Any]]:

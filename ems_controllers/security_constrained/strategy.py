@@ -1,5 +1,5 @@
 """Spec 002: MGs request, the DNO grants under LinDistFlow network limits (case 2/3) and the MGs
-reschedule; case 3 adds tie lines and a central MG controller with a Shapley split."""
+reschedule; case 3 adds tie lines and a central MG controller whose split leaves no MG above its case-2 bill."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ EXTRA_ATTRS = (
     "request_mw",
     "grant_mw",
     "saving_share",
+    "settlement_cost",
     "dn_cost",
     "predicted_vm_pu",
     "predicted_loading_percent",
