@@ -66,8 +66,8 @@ local problem.
 its **case-2 outcome** ``b_i``: its final bill after the DNO's case-2 grant and its own step-3 reschedule
 (deviations at ``pi^dev``), not its stand-alone cost ``v({i})`` (no network, no DNO). The MGC therefore
 solves the case-2 chain as its baseline (:meth:`SecurityConstrainedModel._baseline`: steps 1-3 with
-``case=2`` on the network with the tie lines open, ``case2_network``; extra solves: n stand-alone, one
-DNO, n reschedules, about the time of a case-2 round; they count in ``split_s``, ``baseline_s`` alone).
+``case=2`` on the network with the tie lines open, ``case2_network``; extra solves: one DNO and n
+reschedules, the stand-alone solves being case 3's own; they count in ``split_s``, ``baseline_s`` alone).
 The DNO answers that counterfactual request (messages ``baseline_request`` / ``baseline_grant``). Then
 :func:`~ems_controllers.security_constrained.split.split_against_case2` splits the MGC's final (step-3)
 cost ``C_3`` (only the aggregate priced at the tariff: the DN bills the MGC as one unit): each MG saves
@@ -733,6 +733,9 @@ class _Round:
     cfg: ScConfig
     found: ScResult
     stati: list[SolveStatus] = field(default_factory=list)
+    standalone: tuple[dict[str, float], dict[str, tuple[float, ...]]] | None = None
+    """Each MG alone against the tariff: its cost and planned import (solved once; the split's case-2
+    baseline reuses case 3's)."""
 
 
 class SecurityConstrainedModel:
@@ -792,14 +795,17 @@ class SecurityConstrainedModel:
     def _step1(self, r: _Round) -> None:
         t0 = time.perf_counter()
         msgs = r.found.messages
-        standalone: dict[str, float] = {}
-        requests: dict[str, tuple[float, ...]] = {}
         gaps: list[float | None] = []
-        for p in r.mgs:
-            res = self.local.solve(p, r.horizon, r.opts)
-            solved = _check(ScStep.STEP1, f"stand-alone {p.mg.name}", res, r.stati, gaps)
-            standalone[p.mg.name] = float(solved.objective)
-            requests[p.mg.name] = solved.plans[p.mg.name].import_mw
+        if r.standalone is None:
+            costs: dict[str, float] = {}
+            imports: dict[str, tuple[float, ...]] = {}
+            for p in r.mgs:
+                res = self.local.solve(p, r.horizon, r.opts)
+                solved = _check(ScStep.STEP1, f"stand-alone {p.mg.name}", res, r.stati, gaps)
+                costs[p.mg.name] = float(solved.objective)
+                imports[p.mg.name] = solved.plans[p.mg.name].import_mw
+            r.standalone = (costs, imports)
+        standalone, requests = dict(r.standalone[0]), dict(r.standalone[1])
         r.found = replace(r.found, standalone_costs=standalone)
         if r.cfg.case == 3:
             msgs.extend(_problem_message(p) for p in r.mgs)
@@ -915,7 +921,9 @@ class SecurityConstrainedModel:
     def _baseline(self, r: _Round, dn: DnSite, network: NetworkData | None) -> ScResult:
         """The case-2 chain on the same inputs (steps 1-3 with ``case=2`` on ``network``): each MG's
         outside option for the split. A failure of any of its steps fails the split."""
-        base = _Round(r.mgs, r.horizon, r.opts, replace(r.cfg, case=2), ScResult(2, SolveStatus.OPTIMAL))
+        base = _Round(
+            r.mgs, r.horizon, r.opts, replace(r.cfg, case=2), ScResult(2, SolveStatus.OPTIMAL), standalone=r.standalone
+        )
         try:
             self._step1(base)
             self._step2(base, dn, network)
