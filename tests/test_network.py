@@ -302,8 +302,9 @@ def test_infeasible_when_load_breaks_the_band():
 def test_rejects_what_the_model_does_not_cover():
     net = _three_bus()
     hv = pp.create_bus(net, vn_kv=110.0)
-    pp.create_transformer(net, hv, 0, std_type="25 MVA 110/20 kV")
-    with pytest.raises(ValueError, match=r"trafo \[0\]"):
+    mv = pp.create_bus(net, vn_kv=20.0)
+    pp.create_transformer3w(net, hv, mv, 0, std_type="63/25/38 MVA 110/20/10 kV")
+    with pytest.raises(ValueError, match=r"trafo3w \[0\]"):
         network_from_pandapower(net)
 
     net = _three_bus()
