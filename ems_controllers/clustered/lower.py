@@ -53,10 +53,10 @@ from dataclasses import dataclass
 
 import pyomo.environ as pyo
 
-from ems_controllers.clustered.losses import add_pwl_loss, loss_coefficient_per_mw
 from ems_controllers.clustered.pareto import ObjectiveValues
 from ems_controllers.clustered.system import ClusterSystem
 from ems_controllers.core import blocks
+from ems_controllers.core.losses import add_pwl_loss, loss_coefficient_per_mw
 from ems_controllers.core.types import Horizon, PartyProblem
 
 NO_BOUND = 1e9

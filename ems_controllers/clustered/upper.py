@@ -57,9 +57,9 @@ from typing import Any
 
 import pyomo.environ as pyo
 
-from ems_controllers.clustered.losses import add_pwl_loss, loss_coefficient_per_mw
 from ems_controllers.clustered.pareto import ObjectiveValues, Zeta
 from ems_controllers.clustered.system import SvcSpec
+from ems_controllers.core.losses import add_pwl_loss, loss_coefficient_per_mw
 from ems_controllers.core.model_cache import ModelCache
 from ems_controllers.core.network import NetworkData, add_lindistflow, lindistflow_solve, predicted, set_network_loads
 from ems_controllers.core.types import Horizon, SolverOptions
