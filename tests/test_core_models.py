@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from ems_controllers.centralized.model import CentralizedModel
+from ems_controllers.core.system import SystemModel
 from ems_controllers.core.types import (
     Battery,
     DieselUnit,
@@ -79,7 +79,7 @@ def test_centralized_cost_at_most_sum_of_local():
     buy, sell = tariff(24)
     hz = Horizon(1.0, buy, sell, final_step=23)
     opts = SolverOptions(mip_rel_gap=1e-4, time_limit_s=30.0)
-    c = CentralizedModel().solve(probs, hz, opts)
+    c = SystemModel().solve(probs, hz, opts)
     assert c.status == "optimal"
     local = [solve_local(p, hz, opts) for p in probs]
     assert all(r.status == "optimal" for r in local)
@@ -115,7 +115,7 @@ def test_infeasible_final_target_is_a_value():
     r = solve_local(PartyProblem(mg, fc), hz, TIGHT)
     assert r.status == "infeasible" and not r.ok and r.plans is None and r.objective is None
     probs = [PartyProblem(mg, fc), PartyProblem(Microgrid("DN", pcc_max_mw=100.0), fc)]
-    c = CentralizedModel().solve(probs, hz, TIGHT)
+    c = SystemModel().solve(probs, hz, TIGHT)
     assert c.status == "infeasible" and c.plans is None and c.detail is None
 
 
@@ -124,7 +124,7 @@ def test_bad_input_is_a_value():
     fc = Forecast((1.0,) * 2, (0.0,) * 2, (0.0,) * 2)
     r = solve_local(PartyProblem(mg, fc), Horizon(1.0, (10.0,) * 3, (9.0,) * 3), TIGHT)
     assert r.status == "error" and r.plans is None
-    c = CentralizedModel().solve([PartyProblem(mg, fc)] * 2, Horizon(1.0, (1.0,) * 2, (1.0,) * 2))
+    c = SystemModel().solve([PartyProblem(mg, fc)] * 2, Horizon(1.0, (1.0,) * 2, (1.0,) * 2))
     assert c.status == "error" and c.plans is None
 
 
@@ -132,7 +132,7 @@ def test_time_limit_is_reported_honestly():
     probs = system(7, 30)
     buy, sell = tariff(24)
     hz = Horizon(1.0, buy, sell, final_step=23)
-    r = CentralizedModel().solve(probs, hz, SolverOptions(mip_rel_gap=1e-9, time_limit_s=1e-3))
+    r = SystemModel().solve(probs, hz, SolverOptions(mip_rel_gap=1e-9, time_limit_s=1e-3))
     assert r.status in ("feasible", "no_solution")
     if r.status == "feasible":
         assert r.plans is not None and r.objective is not None
@@ -168,10 +168,10 @@ def test_rolling_update_equals_fresh_build(dt_h):
     hz2 = Horizon(dt_h, buy[2:] + buy[:2], sell[2:] + sell[:2], final_step=n - 3)
     later = _shifted(probs, 2, n)
 
-    cm = CentralizedModel()
+    cm = SystemModel()
     first = cm.solve(probs, hz1, TIGHT)
     again = cm.solve(later, hz2, TIGHT)
-    fresh = CentralizedModel().solve(later, hz2, TIGHT)
+    fresh = SystemModel().solve(later, hz2, TIGHT)
     assert first.times is not None and again.times is not None and fresh.times is not None
     assert first.times.rebuilt and not again.times.rebuilt and fresh.times.rebuilt
     assert again.objective == pytest.approx(fresh.objective, rel=1e-6)
@@ -193,8 +193,8 @@ def test_appsi_backend_gives_the_same_results():
     probs = system(5, 2, n=8)
     buy, sell = tariff(8)
     hz = Horizon(1.0, buy, sell, final_step=7)
-    a = CentralizedModel(backend="appsi")
-    b = CentralizedModel(backend="contrib")
+    a = SystemModel(backend="appsi")
+    b = SystemModel(backend="contrib")
     for probs_k in (probs, _shifted(probs, 3, 8)):
         ra, rb = a.solve(probs_k, hz, TIGHT), b.solve(probs_k, hz, TIGHT)
         assert ra.objective == pytest.approx(rb.objective, rel=1e-6)
@@ -232,8 +232,8 @@ def test_network_hook_constrains_the_parties():
     def cap(m, problems, T):
         m.net_cap = pyo.Constraint(T, rule=lambda m, t: m.party["MG1"].import_mw[t] >= -0.1)
 
-    free = CentralizedModel().solve(probs, hz, TIGHT)
-    capped = CentralizedModel(network=cap).solve(probs, hz, TIGHT)
+    free = SystemModel().solve(probs, hz, TIGHT)
+    capped = SystemModel(network=cap).solve(probs, hz, TIGHT)
     assert capped.status == "optimal"
     assert capped.plans is not None
     assert min(capped.plans["MG1"].import_mw) >= -0.1 - 1e-7
@@ -251,8 +251,8 @@ def test_certified_relaxation_matches_the_milp():
     certified = 0
     for seed in range(6):
         probs = system(seed, 3)
-        a = CentralizedModel().solve(probs, hz, opts)
-        b = CentralizedModel().solve(probs, hz, plain)
+        a = SystemModel().solve(probs, hz, opts)
+        b = SystemModel().solve(probs, hz, plain)
         assert a.ok and b.ok
         assert a.objective == pytest.approx(b.objective, rel=2e-4)
         certified += "certified" in a.termination

@@ -1,5 +1,6 @@
 """One operator schedules all MGs and the DN's units in one MILP, substation exchange priced by the
-tariff; the full-information lower bound on cost."""
+tariff; the network is left out, so its schedules may break voltage and line limits (the full-information
+bound only where the network does not bind)."""
 
 from __future__ import annotations
 

@@ -493,6 +493,17 @@ def set_party_data(b: pyo.Block, problem: PartyProblem, horizon: Horizon) -> Non
             b.bat_e_final_req_mwh[horizon.final_step] = bat.e_final_mwh
 
 
+def generation_mw(b: pyo.Block, mg: Microgrid, t: Any) -> Any:
+    """A party block's units' net injection at step t (MW): diesel + PV + wind + discharge - charge
+    (its load and shedding are not in it)."""
+    e = b.pv_mw[t] + b.wind_mw[t]
+    if mg.diesel is not None:
+        e = e + b.dg_p_mw[t]
+    if mg.battery is not None:
+        e = e + b.bat_dis_mw[t] - b.bat_ch_mw[t]
+    return e
+
+
 def party_key(mg: Microgrid) -> tuple:
     """What fixes a party block's structure and coefficients (the rest lives in mutable params)."""
     return (

@@ -8,7 +8,7 @@ charging, an MG's import + = buying at its PCC. ``r``: request, ``g``: grant, pe
 **Step 1 (MGs).** Case 1/2: each MG solves :class:`~ems_controllers.local.model.LocalModel` against the
 tariff; its request is its planned import ``r_{m,t}`` (+ shortage, - surplus); its objective is its
 stand-alone cost ``v({m})``. Case 3: the MGC solves
-:class:`~ems_controllers.centralized.model.CentralizedModel` over the MGs only (the MGs net against
+:class:`~ems_controllers.core.system.SystemModel` over the MGs only (the MGs net against
 each other, only the aggregate is priced at the tariff); the requests are the per-MG imports of that
 plan and its objective is the aggregated cost ``v(N)``. The stand-alone costs are solved as well (for
 the split rule, which also solves the case-2 chain as the MGs' baseline).
@@ -59,7 +59,7 @@ the tie switches closed (the caller builds the :class:`NetworkData` from the swi
 step-1 model with every MG's import tied to its grant,
 ``I_{m,t} = g_{m,t} + e^+_{m,t} - e^-_{m,t}``, ``e^\pm`` priced at ``pi^dev`` (deviations cost the
 MG); the exchange stays priced at the tariff (per MG in case 1/2, on the aggregate in case 3). This is
-``CentralizedModel`` over the MG(s) with a network hook that adds the ties; over one MG it is the
+``SystemModel`` over the MG(s) with a network hook that adds the ties; over one MG it is the
 local problem.
 
 **Split rule (case 3).** Spec 002's case 3 exists to compensate the MGs, so an MG's outside option is
@@ -97,7 +97,6 @@ from typing import Any
 
 import pyomo.environ as pyo
 
-from ems_controllers.centralized.model import CentralizedModel
 from ems_controllers.core import blocks
 from ems_controllers.core.model_cache import ModelCache
 from ems_controllers.core.network import (
@@ -107,6 +106,7 @@ from ems_controllers.core.network import (
     predicted,
     set_network_loads,
 )
+from ems_controllers.core.system import SystemModel
 from ems_controllers.core.types import Horizon, PartyPlan, PartyProblem, SolveResult, SolverOptions, SolveStatus
 from ems_controllers.local.model import LocalModel
 from ems_controllers.security_constrained.split import Split, SplitRule, shapley_shares, split_against_case2
@@ -327,16 +327,6 @@ def _grant_flow(m: pyo.ConcreteModel, n: str) -> Callable[[Any], Any]:
     return lambda t: m.grant_mw[n, t]
 
 
-def _dn_generation(b: pyo.Block, mg: Any, t: Any) -> Any:
-    """The DN units' net injection at their bus: diesel + PV + wind + discharge - charge."""
-    e = b.pv_mw[t] + b.wind_mw[t]
-    if mg.diesel is not None:
-        e = e + b.dg_p_mw[t]
-    if mg.battery is not None:
-        e = e + b.bat_dis_mw[t] - b.bat_ch_mw[t]
-    return e
-
-
 def _add_network(m: pyo.ConcreteModel, dn: DnSite, names: list[str], network: NetworkData, cfg: ScConfig) -> None:
     b, mg = m.dn, dn.problem.mg
     load_buses = sorted({int(j) for j in dn.feeder_p_mw} | {int(j) for j in dn.feeder_q_mvar})
@@ -349,7 +339,7 @@ def _add_network(m: pyo.ConcreteModel, dn: DnSite, names: list[str], network: Ne
     m.mg_q_mvar = pyo.Param(m.MG, m.T, mutable=True, initialize=0.0)
     p_terms: dict[int, list[Any]] = {}
     q_terms: dict[int, list[Any]] = {}
-    p_terms.setdefault(int(dn.unit_bus), []).append(lambda t: _dn_generation(b, mg, t))
+    p_terms.setdefault(int(dn.unit_bus), []).append(lambda t: blocks.generation_mw(b, mg, t))
     for n in names:
         j = int(dn.mg_bus[n])
         p_terms.setdefault(j, []).append(lambda t, n=n: -m.grant_mw[n, t])
@@ -632,7 +622,7 @@ def _snapshot_prediction(
 
 
 # --------------------------------------------------------------------------------------------------
-# Step 3: imports tied to grants (a network hook of CentralizedModel)
+# Step 3: imports tied to grants (a network hook of SystemModel)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -642,7 +632,7 @@ def _import_flow(m: pyo.ConcreteModel, n: str) -> Callable[[Any], Any]:
 
 
 class _GrantTie:
-    """``CentralizedModel`` network hook: ties each MG's import to its grant
+    """``SystemModel`` network hook: ties each MG's import to its grant
     (``blocks.add_tied_exchange`` on ``m.party[name].import_mw``, target = grant, price = pi^dev) and
     puts the deviation cost in ``m.network_cost``. The grants live in mutable params; :meth:`set`
     writes them into every model this hook built for the same parties before a solve, and a model
@@ -742,18 +732,18 @@ class SecurityConstrainedModel:
     """The three steps and the split rule (module docstring). Holds the models of every step, built
     once per structure and re-solved by parameter updates:
 
-    - step 1: a :class:`LocalModel` (stand-alone solves) and a :class:`CentralizedModel` (the MGC's
+    - step 1: a :class:`LocalModel` (stand-alone solves) and a :class:`SystemModel` (the MGC's
       solve, and the coalitions of the split rule);
     - step 2: a :class:`DnoModel`;
-    - step 3: a :class:`CentralizedModel` with the grant-tie hook, over one MG (case 1/2) or all (3).
+    - step 3: a :class:`SystemModel` with the grant-tie hook, over one MG (case 1/2) or all (3).
     """
 
     def __init__(self, backend: str = "contrib") -> None:
         self.local = LocalModel(backend)
-        self.mgc = CentralizedModel(backend=backend)
+        self.mgc = SystemModel(backend=backend)
         self.dno = DnoModel(backend)
         self._tie = _GrantTie()
-        self.reschedule = CentralizedModel(network=self._tie, backend=backend)
+        self.reschedule = SystemModel(network=self._tie, backend=backend)
 
     def solve(
         self,

@@ -16,7 +16,7 @@ from dataclasses import replace
 import highspy
 import numpy as np
 
-from ems_controllers.centralized.model import CentralizedModel
+from ems_controllers.core.system import SystemModel
 from ems_controllers.core.blocks import exchange_bound_mw, pwl_points
 from ems_controllers.core.types import (
     Battery,
@@ -293,7 +293,7 @@ def run_highspy(problems, hz):
 
 
 def run_pyomo(problems, hz, backend):
-    cm = CentralizedModel(backend=backend)
+    cm = SystemModel(backend=backend)
     t0 = time.perf_counter()
     r = cm.solve(problems, hz, OPTS)
     total = time.perf_counter() - t0
@@ -360,7 +360,7 @@ def main() -> None:
         probs = synthetic_system(n_mg)
         for certify in (False, True):
             opts = replace(OPTS, certify_relaxation=certify)
-            cm = CentralizedModel(backend=args.backend)
+            cm = SystemModel(backend=args.backend)
             t0 = time.perf_counter()
             r = cm.solve(probs, hz, opts)
             t1 = time.perf_counter()
