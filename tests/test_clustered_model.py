@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ems_controllers.clustered import escalation
-from ems_controllers.core.losses import loss_error_bound_mw, tangent_points
 from ems_controllers.clustered.lower import LowerSettings
 from ems_controllers.clustered.lower_solve import LowerLevel, LowerOutcome, Schedule
 from ems_controllers.clustered.pareto import is_monotone
 from ems_controllers.clustered.system import ClusterSpec, ClusterSystem, Link, TieSpec
 from ems_controllers.core.ev import EvSpec
+from ems_controllers.core.losses import loss_error_bound_mw, tangent_points
 from ems_controllers.core.types import Battery, DieselUnit, Forecast, Horizon, Microgrid, PartyProblem, SolverOptions
 from scenarios.config import EvCfg
 

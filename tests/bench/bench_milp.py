@@ -16,8 +16,8 @@ from dataclasses import replace
 import highspy
 import numpy as np
 
-from ems_controllers.core.system import SystemModel
 from ems_controllers.core.blocks import exchange_bound_mw, pwl_points
+from ems_controllers.core.system import SystemModel
 from ems_controllers.core.types import (
     Battery,
     DieselUnit,
