@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,10 @@ class ModelRun:
         )
 
 
+StartValues = Callable[[pyo.ConcreteModel], Sequence[tuple[Any, float]]]
+"""A model -> values of some of its variables ((VarData, value) pairs): a partial MIP start."""
+
+
 class ModelCache:
     """Pyomo models by structure key, each built once and re-solved through its own PersistentHighs."""
 
@@ -83,8 +87,11 @@ class ModelCache:
         opts: SolverOptions,
         *,
         keep: object = None,
+        start: StartValues | None = None,
     ) -> ModelRun:
-        """Get (or build) the model of ``key``, write this solve's data into it and solve it."""
+        """Get (or build) the model of ``key``, write this solve's data into it and solve it (``start``:
+        the model -> values of some of its variables, a partial MIP start HiGHS completes; see
+        :meth:`PersistentHighs.solve`)."""
         entry = self._entries.get(key)
         rebuilt = entry is None or entry.keep is not keep
         if entry is not None and not rebuilt:
@@ -99,7 +106,7 @@ class ModelCache:
         t0 = time.perf_counter()
         write(entry.model)
         set_data_s = time.perf_counter() - t0
-        raw = entry.solver.solve(opts)
+        raw = entry.solver.solve(opts, start(entry.model) if start is not None else None)
         times = SolveTimes(
             rebuilt, entry.build_s if rebuilt else 0.0, set_data_s, raw.translate_s, raw.highs_s, self.backend
         )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -175,6 +176,7 @@ class PersistentHighs:
         self.backend = backend
         self._opt: Any | None = None  # the Pyomo solver object (no type information), made on the first solve
         self._solved_once = False
+        self._partial: Sequence[tuple[Any, float]] | None = None
         self._int_cols: npt.NDArray[np.int32] | None = None
         self._cols: list[Any] = []  # Pyomo variables by HiGHS column
         self._is_mip: bool | None = None
@@ -234,9 +236,13 @@ class PersistentHighs:
         if opt._objective is None:
             opt.set_objective(None)
 
-    def solve(self, opts: SolverOptions) -> RawSolve:
+    def solve(self, opts: SolverOptions, start: Sequence[tuple[Any, float]] | None = None) -> RawSolve:
+        """Solve with the model's current params. ``start``: values of some variables (VarData, value),
+        a partial MIP start that HiGHS completes by solving for the others (it ignores a start it cannot
+        complete; the default ``contrib`` backend only); it takes the place of ``opts.warm_start_shift``'s,
+        and is handed over after the relaxation's certificate failed (whose runs would drop it)."""
         try:
-            return self._solve(opts)
+            return self._solve(opts, start)
         except Exception as exc:  # failures are values: the caller decides the fallback
             log.exception("HiGHS solve failed")
             return RawSolve(SolveStatus.ERROR, type(exc).__name__, None, None, 0.0, 0.0, str(exc))
@@ -264,10 +270,10 @@ class PersistentHighs:
                     values[col] = float(comp.value)
         return values
 
-    def _solve(self, opts: SolverOptions) -> RawSolve:
+    def _solve(self, opts: SolverOptions, partial: Sequence[tuple[Any, float]] | None = None) -> RawSolve:
         t0 = time.perf_counter()
         start = None
-        if self._opt is not None and opts.warm_start_shift is not None:
+        if self._opt is not None and opts.warm_start_shift is not None and partial is None:
             start = self._shifted_start(opts.warm_start_shift)
         if self._opt is None:
             self._opt = self._make()
@@ -284,10 +290,22 @@ class PersistentHighs:
             sol.col_value = start
             sol.value_valid = True
             self._solver._solver_model.setSolution(sol)
+        self._partial = partial if start is None else None  # set just before the MILP runs
         t1 = time.perf_counter()
         raw = self._run_contrib(opts, t1 - t0) if self.backend == "contrib" else self._run_appsi(opts, t1 - t0)
         self._solved_once = raw.feasible
         return raw
+
+    def _set_partial_start(self, values: Sequence[tuple[Any, float]]) -> None:
+        """Hand HiGHS the given variables' values as a sparse MIP start."""
+        var_map = getattr(self._opt, "_pyomo_var_to_solver_var_map", None)
+        if var_map is None:
+            return
+        cols = [(var_map[id(v)], float(x)) for v, x in values if id(v) in var_map]
+        if cols:
+            idx = np.array([c for c, _ in cols], dtype=np.int32)
+            val = np.array([x for _, x in cols], dtype=np.float64)
+            self._solver._solver_model.setSolution(len(cols), idx, val)
 
     def _time_limit(self, opts: SolverOptions, mip: bool, allowance_s: float | None = None) -> float:
         """HiGHS's ``time_limit`` for this solve. For an LP, HiGHS compares it with the run time its object
@@ -334,6 +352,8 @@ class PersistentHighs:
             raw = self._certified_relaxation(opts, translate_s, t1)
             if raw is not None:
                 return raw
+        if self._partial:  # after the relaxation's runs, which would drop it
+            self._set_partial_start(self._partial)
         res = opt.solve(self.model)
         highs_s = time.perf_counter() - t1
         term = res.termination_condition
