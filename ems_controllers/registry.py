@@ -33,6 +33,7 @@ SHIPPED = (
     "ems_controllers.nested.strategy",
     "ems_controllers.admm.strategy",
     "ems_controllers.clustered.strategy",
+    "ems_controllers.oracle.strategy",
 )
 
 

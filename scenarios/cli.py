@@ -163,6 +163,7 @@ def parse_strategy_spec(spec: str) -> tuple[str, list[str]]:
 
 COMPARE_COLUMNS = [
     ("total_cost", "total cost"),
+    ("gap_to_reference", "gap to ref"),
     ("stored_energy_value", "stored value"),
     ("stored_energy_change_mwh", "stored dMWh"),
     ("energy_bought_mwh", "bought MWh"),
@@ -224,11 +225,32 @@ def cmd_compare(args: argparse.Namespace, out_stream: TextIO) -> int:
         except RunFailed as exc:  # one failed strategy does not hide the others
             print(f"mmg-cosim: run of {spec} failed: {exc}", file=sys.stderr)
             results[spec] = {"run_error": str(exc), "path": str(exc.path) if exc.path else None}
+    reference = next((run[0] for run in runs if resolve(run[1]).reference and "run_error" not in results[run[0]]), None)
+    if reference is not None:
+        _gap_to_reference(results, reference)
     if args.json:
         write_json(out_stream, results)
     else:
         _print_compare(results, out_stream)
+        if reference is not None:
+            print(
+                f"gap to ref: total cost less {reference}'s (the reference: full information, network limits kept)",
+                file=out_stream,
+            )
     return 1 if any("run_error" in k for k in results.values()) else 0
+
+
+def _gap_to_reference(results: dict[str, dict[str, Any]], reference: str) -> None:
+    """Each run's ``gap_to_reference``: its total cost less the reference run's (``reference_strategy``
+    names it); read it next to the runs' violations, since the reference keeps the network's limits."""
+    ref_cost = results[reference].get("total_cost")
+    if not isinstance(ref_cost, (int, float)):
+        return
+    for k in results.values():
+        if "run_error" in k or not _is_number(k.get("total_cost")):
+            continue
+        k["gap_to_reference"] = float(k["total_cost"]) - float(ref_cost)
+        k["reference_strategy"] = reference
 
 
 def _print_compare(results: dict[str, dict[str, Any]], out: TextIO) -> None:

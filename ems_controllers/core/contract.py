@@ -27,7 +27,9 @@ It declares
   ``cannot_handle`` owner loads;
 - the KPIs of its own outputs (``kpis``: ``"module:function"``, a :data:`KpiHook`), computed from the
   record next to the KPIs every strategy gets, its own figures (``plots``, a :data:`PlotHook`) and what
-  its protocol lets coalitions of parties learn (``audit``, an :data:`AuditHook`, for ``mmg-cosim audit``).
+  its protocol lets coalitions of parties learn (``audit``, an :data:`AuditHook`, for ``mmg-cosim audit``);
+- whether it is the reference the others are measured against (``reference``: ``compare`` reports each
+  strategy's cost gap to it).
 
 This module imports no strategy; ``ems_controllers/registry.py`` collects the shipped ones and the
 plug-ins (entry point group ``mmg_cosim.strategies``). See ``docs/writing-a-strategy.md``.
@@ -79,7 +81,7 @@ _MEANING = {
     Capability.CLUSTERS: "microgrids grouped in clusters with switches MG-cluster, cluster-cluster and "
     "cluster-network that an EMS may operate",
     Capability.TRANSFORMERS: "transformers in service between voltage levels (a network model of lines at one "
-    "voltage, such as LinDistFlow here, cannot represent them)",
+    "voltage cannot represent them)",
     Capability.SUB_STEP_PHYSICS: "physics steps shorter than the EMS's (scenario.step_s < ems.step_s): the EMS's "
     "outputs hold over several recorded steps, and a KPI hook that counts or sums them per recorded step "
     "would count each EMS step several times",
@@ -239,6 +241,9 @@ class Strategy:
     plots: str | None = None
     audit: str | None = None
     agents: AgentLoop | None = None
+    reference: bool = False
+    """A benchmark rather than a coordination scheme (full information, the network in the model):
+    ``mmg-cosim compare`` sets every other strategy's cost against it (``gap_to_reference``)."""
     partitionable: bool = False
     """Its parties' ``MG`` entities (and their owners' agents) are independent of each other inside its
     simulator, except that a party and the MGs nested in it plan together: one simulator instance holding

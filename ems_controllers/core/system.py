@@ -215,4 +215,3 @@ def full_information_messages(
             ):
                 msgs.append({"t": time, "sender": operator, "receiver": name, "kind": kind, "values": list(values)})
     return msgs
-

@@ -29,7 +29,9 @@ file to reference it."""
 
 
 def _cases() -> list[tuple[str, str]]:
-    """Every shipped scenario with every shipped strategy that fits it (its default config)."""
+    """Every shipped scenario with every shipped strategy that fits it (its default config), but the
+    reference strategy: its search over switch states stops at a time limit, so its KPIs may differ
+    from one machine to the next (``tests/test_oracle.py`` checks it against these runs)."""
     from scenarios.strategy_fit import offered, strategy_settings
 
     cases = []
@@ -38,7 +40,11 @@ def _cases() -> list[tuple[str, str]]:
             continue
         cfg, _ = load_config(entry.default_config)
         have = offered(cfg)
-        cases += [(name, s.name) for s in strategies().values() if s.problem(have, strategy_settings(cfg, s)) is None]
+        cases += [
+            (name, s.name)
+            for s in strategies().values()
+            if not s.reference and s.problem(have, strategy_settings(cfg, s)) is None
+        ]
     return cases
 
 
