@@ -48,6 +48,7 @@ def _strategy_info(s: Strategy, fits: dict[str, list[str]]) -> dict[str, Any]:
         "requires": sorted(s.requires),
         "cannot_handle": sorted(s.cannot_handle),
         "runs_on": fits.get(s.name, []),
+        "reference": s.reference,
     }
 
 
@@ -83,7 +84,8 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         print(f"  {e.name:<14} {e.description}  (config: {e.default_config.name})", file=out)
     print("strategies:", file=out)
     for s in strategies().values():
-        print(f"  {s.name:<14} {s.description}", file=out)
+        mark = " [reference of compare's gap to ref]" if s.reference else ""
+        print(f"  {s.name:<14} {s.description}{mark}", file=out)
         settings = ", ".join(f"ems.{k}={f.default!r}" for k, f in s.settings.model_fields.items())
         needs = ", ".join([*(f"needs {c}" for c in sorted(s.requires)), *(f"not {c}" for c in sorted(s.cannot_handle))])
         print(f"  {'':<14} runs on: {', '.join(fits.get(s.name, [])) or '-'}; {needs or 'any grid'}", file=out)

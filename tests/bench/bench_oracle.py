@@ -93,7 +93,7 @@ def bench(scenario: str, switch_time_limit_s: float) -> None:
     print(f"  switches held closed:                {t_one:.2f} s ({t_one / t_base:.0f}x), objective {one.objective}")
     print(
         f"  both passes:                         {t_full:.2f} s ({t_full / t_base:.0f}x), objective {full.objective}, "
-        f"bound {bound}, switch-pass status {full.status} ({full.termination})"
+        f"bound {bound}, status {full.status} ({full.termination})"
     )
 
 
