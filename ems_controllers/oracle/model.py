@@ -25,17 +25,21 @@ substation priced by the tariff) with the network hook :class:`NetworkRows`, whi
   modelled loss misses ``c_b (P^2+Q^2) (1/v^2 - 1)`` (the current at ``v`` pu) besides the tangent
   error; the co-simulation measures the AC losses, and the tests state the tolerance;
 - **switches** as binaries per group and step ``z_{g,t}``: the tie switches (one group: the scenario
-  drives them together), each MG's PCC switch (only for an MG with a grid-forming unit: it can run
-  islanded; open, its import is 0 and its reactive withdrawal leaves the network) and each cluster
-  switch. A switched branch's flows are ``|P|, |Q| <= S z`` and its voltage-drop and angle rows hold
+  drives them together), each cluster switch and, if the site names them, MGs' PCC switches (only for
+  an MG with a grid-forming unit: it can run islanded; open, its import is 0 and its reactive withdrawal
+  leaves the network). A switched branch's flows are ``|P|, |Q| <= S z`` and its voltage-drop and angle rows hold
   only when closed (big-M). Loops are allowed: with the angle rows LinDistFlow solves meshed networks
   (:mod:`ems_controllers.core.network`), and the AC grid runs them meshed.
 
+Islanded, the slack's battery keeps a reserve for the losses the model misses (:meth:`NetworkRows._slack_reserve`).
+
 The objective is the system's (every party's unit costs and penalties, the substation at the tariff);
 an optimum is the least cost any strategy can reach with the same information and the same assets
-while keeping the network's limits, up to the loss tolerance. HiGHS stops at ``mip_rel_gap`` (or its
-time limit); the round reports its incumbent's cost and the branch-and-bound's lower bound
-(``OracleRound.lower_bound``): where the MILP is too large to close, the bound is what the claim rests on.
+while keeping the network's limits, up to the stated tolerances. :meth:`OracleModel.solve` runs two
+passes (switches held closed, started from the network-free optimum's commitments; then the switches
+free, started from the first pass). HiGHS stops at ``mip_rel_gap`` (or its time limit); the round
+reports its incumbent's cost and the branch-and-bound's lower bound (``OracleRound.lower_bound``):
+where the MILP is too large to close, the bound is what the claim rests on.
 """
 
 from __future__ import annotations
