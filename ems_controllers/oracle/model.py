@@ -31,6 +31,8 @@ substation priced by the tariff) with the network hook :class:`NetworkRows`, whi
   only when closed (big-M). Loops are allowed: with the angle rows LinDistFlow solves meshed networks
   (:mod:`ems_controllers.core.network`), and the AC grid runs them meshed.
 
+Each MG's flexible loads move as the scenario allows (:meth:`NetworkRows._flexible_loads`): its EVs'
+charging inside their plug-in window, and with ``dr_share`` > 0 a share of its load within the day.
 Islanded, the slack's battery keeps a reserve for the losses the model misses (:meth:`NetworkRows._slack_reserve`).
 
 The objective is the system's (every party's unit costs and penalties, the substation at the tariff);
@@ -53,11 +55,19 @@ from typing import Any
 import pyomo.environ as pyo
 
 from ems_controllers.core import blocks
+from ems_controllers.core.ev import EvSpec
 from ems_controllers.core.losses import tangent_points
 from ems_controllers.core.model_cache import ModelCache, StartValues
 from ems_controllers.core.network import Branch, NetworkData, add_lindistflow, set_network_loads
 from ems_controllers.core.system import build_system_model, set_system_data, system_party_plan
-from ems_controllers.core.types import DEFAULT_SOLVER_OPTIONS, Horizon, PartyProblem, SolveResult, SolverOptions
+from ems_controllers.core.types import (
+    DEFAULT_SOLVER_OPTIONS,
+    Horizon,
+    PartyPlan,
+    PartyProblem,
+    SolveResult,
+    SolverOptions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +84,7 @@ class OracleConfig:
     s_max_factor: float = 0.95
     loss_max_error_share: float = 2e-3
     n_polygon: int = 12
+    dr_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.vm_margin_pu < 0.05:
@@ -82,6 +93,8 @@ class OracleConfig:
             raise ValueError("OracleConfig.s_max_factor must be in (0, 1]")
         if not 0 < self.loss_max_error_share < 1:
             raise ValueError("OracleConfig.loss_max_error_share must be in (0, 1)")
+        if not 0 <= self.dr_share < 1:
+            raise ValueError("OracleConfig.dr_share must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,8 @@ class OracleRound:
     max_vm_pu: tuple[float, ...]
     lower_bound: float | None
     mip_gap: float | None
+    load_shift_mw: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    ev_shift_mw: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 type OracleResult = SolveResult[OracleRound]
@@ -202,6 +217,7 @@ class NetworkRows:
         o.shed_share = pyo.Param(list(data.buses), T, mutable=True, initialize=0.0)
         o.q_share = pyo.Param(list(data.buses), T, mutable=True, initialize=0.0)
         o.loss_mw = pyo.Var(list(data.lines), T, bounds=(0.0, None))
+        self._flexible_loads(m, problems, T)
         p_inj, q_inj = self._injections(m, problems)
         m.net = pyo.Block()
         add_lindistflow(
@@ -233,7 +249,7 @@ class NetworkRows:
                     p_terms.setdefault(j, []).append(_product(o.shed_share, j, b.shed_mw))
                     q_terms.setdefault(j, []).append(_product(o.q_share, j, b.shed_mw))
                 continue
-            p_terms.setdefault(bus, []).append(_scaled(-1.0, b.import_mw))
+            p_terms.setdefault(bus, []).append(_scaled(-1.0, o.pcc_flow_mw, name))
             group = site.pcc_group.get(name)
             if group is None:
                 q_terms.setdefault(bus, []).append(_scaled(-1.0, o.party_q_mvar, name))
@@ -244,6 +260,39 @@ class NetworkRows:
             p_terms.setdefault(br.to_bus, []).append(_scaled(-1.0, o.loss_mw, br.line))
             q_terms.setdefault(br.to_bus, []).append(_scaled(-ratio, o.loss_mw, br.line))
         return {j: _summed(fs) for j, fs in p_terms.items()}, {j: _summed(fs) for j, fs in q_terms.items()}
+
+    def _flexible_loads(self, m: pyo.ConcreteModel, problems: Sequence[PartyProblem], T: pyo.Set) -> None:
+        """Each MG's flexible load on top of its balance: demand response (``D``, within ``dr_share`` of
+        its load without EVs, the day's energy kept) and EV charging (``E``, inside the plug-in window, the
+        uncontrolled charging's energy ``U`` delivered). Its PCC flow is ``I + D + E - U`` (its load
+        forecast holds ``U``), within its PCC limit."""
+        o, share = m.O, self.cfg.dr_share
+        names = [p.mg.name for p in problems if p.mg.name != self.site.feeder_party]
+        o.mg = pyo.Set(initialize=names, ordered=True)
+        o.dr_base_mw = pyo.Param(o.mg, T, mutable=True, initialize=0.0)
+        o.dr_mw = pyo.Var(o.mg, T, bounds=(None, None) if share > 0 else (0.0, 0.0))
+        o.ev_cap_mw = pyo.Param(o.mg, T, mutable=True, initialize=0.0)
+        o.ev_uncontrolled_mw = pyo.Param(o.mg, T, mutable=True, initialize=0.0)
+        o.ev_energy_mwh = pyo.Param(o.mg, mutable=True, initialize=0.0)
+        o.ev_mw = pyo.Var(o.mg, T, bounds=(0.0, None))
+        dt_h = self.dt_h
+        o.ev_cap_con = pyo.Constraint(o.mg, T, rule=lambda o, n, t: o.ev_mw[n, t] <= o.ev_cap_mw[n, t])
+        o.ev_energy_con = pyo.Constraint(
+            o.mg, rule=lambda o, n: dt_h * pyo.quicksum(o.ev_mw[n, t] for t in T) == o.ev_energy_mwh[n]
+        )
+        if share > 0:
+            o.dr_lo_con = pyo.Constraint(o.mg, T, rule=lambda o, n, t: o.dr_mw[n, t] >= -share * o.dr_base_mw[n, t])
+            o.dr_hi_con = pyo.Constraint(o.mg, T, rule=lambda o, n, t: o.dr_mw[n, t] <= share * o.dr_base_mw[n, t])
+            o.dr_day_con = pyo.Constraint(o.mg, rule=lambda o, n: pyo.quicksum(o.dr_mw[n, t] for t in T) == 0.0)
+        o.pcc_flow_mw = pyo.Expression(
+            o.mg,
+            T,
+            rule=lambda o, n, t: m.party[n].import_mw[t] + o.dr_mw[n, t] + o.ev_mw[n, t] - o.ev_uncontrolled_mw[n, t],
+        )
+        limits = {p.mg.name: p.mg.pcc_max_mw for p in problems if p.mg.name in names and math.isfinite(p.mg.pcc_max_mw)}
+        o.pcc_limited = pyo.Set(initialize=list(limits), ordered=True)
+        o.pcc_hi_con = pyo.Constraint(o.pcc_limited, T, rule=lambda o, n, t: o.pcc_flow_mw[n, t] <= limits[n])
+        o.pcc_lo_con = pyo.Constraint(o.pcc_limited, T, rule=lambda o, n, t: o.pcc_flow_mw[n, t] >= -limits[n])
 
     def _losses(self, m: pyo.ConcreteModel, T: pyo.Set) -> None:
         """``loss >= c (2 x P - x^2) + c (2 y Q - y^2)`` for every pair of tangent points (x, y): the
@@ -375,6 +424,28 @@ def set_network_data(
             m.sub.exch_cap_mw[t] = max(pyo.value(m.sub.exch_cap_mw[t]), headroom)
 
 
+def set_flexible_loads(m: pyo.ConcreteModel, problems: Sequence[PartyProblem], horizon: Horizon) -> None:
+    """Each MG's EVs (``mg.extra["ev"]``: the plug-in window at full power, the uncontrolled charging the
+    load forecast holds and its energy inside the horizon; a window past midnight lends its morning hours
+    to the day) and the base of its demand response (its load without the EVs)."""
+    o = m.O
+    hours = [int((horizon.first_step_of_day + k) * horizon.dt_h) % 24 for k in range(horizon.n_steps)]
+    for prob in problems:
+        name = prob.mg.name
+        if name not in o.mg:
+            continue
+        ev = prob.mg.extra.get("ev")
+        spec = EvSpec.from_dict(ev) if ev is not None else None
+        by_hour = spec.uncontrolled_mw() if spec is not None else [0.0] * 24
+        window = set(spec.window()) if spec is not None else set()
+        unc = [by_hour[h] for h in hours]
+        for t, (h, u) in enumerate(zip(hours, unc, strict=True)):
+            o.ev_uncontrolled_mw[name, t] = u
+            o.ev_cap_mw[name, t] = spec.p_max_mw if spec is not None and h in window else 0.0
+            o.dr_base_mw[name, t] = max(prob.forecast.load_p_mw[t] - u, 0.0)
+        o.ev_energy_mwh[name] = sum(unc) * horizon.dt_h
+
+
 class OracleModel:
     """The oracle's MILP, built once per structure and re-solved (module docstring)."""
 
@@ -436,6 +507,7 @@ class OracleModel:
         def write(m: pyo.ConcreteModel) -> None:
             set_system_data(m, problems, horizon)
             set_network_data(m, self.site, self.cfg, loads, problems)
+            set_flexible_loads(m, problems, horizon)
             for g in m.O.group:
                 for t in m.T:
                     m.O.closed_lo[g, t] = 1.0 if hold_closed else 0.0
@@ -457,7 +529,7 @@ class OracleModel:
             log.warning("oracle: %s (%s) %s", run.raw.status, run.raw.termination, run.raw.message)
             return run.result(None)
         m = run.model
-        plans = {p.mg.name: system_party_plan(m, p, horizon) for p in problems}
+        plans = {p.mg.name: _with_pcc_flow(m, p.mg.name, system_party_plan(m, p, horizon)) for p in problems}
         return run.result(plans, _round(m, self.site, run.raw.objective, run.raw.mip_gap))
 
     def _free_start(
@@ -510,6 +582,23 @@ def _with_bound(chosen: OracleResult, bound: float | None, other: OracleResult |
     )
 
 
+def _with_pcc_flow(m: pyo.ConcreteModel, name: str, plan: PartyPlan) -> PartyPlan:
+    """An MG's plan whose import is its PCC flow (its balance's import plus its flexible loads' shifts)."""
+    if name not in m.O.mg:
+        return plan
+    return replace(plan, import_mw=tuple(float(pyo.value(m.O.pcc_flow_mw[name, t])) for t in m.T))
+
+
+def _shifts(m: pyo.ConcreteModel) -> tuple[dict[str, tuple[float, ...]], dict[str, tuple[float, ...]]]:
+    """Per MG the demand-response shift and the EVs' shift against their uncontrolled charging (MW)."""
+    o, T = m.O, list(m.T)
+    dr = {n: tuple(float(o.dr_mw[n, t].value or 0.0) for t in T) for n in o.mg}
+    ev = {
+        n: tuple(float((o.ev_mw[n, t].value or 0.0) - pyo.value(o.ev_uncontrolled_mw[n, t])) for t in T) for n in o.mg
+    }
+    return dr, ev
+
+
 def _round(m: pyo.ConcreteModel, site: OracleSite, objective: float | None, gap: float | None) -> OracleRound:
     T = list(m.T)
     sub = tuple(float((m.sub.buy_mw[t].value or 0.0) - (m.sub.sell_mw[t].value or 0.0)) for t in T)
@@ -519,4 +608,5 @@ def _round(m: pyo.ConcreteModel, site: OracleSite, objective: float | None, gap:
     bound = None
     if objective is not None:
         bound = objective - (gap or 0.0) * max(abs(objective), 1e-10)
-    return OracleRound(sub, loss, closed, tuple(min(v) for v in vm), tuple(max(v) for v in vm), bound, gap)
+    dr, ev = _shifts(m)
+    return OracleRound(sub, loss, closed, tuple(min(v) for v in vm), tuple(max(v) for v in vm), bound, gap, dr, ev)

@@ -62,7 +62,9 @@ class OracleEMS(PlanningEMS[OracleRound]):
                 raise ValueError(f"oracle needs site['{key}'] from the scenario")
         net = pp.from_json_string(self.site["net"])
         self.q_ratio = load_q_ratio(net)
-        cfg = OracleConfig(settings.vm_margin_pu, settings.s_max_factor, settings.loss_max_error_share)
+        cfg = OracleConfig(
+            settings.vm_margin_pu, settings.s_max_factor, settings.loss_max_error_share, dr_share=settings.dr_share
+        )
         self.model = OracleModel(oracle_site(net, self.site, operate_pcc=settings.operate_pcc), cfg)
         self.switch_time_limit_s = settings.switch_time_limit_s
         self.diesel_pwl_max_error_per_h = settings.diesel_pwl_max_error_per_h
@@ -118,6 +120,7 @@ class OracleEMS(PlanningEMS[OracleRound]):
         self.now = time
         out = super()._outputs(name, party, time, rounds)
         out.update(dict.fromkeys(EXTRA_ATTRS))
+        out.update(load_shift_mw=0.0, ev_shift_mw=0.0)  # the grid adds them to the MG's load and its EVs
         active = self._active()
         if name == DN:
             out["tie_closed"] = _closed(active, TIES, default=False)
@@ -128,6 +131,8 @@ class OracleEMS(PlanningEMS[OracleRound]):
         if group is not None:
             out["pcc_closed"] = _closed(active, group, default=True)
         out.update(
+            load_shift_mw=rnd.load_shift_mw.get(name, (0.0,) * (k + 1))[k],
+            ev_shift_mw=rnd.ev_shift_mw.get(name, (0.0,) * (k + 1))[k],
             planned_loss_mw=rnd.loss_mw[k],
             predicted_min_vm_pu=rnd.min_vm_pu[k],
             predicted_max_vm_pu=rnd.max_vm_pu[k],

@@ -10,7 +10,15 @@ from pydantic import Field
 from ems_controllers.core.contract import EntityModel, Strategy, StrategySettings
 from ems_controllers.core.outputs import PLANNER_OUTPUTS
 
-EXTRA_ATTRS = ("tie_closed", "lower_bound", "planned_loss_mw", "predicted_min_vm_pu", "predicted_max_vm_pu")
+EXTRA_ATTRS = (
+    "tie_closed",
+    "load_shift_mw",
+    "ev_shift_mw",
+    "lower_bound",
+    "planned_loss_mw",
+    "predicted_min_vm_pu",
+    "predicted_max_vm_pu",
+)
 OUTPUT_ATTRS = (*PLANNER_OUTPUTS, *EXTRA_ATTRS)
 SWITCH_ATTRS = ("closed",)
 
@@ -31,6 +39,13 @@ class Settings(StrategySettings):
         gt=0,
         description="largest underestimate of a diesel's cost rate ($/h) by its PWL (ems.pwl_max_error_per_h if "
         "smaller): a reference whose units cost less on paper than in the grid is no reference",
+    )
+    dr_share: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="flexible share of each MG's load (demand response, the day's energy kept); a scenario "
+        "that declares it in [ems] gives every strategy that reads it the same",
     )
     operate_pcc: bool = Field(
         default=False,
