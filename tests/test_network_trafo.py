@@ -42,13 +42,11 @@ from ems_controllers.core.network import (
     injections_from_pandapower,
     lindistflow_solve,
     network_from_pandapower,
-    predicted,
     set_network_loads,
     trafo_branch_id,
 )
-from ems_controllers.core.solver import PersistentHighs
-from ems_controllers.core.types import SolverOptions
 from scenarios.build import fuse_closed_bus_switches
+from tests.test_network import assert_block_is_the_snapshot
 
 EXACT = 1e-9
 AC_TOL = 1e-8  # pandapower's convergence tolerance (1e-8 MVA) shows up at this level
@@ -391,13 +389,5 @@ def test_block_matches_numpy(case):
     for li in m.net.line:
         m.net.s_max_mva[li] = 1e3
     m.obj = pyo.Objective(expr=sum(m.net.p_root_mw[t] for t in m.T))
-    assert PersistentHighs(m).solve(SolverOptions()).status == "optimal"
-    vm, loading = predicted(m.net)
-    for t, s in enumerate(scale):
-        snap = lindistflow_solve(data, {b: s * v for b, v in p.items()}, {b: s * v for b, v in q.items()})
-        for b in data.buses:
-            assert vm[(b, t)] == pytest.approx(snap.vm_pu[b], abs=1e-7)
-        for li in data.lines:
-            assert pyo.value(m.net.p_line_mw[li, t]) == pytest.approx(snap.p_mw[li], abs=1e-6)
-            assert pyo.value(m.net.q_line_mvar[li, t]) == pytest.approx(snap.q_mvar[li], abs=1e-6)
+    loading = assert_block_is_the_snapshot(m, data, p, q, list(scale), loadings=False)  # ratings raised above
     assert min(data.lines) < 0 and all(loading[(li, 0)] >= 0 for li in data.lines)
