@@ -36,7 +36,7 @@ class Captured:
 
 
 class _Stop(Exception):
-    pass
+    """Raised by the stand-in solve: the capture has what it needs, the run may end."""
 
 
 def capture(scenario: str) -> Captured:
