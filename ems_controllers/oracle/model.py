@@ -143,7 +143,6 @@ class OracleRound:
     min_vm_pu: tuple[float, ...]
     max_vm_pu: tuple[float, ...]
     lower_bound: float | None
-    mip_gap: float | None
     load_shift_mw: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     ev_shift_mw: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
@@ -355,26 +354,17 @@ class NetworkRows:
         o.sw = pyo.Set(initialize=member, dimen=2, ordered=True)
         # A switched branch's voltage-drop and angle rows (LinDistFlow's own, as `body == 0`) hold only while
         # it is closed: |body| <= M (1 - z).
-        drops = {(li, t): net.v_drop_con[li, t].body for _, li in member for t in T}
-        turns = {(li, t): net.angle_con[li, t].body for _, li in member for t in T}
-
-        def drop(g: str, li: int, t: Any) -> Any:
-            return drops[li, t]
-
-        def turn(g: str, li: int, t: Any) -> Any:
-            return turns[li, t]
-
+        drop = {(li, t): net.v_drop_con[li, t].body for _, li in member for t in T}
+        turn = {(li, t): net.angle_con[li, t].body for _, li in member for t in T}
         for _, li in member:
             for t in T:
                 net.v_drop_con[li, t].deactivate()
                 net.angle_con[li, t].deactivate()
         big_theta = 2.0 * _THETA_MAX_RAD + 0.1
-        o.drop_lo = pyo.Constraint(o.sw, T, rule=lambda o, g, li, t: drop(g, li, t) >= -w_span * (1 - o.closed[g, t]))
-        o.drop_hi = pyo.Constraint(o.sw, T, rule=lambda o, g, li, t: drop(g, li, t) <= w_span * (1 - o.closed[g, t]))
-        o.turn_lo = pyo.Constraint(
-            o.sw, T, rule=lambda o, g, li, t: turn(g, li, t) >= -big_theta * (1 - o.closed[g, t])
-        )
-        o.turn_hi = pyo.Constraint(o.sw, T, rule=lambda o, g, li, t: turn(g, li, t) <= big_theta * (1 - o.closed[g, t]))
+        o.drop_lo = pyo.Constraint(o.sw, T, rule=lambda o, g, li, t: drop[li, t] >= -w_span * (1 - o.closed[g, t]))
+        o.drop_hi = pyo.Constraint(o.sw, T, rule=lambda o, g, li, t: drop[li, t] <= w_span * (1 - o.closed[g, t]))
+        o.turn_lo = pyo.Constraint(o.sw, T, rule=lambda o, g, li, t: turn[li, t] >= -big_theta * (1 - o.closed[g, t]))
+        o.turn_hi = pyo.Constraint(o.sw, T, rule=lambda o, g, li, t: turn[li, t] <= big_theta * (1 - o.closed[g, t]))
 
         def cap(li: int) -> float:
             return by_line[li].s_max_mva
@@ -609,4 +599,4 @@ def _round(m: pyo.ConcreteModel, site: OracleSite, objective: float | None, gap:
     if objective is not None:
         bound = objective - (gap or 0.0) * max(abs(objective), 1e-10)
     dr, ev = _shifts(m)
-    return OracleRound(sub, loss, closed, tuple(min(v) for v in vm), tuple(max(v) for v in vm), bound, gap, dr, ev)
+    return OracleRound(sub, loss, closed, tuple(min(v) for v in vm), tuple(max(v) for v in vm), bound, dr, ev)

@@ -47,7 +47,7 @@ class OracleEMS(PlanningEMS[OracleRound]):
         models["Switch"] = {"public": True, "params": ["switch"], "attrs": list(SWITCH_ATTRS)}
         self.model: OracleModel | None = None
         self.q_ratio: dict[int, float] = {}
-        self.switch_group: dict[str, str] = {}  # Switch entity id -> its group
+        self.switch_names: set[str] = set()  # Switch entities: id = the switch's name = its group
         self.last: tuple[int, OracleRound] | None = None
         self.now = 0
         self.switch_time_limit_s = 60.0
@@ -73,7 +73,7 @@ class OracleEMS(PlanningEMS[OracleRound]):
     def create(self, num: int, model: ModelName, **model_params: Any) -> list[CreateResult]:
         if model == "Switch":
             name = str(model_params["switch"])
-            self.switch_group[name] = name
+            self.switch_names.add(name)
             return [{"eid": name, "type": model}]
         return super().create(num, model, **model_params)
 
@@ -145,8 +145,8 @@ class OracleEMS(PlanningEMS[OracleRound]):
         data = super().get_data({eid: attrs for eid, attrs in outputs.items() if eid in self.parties})
         active = self._active()
         for eid, attrs in outputs.items():
-            if eid in self.switch_group:
-                data[eid] = {a: _closed(active, self.switch_group[eid], default=True) for a in attrs}
+            if eid in self.switch_names:
+                data[eid] = {a: _closed(active, eid, default=True) for a in attrs}
         return data
 
 
